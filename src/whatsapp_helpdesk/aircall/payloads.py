@@ -1,0 +1,335 @@
+"""Aircall webhook events (reference aircall §A7, §A8.2, §A8.3).
+
+Every event is an envelope `{resource, event, timestamp (UNIX seconds), token, data}`. The
+web layer parses the envelope first (`parse_envelope`), checks `token` (see `webhook.py`),
+then the event (`parse_event`). Lenient about everything we do not use and where the
+reference is unsure (timestamps as ms integers or ISO strings, `media_details` or
+`media_url`, a null contact); strict about what we need: ids, direction, the number.
+Unknown events come back as `UnsupportedAircallEvent`, never dropped.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Annotated, Any, Final, Literal, cast
+
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    model_validator,
+)
+
+MESSAGE_EVENTS: Final = ("message.received", "message.sent", "message.status_updated")
+CALL_EVENTS: Final = ("call.ended", "call.voicemail_left")
+NUMBER_EVENTS: Final = ("number.created", "number.opened", "number.closed", "number.deleted")
+INTEGRATION_DELETED: Final = "integration.deleted"
+
+
+class InvalidAircallPayload(ValueError):
+    """Not JSON, not an envelope, or a known event missing what we need. Safe to show."""
+
+
+def provider_datetime(value: Any) -> Any:
+    """Aircall's timestamps as timezone-aware UTC datetimes.
+
+    The one place that reads them (§A7, §E2): message times are UNIX **milliseconds** in
+    Aircall's support sample and **ISO strings** in the reference sample; the envelope's
+    `timestamp` and call times are UNIX **seconds**. A number above 10^11 cannot be seconds
+    (year 5138) and is read as milliseconds; anything smaller as seconds. ISO strings without
+    an offset are UTC.
+    """
+    if isinstance(value, datetime):
+        return _aware(value)
+    if value is None or isinstance(value, bool):
+        return value  # let pydantic refuse it
+    if isinstance(value, str):
+        text = value.strip()
+        try:
+            number: float = float(text)
+        except ValueError:
+            try:
+                return _aware(datetime.fromisoformat(text))
+            except ValueError:
+                return value  # let pydantic refuse it with its own message
+    elif isinstance(value, int | float):
+        number = float(value)
+    else:
+        return value
+    if not math.isfinite(number):
+        return value
+    seconds = number / 1000 if abs(number) > 1e11 else number
+    return datetime.fromtimestamp(seconds, tz=UTC)
+
+
+def _aware(moment: datetime) -> datetime:
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+
+
+ProviderDatetime = Annotated[datetime, BeforeValidator(provider_datetime)]
+
+
+def _as_list(value: Any) -> Any:
+    """`media_url` seen as a list of strings; accept one string, or null, as well."""
+    if value is None:
+        return []
+    if isinstance(value, str):
+        return [value]
+    return value
+
+
+class _Lenient(BaseModel):
+    model_config = ConfigDict(extra="ignore", coerce_numbers_to_str=True, frozen=True)
+
+
+# --- Envelope ------------------------------------------------------------------------------------
+
+
+class AircallEnvelope(_Lenient):
+    resource: str | None = None  # route on `event`, not on this (§A8.2)
+    event: str
+    timestamp: ProviderDatetime | None = None  # when Aircall built the payload
+    token: str = Field(repr=False)  # the webhook's shared secret: never log it
+    data: dict[str, Any] = Field(repr=False)
+
+
+# --- Shared pieces --------------------------------------------------------------------------------
+
+
+class AircallNumberRef(_Lenient):
+    """The number an event is about (abridged Number; `e164_digits` on webhooks only)."""
+
+    id: int
+    name: str | None = None
+    digits: str | None = None  # display form, e.g. "+33 1 76 36 06 95"
+    e164_digits: str | None = None
+    country: str | None = None
+    time_zone: str | None = None
+
+
+class AircallPhoneEntry(_Lenient):
+    label: str | None = None
+    value: str | None = None
+
+
+class AircallContact(_Lenient):
+    """The Aircall contact matched to the other party, when there is one (§A7)."""
+
+    id: str | None = None
+    first_name: str | None = None
+    last_name: str | None = None
+    company_name: str | None = None
+    phone_numbers: list[AircallPhoneEntry] = []
+
+    @property
+    def full_name(self) -> str | None:
+        name = " ".join(p.strip() for p in (self.first_name, self.last_name) if p and p.strip())
+        return name or None
+
+
+class MediaDetail(_Lenient):
+    file_name: str | None = None
+    file_type: str | None = None
+    presigned_url: str | None = None  # time-limited: download promptly (§B7)
+
+
+@dataclass(frozen=True)
+class Media:
+    """One attachment, whichever of the two shapes Aircall used (§E3)."""
+
+    url: str | None
+    file_name: str | None = None
+    file_type: str | None = None
+
+
+# --- Messages (§A7) ---------------------------------------------------------------------
+
+
+class AircallMessage(_Lenient):
+    id: str  # a string, the idempotency key (R14)
+    direction: Literal["inbound", "outbound"]
+    channel: str | None = None  # null = SMS/MMS, "whatsapp" = WhatsApp
+    status: str | None = None  # full enum unknown (§E1): keep the string
+    body: str | None = None
+    type: str | None = None  # WhatsApp content type: "text", "image", …
+    external_number: str | None = None  # the customer, display form; absent on send answers
+    raw_digits: str | None = None
+    created_at: ProviderDatetime | None = None
+    sent_at: ProviderDatetime | None = None
+    updated_at: ProviderDatetime | None = None
+    media_details: list[MediaDetail] = []
+    media_url: Annotated[list[str], BeforeValidator(_as_list)] = []
+    number: AircallNumberRef | None = None
+    contact: AircallContact | None = None
+
+    @property
+    def is_whatsapp(self) -> bool:
+        return (self.channel or "").lower() == "whatsapp"
+
+    @property
+    def media(self) -> list[Media]:
+        details = [Media(d.presigned_url, d.file_name, d.file_type) for d in self.media_details]
+        return details or [Media(url) for url in self.media_url]
+
+    @property
+    def provider_time(self) -> datetime | None:
+        """When the customer (or agent) sent it, as the provider says (R15, R24)."""
+        return self.sent_at or self.created_at
+
+
+class MessageEvent(_Lenient):
+    event: Literal["message.received", "message.sent", "message.status_updated"]
+    timestamp: ProviderDatetime | None = None
+    data: AircallMessage
+
+    @model_validator(mode="after")
+    def _what_routing_needs(self) -> MessageEvent:
+        if self.data.number is None:
+            raise ValueError("data.number is required to know which line the message is on")
+        if self.event == "message.received" and not self.data.external_number:
+            raise ValueError("data.external_number is required on message.received")
+        return self
+
+    @property
+    def message(self) -> AircallMessage:
+        return self.data
+
+    @property
+    def number_id(self) -> int:
+        assert self.data.number is not None  # checked by the validator
+        return self.data.number.id
+
+
+# --- Calls (§A8.3; R35 native tickets) ---------------------------------------------------
+
+
+class AircallCall(_Lenient):
+    id: str
+    direction: str | None = None  # "inbound" | "outbound"
+    status: str | None = None
+    missed_call_reason: str | None = None  # set when the call was missed (enum unknown)
+    voicemail: str | None = None  # URL of the recording, when one was left
+    started_at: ProviderDatetime | None = None
+    answered_at: ProviderDatetime | None = None
+    ended_at: ProviderDatetime | None = None
+    duration: int | None = None
+    raw_digits: str | None = None  # the other party, display form
+    number: AircallNumberRef | None = None
+    contact: AircallContact | None = None
+
+    @property
+    def is_missed(self) -> bool:
+        """A missed inbound call: Aircall gave a reason, or nobody answered."""
+        if self.missed_call_reason:
+            return True
+        return self.direction == "inbound" and self.answered_at is None
+
+    @property
+    def has_voicemail(self) -> bool:
+        return bool(self.voicemail)
+
+
+class CallEvent(_Lenient):
+    event: Literal["call.ended", "call.voicemail_left"]
+    timestamp: ProviderDatetime | None = None
+    data: AircallCall
+
+    @model_validator(mode="after")
+    def _what_routing_needs(self) -> CallEvent:
+        if self.data.number is None:
+            raise ValueError("data.number is required to know which line the call is on")
+        return self
+
+    @property
+    def call(self) -> AircallCall:
+        return self.data
+
+
+# --- Numbers and the integration (§A5, §A8.3) -----------------------------------------------------
+
+
+class NumberEvent(_Lenient):
+    event: Literal["number.created", "number.opened", "number.closed", "number.deleted"]
+    timestamp: ProviderDatetime | None = None
+    data: AircallNumberRef
+
+    @property
+    def number(self) -> AircallNumberRef:
+        return self.data
+
+
+class IntegrationRef(_Lenient):
+    integration_id: int
+    company_id: int
+
+
+class IntegrationDeletedEvent(_Lenient):
+    """The admin uninstalled our app in Aircall: tear the installation down."""
+
+    event: Literal["integration.deleted"]
+    timestamp: ProviderDatetime | None = None
+    data: IntegrationRef
+
+
+@dataclass(frozen=True)
+class UnsupportedAircallEvent:
+    """An event we do not handle: acknowledged and reported, never silently dropped."""
+
+    event: str
+    resource: str | None
+    data: Mapping[str, Any] = field(repr=False)
+
+
+AircallEvent = (
+    MessageEvent | CallEvent | NumberEvent | IntegrationDeletedEvent | UnsupportedAircallEvent
+)
+
+_MODELS: Final[dict[str, type[_Lenient]]] = {
+    **{name: MessageEvent for name in MESSAGE_EVENTS},
+    **{name: CallEvent for name in CALL_EVENTS},
+    **{name: NumberEvent for name in NUMBER_EVENTS},
+    INTEGRATION_DELETED: IntegrationDeletedEvent,
+}
+
+
+def parse_envelope(raw: bytes | str | Mapping[str, Any]) -> AircallEnvelope:
+    """The envelope of one delivery; raises `InvalidAircallPayload`."""
+    if isinstance(raw, bytes | str):
+        try:
+            raw = json.loads(raw)
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise InvalidAircallPayload("the body is not valid JSON") from exc
+    if not isinstance(raw, Mapping):
+        raise InvalidAircallPayload("an Aircall event must be a JSON object")
+    try:
+        return AircallEnvelope.model_validate(raw)
+    except ValidationError as exc:
+        raise InvalidAircallPayload(f"envelope: {_summary(exc)}") from exc
+
+
+def parse_event(envelope: AircallEnvelope) -> AircallEvent:
+    """The typed event inside a (token-checked) envelope."""
+    model = _MODELS.get(envelope.event)
+    if model is None:
+        return UnsupportedAircallEvent(envelope.event, envelope.resource, envelope.data)
+    try:
+        event = model.model_validate(
+            {"event": envelope.event, "timestamp": envelope.timestamp, "data": envelope.data}
+        )
+    except ValidationError as exc:
+        raise InvalidAircallPayload(f"{envelope.event}: {_summary(exc)}") from exc
+    return cast(AircallEvent, event)
+
+
+def _summary(exc: ValidationError) -> str:
+    """Which fields are wrong, without echoing values (tokens, phone numbers, texts)."""
+    return "; ".join(
+        f"{'.'.join(str(p) for p in error['loc']) or 'body'}: {error['msg']}"
+        for error in exc.errors(include_input=False, include_url=False)
+    )

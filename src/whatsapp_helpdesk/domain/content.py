@@ -1,0 +1,167 @@
+"""What a message may carry (R16, R25): plain text both ways, a placeholder otherwise."""
+
+from __future__ import annotations
+
+import html
+import re
+from dataclasses import dataclass
+from html.parser import HTMLParser
+
+# WhatsApp's text limit (reference §B3); Aircall caps `text` at the same length.
+WHATSAPP_TEXT_LIMIT = 4096
+
+_PLACEHOLDER_NAMES = {
+    "image": "image",
+    "audio": "audio message",
+    "voice": "voice message",
+    "video": "video",
+    "document": "document",
+    "file": "file",
+    "sticker": "sticker",
+    "location": "location",
+    "contacts": "contact card",
+    "interactive": "interactive reply",
+    "reaction": "reaction",
+}
+
+
+def inbound_placeholder(kind: str) -> str:
+    """The text shown in the ticket for a message we cannot carry (R16)."""
+    name = _PLACEHOLDER_NAMES.get(kind, f"{kind} message" if kind else "message")
+    return f"[{name} received — not supported yet]"
+
+
+@dataclass(frozen=True)
+class PlainText:
+    text: str
+
+
+@dataclass(frozen=True)
+class Refused:
+    reason: str
+
+
+ReplyCheck = PlainText | Refused
+
+
+def check_reply(*, text: str | None, rich_text: str | None, attachment_count: int) -> ReplyCheck:
+    """Turn an agent's reply into WhatsApp text, or say in words why it cannot be sent."""
+    if attachment_count:
+        return Refused(
+            "Attachments can't be sent on this WhatsApp channel: only plain text is "
+            "supported. Remove the attachment and send the text alone."
+        )
+    if rich_text and rich_text.strip():
+        converted = rich_text_to_whatsapp(rich_text)
+        if isinstance(converted, Refused):
+            return converted
+        body = converted.text
+    else:
+        body = (text or "").strip()
+    if not body:
+        return Refused("The reply is empty: WhatsApp needs some text to send.")
+    if len(body) > WHATSAPP_TEXT_LIMIT:
+        return Refused(
+            f"The reply is {len(body)} characters long; WhatsApp accepts at most "
+            f"{WHATSAPP_TEXT_LIMIT}. Shorten it or split it into several replies."
+        )
+    return PlainText(body)
+
+
+# Tags that carry no meaning of their own: their text is kept.
+_TRANSPARENT = {"div", "span", "p", "br", "b", "strong", "i", "em", "a", "u", "s",
+                "strike", "del", "ul", "ol", "li", "blockquote", "code", "pre", "html",
+                "body", "font", "small", "sup", "sub", "h1", "h2", "h3", "h4", "h5", "h6"}
+# Tags whose content cannot become text.
+_REFUSED = {"img": "an inline image", "video": "a video", "audio": "an audio clip",
+            "table": "a table", "iframe": "embedded content", "object": "embedded content",
+            "embed": "embedded content", "svg": "a drawing", "canvas": "a drawing"}
+
+
+class _WhatsAppText(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.out: list[str] = []
+        self.refused: str | None = None
+        self._links: list[str | None] = []
+        self._link_text_start: list[int] = []
+        self._list_kind: list[str] = []
+        self._ol_counter: list[int] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag in _REFUSED:
+            self.refused = self.refused or _REFUSED[tag]
+        elif tag in ("b", "strong"):
+            self.out.append("*")
+        elif tag in ("i", "em"):
+            self.out.append("_")
+        elif tag in ("s", "strike", "del"):
+            self.out.append("~")
+        elif tag == "br":
+            self.out.append("\n")
+        elif tag in ("p", "div", "blockquote", "pre", "h1", "h2", "h3", "h4", "h5", "h6"):
+            self._block_break()
+        elif tag in ("ul", "ol"):
+            self._block_break()
+            self._list_kind.append(tag)
+            self._ol_counter.append(0)
+        elif tag == "li":
+            self._line_break()
+            if self._list_kind and self._list_kind[-1] == "ol":
+                self._ol_counter[-1] += 1
+                self.out.append(f"{self._ol_counter[-1]}. ")
+            else:
+                self.out.append("- ")
+        elif tag == "a":
+            self._links.append(dict(attrs).get("href"))
+            self._link_text_start.append(len("".join(self.out)))
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag in ("b", "strong"):
+            self.out.append("*")
+        elif tag in ("i", "em"):
+            self.out.append("_")
+        elif tag in ("s", "strike", "del"):
+            self.out.append("~")
+        elif tag in ("p", "div", "blockquote", "pre", "h1", "h2", "h3", "h4", "h5", "h6"):
+            self._block_break()
+        elif tag in ("ul", "ol") and self._list_kind:
+            self._list_kind.pop()
+            self._ol_counter.pop()
+            self._block_break()
+        elif tag == "a" and self._links:
+            href = self._links.pop()
+            start = self._link_text_start.pop()
+            label = "".join(self.out)[start:].strip()
+            if href and href.startswith(("http://", "https://", "mailto:", "tel:")) and (
+                label != href
+            ):
+                self.out.append(f" ({href})")
+
+    def handle_data(self, data: str) -> None:
+        self.out.append(re.sub(r"\s+", " ", data))
+
+    def _line_break(self) -> None:
+        if self.out and not "".join(self.out).endswith("\n"):
+            self.out.append("\n")
+
+    def _block_break(self) -> None:
+        self._line_break()
+
+
+def rich_text_to_whatsapp(rich_text: str) -> ReplyCheck:
+    """Simple rich text (bold, italic, links, lists, line breaks) → WhatsApp markup."""
+    parser = _WhatsAppText()
+    parser.feed(rich_text)
+    parser.close()
+    if parser.refused:
+        return Refused(
+            f"The reply contains {parser.refused}, which WhatsApp can't show as plain "
+            "text. Remove it and send text only."
+        )
+    text = html.unescape("".join(parser.out))
+    text = re.sub(r"[ \t]+\n", "\n", text)
+    text = re.sub(r"\n{3,}", "\n\n", text)
+    # Empty markers left by empty <b></b> etc.
+    text = re.sub(r"(\*\*|__|~~)", "", text)
+    return PlainText(text.strip())

@@ -1,0 +1,87 @@
+"""Which numbers the connection pop-up may offer (R3): all five conditions must hold.
+
+Each condition is its own function so the page can say, in words, which ones fail.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+# R3 (c): the HubSpot grant must include the custom-channel scopes (reference §6 and
+# aircall-whatsapp.md §C: Aircall has no "conversation" scope of its own).
+CONVERSATION_SCOPES = frozenset(
+    {"conversations.custom_channels.read", "conversations.custom_channels.write"}
+)
+
+
+@dataclass(frozen=True)
+class NumberFacts:
+    whatsapp_enabled: bool
+    connected_to_hubspot: bool
+    helpdesk_enabled: bool
+
+
+@dataclass(frozen=True)
+class InstallationFacts:
+    company_whatsapp_enabled: bool
+    granted_scopes: frozenset[str]
+
+
+def number_whatsapp_enabled(number: NumberFacts) -> bool:
+    """(a) The number has a WhatsApp line at Aircall."""
+    return number.whatsapp_enabled
+
+
+def company_whatsapp_enabled(installation: InstallationFacts) -> bool:
+    """(b) The Aircall company has WhatsApp."""
+    return installation.company_whatsapp_enabled
+
+
+def conversation_scope_granted(installation: InstallationFacts) -> bool:
+    """(c) The service holds HubSpot's custom-channel scopes."""
+    return CONVERSATION_SCOPES <= installation.granted_scopes
+
+
+def connected_to_hubspot(number: NumberFacts) -> bool:
+    """(d) The number is connected to the HubSpot integration (dashboard switch)."""
+    return number.connected_to_hubspot
+
+
+def helpdesk_setting_on(number: NumberFacts) -> bool:
+    """(e) The Help Desk setting is on for the number (dashboard switch)."""
+    return number.helpdesk_enabled
+
+
+MISSING = {
+    "number_whatsapp": "the number is not enabled for WhatsApp at Aircall",
+    "company_whatsapp": "the Aircall company does not have WhatsApp enabled",
+    "conversation_scope": "the service was not granted HubSpot's conversation scopes "
+    "(re-authorise HubSpot from the dashboard)",
+    "connected_to_hubspot": "the number is not connected to the HubSpot integration "
+    "(switch it on in the dashboard)",
+    "helpdesk_setting": "the Help Desk setting is off for the number (switch it on in the "
+    "dashboard)",
+}
+
+
+def missing_conditions(number: NumberFacts, installation: InstallationFacts) -> list[str]:
+    """The keys of MISSING that keep a number out of the pop-up; empty means eligible."""
+    checks = [
+        ("number_whatsapp", number_whatsapp_enabled(number)),
+        ("company_whatsapp", company_whatsapp_enabled(installation)),
+        ("conversation_scope", conversation_scope_granted(installation)),
+        ("connected_to_hubspot", connected_to_hubspot(number)),
+        ("helpdesk_setting", helpdesk_setting_on(number)),
+    ]
+    return [key for key, ok in checks if not ok]
+
+
+def company_whatsapp_from_numbers(
+    override: bool | None, number_whatsapp_flags: Iterable[bool]
+) -> bool:
+    """R3 (b) has no Aircall API: an admin's statement wins, else any WhatsApp number
+    proves the company has the add-on (a number can't have a WhatsApp line without it)."""
+    if override is not None:
+        return override
+    return any(number_whatsapp_flags)

@@ -1,0 +1,56 @@
+"""The ticket rule (R12, R20): the service, not HubSpot, decides when a ticket starts.
+
+A conversation (business number, customer number) is cut into tickets by inactivity:
+a message joins the ticket of the activity just before it when that activity is less
+than `inactivity` old; otherwise it starts a new ticket. "Activity" is a message in
+either direction, placed in time by the provider's timestamp (R15), so the rule gives the
+same answer whatever order Aircall delivered the messages in.
+
+Edge: exactly `inactivity` (24:00:00) of silence starts a new ticket; 23:59:59 does not.
+This matches the customer-service window, which is open for *less than* 24 h (R24).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+
+@dataclass(frozen=True)
+class Activity:
+    at: datetime
+    ticket_id: int
+
+
+@dataclass(frozen=True)
+class JoinTicket:
+    ticket_id: int
+
+
+@dataclass(frozen=True)
+class StartTicket:
+    pass
+
+
+TicketDecision = JoinTicket | StartTicket
+
+
+def choose_ticket(
+    message_at: datetime,
+    *,
+    before: Activity | None,
+    after: Activity | None,
+    inactivity: timedelta,
+) -> TicketDecision:
+    """Decide the ticket of a message from its neighbours in the conversation's timeline.
+
+    `before` is the latest activity at or before the message, `after` the earliest one
+    after it (non-None only when a later message was placed first: a late delivery).
+    """
+    if before is not None and message_at - before.at < inactivity:
+        return JoinTicket(before.ticket_id)
+    # A late-delivered first message of a burst joins the ticket its successors opened
+    # rather than opening a second ticket for the same burst (R15).
+    if after is not None and after.at - message_at < inactivity:
+        return JoinTicket(after.ticket_id)
+    return StartTicket()

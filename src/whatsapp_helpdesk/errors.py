@@ -1,0 +1,51 @@
+"""The small error tree the worker acts on (after httpx's `_exceptions.py`).
+
+    DeliveryError                 something went wrong talking to HubSpot or Aircall
+    ├── Retryable                 try again later (5xx, timeout, dropped connection)
+    │   └── RateLimited           429: try again after `retry_after` seconds
+    ├── Permanent                 a 4xx that will not change by retrying; keep the reason
+    │   └── WindowClosed          WhatsApp's 24 h customer-service window is closed (131047)
+    ├── AuthExpired               the access token expired: refresh it, then retry
+    └── AuthRevoked               the grant is gone (refresh failed, 401/403 after refresh):
+                                  the installation must re-authenticate (R8)
+
+Clients raise these; flows and the worker decide what to do. Every error carries a
+message a person understands, because it ends up on the dashboard and in HubSpot.
+"""
+
+from __future__ import annotations
+
+
+class DeliveryError(Exception):
+    def __init__(self, message: str, *, status_code: int | None = None, detail: str | None = None):
+        super().__init__(message)
+        self.message = message
+        self.status_code = status_code
+        self.detail = detail
+
+
+class Retryable(DeliveryError):
+    pass
+
+
+class RateLimited(Retryable):
+    def __init__(self, message: str, *, retry_after: float, status_code: int | None = 429,
+                 detail: str | None = None):
+        super().__init__(message, status_code=status_code, detail=detail)
+        self.retry_after = retry_after
+
+
+class Permanent(DeliveryError):
+    pass
+
+
+class WindowClosed(Permanent):
+    pass
+
+
+class AuthExpired(DeliveryError):
+    pass
+
+
+class AuthRevoked(DeliveryError):
+    pass

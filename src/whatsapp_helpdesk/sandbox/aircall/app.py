@@ -1,0 +1,70 @@
+"""`create_app`: the Aircall sandbox as one FastAPI application."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from http import HTTPStatus
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from whatsapp_helpdesk.sandbox.aircall import routes_api, routes_control, routes_oauth, screens
+from whatsapp_helpdesk.sandbox.aircall.auth import AuthGateMiddleware
+from whatsapp_helpdesk.sandbox.aircall.errors import ApiError
+from whatsapp_helpdesk.sandbox.aircall.faults import FaultInjectionMiddleware
+from whatsapp_helpdesk.sandbox.aircall.runtime import Sandbox
+
+
+def create_app(*, public_base_url: str) -> FastAPI:
+    """A fresh, seeded Aircall sandbox reachable at `public_base_url`.
+
+    Deliveries run as background tasks on the serving loop and need the lifespan to run
+    (uvicorn does; with Starlette's TestClient use it as a context manager).
+    """
+    sandbox = Sandbox(public_base_url)
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        try:
+            yield
+        finally:
+            await sandbox.aclose()
+
+    app = FastAPI(
+        title="Aircall sandbox",
+        description="Local emulator of Aircall's Public API and WhatsApp rules.",
+        lifespan=lifespan,
+        docs_url="/_sandbox/docs",
+        redoc_url=None,
+        openapi_url="/_sandbox/openapi.json",
+    )
+    app.state.sandbox = sandbox
+    app.include_router(routes_oauth.router)
+    app.include_router(routes_api.router)
+    app.include_router(routes_control.router)
+    app.include_router(screens.router)
+    _install_error_handlers(app)
+    # Added last = outermost: faults first, then the /v1 authentication and rate-limit gate.
+    app.add_middleware(AuthGateMiddleware, sandbox=sandbox)
+    app.add_middleware(FaultInjectionMiddleware, sandbox=sandbox)
+    return app
+
+
+def _install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(ApiError)
+    async def api_error(_: Request, error: ApiError) -> JSONResponse:
+        return JSONResponse(error.body, status_code=error.status_code, headers=error.headers)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(_: Request, error: StarletteHTTPException) -> JSONResponse:
+        phrase = HTTPStatus(error.status_code).phrase
+        return JSONResponse({"message": phrase}, status_code=error.status_code)
+
+    @app.exception_handler(RequestValidationError)
+    async def validation_error(_: Request, error: RequestValidationError) -> JSONResponse:
+        return JSONResponse(
+            {"error": "Bad Request", "troubleshoot": str(error.errors())}, status_code=400
+        )

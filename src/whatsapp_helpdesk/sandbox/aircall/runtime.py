@@ -1,0 +1,73 @@
+"""The live sandbox: state, clock, background tasks and the outgoing HTTP client."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Coroutine
+from typing import Any
+
+import httpx
+
+from whatsapp_helpdesk.sandbox.aircall.clock import SandboxClock
+from whatsapp_helpdesk.sandbox.aircall.config import SandboxConfig
+from whatsapp_helpdesk.sandbox.aircall.deliveries import WebhookDispatcher
+from whatsapp_helpdesk.sandbox.aircall.seed import seeded_state
+from whatsapp_helpdesk.sandbox.aircall.serializers import TimestampFormat
+from whatsapp_helpdesk.sandbox.aircall.state import SandboxState
+
+
+class Sandbox:
+    """One emulated Aircall, kept on `app.state.sandbox`."""
+
+    def __init__(self, public_base_url: str) -> None:
+        self.base_url = public_base_url.rstrip("/")
+        self.clock = SandboxClock()
+        self.state: SandboxState = seeded_state()
+        self.dispatcher = WebhookDispatcher(self)
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._http: httpx.AsyncClient | None = None
+
+    @property
+    def config(self) -> SandboxConfig:
+        return self.state.config
+
+    def spawn(self, coroutine: Coroutine[Any, Any, Any]) -> None:
+        """Run in the background on the server's loop; reset cancels it."""
+        task = asyncio.get_running_loop().create_task(coroutine)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    def reset(self) -> None:
+        """Back to the seed: state, configuration, clock, faults, pending deliveries."""
+        self.cancel_background_tasks()
+        self.state = seeded_state()
+        self.clock = SandboxClock()
+        self.dispatcher.clear()
+
+    def cancel_background_tasks(self) -> None:
+        for task in list(self._tasks):
+            task.cancel()
+        self._tasks.clear()
+
+    def next_timestamp_format(self, *, for_webhook: bool) -> TimestampFormat:
+        """`alternate` flips between ms and ISO at each webhook event; responses stay in ms."""
+        chosen = self.config.timestamp_format
+        if chosen != "alternate":
+            return chosen
+        if not for_webhook:
+            return "ms"
+        self.state.timestamp_format_flip = not self.state.timestamp_format_flip
+        return "ms" if self.state.timestamp_format_flip else "iso"
+
+    def http_client(self) -> httpx.AsyncClient:
+        if self._http is None:
+            self._http = httpx.AsyncClient(follow_redirects=False)
+        return self._http
+
+    async def aclose(self) -> None:
+        tasks = list(self._tasks)
+        self.cancel_background_tasks()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        if self._http is not None:
+            await self._http.aclose()
+            self._http = None

@@ -1,0 +1,79 @@
+"""`create_app`: the sandbox HubSpot as one FastAPI application."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from whatsapp_helpdesk.sandbox.hubspot import (
+    routes_channels,
+    routes_control,
+    routes_conversations,
+    routes_crm,
+    routes_oauth,
+    screens,
+)
+from whatsapp_helpdesk.sandbox.hubspot.errors import HubSpotApiError, error_body
+from whatsapp_helpdesk.sandbox.hubspot.middleware import (
+    FaultInjectionMiddleware,
+    RateLimitHeadersMiddleware,
+)
+from whatsapp_helpdesk.sandbox.hubspot.runtime import Sandbox
+
+
+def create_app(*, public_base_url: str) -> FastAPI:
+    """A fresh, seeded sandbox HubSpot reachable at `public_base_url`.
+
+    Webhooks are delivered by background tasks on the serving event loop. Set
+    `app.state.sandbox.webhook_transport` to deliver through another httpx transport.
+    """
+    sandbox = Sandbox(public_base_url)
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        try:
+            yield
+        finally:
+            await sandbox.aclose()
+
+    app = FastAPI(
+        title="Sandbox HubSpot",
+        description="Local emulator of HubSpot's Custom Channels, Conversations, CRM and OAuth.",
+        lifespan=lifespan,
+        docs_url="/_sandbox/docs",
+        redoc_url=None,
+        openapi_url="/_sandbox/openapi.json",
+    )
+    app.state.sandbox = sandbox
+    for module in (
+        routes_oauth, routes_channels, routes_conversations, routes_crm, routes_control, screens
+    ):
+        app.include_router(module.router)
+    _install_error_handlers(app)
+    screens.install(app)
+    # Added last = outermost: faults see the request first.
+    app.add_middleware(RateLimitHeadersMiddleware)
+    app.add_middleware(FaultInjectionMiddleware, sandbox=sandbox)
+    return app
+
+
+def _install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(HubSpotApiError)
+    async def hubspot_error(_: Request, error: HubSpotApiError) -> JSONResponse:
+        return JSONResponse(error.body, status_code=error.status_code, headers=error.headers)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(_: Request, error: StarletteHTTPException) -> JSONResponse:
+        category = "OBJECT_NOT_FOUND" if error.status_code == 404 else "VALIDATION_ERROR"
+        message = "Not found" if error.status_code == 404 else str(error.detail)
+        return JSONResponse(error_body(message, category), status_code=error.status_code)
+
+    @app.exception_handler(RequestValidationError)
+    async def validation_error(_: Request, error: RequestValidationError) -> JSONResponse:
+        body = error_body(f"Invalid input: {error.errors()}", "VALIDATION_ERROR")
+        return JSONResponse(body, status_code=400)

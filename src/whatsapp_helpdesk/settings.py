@@ -1,0 +1,136 @@
+"""The service's one settings object, read from the environment (and an optional `.env`).
+
+Every variable is documented in the README's table; keep the two in step.
+
+When no HubSpot and no Aircall credentials are given, the service runs in *sandbox mode*:
+it talks to the built-in emulators (started by `whatsapp-helpdesk serve`) with the
+emulators' published demo credentials. With credentials set, it talks only to the
+configured bases, so the same program can be pointed at any server that speaks the
+documented APIs.
+"""
+
+from __future__ import annotations
+
+from functools import cached_property
+
+from pydantic import Field, SecretStr, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+PLACEHOLDER_SECRET = "change-me"
+
+# The sandbox emulators' fixed demo credentials. They are public by design (the sandbox
+# is a local demo); they are repeated here rather than imported because the bridge never
+# imports the sandbox (the emulators stay an independent check of the bridge).
+SANDBOX_HUBSPOT_APP_ID = "1001"
+SANDBOX_HUBSPOT_CLIENT_ID = "sandbox-hubspot-client-id"
+SANDBOX_HUBSPOT_CLIENT_SECRET = "sandbox-hubspot-client-secret"
+SANDBOX_HUBSPOT_DEVELOPER_API_KEY = "sandbox-developer-api-key"
+SANDBOX_AIRCALL_CLIENT_ID = "sandbox-aircall-client-id"
+SANDBOX_AIRCALL_CLIENT_SECRET = "sandbox-aircall-client-secret"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore", env_file_encoding="utf-8")
+
+    database_url: str = Field(
+        "sqlite:///var/whatsapp-helpdesk.sqlite3",
+        title="Database URL",
+        description="SQLAlchemy URL. SQLite file by default; postgresql+psycopg://… in production.",
+    )
+    public_url: str = Field(
+        "http://127.0.0.1:8700",
+        title="Public URL",
+        description="Base URL at which HubSpot and Aircall reach this service (webhooks, "
+        "OAuth callbacks, the connect pop-up). Signatures are checked against it.",
+    )
+    secret_key: SecretStr = Field(
+        SecretStr(PLACEHOLDER_SECRET),
+        title="Secret key",
+        description="Signs sessions and derives the key that encrypts OAuth tokens at rest.",
+    )
+    host: str = Field("127.0.0.1", description="Interface the web app listens on.")
+    port: int = Field(8700, description="Port the web app listens on.")
+
+    hubspot_api_base: str = Field("https://api.hubapi.com", description="HubSpot API base URL.")
+    hubspot_auth_base: str = Field(
+        "https://app.hubspot.com", description="HubSpot base URL for the OAuth consent page."
+    )
+    hubspot_app_id: str = Field("", description="HubSpot public app id.")
+    hubspot_client_id: str = Field("", description="HubSpot app OAuth client id.")
+    hubspot_client_secret: SecretStr = Field(
+        SecretStr(""), description="HubSpot app client secret; also verifies webhook signatures."
+    )
+    hubspot_developer_api_key: SecretStr = Field(
+        SecretStr(""), description="HubSpot developer API key (registers the custom channel)."
+    )
+    hubspot_channel_id: str = Field(
+        "", description="Id of the registered custom channel (printed by `hubspot register-channel`)."
+    )
+
+    aircall_api_base: str = Field("https://api.aircall.io", description="Aircall API base URL.")
+    aircall_auth_base: str = Field(
+        "https://dashboard.aircall.io", description="Aircall base URL for the OAuth consent page."
+    )
+    aircall_client_id: str = Field("", description="Aircall OAuth client id.")
+    aircall_client_secret: SecretStr = Field(SecretStr(""), description="Aircall OAuth client secret.")
+
+    ticket_inactivity_hours: float = Field(
+        24, gt=0, description="Hours of inactivity after which a customer message starts a new ticket (R20)."
+    )
+    reorder_grace_seconds: float = Field(
+        1.0,
+        ge=0,
+        description="How long an inbound message waits before publication so that messages "
+        "Aircall delivered out of order can be put back in the customer's order (R15).",
+    )
+    worker_concurrency: int = Field(4, ge=1, description="Deliveries one worker process runs at once.")
+    sandbox_hubspot_port: int = Field(8701, description="Port of the sandbox HubSpot (sandbox mode).")
+    sandbox_aircall_port: int = Field(8702, description="Port of the sandbox Aircall (sandbox mode).")
+    log_level: str = Field("INFO", description="Log level (DEBUG, INFO, WARNING…).")
+
+    @cached_property
+    def sandbox_mode(self) -> bool:
+        """No HubSpot and no Aircall credentials: run against the built-in emulators."""
+        return not (
+            self.hubspot_client_id
+            or self.hubspot_client_secret.get_secret_value()
+            or self.aircall_client_id
+            or self.aircall_client_secret.get_secret_value()
+        )
+
+    @model_validator(mode="after")
+    def _sandbox_defaults_and_guards(self) -> Settings:
+        if self.sandbox_mode:
+            sandbox_hubspot = f"http://127.0.0.1:{self.sandbox_hubspot_port}"
+            sandbox_aircall = f"http://127.0.0.1:{self.sandbox_aircall_port}"
+            fields = self.model_fields_set
+            if "hubspot_api_base" not in fields:
+                self.hubspot_api_base = sandbox_hubspot
+            if "hubspot_auth_base" not in fields:
+                self.hubspot_auth_base = sandbox_hubspot
+            if "aircall_api_base" not in fields:
+                self.aircall_api_base = sandbox_aircall
+            if "aircall_auth_base" not in fields:
+                self.aircall_auth_base = sandbox_aircall
+            self.hubspot_app_id = self.hubspot_app_id or SANDBOX_HUBSPOT_APP_ID
+            self.hubspot_client_id = SANDBOX_HUBSPOT_CLIENT_ID
+            self.hubspot_client_secret = SecretStr(SANDBOX_HUBSPOT_CLIENT_SECRET)
+            if not self.hubspot_developer_api_key.get_secret_value():
+                self.hubspot_developer_api_key = SecretStr(SANDBOX_HUBSPOT_DEVELOPER_API_KEY)
+            self.aircall_client_id = SANDBOX_AIRCALL_CLIENT_ID
+            self.aircall_client_secret = SecretStr(SANDBOX_AIRCALL_CLIENT_SECRET)
+        elif self.secret_key.get_secret_value() in (PLACEHOLDER_SECRET, ""):
+            raise ValueError(
+                "SECRET_KEY is still the placeholder. Set SECRET_KEY to a long random value "
+                "(e.g. `python -c 'import secrets; print(secrets.token_urlsafe(48))'`)."
+            )
+        self.public_url = self.public_url.rstrip("/")
+        self.hubspot_api_base = self.hubspot_api_base.rstrip("/")
+        self.hubspot_auth_base = self.hubspot_auth_base.rstrip("/")
+        self.aircall_api_base = self.aircall_api_base.rstrip("/")
+        self.aircall_auth_base = self.aircall_auth_base.rstrip("/")
+        return self
+
+    @property
+    def ticket_inactivity_seconds(self) -> float:
+        return self.ticket_inactivity_hours * 3600

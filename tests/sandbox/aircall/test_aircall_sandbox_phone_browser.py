@@ -1,0 +1,44 @@
+"""The customer phone in a real browser: 2-second auto-refresh and keyboard use."""
+
+from __future__ import annotations
+
+import shutil
+
+import pytest
+from aircall_sandbox_harness import CUSTOMER, Sandbox
+
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="Debian's chromium is not installed")
+def test_phone_refreshes_by_itself_and_works_from_the_keyboard(aircall: Sandbox) -> None:
+    from playwright.sync_api import expect, sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+        try:
+            page = browser.new_page()
+            page.goto(f"{aircall.url}/phone?phone=%2B33612345678&number_id=1001")
+            thread = page.locator("#thread")
+            expect(thread).to_contain_text("No messages yet")
+
+            aircall.customer_says("Typed elsewhere")  # appears without reloading
+            expect(thread).to_contain_text("Typed elsewhere", timeout=5000)
+
+            page.get_by_label("Message", exact=True).focus()
+            page.keyboard.type("Sent with the keyboard")
+            page.keyboard.press("Tab")  # message type
+            page.keyboard.press("Tab")  # Send
+            page.keyboard.press("Enter")
+            expect(thread).to_contain_text("Sent with the keyboard")
+            bodies = [
+                m["body"]
+                for m in aircall.http.get(
+                    "/_sandbox/customer/conversation", params={"phone": CUSTOMER}
+                ).json()["messages"]
+            ]
+            assert bodies == ["Typed elsewhere", "Sent with the keyboard"]
+        finally:
+            browser.close()

@@ -1,0 +1,29 @@
+"""The sandbox is an independent check of the bridge: it imports nothing of the service."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import whatsapp_helpdesk.sandbox.hubspot as package
+
+ALLOWED_PREFIX = "whatsapp_helpdesk.sandbox.hubspot"
+
+
+def test_sandbox_imports_nothing_from_the_service() -> None:
+    offenders: list[str] = []
+    root = Path(package.__file__).parent
+    for source in sorted(root.rglob("*.py")):
+        tree = ast.parse(source.read_text(), filename=str(source))
+        for node in ast.walk(tree):
+            names: list[str] = []
+            if isinstance(node, ast.Import):
+                names = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom):
+                if node.level:
+                    offenders.append(f"{source.name}: relative import")
+                names = [node.module or ""]
+            for name in names:
+                if name.startswith("whatsapp_helpdesk") and not name.startswith(ALLOWED_PREFIX):
+                    offenders.append(f"{source.name}: {name}")
+    assert offenders == []
