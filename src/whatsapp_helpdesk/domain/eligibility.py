@@ -40,7 +40,7 @@ def company_whatsapp_enabled(installation: InstallationFacts) -> bool:
 
 def conversation_scope_granted(installation: InstallationFacts) -> bool:
     """(c) The service holds HubSpot's custom-channel scopes."""
-    return CONVERSATION_SCOPES <= installation.granted_scopes
+    return installation.granted_scopes >= CONVERSATION_SCOPES
 
 
 def connected_to_hubspot(number: NumberFacts) -> bool:

@@ -1,0 +1,145 @@
+"""The one composition root: settings → engine, clock, cipher, HTTP and API clients.
+
+Web and worker processes each build one `Services`; flows receive it and never build
+adapters themselves, so tests can wire the same flows to other bases (the sandboxes).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from datetime import datetime
+
+import httpx
+from sqlalchemy import Engine, select
+from sqlalchemy.orm import Session, sessionmaker
+
+from whatsapp_helpdesk.aircall import AircallClient, AircallOAuth, BearerToken
+from whatsapp_helpdesk.db.crypto import TokenCipher
+from whatsapp_helpdesk.db.models import ServiceState
+from whatsapp_helpdesk.db.session import make_engine, make_session_factory
+from whatsapp_helpdesk.domain.clock import Clock, OffsetClock, SystemClock
+from whatsapp_helpdesk.hubspot import HubSpotDeveloperClient, HubSpotOAuth, HubSpotPortalClient
+from whatsapp_helpdesk.settings import Settings
+
+CLOCK_OFFSET_KEY = "sandbox_clock_offset_seconds"
+CHANNEL_ID_KEY = "hubspot_channel_id"
+HTTP_TIMEOUT = httpx.Timeout(10.0, connect=5.0)
+
+
+@dataclass
+class Services:
+    settings: Settings
+    engine: Engine
+    sessions: sessionmaker[Session]
+    clock: Clock
+    cipher: TokenCipher
+    _http: httpx.AsyncClient | None = field(default=None, repr=False)
+
+    # --- HTTP and API clients --------------------------------------------------------------
+
+    @property
+    def http(self) -> httpx.AsyncClient:
+        # Created lazily: an AsyncClient belongs to the event loop that first uses it.
+        if self._http is None:
+            self._http = httpx.AsyncClient(timeout=HTTP_TIMEOUT)
+        return self._http
+
+    async def aclose(self) -> None:
+        if self._http is not None:
+            await self._http.aclose()
+            self._http = None
+
+    def _clock_fn(self) -> datetime:
+        return self.clock.now()
+
+    def hubspot_oauth(self) -> HubSpotOAuth:
+        s = self.settings
+        return HubSpotOAuth(
+            client_id=s.hubspot_client_id,
+            client_secret=s.hubspot_client_secret.get_secret_value(),
+            http=self.http,
+            api_base=s.hubspot_api_base,
+            auth_base=s.hubspot_auth_base,
+            clock=self._clock_fn,
+        )
+
+    def hubspot_developer(self) -> HubSpotDeveloperClient:
+        s = self.settings
+        return HubSpotDeveloperClient(
+            developer_api_key=s.hubspot_developer_api_key.get_secret_value(),
+            app_id=s.hubspot_app_id,
+            http=self.http,
+            api_base=s.hubspot_api_base,
+            clock=self._clock_fn,
+        )
+
+    def hubspot_portal(self, access_token: str) -> HubSpotPortalClient:
+        return HubSpotPortalClient(
+            access_token, http=self.http, api_base=self.settings.hubspot_api_base,
+            clock=self._clock_fn,
+        )
+
+    def aircall_oauth(self) -> AircallOAuth:
+        s = self.settings
+        return AircallOAuth(
+            client_id=s.aircall_client_id,
+            client_secret=s.aircall_client_secret.get_secret_value(),
+            http=self.http,
+            api_base=s.aircall_api_base,
+            auth_base=s.aircall_auth_base,
+            clock=self._clock_fn,
+        )
+
+    def aircall(self, access_token: str) -> AircallClient:
+        return AircallClient(
+            BearerToken(access_token), http=self.http, api_base=self.settings.aircall_api_base,
+            clock=self._clock_fn,
+        )
+
+    # --- Small deployment facts ----------------------------------------------------------------
+
+    def channel_id(self) -> str | None:
+        """The registered custom channel: from HUBSPOT_CHANNEL_ID, else as registered."""
+        if self.settings.hubspot_channel_id:
+            return self.settings.hubspot_channel_id
+        with self.sessions() as session:
+            row = session.get(ServiceState, CHANNEL_ID_KEY)
+            return row.value if row else None
+
+
+class _StoredOffset:
+    """The sandbox clock offset, shared by web and worker processes through the database."""
+
+    def __init__(self, sessions: sessionmaker[Session]):
+        self._sessions = sessions
+        self._cached = (0.0, -1.0)
+
+    def __call__(self) -> float:
+        value, read_at = self._cached
+        if time.monotonic() - read_at < 0.5:
+            return value
+        with self._sessions() as session:
+            raw = session.scalar(
+                select(ServiceState.value).where(ServiceState.key == CLOCK_OFFSET_KEY)
+            )
+        value = float(raw) if raw else 0.0
+        self._cached = (value, time.monotonic())
+        return value
+
+
+def build_services(settings: Settings | None = None, *, clock: Clock | None = None) -> Services:
+    settings = settings or Settings()
+    engine = make_engine(settings.database_url)
+    sessions = make_session_factory(engine)
+    if clock is None:
+        # Only a sandbox-mode service can have its clock moved (issue 6): a service
+        # configured for the real HubSpot and Aircall always runs on system time.
+        clock = OffsetClock(_StoredOffset(sessions)) if settings.sandbox_mode else SystemClock()
+    return Services(
+        settings=settings,
+        engine=engine,
+        sessions=sessions,
+        clock=clock,
+        cipher=TokenCipher(settings.secret_key.get_secret_value()),
+    )

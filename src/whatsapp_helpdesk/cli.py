@@ -1,0 +1,277 @@
+"""`whatsapp-helpdesk` — run, migrate, register, replay.
+
+    serve      web app + worker (+ the sandboxes when no credentials are set), URLs printed
+    web        the web app alone          worker    the worker alone
+    migrate    apply database migrations  sandbox   the two emulators alone
+    hubspot register-channel              replay FIXTURE   POST a webhook fixture to a server
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from urllib.parse import parse_qs, urlparse
+
+import httpx
+import structlog
+import uvicorn
+
+from whatsapp_helpdesk.settings import Settings
+
+
+def _configure_logging(level: str) -> None:
+    import logging
+
+    logging.basicConfig(level=level.upper(), format="%(message)s", stream=sys.stderr)
+    # httpx logs every URL at INFO, and HubSpot's developer key travels in a query string:
+    # secrets are never logged (R41). Alembic's start-up chatter is noise.
+    for noisy in ("httpx", "httpcore", "alembic"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    structlog.configure(
+        processors=[
+            structlog.processors.add_log_level,
+            structlog.processors.TimeStamper(fmt="iso"),
+            structlog.processors.JSONRenderer(),
+        ],
+        wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelName(level.upper())),
+    )
+
+
+def _services(settings: Settings):  # type: ignore[no-untyped-def]
+    from whatsapp_helpdesk.bootstrap import build_services
+    from whatsapp_helpdesk.db.migrate import upgrade
+
+    services = build_services(settings)
+    upgrade(services.engine)  # migrations run on every start (idempotent)
+    return services
+
+
+def cmd_migrate(settings: Settings, _args: argparse.Namespace) -> int:
+    _services(settings)
+    print("database is up to date")
+    return 0
+
+
+def cmd_web(settings: Settings, _args: argparse.Namespace) -> int:
+    from whatsapp_helpdesk.web.app import create_app
+
+    app = create_app(_services(settings))
+    uvicorn.run(app, host=settings.host, port=settings.port, log_level="warning")
+    return 0
+
+
+def cmd_worker(settings: Settings, args: argparse.Namespace) -> int:
+    from whatsapp_helpdesk.worker.runner import Worker
+
+    worker = Worker(_services(settings))
+
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, worker.stop)
+        if args.once:
+            await worker.run_until_idle()
+            await worker.services.aclose()
+        else:
+            await worker.run()
+
+    asyncio.run(main())
+    return 0
+
+
+def cmd_sandbox(settings: Settings, _args: argparse.Namespace) -> int:
+    # The only place the bridge's code touches the sandbox: starting it.
+    from whatsapp_helpdesk.sandbox.aircall import create_app as aircall_app
+    from whatsapp_helpdesk.sandbox.hubspot import create_app as hubspot_app
+
+    hubspot_url = f"http://127.0.0.1:{settings.sandbox_hubspot_port}"
+    aircall_url = f"http://127.0.0.1:{settings.sandbox_aircall_port}"
+    servers = [
+        uvicorn.Server(uvicorn.Config(hubspot_app(public_base_url=hubspot_url), host="127.0.0.1",
+                                      port=settings.sandbox_hubspot_port, log_level="warning")),
+        uvicorn.Server(uvicorn.Config(aircall_app(public_base_url=aircall_url), host="127.0.0.1",
+                                      port=settings.sandbox_aircall_port, log_level="warning")),
+    ]
+
+    async def main() -> None:
+        await asyncio.gather(*(server.serve() for server in servers))
+
+    asyncio.run(main())
+    return 0
+
+
+def cmd_register_channel(settings: Settings, _args: argparse.Namespace) -> int:
+    from whatsapp_helpdesk.flows.install import register_channel
+
+    services = _services(settings)
+
+    async def main() -> str:
+        try:
+            return await register_channel(services)
+        finally:
+            await services.aclose()
+
+    channel_id = asyncio.run(main())
+    print(f"custom channel registered: id {channel_id} (set HUBSPOT_CHANNEL_ID={channel_id})")
+    return 0
+
+
+def cmd_replay(settings: Settings, args: argparse.Namespace) -> int:
+    """POST a fixture to a running service (zulip's replay): `--token` replaces the body's."""
+    body = json.loads(Path(args.fixture).read_text())
+    if args.token and isinstance(body, dict):
+        body["token"] = args.token
+    provider = args.provider or ("hubspot" if "hubspot" in args.fixture else "aircall")
+    url = args.url or f"{settings.public_url}/webhooks/{provider}"
+    response = httpx.post(url, json=body, timeout=10)
+    print(response.status_code, response.text)
+    return 0 if response.is_success else 1
+
+
+async def install_on_sandbox(settings: Settings) -> None:
+    """Sandbox mode: authorise both emulators (they auto-approve), register the channel and
+    switch on the demo's first WhatsApp number, so the demo starts from a working setup."""
+    from sqlalchemy import select
+
+    from whatsapp_helpdesk.db.models import Installation, Number
+    from whatsapp_helpdesk.flows.install import (
+        complete_aircall_oauth,
+        complete_hubspot_oauth,
+        register_channel,
+    )
+
+    services = _services(settings)
+    try:
+        with services.sessions() as session:
+            if session.scalar(select(Installation.id).where(
+                Installation.aircall_webhook_token_hash.is_not(None))):
+                await register_channel(services)
+                return
+        base = settings.public_url
+
+        async def code_from(authorize_url: str) -> str:
+            response = await services.http.get(authorize_url, follow_redirects=False)
+            location = response.headers.get("location", "")
+            return parse_qs(urlparse(location).query)["code"][0]
+
+        hubspot_cb, aircall_cb = f"{base}/oauth/hubspot/callback", f"{base}/oauth/aircall/callback"
+        code = await code_from(services.hubspot_oauth().authorize_url(hubspot_cb, "demo"))
+        installation_id = await complete_hubspot_oauth(services, code=code, redirect_uri=hubspot_cb)
+        code = await code_from(services.aircall_oauth().authorize_url(aircall_cb, "demo"))
+        await complete_aircall_oauth(services, code=code, redirect_uri=aircall_cb,
+                                     installation_id=installation_id)
+        await register_channel(services)
+        with services.sessions.begin() as session:
+            for number in session.scalars(select(Number).where(
+                    Number.installation_id == installation_id, Number.whatsapp_enabled)):
+                number.connected_to_hubspot = True
+                number.helpdesk_enabled = True
+    finally:
+        await services.aclose()
+
+
+def _wait_http(url: str, seconds: float = 30) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        try:
+            httpx.get(url, timeout=1)
+            return
+        except httpx.HTTPError:
+            time.sleep(0.2)
+    raise SystemExit(f"{url} did not come up in {seconds:.0f} s")
+
+
+def cmd_serve(settings: Settings, _args: argparse.Namespace) -> int:
+    _services(settings)  # migrate once, before the children start
+    exe = [sys.executable, "-m", "whatsapp_helpdesk.cli"]
+    children: list[subprocess.Popen[bytes]] = []
+    env = dict(os.environ)
+    try:
+        if settings.sandbox_mode:
+            children.append(subprocess.Popen([*exe, "sandbox"], env=env))
+            _wait_http(f"http://127.0.0.1:{settings.sandbox_hubspot_port}/_sandbox/clock")
+            _wait_http(f"http://127.0.0.1:{settings.sandbox_aircall_port}/_sandbox/clock")
+        children.append(subprocess.Popen([*exe, "web"], env=env))
+        _wait_http(f"http://{settings.host}:{settings.port}/healthz")
+        if settings.sandbox_mode:
+            asyncio.run(install_on_sandbox(settings))
+        children.append(subprocess.Popen([*exe, "worker"], env=env))
+        _print_urls(settings)
+        while all(child.poll() is None for child in children):
+            time.sleep(0.5)
+        return 1
+    except KeyboardInterrupt:
+        return 0
+    finally:
+        for child in children:
+            if child.poll() is None:
+                child.send_signal(signal.SIGTERM)
+        for child in children:
+            try:
+                child.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                child.kill()
+
+
+def _print_urls(settings: Settings) -> None:
+    lines = [
+        "",
+        "whatsapp-helpdesk is running" + (" on the built-in sandbox" if settings.sandbox_mode else ""),
+        f"  service              {settings.public_url}/",
+        f"  health / metrics     {settings.public_url}/healthz  {settings.public_url}/metrics",
+    ]
+    if settings.sandbox_mode:
+        hub = f"http://127.0.0.1:{settings.sandbox_hubspot_port}"
+        air = f"http://127.0.0.1:{settings.sandbox_aircall_port}"
+        lines += [
+            f"  sandbox HubSpot      {hub}/   (help desk: {hub}/help-desk/4242/tickets)",
+            f"  sandbox Aircall      {air}/   (customer phone: {air}/phone)",
+        ]
+    lines.append("Stop with Ctrl-C.")
+    print("\n".join(lines), flush=True)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="whatsapp-helpdesk", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    commands = parser.add_subparsers(dest="command", required=True)
+    commands.add_parser("serve", help="web app + worker (+ sandboxes in sandbox mode)")
+    commands.add_parser("web", help="the web app alone")
+    worker = commands.add_parser("worker", help="the outbox worker alone")
+    worker.add_argument("--once", action="store_true", help="drain what is due, then exit")
+    commands.add_parser("migrate", help="apply database migrations")
+    commands.add_parser("sandbox", help="the sandbox HubSpot and Aircall emulators alone")
+    hubspot = commands.add_parser("hubspot", help="HubSpot administration")
+    hubspot_commands = hubspot.add_subparsers(dest="hubspot_command", required=True)
+    hubspot_commands.add_parser("register-channel", help="create/update the custom channel (R1)")
+    replay = commands.add_parser("replay", help="POST a webhook fixture to a running service")
+    replay.add_argument("fixture")
+    replay.add_argument("--provider", choices=["aircall", "hubspot"])
+    replay.add_argument("--url")
+    replay.add_argument("--token", help="Aircall webhook token to put in the body")
+    args = parser.parse_args(argv)
+
+    try:
+        settings = Settings()
+    except ValueError as exc:
+        print(f"configuration error: {exc}", file=sys.stderr)
+        return 2
+    _configure_logging(settings.log_level)
+    handlers = {
+        "serve": cmd_serve, "web": cmd_web, "worker": cmd_worker, "migrate": cmd_migrate,
+        "sandbox": cmd_sandbox, "replay": cmd_replay,
+    }
+    if args.command == "hubspot":
+        return cmd_register_channel(settings, args)
+    return handlers[args.command](settings, args)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

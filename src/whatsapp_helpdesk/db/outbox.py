@@ -1,0 +1,189 @@
+"""The transactional outbox: work written with its message, drained by workers.
+
+Claiming is one short transaction. On PostgreSQL `FOR UPDATE SKIP LOCKED` lets many
+workers claim side by side; on SQLite `BEGIN IMMEDIATE` (db/session.py) serialises claims.
+A claim is a lease (`locked_until`): a worker killed mid-job loses its lease and another
+worker takes the entry again, so nothing is lost; the deliveries themselves are made
+idempotent (HubSpot's idempotency id, our own sent-id records), so nothing is duplicated.
+
+Per-conversation order (R15): an entry is claimable only when no other unfinished entry
+of the same `ordering_key` comes before it, and none of them is being worked right now.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import and_, exists, or_, select, update
+from sqlalchemy.orm import Session, aliased
+
+from whatsapp_helpdesk.db.models import DeliveryAttempt, OutboxEntry
+
+PENDING = "pending"
+DONE = "done"
+FAILED = "failed"
+
+LEASE = timedelta(seconds=60)
+MAX_ATTEMPTS = 12
+
+
+def enqueue(
+    session: Session,
+    *,
+    installation_id: int,
+    kind: str,
+    now: datetime,
+    message_id: int | None = None,
+    payload: dict[str, Any] | None = None,
+    ordering_key: str | None = None,
+    ordering_at: datetime | None = None,
+    delay: timedelta = timedelta(0),
+) -> OutboxEntry:
+    """Add work in the caller's transaction (never commits)."""
+    entry = OutboxEntry(
+        installation_id=installation_id,
+        kind=kind,
+        message_id=message_id,
+        payload=json.dumps(payload or {}),
+        ordering_key=ordering_key,
+        ordering_at=ordering_at or now,
+        state=PENDING,
+        attempts=0,
+        available_at=now + delay,
+        created_at=now,
+    )
+    session.add(entry)
+    return entry
+
+
+@dataclass(frozen=True)
+class Claimed:
+    id: int
+    installation_id: int
+    kind: str
+    message_id: int | None
+    payload: dict[str, Any]
+    attempt: int
+
+
+def claim(session: Session, *, worker_id: str, now: datetime, lease: timedelta = LEASE) -> Claimed | None:
+    """Take the next entry that may run now, or None. Commits its own transaction."""
+    other = aliased(OutboxEntry)
+    blocked_by_conversation = exists().where(
+        other.ordering_key == OutboxEntry.ordering_key,
+        other.id != OutboxEntry.id,
+        other.state == PENDING,
+        or_(
+            other.ordering_at < OutboxEntry.ordering_at,
+            and_(other.ordering_at == OutboxEntry.ordering_at, other.id < OutboxEntry.id),
+            other.locked_until > now,
+        ),
+    )
+    query = (
+        select(OutboxEntry)
+        .where(
+            OutboxEntry.state == PENDING,
+            OutboxEntry.available_at <= now,
+            or_(OutboxEntry.locked_until.is_(None), OutboxEntry.locked_until <= now),
+            or_(OutboxEntry.ordering_key.is_(None), ~blocked_by_conversation),
+        )
+        .order_by(OutboxEntry.available_at, OutboxEntry.id)
+        .limit(1)
+    )
+    if session.get_bind().dialect.name == "postgresql":
+        query = query.with_for_update(skip_locked=True, of=OutboxEntry)
+    with session.begin():
+        entry = session.scalars(query).first()
+        if entry is None:
+            return None
+        entry.locked_by = worker_id
+        entry.locked_until = now + lease
+        entry.attempts += 1
+        return Claimed(
+            id=entry.id,
+            installation_id=entry.installation_id,
+            kind=entry.kind,
+            message_id=entry.message_id,
+            payload=json.loads(entry.payload or "{}"),
+            attempt=entry.attempts,
+        )
+
+
+def record_attempt(
+    session: Session,
+    *,
+    outbox_id: int,
+    attempt: int,
+    started_at: datetime,
+    duration_ms: int,
+    outcome: str,
+    http_status: int | None = None,
+    detail: str | None = None,
+) -> None:
+    session.add(
+        DeliveryAttempt(
+            outbox_id=outbox_id,
+            attempt=attempt,
+            started_at=started_at,
+            duration_ms=duration_ms,
+            outcome=outcome,
+            http_status=http_status,
+            detail=detail,
+        )
+    )
+
+
+def _owned(session: Session, entry_id: int, worker_id: str) -> Any:
+    # Only the lease holder may finish an entry: a worker that overran its lease must not
+    # overwrite the outcome of the worker that took over.
+    return update(OutboxEntry).where(OutboxEntry.id == entry_id, OutboxEntry.locked_by == worker_id)
+
+
+def complete(session: Session, *, entry_id: int, worker_id: str, now: datetime) -> None:
+    session.execute(
+        _owned(session, entry_id, worker_id).values(
+            state=DONE, finished_at=now, locked_until=None, last_error=None
+        )
+    )
+
+
+def retry_later(
+    session: Session, *, entry_id: int, worker_id: str, now: datetime, delay: timedelta, error: str
+) -> None:
+    session.execute(
+        _owned(session, entry_id, worker_id).values(
+            available_at=now + delay, locked_until=None, last_error=error
+        )
+    )
+
+
+def fail(session: Session, *, entry_id: int, worker_id: str, now: datetime, error: str) -> None:
+    session.execute(
+        _owned(session, entry_id, worker_id).values(
+            state=FAILED, finished_at=now, locked_until=None, last_error=error
+        )
+    )
+
+
+def requeue(session: Session, *, entry_id: int, installation_id: int, now: datetime) -> bool:
+    """An admin's "retry" on a failed delivery (R9, R44): run it again from scratch."""
+    result = session.execute(
+        update(OutboxEntry)
+        .where(
+            OutboxEntry.id == entry_id,
+            OutboxEntry.installation_id == installation_id,
+            OutboxEntry.state == FAILED,
+        )
+        .values(state=PENDING, attempts=0, available_at=now, finished_at=None, locked_by=None)
+    )
+    return bool(result.rowcount)
+
+
+def backoff(attempt: int, *, base: float = 1.0, cap: float = 300.0) -> timedelta:
+    """Exponential backoff with full jitter (attempt 1 → up to 1 s, 2 → 2 s, … ≤ cap)."""
+    ceiling = min(cap, base * 2 ** (attempt - 1))
+    return timedelta(seconds=max(0.2, random.uniform(ceiling / 2, ceiling)))

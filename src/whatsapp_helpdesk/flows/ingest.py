@@ -1,0 +1,316 @@
+"""Aircall webhook deliveries → stored events, messages and outbox work (R11, R14–R16).
+
+Everything a delivery changes is written in one transaction, and only after its commit
+does the endpoint answer 2xx: a 2xx always means "kept" (peers lesson 3). The database's
+unique constraints are the dedup oracle, so the same delivery ten times, or ten at once,
+stores one message (R14).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+import structlog
+from sqlalchemy import select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from whatsapp_helpdesk.aircall import (
+    AircallEnvelope,
+    CallEvent,
+    IntegrationDeletedEvent,
+    InvalidAircallPayload,
+    MessageEvent,
+    NumberEvent,
+    UnsupportedAircallEvent,
+    parse_envelope,
+    parse_event,
+    token_digest,
+)
+from whatsapp_helpdesk.bootstrap import Services
+from whatsapp_helpdesk.db import outbox
+from whatsapp_helpdesk.db.models import (
+    ChannelAccount,
+    Conversation,
+    Installation,
+    Message,
+    Number,
+    WebhookEvent,
+)
+from whatsapp_helpdesk.domain.content import inbound_placeholder
+from whatsapp_helpdesk.domain.phone import InvalidPhoneNumber, to_e164
+
+log = structlog.get_logger(__name__)
+
+PUBLISH_INBOUND = "publish_inbound"
+
+# Events Aircall may send that we knowingly do nothing with (zulip's explicit ignore
+# list): acknowledged and recorded as "ignored", never an error.
+IGNORED_EVENTS = frozenset(
+    {
+        "call.created", "call.ringing_on_agent", "call.agent_declined", "call.answered",
+        "call.transferred", "call.external_transferred", "call.unsuccessful_transfer",
+        "call.hungup", "call.hold", "call.unhold", "call.ivr_option_selected",
+        "call.comm_assets_generated", "call.assigned", "call.archived", "call.tagged",
+        "call.untagged", "call.commented", "contact.created", "contact.updated",
+        "contact.deleted", "group_message.sent", "group_message.received",
+        "group_message.status_updated",
+    }
+)
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What became of a delivery: the HTTP answer and what we record."""
+
+    status_code: int
+    result: str
+    detail: str | None = None
+
+    def body(self) -> dict[str, Any]:
+        body: dict[str, Any] = {"result": self.result}
+        if self.detail:
+            body["detail"] = self.detail
+        return body
+
+
+def handle_aircall_delivery(services: Services, raw_body: bytes) -> Outcome:
+    try:
+        envelope = parse_envelope(raw_body)
+    except InvalidAircallPayload as exc:
+        return Outcome(400, "invalid", str(exc))
+    installation_id = _installation_for_token(services, envelope.token)
+    if installation_id is None:
+        # Unauthenticated: nothing is stored, nothing changes (R42).
+        return Outcome(401, "unauthorized", "unknown webhook token")
+    try:
+        event = parse_event(envelope)
+    except InvalidAircallPayload as exc:
+        _record_only(services, installation_id, envelope, "invalid", str(exc))
+        return Outcome(400, "invalid", str(exc))
+
+    handler = HANDLERS.get(type(event))
+    now = services.clock.now()
+    try:
+        with services.sessions.begin() as session:
+            record = WebhookEvent(
+                source="aircall",
+                installation_id=installation_id,
+                event_type=envelope.event,
+                dedupe_key=_dedupe_key(envelope),
+                outcome="stored",
+                payload=raw_body.decode("utf-8", "replace"),
+                received_at=now,
+            )
+            session.add(record)
+            session.flush()  # the unique (source, dedupe_key) answers "seen before?"
+            if isinstance(event, UnsupportedAircallEvent):
+                ignored = event.event in IGNORED_EVENTS
+                record.outcome = "ignored" if ignored else "unsupported"
+                if not ignored:
+                    log.warning("aircall.unsupported_event", event_type=event.event)
+            elif handler is not None:
+                record.outcome, record.detail = handler(
+                    services, session, installation_id, envelope, event, now
+                )
+            outcome = Outcome(200, record.outcome, record.detail)
+    except IntegrityError:
+        # Same delivery seen before (or racing with itself): already kept once (R14).
+        return Outcome(200, "duplicate")
+    log.info("aircall.delivery", event_type=envelope.event, result=outcome.result,
+             installation_id=installation_id, detail=outcome.detail)
+    return outcome
+
+
+def _installation_for_token(services: Services, token: str) -> int | None:
+    if not token:
+        return None
+    digest = token_digest(token)
+    # The lookup is by digest (an index), then the digest is compared in constant time by
+    # the database equality on a fixed-length hash of the secret: no timing on the secret.
+    with services.sessions() as session:
+        return session.scalar(
+            select(Installation.id).where(Installation.aircall_webhook_token_hash == digest)
+        )
+
+
+def _dedupe_key(envelope: AircallEnvelope) -> str:
+    data = envelope.data
+    ident = data.get("id") or data.get("call_uuid") or data.get("integration_id") or ""
+    key = f"{envelope.event}:{ident}"
+    if envelope.event.endswith("status_updated"):
+        key += f":{data.get('status')}"
+    if not ident:
+        # Without an id the whole body is the identity.
+        key += ":" + str(abs(hash(json.dumps(data, sort_keys=True, default=str))))
+    return key[:200]
+
+
+def _record_only(
+    services: Services, installation_id: int, envelope: AircallEnvelope, outcome: str, detail: str
+) -> None:
+    try:
+        with services.sessions.begin() as session:
+            session.add(
+                WebhookEvent(
+                    source="aircall", installation_id=installation_id,
+                    event_type=envelope.event[:80], dedupe_key=_dedupe_key(envelope),
+                    outcome=outcome, detail=detail,
+                    payload=json.dumps(envelope.data, default=str)[:100_000],
+                    received_at=services.clock.now(),
+                )
+            )
+    except IntegrityError:
+        pass
+
+
+# --- Handlers: (services, session, installation_id, envelope, event, now) → (outcome, detail)
+
+
+def _message_event(
+    services: Services,
+    session: Session,
+    installation_id: int,
+    envelope: AircallEnvelope,
+    event: MessageEvent,
+    now: datetime,
+) -> tuple[str, str | None]:
+    message = event.message
+    if event.event == "message.sent":
+        ours = session.scalar(
+            select(Message.id).where(
+                Message.installation_id == installation_id,
+                Message.provider_message_id == message.id,
+            )
+        )
+        # Our own replies come back as message.sent: recognised, never published (R15).
+        return ("echo_of_our_reply", None) if ours else ("sent_outside_helpdesk", None)
+    if event.event == "message.status_updated":
+        return ("status_kept", message.status)
+    if not message.is_whatsapp:
+        return ("ignored", "not a WhatsApp message")
+    if message.direction != "inbound":
+        return ("ignored", "not an inbound message")
+
+    number = session.scalar(
+        select(Number).where(
+            Number.installation_id == installation_id,
+            Number.aircall_number_id == str(event.number_id),
+        )
+    )
+    if number is None:
+        return ("unknown_number", f"Aircall number {event.number_id} is not known here")
+    account = session.scalar(
+        select(ChannelAccount).where(
+            ChannelAccount.number_id == number.id, ChannelAccount.disconnected_at.is_(None)
+        )
+    )
+    if account is None:
+        return ("number_not_connected", f"{number.name or number.digits} is not a help-desk channel")
+    try:
+        customer = to_e164(message.external_number or "")
+    except InvalidPhoneNumber as exc:
+        return ("invalid_phone", str(exc))
+
+    sent_at = message.provider_time or envelope.timestamp or now
+    customer_name = message.contact.full_name if message.contact else None
+    conversation = _conversation(session, installation_id, number.id, customer, now)
+    kind = (message.type or "text").lower()
+    text = (message.body or "").strip()
+    if kind != "text" or not text:
+        text = inbound_placeholder(kind if kind != "text" else "media" if message.media else "")
+    stored = Message(
+        installation_id=installation_id,
+        conversation_id=conversation.id,
+        direction="inbound",
+        provider_message_id=message.id,
+        kind=kind,
+        text=text,
+        sent_at=sent_at,
+        stored_at=now,
+        status="pending",
+        sender_name=customer_name,
+    )
+    session.add(stored)
+    session.flush()  # unique (installation, provider_message_id): a second copy stops here
+    if conversation.last_inbound_at is None or sent_at > conversation.last_inbound_at:
+        conversation.last_inbound_at = sent_at
+    if customer_name:
+        conversation.customer_name = customer_name
+    outbox.enqueue(
+        session,
+        installation_id=installation_id,
+        kind=PUBLISH_INBOUND,
+        now=now,
+        message_id=stored.id,
+        ordering_key=f"conversation:{conversation.id}",
+        ordering_at=sent_at,
+        # A short wait lets a message Aircall delivered late overtake its successors (R15).
+        delay=timedelta(seconds=services.settings.reorder_grace_seconds),
+    )
+    return ("stored", None)
+
+
+def _conversation(
+    session: Session, installation_id: int, number_id: int, customer: str, now: datetime
+) -> Conversation:
+    """Get or create, safe under concurrent first messages (R15: one ticket per burst)."""
+    insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
+    session.execute(
+        insert(Conversation)
+        .values(installation_id=installation_id, number_id=number_id, customer_e164=customer,
+                created_at=now)
+        .on_conflict_do_nothing(index_elements=["number_id", "customer_e164"])
+    )
+    conversation = session.scalars(
+        select(Conversation).where(
+            Conversation.number_id == number_id, Conversation.customer_e164 == customer
+        )
+    ).one()
+    return conversation
+
+
+def _call_event(services: Services, session: Session, installation_id: int,
+                envelope: AircallEnvelope, event: CallEvent, now: datetime) -> tuple[str, str | None]:
+    # Native ticketing (R35, R36) is not built yet: the event is kept for it.
+    return ("kept_for_native_ticketing", None)
+
+
+def _number_event(services: Services, session: Session, installation_id: int,
+                  envelope: AircallEnvelope, event: NumberEvent, now: datetime) -> tuple[str, str | None]:
+    return ("kept", "numbers are re-read from Aircall on the dashboard")
+
+
+def _integration_deleted(services: Services, session: Session, installation_id: int,
+                         envelope: AircallEnvelope, event: IntegrationDeletedEvent,
+                         now: datetime) -> tuple[str, str | None]:
+    installation = session.get(Installation, installation_id)
+    if installation is not None:
+        # The Aircall side is gone: forget its credentials and its webhook, stop traffic.
+        installation.aircall_access_token_enc = None
+        installation.aircall_webhook_token_hash = None
+        installation.aircall_webhook_id = None
+        installation.reauth_required = "Aircall uninstalled the integration. Reconnect Aircall."
+        installation.updated_at = now
+        for account in session.scalars(
+            select(ChannelAccount).where(
+                ChannelAccount.installation_id == installation_id,
+                ChannelAccount.disconnected_at.is_(None),
+            )
+        ):
+            account.disconnected_at = now
+    return ("installation_torn_down", None)
+
+
+HANDLERS: dict[type, Callable[..., tuple[str, str | None]]] = {
+    MessageEvent: _message_event,
+    CallEvent: _call_event,
+    NumberEvent: _number_event,
+    IntegrationDeletedEvent: _integration_deleted,
+}

@@ -1,0 +1,197 @@
+"""The worker: drains the outbox, acting on the error tree (R44).
+
+    success        → done, logged
+    RateLimited    → again after the provider's own wait
+    Retryable      → again after exponential backoff with jitter, up to MAX_ATTEMPTS
+    AuthExpired    → refresh the token, again at once
+    AuthRevoked    → installation flagged "re-authentication required" (R8); entry failed
+                     (re-queued when the admin reconnects)
+    Permanent      → failed with its reason, kept, retryable from the dashboard (R9)
+
+Any number of worker processes can run against one database.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+import time
+from collections.abc import Awaitable, Callable
+from datetime import timedelta
+
+import structlog
+from prometheus_client import Counter
+
+from whatsapp_helpdesk.bootstrap import Services
+from whatsapp_helpdesk.db import outbox
+from whatsapp_helpdesk.db.models import Message
+from whatsapp_helpdesk.errors import (
+    AuthExpired,
+    AuthRevoked,
+    DeliveryError,
+    Permanent,
+    RateLimited,
+    Retryable,
+)
+from whatsapp_helpdesk.flows.credentials import hubspot_access_token, mark_reauth_required
+from whatsapp_helpdesk.flows.ingest import PUBLISH_INBOUND
+from whatsapp_helpdesk.flows.publish import publish_inbound
+
+log = structlog.get_logger(__name__)
+
+DELIVERIES = Counter(
+    "whatsapp_helpdesk_deliveries_total", "Outbox deliveries by kind and outcome",
+    ["kind", "outcome"],
+)
+
+Job = Callable[[Services, int], Awaitable[str]]
+
+
+async def _publish(services: Services, entry: outbox.Claimed) -> str:
+    assert entry.message_id is not None
+    return await publish_inbound(services, entry.message_id)
+
+
+JOBS: dict[str, Callable[[Services, outbox.Claimed], Awaitable[str]]] = {
+    PUBLISH_INBOUND: _publish,
+}
+
+
+class Worker:
+    def __init__(self, services: Services, *, concurrency: int | None = None,
+                 poll_interval: float = 0.2):
+        self.services = services
+        self.concurrency = concurrency or services.settings.worker_concurrency
+        self.poll_interval = poll_interval
+        self.worker_id = f"{socket.gethostname()}:{os.getpid()}:{id(self):x}"
+        self._stopping = asyncio.Event()
+
+    def stop(self) -> None:
+        self._stopping.set()
+
+    async def run(self) -> None:
+        log.info("worker.started", worker_id=self.worker_id, concurrency=self.concurrency)
+        try:
+            await asyncio.gather(*(self._loop(i) for i in range(self.concurrency)))
+        finally:
+            await self.services.aclose()
+
+    async def run_until_idle(self, *, timeout: float = 30.0) -> None:
+        """Drain what is claimable now and in the next moments (tests, `worker --once`)."""
+        deadline = time.monotonic() + timeout
+        idle_since: float | None = None
+        while time.monotonic() < deadline:
+            worked = await self.work_once()
+            if worked:
+                idle_since = None
+                continue
+            idle_since = idle_since or time.monotonic()
+            if time.monotonic() - idle_since > self.services.settings.reorder_grace_seconds + 0.5:
+                return
+            await asyncio.sleep(0.05)
+
+    async def _loop(self, slot: int) -> None:
+        while not self._stopping.is_set():
+            try:
+                worked = await self.work_once()
+            except Exception:  # the loop must survive anything (a bad row, a DB blip)
+                log.exception("worker.loop_error", slot=slot)
+                worked = False
+            if not worked:
+                try:
+                    await asyncio.wait_for(self._stopping.wait(), self.poll_interval)
+                except TimeoutError:
+                    pass
+
+    async def work_once(self) -> bool:
+        services = self.services
+        entry = await asyncio.to_thread(self._claim)
+        if entry is None:
+            return False
+        job = JOBS.get(entry.kind)
+        started = services.clock.now()
+        t0 = time.monotonic()
+        outcome, status_code, detail = "ok", None, None
+        try:
+            if job is None:
+                raise Permanent(f"unknown outbox job {entry.kind!r}")
+            detail = await job(services, entry)
+        except DeliveryError as exc:
+            outcome, status_code, detail = self._classify(exc), exc.status_code, exc.message
+            await self._after_failure(entry, exc)
+        except Exception as exc:  # a bug must not wedge the conversation: retry, bounded
+            log.exception("worker.job_crashed", kind=entry.kind, outbox_id=entry.id)
+            outcome, detail = "retry", f"internal error: {exc!r}"[:500]
+            await self._after_failure(entry, Retryable(detail))
+        else:
+            await asyncio.to_thread(self._finish, entry)
+        duration_ms = int((time.monotonic() - t0) * 1000)
+        await asyncio.to_thread(self._log_attempt, entry, started, duration_ms, outcome,
+                                status_code, detail)
+        DELIVERIES.labels(entry.kind, outcome).inc()
+        return True
+
+    # --- steps, each its own short transaction -------------------------------------------------
+
+    def _claim(self) -> outbox.Claimed | None:
+        with self.services.sessions() as session:
+            return outbox.claim(session, worker_id=self.worker_id, now=self.services.clock.now())
+
+    def _finish(self, entry: outbox.Claimed) -> None:
+        with self.services.sessions.begin() as session:
+            outbox.complete(session, entry_id=entry.id, worker_id=self.worker_id,
+                            now=self.services.clock.now())
+
+    def _log_attempt(self, entry: outbox.Claimed, started, duration_ms, outcome, status_code,
+                     detail) -> None:  # type: ignore[no-untyped-def]
+        with self.services.sessions.begin() as session:
+            outbox.record_attempt(session, outbox_id=entry.id, attempt=entry.attempt,
+                                  started_at=started, duration_ms=duration_ms, outcome=outcome,
+                                  http_status=status_code, detail=detail)
+
+    @staticmethod
+    def _classify(exc: DeliveryError) -> str:
+        if isinstance(exc, RateLimited):
+            return "rate_limited"
+        if isinstance(exc, Retryable | AuthExpired):
+            return "retry"
+        return "permanent"
+
+    async def _after_failure(self, entry: outbox.Claimed, exc: DeliveryError) -> None:
+        services = self.services
+        now = services.clock.now()
+        if isinstance(exc, AuthExpired):
+            try:
+                await hubspot_access_token(services, entry.installation_id, force_refresh=True)
+            except DeliveryError as refresh_error:
+                exc = refresh_error
+        if isinstance(exc, AuthRevoked):
+            mark_reauth_required(services, entry.installation_id, exc.message)
+        permanent = isinstance(exc, Permanent | AuthRevoked) or (
+            entry.attempt >= outbox.MAX_ATTEMPTS and not isinstance(exc, RateLimited)
+        )
+
+        def write() -> None:
+            with services.sessions.begin() as session:
+                if permanent:
+                    outbox.fail(session, entry_id=entry.id, worker_id=self.worker_id, now=now,
+                                error=exc.message)
+                    if entry.message_id is not None:
+                        message = session.get(Message, entry.message_id)
+                        if message is not None:
+                            message.status = "failed"
+                            message.failure_reason = exc.message
+                    return
+                if isinstance(exc, RateLimited):
+                    wait = timedelta(seconds=exc.retry_after)
+                elif isinstance(exc, AuthExpired):
+                    wait = timedelta(0)
+                else:
+                    wait = outbox.backoff(entry.attempt)
+                outbox.retry_later(session, entry_id=entry.id, worker_id=self.worker_id, now=now,
+                                   delay=wait, error=exc.message)
+
+        await asyncio.to_thread(write)
+        log.warning("worker.delivery_failed", kind=entry.kind, outbox_id=entry.id,
+                    attempt=entry.attempt, error=exc.message, permanent=permanent)
