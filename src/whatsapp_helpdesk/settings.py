@@ -84,6 +84,10 @@ class Settings(BaseSettings):
         "Aircall delivered out of order can be put back in the customer's order (R15).",
     )
     worker_concurrency: int = Field(4, ge=1, description="Deliveries one worker process runs at once.")
+    worker_lease_seconds: float = Field(
+        60, gt=0, description="How long a worker holds a job before another may take it over "
+        "(a killed worker's jobs are retried after this)."
+    )
     sandbox_hubspot_port: int = Field(8701, description="Port of the sandbox HubSpot (sandbox mode).")
     sandbox_aircall_port: int = Field(8702, description="Port of the sandbox Aircall (sandbox mode).")
     log_level: str = Field("INFO", description="Log level (DEBUG, INFO, WARNING…).")

@@ -1,18 +1,207 @@
-"""Inbound: a customer's WhatsApp message becomes a help-desk ticket (R11–R16, R20)."""
+"""Inbound: a customer's WhatsApp message becomes a help-desk ticket (R11–R16, R20, R43).
+
+Every test runs the real path: sandbox customer phone → Aircall webhook over HTTP → our
+web app → database → worker → sandbox HubSpot over HTTP.
+"""
 
 from __future__ import annotations
 
+import json
+from concurrent.futures import ThreadPoolExecutor
+
+import httpx
+from sqlalchemy import func, select
+
 from conftest import CUSTOMER, Stack
+from whatsapp_helpdesk.db.models import Message, OutboxEntry, WebhookEvent
+
+
+def _texts(ticket: dict) -> list[str]:
+    return [m["text"] for m in ticket["messages"]]
 
 
 def test_R11_R12_customer_message_creates_ticket_with_message(stack: Stack) -> None:
     stack.connect()
-    stack.customer_says("Hello, my order has not arrived")
+    stack.customer_says("Hello, my order has not arrived", name="Jane Doe")
     stack.wait_deliveries()
     stack.drain()
-    tickets = stack.tickets()
-    assert len(tickets) == 1
-    [message] = tickets[0]["messages"]
+    [ticket] = stack.tickets()
+    [message] = ticket["messages"]
     assert message["text"] == "Hello, my order has not arrived"
     assert message["direction"] == "INCOMING"
     assert message["senders"][0]["deliveryIdentifier"]["value"] == CUSTOMER
+    # The business number is the recipient, in E.164 (R11).
+    assert message["recipients"][0]["deliveryIdentifier"]["value"] == "+33176360695"
+
+
+def test_R14_R15_duplicated_shuffled_burst_makes_one_ticket_in_order(stack: Stack) -> None:
+    stack.connect()
+    # Aircall delivers at least once and in no order: every event three more times, each
+    # copy delayed at random (R15).
+    stack.aircall.post("/_sandbox/config", json={"duplicate_deliveries": 3,
+                                                 "shuffle_window_ms": 400})
+    for i in range(5):
+        stack.customer_says(f"burst message {i}")
+    stack.wait_deliveries()
+    stack.drain()
+    [ticket] = stack.tickets()
+    assert _texts(ticket) == [f"burst message {i}" for i in range(5)]
+    with stack.services.sessions() as session:
+        assert session.scalar(select(func.count()).select_from(Message)) == 5
+
+
+def test_R14_same_webhook_ten_times_concurrently_is_one_message(stack: Stack) -> None:
+    stack.connect()
+    stack.customer_says("only once please")
+    stack.wait_deliveries()
+    with stack.services.sessions() as session:
+        raw = session.scalars(select(WebhookEvent.payload).where(
+            WebhookEvent.event_type == "message.received")).one()
+    with ThreadPoolExecutor(10) as pool:
+        answers = list(pool.map(
+            lambda _: stack.bridge.post("/webhooks/aircall", content=raw,
+                                        headers={"content-type": "application/json"}),
+            range(10)))
+    assert {a.status_code for a in answers} == {200}
+    assert all(a.json()["result"] == "duplicate" for a in answers)
+    stack.drain()
+    [ticket] = stack.tickets()
+    assert _texts(ticket) == ["only once please"]
+
+
+def test_R20_new_ticket_after_24h_of_inactivity_old_one_keeps_its_messages(stack: Stack) -> None:
+    stack.connect()
+    stack.customer_says("first")
+    stack.aircall.post("/_sandbox/clock", json={"advance_seconds": 23 * 3600})
+    stack.customer_says("within a day")
+    stack.aircall.post("/_sandbox/clock", json={"advance_seconds": 24 * 3600})
+    stack.customer_says("a day later")
+    stack.wait_deliveries()
+    stack.drain()
+    tickets = sorted(stack.tickets(), key=lambda t: t["createdAt"])
+    assert [_texts(t) for t in tickets] == [["first", "within a day"], ["a day later"]]
+
+
+def test_R16_non_text_message_becomes_placeholder(stack: Stack) -> None:
+    stack.connect()
+    stack.customer_says("", type="image")
+    stack.wait_deliveries()
+    stack.drain()
+    [ticket] = stack.tickets()
+    assert _texts(ticket) == ["[image received — not supported yet]"]
+
+
+def test_R43_message_for_unconnected_number_is_acknowledged_never_published(stack: Stack) -> None:
+    # Number 1003 is WhatsApp-enabled but has no channel account.
+    stack.customer_says("hello Berlin", number_id=1003)
+    stack.wait_deliveries()
+    stack.drain()
+    assert stack.tickets() == []
+    with stack.services.sessions() as session:
+        outcome = session.scalars(select(WebhookEvent.outcome)).one()
+        assert outcome == "number_not_connected"
+        assert session.scalar(select(func.count()).select_from(OutboxEntry)) == 0
+
+
+def test_R42_unknown_token_is_401_and_stores_nothing(stack: Stack) -> None:
+    body = {"resource": "message", "event": "message.received", "timestamp": 1,
+            "token": "forged", "data": {"id": "x"}}
+    answer = stack.bridge.post("/webhooks/aircall", json=body)
+    assert answer.status_code == 401
+    with stack.services.sessions() as session:
+        assert session.scalar(select(func.count()).select_from(WebhookEvent)) == 0
+
+
+def test_R43_bad_bodies_get_4xx_never_500(stack: Stack) -> None:
+    post = stack.bridge.post
+    assert post("/webhooks/aircall", content=b"{not json").status_code == 400
+    assert post("/webhooks/aircall", content=b"[1, 2]").status_code == 400
+    assert post("/webhooks/aircall", json={"event": 3}).status_code == 400
+    assert post("/webhooks/aircall", content=b"x" * (300 * 1024)).status_code == 413
+
+
+def test_R44_hubspot_5xx_then_429_then_drop_is_retried_and_published_once(stack: Stack) -> None:
+    stack.connect()
+    path = "/conversations/v3/custom-channels"
+    for fault in ({"mode": "status", "status": 503}, {"mode": "rate_limit"}, {"mode": "drop"}):
+        stack.hubspot.post("/_sandbox/faults", json={"path_prefix": path, "method": "POST",
+                                                     "times": 1, **fault})
+    stack.customer_says("despite the storm")
+    stack.wait_deliveries()
+    stack.drain(timeout=60)
+    [ticket] = stack.tickets()
+    assert _texts(ticket) == ["despite the storm"]
+
+
+def test_R44_permanent_error_keeps_message_and_records_reason(stack: Stack) -> None:
+    stack.connect()
+    stack.hubspot.post("/_sandbox/faults", json={
+        "path_prefix": "/conversations/v3/custom-channels", "method": "POST",
+        "mode": "status", "status": 400, "times": 1})
+    stack.customer_says("this one fails for good")
+    stack.wait_deliveries()
+    stack.drain()
+    assert stack.tickets() == []
+    with stack.services.sessions() as session:
+        message = session.scalars(select(Message)).one()
+        entry = session.scalars(select(OutboxEntry)).one()
+    assert message.status == "failed" and message.failure_reason
+    assert entry.state == "failed" and entry.last_error
+
+
+def test_R8_expired_access_token_is_refreshed(stack: Stack) -> None:
+    stack.connect()
+    # 31 minutes later on HubSpot's side the access token has expired (30-minute tokens).
+    stack.hubspot.post("/_sandbox/clock", json={"advance_seconds": 31 * 60})
+    stack.bridge.post("/_sandbox/clock", json={"advance_seconds": 31 * 60})
+    stack.customer_says("after the token expired")
+    stack.wait_deliveries()
+    stack.drain()
+    [ticket] = stack.tickets()
+    assert _texts(ticket) == ["after the token expired"]
+
+
+def test_R8_revoked_grant_marks_installation_for_reauthentication(stack: Stack) -> None:
+    stack.connect()
+    stack.hubspot.post("/_sandbox/portals/4242/oauth/revoke")
+    stack.bridge.post("/_sandbox/clock", json={"advance_seconds": 31 * 60})
+    stack.hubspot.post("/_sandbox/clock", json={"advance_seconds": 31 * 60})
+    stack.customer_says("nobody can publish me now")
+    stack.wait_deliveries()
+    stack.drain()
+    from whatsapp_helpdesk.db.models import Installation
+
+    with stack.services.sessions() as session:
+        installation = session.get(Installation, stack.installation_id)
+        message = session.scalars(select(Message)).one()
+    assert installation is not None and installation.reauth_required
+    assert message.status == "failed"  # kept, visible, retryable once reconnected
+
+
+def test_R43_hypothesis_generated_payloads_never_500(stack: Stack) -> None:
+    from hypothesis import HealthCheck, given, settings
+    from hypothesis import strategies as st
+
+    with stack.services.sessions() as session:
+        token_event = session.scalars(select(WebhookEvent)).first()
+    assert token_event is None  # fresh stack: nothing stored yet
+    json_values = st.recursive(
+        st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(),
+        lambda children: st.lists(children) | st.dictionaries(st.text(), children),
+        max_leaves=20,
+    )
+
+    @settings(max_examples=60, deadline=None, suppress_health_check=list(HealthCheck))
+    @given(data=json_values, event=st.sampled_from(
+        ["message.received", "message.sent", "message.status_updated", "call.ended",
+         "number.opened", "integration.deleted", "unknown.event"]))
+    def check(data: object, event: str) -> None:
+        body = {"resource": "message", "event": event, "timestamp": 1, "token": "nope",
+                "data": data}
+        answer = stack.bridge.post("/webhooks/aircall", content=json.dumps(body))
+        assert answer.status_code in (200, 400, 401, 413)
+
+    check()
+    # Malformed bodies through a real token too: they get 4xx or a logged skip.
+    with httpx.Client(base_url=stack.bridge.base_url) as client:
+        assert client.get("/healthz").status_code == 200

@@ -22,10 +22,11 @@ from datetime import timedelta
 
 import structlog
 from prometheus_client import Counter
+from sqlalchemy import select
 
 from whatsapp_helpdesk.bootstrap import Services
 from whatsapp_helpdesk.db import outbox
-from whatsapp_helpdesk.db.models import Message
+from whatsapp_helpdesk.db.models import Message, OutboxEntry
 from whatsapp_helpdesk.errors import (
     AuthExpired,
     AuthRevoked,
@@ -78,18 +79,21 @@ class Worker:
             await self.services.aclose()
 
     async def run_until_idle(self, *, timeout: float = 30.0) -> None:
-        """Drain what is claimable now and in the next moments (tests, `worker --once`)."""
+        """Work until no entry is pending any more (tests, `worker --once`); entries waiting
+        for a retry are waited for, within `timeout`."""
         deadline = time.monotonic() + timeout
-        idle_since: float | None = None
         while time.monotonic() < deadline:
-            worked = await self.work_once()
-            if worked:
-                idle_since = None
+            if await self.work_once():
                 continue
-            idle_since = idle_since or time.monotonic()
-            if time.monotonic() - idle_since > self.services.settings.reorder_grace_seconds + 0.5:
+            if not await asyncio.to_thread(self._anything_pending):
                 return
             await asyncio.sleep(0.05)
+
+    def _anything_pending(self) -> bool:
+        with self.services.sessions() as session:
+            return session.scalar(
+                select(OutboxEntry.id).where(OutboxEntry.state == outbox.PENDING).limit(1)
+            ) is not None
 
     async def _loop(self, slot: int) -> None:
         while not self._stopping.is_set():
@@ -136,7 +140,10 @@ class Worker:
 
     def _claim(self) -> outbox.Claimed | None:
         with self.services.sessions() as session:
-            return outbox.claim(session, worker_id=self.worker_id, now=self.services.clock.now())
+            return outbox.claim(
+                session, worker_id=self.worker_id, now=self.services.clock.now(),
+                lease=timedelta(seconds=self.services.settings.worker_lease_seconds),
+            )
 
     def _finish(self, entry: outbox.Claimed) -> None:
         with self.services.sessions.begin() as session:
