@@ -17,7 +17,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from urllib.parse import parse_qs, urlparse
+from urllib.parse import parse_qs, urlencode, urlparse
 
 import httpx
 import structlog
@@ -223,16 +223,22 @@ def cmd_serve(settings: Settings, _args: argparse.Namespace) -> int:
 def _print_urls(settings: Settings) -> None:
     lines = [
         "",
-        "whatsapp-helpdesk is running" + (" on the built-in sandbox" if settings.sandbox_mode else ""),
+        "whatsapp-helpdesk is running"
+        + (" on the built-in sandbox" if settings.sandbox_mode else ""),
         f"  service              {settings.public_url}/",
         f"  health / metrics     {settings.public_url}/healthz  {settings.public_url}/metrics",
     ]
     if settings.sandbox_mode:
         hub = f"http://127.0.0.1:{settings.sandbox_hubspot_port}"
         air = f"http://127.0.0.1:{settings.sandbox_aircall_port}"
+        # "Jump the clock" on the phone moves both sandboxes and the service together.
+        notify = urlencode([("also_notify", f"{hub}/_sandbox/clock"),
+                            ("also_notify", f"{settings.public_url}/_sandbox/clock")])
         lines += [
-            f"  sandbox HubSpot      {hub}/   (help desk: {hub}/help-desk/4242/tickets)",
-            f"  sandbox Aircall      {air}/   (customer phone: {air}/phone)",
+            f"  help desk (HubSpot)  {hub}/help-desk/4242/tickets",
+            f"  connect a channel    {hub}/help-desk/4242/settings/channels",
+            f"  customer phone       {air}/phone?{notify}",
+            f"  dashboard            {settings.public_url}/dashboard",
         ]
     lines.append("Stop with Ctrl-C.")
     print("\n".join(lines), flush=True)
