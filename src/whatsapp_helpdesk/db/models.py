@@ -196,8 +196,15 @@ class Message(Base):
 
     __tablename__ = "messages"
     __table_args__ = (
-        UniqueConstraint("installation_id", "provider_message_id"),
-        UniqueConstraint("installation_id", "hubspot_message_id"),
+        # Named explicitly: the naming convention names a constraint after its first
+        # column only, which gives both of these "uq_messages_installation_id" — a name
+        # clash PostgreSQL refuses (SQLite silently accepts it).
+        UniqueConstraint(
+            "installation_id", "provider_message_id", name="uq_messages_provider_message_id"
+        ),
+        UniqueConstraint(
+            "installation_id", "hubspot_message_id", name="uq_messages_hubspot_message_id"
+        ),
         Index("ix_messages_conversation_sent_at", "conversation_id", "sent_at"),
     )
 

@@ -70,7 +70,9 @@ class Claimed:
     attempt: int
 
 
-def claim(session: Session, *, worker_id: str, now: datetime, lease: timedelta = LEASE) -> Claimed | None:
+def claim(
+    session: Session, *, worker_id: str, now: datetime, lease: timedelta = LEASE
+) -> Claimed | None:
     """Take the next entry that may run now, or None. Commits its own transaction."""
     other = aliased(OutboxEntry)
     blocked_by_conversation = exists().where(

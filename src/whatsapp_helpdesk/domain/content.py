@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import html
 import re
 from dataclasses import dataclass
 from html.parser import HTMLParser
@@ -76,6 +75,8 @@ _TRANSPARENT = {"div", "span", "p", "br", "b", "strong", "i", "em", "a", "u", "s
 _REFUSED = {"img": "an inline image", "video": "a video", "audio": "an audio clip",
             "table": "a table", "iframe": "embedded content", "object": "embedded content",
             "embed": "embedded content", "svg": "a drawing", "canvas": "a drawing"}
+# WhatsApp's own emphasis markup.
+_MARKERS = {"b": "*", "strong": "*", "i": "_", "em": "_", "s": "~", "strike": "~", "del": "~"}
 
 
 class _WhatsAppText(HTMLParser):
@@ -87,16 +88,13 @@ class _WhatsAppText(HTMLParser):
         self._link_text_start: list[int] = []
         self._list_kind: list[str] = []
         self._ol_counter: list[int] = []
+        self._open_markers: list[tuple[str, int]] = []  # (marker, index in `out`)
 
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
         if tag in _REFUSED:
             self.refused = self.refused or _REFUSED[tag]
-        elif tag in ("b", "strong"):
-            self.out.append("*")
-        elif tag in ("i", "em"):
-            self.out.append("_")
-        elif tag in ("s", "strike", "del"):
-            self.out.append("~")
+        elif tag in _MARKERS:
+            self._open_markers.append((_MARKERS[tag], len(self.out)))
         elif tag == "br":
             self.out.append("\n")
         elif tag in ("p", "div", "blockquote", "pre", "h1", "h2", "h3", "h4", "h5", "h6"):
@@ -117,12 +115,8 @@ class _WhatsAppText(HTMLParser):
             self._link_text_start.append(len("".join(self.out)))
 
     def handle_endtag(self, tag: str) -> None:
-        if tag in ("b", "strong"):
-            self.out.append("*")
-        elif tag in ("i", "em"):
-            self.out.append("_")
-        elif tag in ("s", "strike", "del"):
-            self.out.append("~")
+        if tag in _MARKERS:
+            self._close_marker(_MARKERS[tag])
         elif tag in ("p", "div", "blockquote", "pre", "h1", "h2", "h3", "h4", "h5", "h6"):
             self._block_break()
         elif tag in ("ul", "ol") and self._list_kind:
@@ -140,6 +134,18 @@ class _WhatsAppText(HTMLParser):
 
     def handle_data(self, data: str) -> None:
         self.out.append(re.sub(r"\s+", " ", data))
+
+    def _close_marker(self, marker: str) -> None:
+        """Wrap the text since the opening tag in `marker`, outside its edge spaces:
+        WhatsApp shows "*bold *" with literal asterisks, and "**" for an empty <b></b>."""
+        if not self._open_markers or self._open_markers[-1][0] != marker:
+            return  # a stray closing tag
+        _, start = self._open_markers.pop()
+        segment = "".join(self.out[start:])
+        core = segment.strip()
+        leading = segment[: len(segment) - len(segment.lstrip())]
+        trailing = segment[len(segment.rstrip()) :]
+        self.out[start:] = [leading + (f"{marker}{core}{marker}" if core else "") + trailing]
 
     def _line_break(self) -> None:
         if self.out and not "".join(self.out).endswith("\n"):
@@ -159,9 +165,9 @@ def rich_text_to_whatsapp(rich_text: str) -> ReplyCheck:
             f"The reply contains {parser.refused}, which WhatsApp can't show as plain "
             "text. Remove it and send text only."
         )
-    text = html.unescape("".join(parser.out))
+    # The parser already decoded entities (convert_charrefs): decoding again would turn
+    # an agent's literal "&lt;" into "<".
+    text = "".join(parser.out)
     text = re.sub(r"[ \t]+\n", "\n", text)
     text = re.sub(r"\n{3,}", "\n\n", text)
-    # Empty markers left by empty <b></b> etc.
-    text = re.sub(r"(\*\*|__|~~)", "", text)
     return PlainText(text.strip())

@@ -24,6 +24,20 @@ def to_e164(raw: str, *, default_region: str | None = None) -> str:
         # Providers drop the "+" (Meta's wa_id, Aircall's raw_digits): treat a bare
         # string of digits as international.
         text = "+" + text
+    e164 = _parse_e164(text, default_region, raw)
+    # A number can keep national "0"s as Italian-style leading zeros that its own E.164
+    # form loses when read again, one per reading ("+49 0 0 2895"). Reading the E.164 form
+    # until it stops changing makes the result a fixed point, so one number is always
+    # stored as one string. Each change drops a leading zero; the loop is bounded anyway.
+    for _ in range(len(e164)):
+        again = _parse_e164(e164, None, raw)
+        if again == e164:
+            return e164
+        e164 = again
+    raise InvalidPhoneNumber(f"not a stable phone number: {raw!r}")
+
+
+def _parse_e164(text: str, default_region: str | None, raw: str) -> str:
     try:
         parsed = phonenumbers.parse(text, default_region)
     except phonenumbers.NumberParseException as exc:

@@ -138,8 +138,8 @@ def upgrade() -> None:
     sa.ForeignKeyConstraint(['installation_id'], ['installations.id'], name=op.f('fk_messages_installation_id_installations'), ondelete='CASCADE'),
     sa.ForeignKeyConstraint(['ticket_id'], ['tickets.id'], name=op.f('fk_messages_ticket_id_tickets'), ondelete='SET NULL'),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_messages')),
-    sa.UniqueConstraint('installation_id', 'hubspot_message_id', name=op.f('uq_messages_installation_id')),
-    sa.UniqueConstraint('installation_id', 'provider_message_id', name=op.f('uq_messages_installation_id'))
+    sa.UniqueConstraint('installation_id', 'hubspot_message_id', name=op.f('uq_messages_hubspot_message_id')),
+    sa.UniqueConstraint('installation_id', 'provider_message_id', name=op.f('uq_messages_provider_message_id'))
     )
     with op.batch_alter_table('messages', schema=None) as batch_op:
         batch_op.create_index('ix_messages_conversation_sent_at', ['conversation_id', 'sent_at'], unique=False)
