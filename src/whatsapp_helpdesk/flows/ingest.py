@@ -8,6 +8,7 @@ stores one message (R14).
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -45,6 +46,7 @@ from whatsapp_helpdesk.db.models import (
 )
 from whatsapp_helpdesk.domain.content import inbound_placeholder
 from whatsapp_helpdesk.domain.phone import InvalidPhoneNumber, to_e164
+from whatsapp_helpdesk.flows import native_ticketing, statuses
 
 log = structlog.get_logger(__name__)
 
@@ -132,8 +134,8 @@ def _installation_for_token(services: Services, token: str) -> int | None:
     if not token:
         return None
     digest = token_digest(token)
-    # The lookup is by digest (an index), then the digest is compared in constant time by
-    # the database equality on a fixed-length hash of the secret: no timing on the secret.
+    # Looked up by the SHA-256 of the token: the comparison the database makes is on the
+    # digest, so its timing tells nothing about the token itself (R42).
     with services.sessions() as session:
         return session.scalar(
             select(Installation.id).where(Installation.aircall_webhook_token_hash == digest)
@@ -148,7 +150,8 @@ def _dedupe_key(envelope: AircallEnvelope) -> str:
         key += f":{data.get('status')}"
     if not ident:
         # Without an id the whole body is the identity.
-        key += ":" + str(abs(hash(json.dumps(data, sort_keys=True, default=str))))
+        body = json.dumps(data, sort_keys=True, default=str).encode()
+        key += ":" + hashlib.sha256(body).hexdigest()
     return key[:200]
 
 
@@ -183,17 +186,14 @@ def _message_event(
 ) -> tuple[str, str | None]:
     message = event.message
     if event.event == "message.sent":
-        ours = session.scalar(
-            select(Message.id).where(
-                Message.installation_id == installation_id,
-                Message.provider_message_id == message.id,
-            )
-        )
         # Our own replies come back as message.sent: recognised, never published (R15).
-        return ("echo_of_our_reply", None) if ours else ("sent_outside_helpdesk", None)
+        return statuses.on_message_sent(session, installation_id, event, now)
     if event.event == "message.status_updated":
-        return ("status_kept", message.status)
+        return statuses.on_status_updated(session, installation_id, event, now)
     if not message.is_whatsapp:
+        if event.event == "message.received" and message.direction == "inbound":
+            # An inbound SMS: the classic integration's native ticket, if any (R35, R36).
+            return native_ticketing.on_sms(session, installation_id, event, now)
         return ("ignored", "not a WhatsApp message")
     if message.direction != "inbound":
         return ("ignored", "not an inbound message")
@@ -276,10 +276,12 @@ def _conversation(
     return conversation
 
 
-def _call_event(services: Services, session: Session, installation_id: int,
-                envelope: AircallEnvelope, event: CallEvent, now: datetime) -> tuple[str, str | None]:
-    # Native ticketing (R35, R36) is not built yet: the event is kept for it.
-    return ("kept_for_native_ticketing", None)
+def _call_event(
+    services: Services, session: Session, installation_id: int, envelope: AircallEnvelope,
+    event: CallEvent, now: datetime,
+) -> tuple[str, str | None]:
+    # Missed calls and voicemails: the classic integration's native tickets (R35, R36).
+    return native_ticketing.on_call_event(session, installation_id, event, now)
 
 
 def _number_event(services: Services, session: Session, installation_id: int,

@@ -1,12 +1,119 @@
-"""The integration dashboard (R7-R10)."""
+"""The integration dashboard (R6–R10, R35, R36): pages and actions, sign-in, static files.
+
+Thin routes: each reads the signed-in installation from the session (web/auth.py), checks
+the form's CSRF token, calls one function of flows/dashboard.py and redirects back to the
+dashboard with a message (post/redirect/get), so every action works without JavaScript.
+"""
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from collections.abc import Awaitable, Callable
+from typing import Final
+
+from fastapi import APIRouter, Request
+from fastapi.responses import RedirectResponse, Response
+from starlette.concurrency import run_in_threadpool
 
 from whatsapp_helpdesk.bootstrap import Services
+from whatsapp_helpdesk.flows import dashboard
+from whatsapp_helpdesk.web import auth
+from whatsapp_helpdesk.web.pages import flash, problem, render, static_router
+
+DASHBOARD: Final = "/dashboard"
+COMPANY_WHATSAPP_CHOICES: Final[dict[str, bool | None]] = {"auto": None, "yes": True, "no": False}
 
 
 def router(services: Services) -> APIRouter:
     routes = APIRouter()
+    routes.include_router(auth.router(services))
+    routes.include_router(static_router())
+
+    @routes.get(DASHBOARD)
+    async def dashboard_page(request: Request) -> Response:
+        installation_id = auth.signed_in(request)
+        if installation_id is None:
+            return RedirectResponse(auth.sign_in_url(auth.current_path(request)), status_code=303)
+        try:
+            view = await run_in_threadpool(dashboard.dashboard_view, services, installation_id)
+        except dashboard.NotFound:
+            request.session.clear()  # the installation was removed since the sign-in
+            return RedirectResponse(auth.sign_in_url(DASHBOARD), status_code=303)
+        return render(request, "dashboard.html", {"view": view},
+                      installation=view.installation)
+
+    async def act(
+        request: Request, action: Callable[[int, dict[str, str]], Awaitable[str]]
+    ) -> Response:
+        """The common frame of every dashboard action: session, CSRF, outcome message."""
+        installation_id = auth.signed_in(request)
+        if installation_id is None:
+            return problem(request, "Please sign in", "Your session has ended.",
+                           status_code=403, action=(auth.sign_in_url(DASHBOARD), "Sign in"))
+        form = await request.form()
+        if not auth.csrf_valid(request, form.get(auth.CSRF_FIELD)):
+            return problem(request, "This form has expired",
+                           "Nothing was changed. Reload the dashboard and try again.",
+                           status_code=403, action=(DASHBOARD, "Back to the dashboard"))
+        fields = {k: v for k, v in form.items() if isinstance(v, str)}
+        try:
+            message = await action(installation_id, fields)
+        except dashboard.NotFound:
+            # Another installation's id, or one that no longer exists: the same answer (R10).
+            return problem(request, "Not found", "There is no such item in your installation.",
+                           status_code=404, action=(DASHBOARD, "Back to the dashboard"))
+        except dashboard.ActionRefused as exc:
+            flash(request, exc.message, kind="error")
+        else:
+            flash(request, message)
+        return RedirectResponse(DASHBOARD, status_code=303)
+
+    def threaded(
+        work: Callable[..., str], *args: object
+    ) -> Callable[[int, dict[str, str]], Awaitable[str]]:
+        async def run(installation_id: int, fields: dict[str, str]) -> str:
+            return await run_in_threadpool(work, services, installation_id, *args)
+
+        return run
+
+    @routes.post("/dashboard/numbers/{number_id}/settings")
+    async def change_setting(request: Request, number_id: int) -> Response:
+        async def run(installation_id: int, fields: dict[str, str]) -> str:
+            setting = fields.get("setting", "")
+            value = fields.get("value")
+            if value not in ("on", "off"):
+                raise dashboard.ActionRefused("Choose on or off.")
+            return await run_in_threadpool(dashboard.set_setting, services, installation_id,
+                                           number_id, setting, value == "on")
+
+        return await act(request, run)
+
+    @routes.post("/dashboard/numbers/{number_id}/disconnect")
+    async def disconnect(request: Request, number_id: int) -> Response:
+        async def run(installation_id: int, fields: dict[str, str]) -> str:
+            return await dashboard.disconnect_number(services, installation_id, number_id)
+
+        return await act(request, run)
+
+    @routes.post("/dashboard/numbers/refresh")
+    async def refresh(request: Request) -> Response:
+        async def run(installation_id: int, fields: dict[str, str]) -> str:
+            return await dashboard.refresh_numbers(services, installation_id)
+
+        return await act(request, run)
+
+    @routes.post("/dashboard/deliveries/{outbox_id}/retry")
+    async def retry(request: Request, outbox_id: int) -> Response:
+        return await act(request, threaded(dashboard.retry_delivery, outbox_id))
+
+    @routes.post("/dashboard/company-whatsapp")
+    async def company_whatsapp(request: Request) -> Response:
+        async def run(installation_id: int, fields: dict[str, str]) -> str:
+            choice = fields.get("choice", "")
+            if choice not in COMPANY_WHATSAPP_CHOICES:
+                raise dashboard.ActionRefused("Choose automatic, yes or no.")
+            return await run_in_threadpool(dashboard.set_company_whatsapp, services,
+                                           installation_id, COMPANY_WHATSAPP_CHOICES[choice])
+
+        return await act(request, run)
+
     return routes

@@ -18,11 +18,12 @@ import os
 import socket
 import time
 from collections.abc import Awaitable, Callable
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import structlog
 from prometheus_client import Counter
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from whatsapp_helpdesk.bootstrap import Services
 from whatsapp_helpdesk.db import outbox
@@ -37,7 +38,11 @@ from whatsapp_helpdesk.errors import (
 )
 from whatsapp_helpdesk.flows.credentials import hubspot_access_token, mark_reauth_required
 from whatsapp_helpdesk.flows.ingest import PUBLISH_INBOUND
+from whatsapp_helpdesk.flows.native_ticketing import NATIVE_TICKET, create_native_ticket
 from whatsapp_helpdesk.flows.publish import publish_inbound
+from whatsapp_helpdesk.flows.reply import SEND_REPLY, send_reply
+from whatsapp_helpdesk.flows.reply import give_up as give_up_reply
+from whatsapp_helpdesk.flows.statuses import REPORT_STATUS, report_status
 
 log = structlog.get_logger(__name__)
 
@@ -56,7 +61,28 @@ async def _publish(services: Services, entry: outbox.Claimed) -> str:
 
 JOBS: dict[str, Callable[[Services, outbox.Claimed], Awaitable[str]]] = {
     PUBLISH_INBOUND: _publish,
+    SEND_REPLY: send_reply,
+    REPORT_STATUS: report_status,
+    NATIVE_TICKET: create_native_ticket,
 }
+
+
+def _record_final_failure(
+    session: Session, entry: outbox.Claimed, reason: str, now: datetime
+) -> None:
+    """What a delivery that failed for good means for its message (kept, shown, R9, R44)."""
+    if entry.message_id is None:
+        return
+    if entry.kind == SEND_REPLY:
+        # A reply that will not be sent is FAILED in HubSpot too, with the reason (R23).
+        give_up_reply(session, entry.message_id, reason, now)
+        return
+    if entry.kind == REPORT_STATUS:
+        return  # telling HubSpot failed; the message itself is what it is
+    message = session.get(Message, entry.message_id)
+    if message is not None:
+        message.status = "failed"
+        message.failure_reason = reason
 
 
 class Worker:
@@ -184,11 +210,7 @@ class Worker:
                 if permanent:
                     outbox.fail(session, entry_id=entry.id, worker_id=self.worker_id, now=now,
                                 error=exc.message)
-                    if entry.message_id is not None:
-                        message = session.get(Message, entry.message_id)
-                        if message is not None:
-                            message.status = "failed"
-                            message.failure_reason = exc.message
+                    _record_final_failure(session, entry, exc.message, now)
                     return
                 if isinstance(exc, RateLimited):
                     wait = timedelta(seconds=exc.retry_after)

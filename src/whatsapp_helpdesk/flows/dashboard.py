@@ -1,0 +1,507 @@
+"""The integration dashboard's reads and actions (R6–R10, R35, R36).
+
+Every function takes the signed-in installation's id and touches only that installation's
+rows: a number, a delivery or a channel of another installation is simply "not found"
+(R10), never a different answer that would reveal it exists.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Final, Literal
+
+import structlog
+from sqlalchemy import ColumnElement, exists, func, select
+from sqlalchemy.orm import Session
+
+from whatsapp_helpdesk.bootstrap import Services
+from whatsapp_helpdesk.db import outbox
+from whatsapp_helpdesk.db.models import (
+    ChannelAccount,
+    Conversation,
+    DeliveryAttempt,
+    Installation,
+    Message,
+    Number,
+    OutboxEntry,
+)
+from whatsapp_helpdesk.domain.eligibility import MISSING, missing_conditions
+from whatsapp_helpdesk.errors import AuthRevoked, DeliveryError
+from whatsapp_helpdesk.flows.connect import (
+    installation_facts,
+    live_accounts_by_number,
+    number_facts,
+)
+from whatsapp_helpdesk.flows.credentials import hubspot_access_token
+from whatsapp_helpdesk.flows.ingest import PUBLISH_INBOUND
+from whatsapp_helpdesk.flows.install import sync_numbers
+from whatsapp_helpdesk.flows.native_ticketing import ACTIVITY_LABELS, NATIVE_TICKET
+from whatsapp_helpdesk.flows.reply import SEND_REPLY
+from whatsapp_helpdesk.flows.statuses import REPORT_STATUS
+from whatsapp_helpdesk.hubspot import scopes_missing
+
+log = structlog.get_logger(__name__)
+
+Setting = Literal["connected_to_hubspot", "helpdesk_enabled", "native_ticketing"]
+SETTINGS: Final[dict[str, str]] = {
+    "connected_to_hubspot": "Connected to HubSpot",
+    "helpdesk_enabled": "Help Desk",
+    "native_ticketing": "Native ticketing",
+}
+# R3 (d) and (e) are what make a number the help desk's channel: they stay on while it is.
+CHANNEL_SETTINGS: Final = frozenset({"connected_to_hubspot", "helpdesk_enabled"})
+
+KIND_LABELS: Final[dict[str, str]] = {
+    PUBLISH_INBOUND: "Customer message to HubSpot",
+    SEND_REPLY: "Agent reply to WhatsApp",
+    REPORT_STATUS: "Delivery status to HubSpot",
+    NATIVE_TICKET: "Native ticket in HubSpot",
+}
+# A failed reply is already FAILED in the ticket, with its reason (R23): the agent sends it
+# again from HubSpot. Re-running it from here would send what HubSpot shows as not sent.
+NOT_RETRYABLE: Final = frozenset({SEND_REPLY})
+FAILED_SHOWN: Final = 50  # newest failed deliveries listed per installation
+
+HUBSPOT_INSTALL_URL: Final = "/oauth/hubspot/install"
+AIRCALL_INSTALL_URL: Final = "/oauth/aircall/install"
+
+
+class NotFound(LookupError):
+    """Not a thing of this installation (it may exist elsewhere: we do not say)."""
+
+
+class ActionRefused(Exception):
+    """A dashboard action that must not happen; the message says why, in words."""
+
+    def __init__(self, message: str):
+        super().__init__(message)
+        self.message = message
+
+
+# --- What the pages show --------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Attention:
+    """A banner (R8): what is wrong and the button that fixes it."""
+
+    message: str
+    action_url: str
+    action_label: str
+
+
+@dataclass(frozen=True)
+class InstallationSummary:
+    id: int
+    hubspot_portal_id: str | None
+    aircall_company_name: str | None
+    attention: list[Attention]
+
+
+@dataclass(frozen=True)
+class FailedDelivery:
+    outbox_id: int
+    what: str
+    summary: str
+    reason: str
+    failed_at: datetime | None
+    attempts: int
+    retryable: bool
+
+
+@dataclass(frozen=True)
+class Health:
+    """One number's traffic (R9)."""
+
+    last_in: datetime | None = None
+    last_out: datetime | None = None
+    waiting: int = 0
+    native_tickets: int = 0
+    failed: list[FailedDelivery] = field(default_factory=list)
+
+    @property
+    def quiet(self) -> bool:
+        return not (self.last_in or self.last_out or self.waiting or self.failed
+                    or self.native_tickets)
+
+
+@dataclass(frozen=True)
+class ChannelInfo:
+    name: str
+    hubspot_channel_account_id: str | None
+    connected_at: datetime
+
+
+@dataclass(frozen=True)
+class NumberView:
+    id: int
+    name: str
+    digits: str
+    calls: bool
+    sms: bool
+    whatsapp: bool
+    whatsapp_status: str | None
+    connected_to_hubspot: bool
+    helpdesk_enabled: bool
+    native_ticketing: bool
+    channel: ChannelInfo | None
+    missing: list[str]
+    health: Health
+
+    @property
+    def helpdesk_rules_apply(self) -> bool:
+        """R36: a help-desk channel never gets native tickets; the switch gives way."""
+        return self.channel is not None
+
+    @property
+    def missing_texts(self) -> list[str]:
+        return [MISSING[key] for key in self.missing]
+
+    @property
+    def label(self) -> str:
+        return self.name or self.digits
+
+
+@dataclass(frozen=True)
+class DashboardView:
+    installation: InstallationSummary
+    numbers: list[NumberView]
+    company_whatsapp: bool
+    company_whatsapp_override: bool | None
+    channel_registered: bool
+    unattributed_failures: list[FailedDelivery]
+
+
+def attention(installation: Installation) -> list[Attention]:
+    """Every reason the installation must re-authenticate or finish its setup (R8)."""
+    items: list[Attention] = []
+    if installation.reauth_required:
+        # The HubSpot authorisation chains into Aircall's, so one button renews both.
+        items.append(Attention(installation.reauth_required, HUBSPOT_INSTALL_URL,
+                               "Reconnect HubSpot and Aircall"))
+    if installation.hubspot_refresh_token_enc:
+        missing = scopes_missing((installation.hubspot_scopes or "").split())
+        if missing:
+            items.append(Attention(
+                "HubSpot has not granted this service everything it needs "
+                f"(missing: {', '.join(missing)}). Authorise it again to grant them.",
+                HUBSPOT_INSTALL_URL, "Re-authorise HubSpot",
+            ))
+    elif not installation.reauth_required:
+        items.append(Attention("HubSpot is not connected.", HUBSPOT_INSTALL_URL,
+                               "Connect HubSpot"))
+    if not installation.aircall_access_token_enc and not installation.reauth_required:
+        items.append(Attention(
+            "Aircall is not connected yet, so no number can be listed.",
+            AIRCALL_INSTALL_URL, "Connect Aircall",
+        ))
+    return items
+
+
+def installation_summary(services: Services, installation_id: int) -> InstallationSummary:
+    with services.sessions() as session:
+        installation = _installation(session, installation_id)
+        return InstallationSummary(
+            id=installation.id,
+            hubspot_portal_id=installation.hubspot_portal_id,
+            aircall_company_name=installation.aircall_company_name,
+            attention=attention(installation),
+        )
+
+
+def dashboard_view(services: Services, installation_id: int) -> DashboardView:
+    # Read before the session opens: on SQLite every session takes the write lock, so a
+    # second session opened inside the first would wait for it forever.
+    channel_registered = bool(services.channel_id())
+    with services.sessions() as session:
+        installation = _installation(session, installation_id)
+        numbers = list(session.scalars(
+            select(Number).where(Number.installation_id == installation_id).order_by(Number.id)
+        ))
+        facts = installation_facts(installation, numbers)
+        live = live_accounts_by_number(session, installation_id)
+        health = _health(session, installation_id)
+        views = [
+            NumberView(
+                id=n.id, name=n.name, digits=n.digits or n.e164, calls=n.calls_enabled,
+                sms=n.sms_enabled, whatsapp=n.whatsapp_enabled, whatsapp_status=n.whatsapp_status,
+                connected_to_hubspot=n.connected_to_hubspot, helpdesk_enabled=n.helpdesk_enabled,
+                native_ticketing=n.native_ticketing,
+                channel=_channel_info(live.get(n.id)),
+                missing=missing_conditions(number_facts(n), facts),
+                health=health.pop(n.id, Health()),
+            )
+            for n in numbers
+        ]
+        leftover = [f for h in health.values() for f in h.failed]
+        return DashboardView(
+            installation=InstallationSummary(
+                id=installation.id, hubspot_portal_id=installation.hubspot_portal_id,
+                aircall_company_name=installation.aircall_company_name,
+                attention=attention(installation),
+            ),
+            numbers=views,
+            company_whatsapp=facts.company_whatsapp_enabled,
+            company_whatsapp_override=installation.company_whatsapp_override,
+            channel_registered=channel_registered,
+            unattributed_failures=leftover,
+        )
+
+
+def _installation(session: Session, installation_id: int) -> Installation:
+    installation = session.get(Installation, installation_id)
+    if installation is None:
+        raise NotFound("installation")
+    return installation
+
+
+def _channel_info(row: ChannelAccount | None) -> ChannelInfo | None:
+    if row is None:
+        return None
+    return ChannelInfo(row.name, row.hubspot_channel_account_id, row.connected_at)
+
+
+# --- Health (R9) --------------------------------------------------------------------------------
+
+# Entries that belong to no number (a message since deleted) are gathered under this key.
+NO_NUMBER: Final = 0
+
+
+def _health(session: Session, installation_id: int) -> dict[int, Health]:
+    last: dict[int, dict[str, datetime]] = defaultdict(dict)
+    for number_id, direction, at in session.execute(
+        select(Conversation.number_id, Message.direction, func.max(Message.sent_at))
+        .join(Conversation, Conversation.id == Message.conversation_id)
+        .where(Message.installation_id == installation_id)
+        .group_by(Conversation.number_id, Message.direction)
+    ):
+        last[number_id][direction] = at
+
+    waiting: dict[int, int] = defaultdict(int)
+    native: dict[int, int] = defaultdict(int)
+    for _, number_id in _entries(session, installation_id, [outbox.PENDING]):
+        waiting[number_id] += 1
+    # A native-ticket job also ends "done" when it had nothing to do (settings changed):
+    # only the ones whose attempt made a ticket count.
+    made_ticket = exists().where(
+        DeliveryAttempt.outbox_id == OutboxEntry.id, DeliveryAttempt.outcome == "ok",
+        DeliveryAttempt.detail.like("ticket %"),
+    )
+    for _, number_id in _entries(session, installation_id, [outbox.DONE], NATIVE_TICKET,
+                                 made_ticket):
+        native[number_id] += 1
+    failed = _failed(session, installation_id)
+
+    keys = set(last) | set(waiting) | set(native) | set(failed)
+    return {
+        key: Health(
+            last_in=last[key].get("inbound"), last_out=last[key].get("outbound"),
+            waiting=waiting[key], native_tickets=native[key], failed=failed.get(key, []),
+        )
+        for key in keys
+    }
+
+
+def _entries(
+    session: Session, installation_id: int, states: list[str], kind: str | None = None,
+    *conditions: ColumnElement[bool], newest_first: int | None = None,
+) -> list[tuple[OutboxEntry, int]]:
+    """Outbox entries of the installation, each with the number it concerns."""
+    query = (
+        select(OutboxEntry, Conversation.number_id)
+        .outerjoin(Message, Message.id == OutboxEntry.message_id)
+        .outerjoin(Conversation, Conversation.id == Message.conversation_id)
+        .where(OutboxEntry.installation_id == installation_id, OutboxEntry.state.in_(states))
+    )
+    if kind is not None:
+        query = query.where(OutboxEntry.kind == kind)
+    if conditions:
+        query = query.where(*conditions)
+    if newest_first is not None:
+        query = query.order_by(OutboxEntry.id.desc()).limit(newest_first)
+    return [(entry, number_id or _payload_number(entry)) for entry, number_id in
+            session.execute(query)]
+
+
+def _payload(entry: OutboxEntry) -> dict[str, Any]:
+    try:
+        value = json.loads(entry.payload or "{}")
+    except ValueError:
+        return {}
+    return value if isinstance(value, dict) else {}
+
+
+def _payload_number(entry: OutboxEntry) -> int:
+    """Jobs without a message (native tickets) name their number in the payload."""
+    value = _payload(entry).get("number_id")
+    return value if isinstance(value, int) else NO_NUMBER
+
+
+def _failed(session: Session, installation_id: int) -> dict[int, list[FailedDelivery]]:
+    rows = _entries(session, installation_id, [outbox.FAILED], newest_first=FAILED_SHOWN)
+    ids = [entry.id for entry, _ in rows]
+    last_detail: dict[int, str | None] = {}
+    if ids:
+        latest = (
+            select(DeliveryAttempt.outbox_id, func.max(DeliveryAttempt.id).label("id"))
+            .where(DeliveryAttempt.outbox_id.in_(ids))
+            .group_by(DeliveryAttempt.outbox_id)
+            .subquery()
+        )
+        for outbox_id, detail in session.execute(
+            select(DeliveryAttempt.outbox_id, DeliveryAttempt.detail)
+            .join(latest, latest.c.id == DeliveryAttempt.id)
+        ):
+            last_detail[outbox_id] = detail
+    messages = {
+        m.id: m for m in session.scalars(
+            select(Message).where(
+                Message.installation_id == installation_id,
+                Message.id.in_([e.message_id for e, _ in rows if e.message_id is not None]),
+            )
+        )
+    }
+    grouped: dict[int, list[FailedDelivery]] = defaultdict(list)
+    for entry, number_id in rows:
+        message = messages.get(entry.message_id) if entry.message_id is not None else None
+        reason = (entry.last_error or (message.failure_reason if message else None)
+                  or last_detail.get(entry.id) or "No reason was recorded.")
+        grouped[number_id].append(FailedDelivery(
+            outbox_id=entry.id,
+            what=KIND_LABELS.get(entry.kind, entry.kind),
+            summary=_summary(entry, message),
+            reason=reason,
+            failed_at=entry.finished_at,
+            attempts=entry.attempts,
+            retryable=entry.kind not in NOT_RETRYABLE,
+        ))
+    return grouped
+
+
+def _summary(entry: OutboxEntry, message: Message | None) -> str:
+    if message is not None:
+        text = message.text if len(message.text) <= 80 else message.text[:79] + "…"
+        return f"“{text}”"
+    payload = _payload(entry)
+    if entry.kind == NATIVE_TICKET:
+        label = ACTIVITY_LABELS.get(str(payload.get("kind")), "Activity")
+        who = payload.get("customer_name") or payload.get("customer") or "unknown number"
+        return f"{label} from {who}"
+    return ""
+
+
+# --- Actions --------------------------------------------------------------------------------
+
+
+def _owned_number(session: Session, installation_id: int, number_id: int) -> Number:
+    number = session.get(Number, number_id)
+    if number is None or number.installation_id != installation_id:
+        raise NotFound("number")
+    return number
+
+
+def set_setting(
+    services: Services, installation_id: int, number_id: int, setting: str, on: bool
+) -> str:
+    """Switch R3 (d) / (e) or native ticketing for one number; returns what was done."""
+    if setting not in SETTINGS:
+        raise ActionRefused("Unknown setting.")
+    with services.sessions.begin() as session:
+        number = _owned_number(session, installation_id, number_id)
+        if setting in CHANNEL_SETTINGS and not on and _live_account(session, number.id):
+            raise ActionRefused(
+                f"{number.name or number.digits} is the Help Desk's WhatsApp channel. "
+                "Disconnect the channel first, then switch this off."
+            )
+        setattr(number, setting, on)
+        label = number.name or number.digits
+    return f"{SETTINGS[setting]} is now {'on' if on else 'off'} for {label}."
+
+
+def set_company_whatsapp(services: Services, installation_id: int, value: bool | None) -> str:
+    """R3 (b) has no Aircall API: an admin may state it (None = derive from the numbers)."""
+    with services.sessions.begin() as session:
+        installation = _installation(session, installation_id)
+        installation.company_whatsapp_override = value
+        installation.updated_at = services.clock.now()
+    if value is None:
+        return "WhatsApp for the Aircall company is now derived from its numbers."
+    return f"The Aircall company is now stated {'to have' if value else 'not to have'} WhatsApp."
+
+
+def _live_account(session: Session, number_id: int) -> ChannelAccount | None:
+    return session.scalar(
+        select(ChannelAccount).where(
+            ChannelAccount.number_id == number_id, ChannelAccount.disconnected_at.is_(None)
+        )
+    )
+
+
+def retry_delivery(services: Services, installation_id: int, outbox_id: int) -> str:
+    """Run a failed delivery again from scratch (R9, R44)."""
+    now = services.clock.now()
+    with services.sessions.begin() as session:
+        entry = session.get(OutboxEntry, outbox_id)
+        if entry is None or entry.installation_id != installation_id:
+            raise NotFound("delivery")
+        if entry.kind in NOT_RETRYABLE:
+            raise ActionRefused("A failed reply is resent by the agent from the ticket in HubSpot.")
+        if not outbox.requeue(session, entry_id=outbox_id, installation_id=installation_id,
+                              now=now):
+            raise ActionRefused("This delivery is not failed any more.")
+        message = session.get(Message, entry.message_id) if entry.message_id else None
+        if message is not None and message.direction == "inbound" and message.status == "failed":
+            message.status = "pending"
+            message.failure_reason = None
+    return "The delivery will be tried again in a moment."
+
+
+async def disconnect_number(services: Services, installation_id: int, number_id: int) -> str:
+    """R6: HubSpot de-authorises the channel account, then its traffic stops here and the
+    number is free to be connected again. If HubSpot cannot be told, nothing changes (the
+    number would otherwise stay taken at HubSpot while looking free here)."""
+    with services.sessions() as session:
+        number = _owned_number(session, installation_id, number_id)
+        account = _live_account(session, number.id)
+        if account is None:
+            raise ActionRefused(f"{number.name or number.digits} is not a Help Desk channel.")
+        account_id, channel_id = account.hubspot_channel_account_id, account.hubspot_channel_id
+        e164, label = account.delivery_identifier, number.name or number.digits
+    try:
+        portal = services.hubspot_portal(await hubspot_access_token(services, installation_id))
+        # The id is unknown when HubSpot's lookup and its webhook both failed at connection
+        # time: the live accounts of the number at HubSpot are the ones to de-authorise.
+        account_ids = [account_id] if account_id else [
+            a.id for a in await portal.list_channel_accounts(
+                channel_id, delivery_identifier_e164=e164)
+            if a.authorized and not a.archived
+        ]
+        for hubspot_id in account_ids:
+            await portal.update_channel_account(channel_id, hubspot_id, authorized=False)
+    except AuthRevoked as exc:
+        raise ActionRefused(f"{exc.message} Then disconnect again.") from exc
+    except DeliveryError as exc:
+        if exc.status_code != 404:  # gone at HubSpot already: nothing to tell it
+            raise ActionRefused(
+                f"HubSpot could not be told, so nothing was changed: {exc.message}"
+            ) from exc
+    now = services.clock.now()
+    with services.sessions.begin() as session:
+        account = _live_account(session, number_id)
+        if account is not None:
+            account.authorized = False
+            account.disconnected_at = now
+    log.info("dashboard.disconnected", installation_id=installation_id, number_id=number_id)
+    return f"{label} is disconnected from the Help Desk."
+
+
+async def refresh_numbers(services: Services, installation_id: int) -> str:
+    """Re-read the numbers and their capabilities from Aircall (R7)."""
+    try:
+        await sync_numbers(services, installation_id)
+    except DeliveryError as exc:
+        raise ActionRefused(f"Aircall could not be read: {exc.message}") from exc
+    return "Numbers refreshed from Aircall."
