@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from conftest import CUSTOMER, Stack
+from e2e_harness import CUSTOMER, Stack
 from sqlalchemy import select, update
 
 from whatsapp_helpdesk.db.models import DeliveryAttempt, Number, WebhookEvent

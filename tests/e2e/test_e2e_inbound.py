@@ -10,9 +10,9 @@ import json
 from concurrent.futures import ThreadPoolExecutor
 
 import httpx
+from e2e_harness import CUSTOMER, Stack
 from sqlalchemy import func, select
 
-from conftest import CUSTOMER, Stack
 from whatsapp_helpdesk.db.models import Message, OutboxEntry, WebhookEvent
 
 

@@ -17,9 +17,10 @@ import signal
 import subprocess
 import sys
 import time
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import pytest
+from e2e_harness import CUSTOMER, PORTAL, Stack
 from sqlalchemy import func, select
 
 from whatsapp_helpdesk.db.models import Message, OutboxEntry, WebhookEvent
@@ -27,13 +28,6 @@ from whatsapp_helpdesk.domain.window import WINDOW_CLOSED_MESSAGE
 from whatsapp_helpdesk.flows import reply as reply_flow
 from whatsapp_helpdesk.settings import SANDBOX_HUBSPOT_CLIENT_SECRET
 
-if TYPE_CHECKING:
-    # Only the type: `from conftest import` at run time resolves to whichever conftest.py
-    # pytest imported last, which is another folder's when several folders are run at once.
-    from conftest import Stack
-
-PORTAL = 4242  # the sandbox HubSpot's demo portal (tests/e2e/conftest.py)
-CUSTOMER = "+33612345678"  # the customer of tests/e2e/conftest.py
 SEND_PATH = "/v1/messages/send/whatsapp/native"
 OUTGOING = "OUTGOING_CHANNEL_MESSAGE_CREATED"
 
