@@ -23,6 +23,7 @@ from urllib.parse import quote, urlencode
 
 import httpx
 
+from whatsapp_helpdesk.domain.window import WINDOW_CLOSED_MESSAGE
 from whatsapp_helpdesk.errors import (
     AuthRevoked,
     DeliveryError,
@@ -65,11 +66,7 @@ def number_path(number_id: int | str) -> str:
 PER_PAGE: Final = 50  # Aircall's maximum page size (§A1)
 MAX_PAGES: Final = 200  # a `next_page_link` that never ends must not loop forever
 
-WINDOW_CLOSED_MESSAGE: Final = (
-    "Not sent: WhatsApp's 24-hour customer-service window is closed (the customer's last "
-    "message is more than 24 hours old). WhatsApp now accepts only template messages, which "
-    "this channel does not send; the conversation can continue once the customer writes again."
-)
+# One wording for the closed window, whoever notices it first (R24).
 
 
 # --- Credentials -------------------------------------------------------------------------------
