@@ -31,7 +31,7 @@ def on_channel_account_created(
     services: Services, session: Session, installation_id: int, event: ChannelAccountEvent,
     now: datetime,
 ) -> tuple[str, str | None]:
-    known = _by_hubspot_id(session, installation_id, event.channel_account_id)
+    known = channel_account_by_hubspot_id(session, installation_id, event.channel_account_id)
     if known is not None:
         return ("already_known", None)
     try:
@@ -61,7 +61,7 @@ def on_channel_account_updated(
     services: Services, session: Session, installation_id: int, event: ChannelAccountEvent,
     now: datetime,
 ) -> tuple[str, str | None]:
-    row = _by_hubspot_id(session, installation_id, event.channel_account_id)
+    row = channel_account_by_hubspot_id(session, installation_id, event.channel_account_id)
     if row is None:
         return ("unknown_channel_account", None)
     stopped = event.authorized is False or event.archived is True
@@ -79,9 +79,10 @@ def on_channel_account_updated(
     return ("disconnected", reason)
 
 
-def _by_hubspot_id(
+def channel_account_by_hubspot_id(
     session: Session, installation_id: int, hubspot_channel_account_id: str
 ) -> ChannelAccount | None:
+    """Our row for HubSpot's channel account; a live row before a disconnected one."""
     return session.scalars(
         select(ChannelAccount)
         .where(

@@ -41,6 +41,7 @@ from whatsapp_helpdesk.domain.phone import InvalidPhoneNumber, to_e164
 from whatsapp_helpdesk.domain.reply_checks import ChannelFacts, ReplyFacts, check_outbound_reply
 from whatsapp_helpdesk.domain.window import WINDOW_CLOSED_MESSAGE
 from whatsapp_helpdesk.errors import DeliveryError, Retryable, WindowClosed
+from whatsapp_helpdesk.flows.channel_accounts import channel_account_by_hubspot_id
 from whatsapp_helpdesk.flows.credentials import aircall_access_token
 from whatsapp_helpdesk.flows.statuses import advance_outbound, enqueue_report, find_stored_echo
 from whatsapp_helpdesk.hubspot import OutgoingChannelMessageCreated
@@ -91,7 +92,7 @@ def store_outgoing_reply(
 ) -> tuple[str, str | None]:
     """Keep the reply and its `send_reply` work; raises IntegrityError on a second copy."""
     message = event.message
-    account = _channel_account(session, installation_id, message.channel_account_id)
+    account = channel_account_by_hubspot_id(session, installation_id, message.channel_account_id)
     conversation, ticket = (
         _conversation_and_ticket(session, account, event) if account else (None, None)
     )
@@ -144,18 +145,6 @@ def store_outgoing_reply(
     return ("stored", None)
 
 
-def _channel_account(
-    session: Session, installation_id: int, hubspot_channel_account_id: str
-) -> ChannelAccount | None:
-    """Our row for HubSpot's channel account; a live row before a disconnected one."""
-    return session.scalars(
-        select(ChannelAccount)
-        .where(
-            ChannelAccount.installation_id == installation_id,
-            ChannelAccount.hubspot_channel_account_id == hubspot_channel_account_id,
-        )
-        .order_by(ChannelAccount.disconnected_at.is_not(None), ChannelAccount.id.desc())
-    ).first()
 
 
 def _conversation_and_ticket(
@@ -250,7 +239,7 @@ def _facts(session: Session, message: Message, payload: dict[str, object]) -> Re
     conversation = session.get(Conversation, message.conversation_id)
     installation = session.get(Installation, message.installation_id)
     assert conversation is not None and installation is not None
-    account = _channel_account(
+    account = channel_account_by_hubspot_id(
         session, message.installation_id, str(payload.get("channel_account_id") or "")
     )
     ours = account is not None and account.number_id == conversation.number_id
