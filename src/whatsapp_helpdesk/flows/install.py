@@ -49,6 +49,12 @@ async def complete_hubspot_oauth(
         installation = None
         if installation_id is not None:
             installation = session.get(Installation, installation_id)
+            if installation is not None and installation.hubspot_portal_id not in (
+                None, info.hub_id
+            ):
+                # Authorised another portal than the session's installation: never move an
+                # installation (and its data) onto a different portal (R10).
+                installation = None
         if installation is None:
             installation = session.scalars(
                 select(Installation)

@@ -134,7 +134,9 @@ def create_app(services: Services) -> FastAPI:
             "<!doctype html><html lang=en><meta charset=utf-8><title>whatsapp-helpdesk</title>"
             "<body style='font-family:system-ui;max-width:40rem;margin:3rem auto'>"
             f"<h1>whatsapp-helpdesk</h1><p>Running in <strong>{mode}</strong> mode.</p>"
-            "<ul><li><a href='/oauth/hubspot/install'>Install: authorise HubSpot, then "
+            "<ul><li><a href='/dashboard'>Open the integration dashboard</a> (sign in with "
+            "HubSpot)</li>"
+            "<li><a href='/oauth/hubspot/install'>Install: authorise HubSpot, then "
             "Aircall</a></li><li><a href='/healthz'>Health</a></li>"
             "<li><a href='/metrics'>Metrics</a></li></ul></body></html>"
         )

@@ -53,19 +53,29 @@ def router(services: Services) -> APIRouter:
         if not auth.csrf_valid(request, form.get(auth.CSRF_FIELD)):
             return problem(request, "This form has expired",
                            "Nothing was changed. Reload the dashboard and try again.",
-                           status_code=403, action=(DASHBOARD, "Back to the dashboard"))
+                           status_code=403, action=(DASHBOARD, "Back to the dashboard"),
+                           installation=await summary(installation_id))
         fields = {k: v for k, v in form.items() if isinstance(v, str)}
         try:
             message = await action(installation_id, fields)
         except dashboard.NotFound:
             # Another installation's id, or one that no longer exists: the same answer (R10).
             return problem(request, "Not found", "There is no such item in your installation.",
-                           status_code=404, action=(DASHBOARD, "Back to the dashboard"))
+                           status_code=404, action=(DASHBOARD, "Back to the dashboard"),
+                           installation=await summary(installation_id))
         except dashboard.ActionRefused as exc:
             flash(request, exc.message, kind="error")
         else:
             flash(request, message)
         return RedirectResponse(DASHBOARD, status_code=303)
+
+    async def summary(installation_id: int) -> dashboard.InstallationSummary | None:
+        """The signed-in installation's header and banner (R8: on every page)."""
+        try:
+            return await run_in_threadpool(dashboard.installation_summary, services,
+                                           installation_id)
+        except dashboard.NotFound:
+            return None
 
     def threaded(
         work: Callable[..., str], *args: object
