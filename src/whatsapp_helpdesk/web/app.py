@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import secrets
+from html import escape
 from typing import Any
+from urllib.parse import urlencode
 
 from fastapi import FastAPI, Request
 from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse, RedirectResponse
@@ -127,6 +129,23 @@ def create_app(services: Services) -> FastAPI:
             return _problem(f"Aircall refused the authorisation: {exc.message}")
         return RedirectResponse("/", status_code=303)
 
+    sandbox_links = ""
+    if settings.sandbox_mode:
+        hub = f"http://127.0.0.1:{settings.sandbox_hubspot_port}"
+        air = f"http://127.0.0.1:{settings.sandbox_aircall_port}"
+        notify = urlencode([("also_notify", f"{hub}/_sandbox/clock"),
+                            ("also_notify", f"{settings.public_url}/_sandbox/clock")])
+        sandbox_links = (
+            "<h2>Play the whole story on the sandbox</h2><ol>"
+            f"<li><a href='{hub}/help-desk/4242/settings/channels'>Help desk › Settings › "
+            "Channels</a>: connect a channel, pick a number in the pop-up</li>"
+            f"<li><a href='{escape(air)}/phone?{escape(notify)}'>Customer phone</a>: write on "
+            "WhatsApp, jump the clock</li>"
+            f"<li><a href='{hub}/help-desk/4242/tickets'>Help desk tickets</a>: read, reply "
+            "from the ticket</li>"
+            "<li><a href='/dashboard'>Integration dashboard</a></li></ol>"
+        )
+
     @app.get("/", response_class=HTMLResponse)
     async def home() -> str:
         mode = "sandbox" if settings.sandbox_mode else "production"
@@ -138,7 +157,8 @@ def create_app(services: Services) -> FastAPI:
             "HubSpot)</li>"
             "<li><a href='/oauth/hubspot/install'>Install: authorise HubSpot, then "
             "Aircall</a></li><li><a href='/healthz'>Health</a></li>"
-            "<li><a href='/metrics'>Metrics</a></li></ul></body></html>"
+            "<li><a href='/metrics'>Metrics</a></li></ul>"
+            f"{sandbox_links}</body></html>"
         )
 
     app.include_router(connect_routes.router(services))
