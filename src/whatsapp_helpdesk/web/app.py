@@ -192,8 +192,6 @@ def create_app(services: Services) -> FastAPI:
 
 
 def _problem(message: str, status_code: int = 400) -> HTMLResponse:
-    from html import escape
-
     return HTMLResponse(
         "<!doctype html><html lang=en><meta charset=utf-8><title>Problem</title>"
         f"<body style='font-family:system-ui;max-width:40rem;margin:3rem auto'><h1>Problem</h1>"

@@ -14,6 +14,7 @@ Any number of worker processes can run against one database.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import socket
 import time
@@ -51,7 +52,8 @@ DELIVERIES = Counter(
     ["kind", "outcome"],
 )
 
-Job = Callable[[Services, int], Awaitable[str]]
+# A job does one outbox entry's work; it returns a word for the delivery log.
+Job = Callable[[Services, outbox.Claimed], Awaitable[str]]
 
 
 async def _publish(services: Services, entry: outbox.Claimed) -> str:
@@ -59,7 +61,7 @@ async def _publish(services: Services, entry: outbox.Claimed) -> str:
     return await publish_inbound(services, entry.message_id)
 
 
-JOBS: dict[str, Callable[[Services, outbox.Claimed], Awaitable[str]]] = {
+JOBS: dict[str, Job] = {
     PUBLISH_INBOUND: _publish,
     SEND_REPLY: send_reply,
     REPORT_STATUS: report_status,
@@ -129,10 +131,8 @@ class Worker:
                 log.exception("worker.loop_error", slot=slot)
                 worked = False
             if not worked:
-                try:
+                with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._stopping.wait(), self.poll_interval)
-                except TimeoutError:
-                    pass
 
     async def work_once(self) -> bool:
         services = self.services
