@@ -34,6 +34,8 @@ class Services:
     sessions: sessionmaker[Session]
     clock: Clock
     cipher: TokenCipher
+    # Sandbox mode only: what the phone's "jump the clock" moves (None with real credentials).
+    sandbox_clock_offset: StoredClockOffset | None = None
     _http: httpx.AsyncClient | None = field(default=None, repr=False)
 
     # --- HTTP and API clients --------------------------------------------------------------
@@ -108,8 +110,11 @@ class Services:
             return row.value if row else None
 
 
-class _StoredOffset:
-    """The sandbox clock offset, shared by web and worker processes through the database."""
+class StoredClockOffset:
+    """The sandbox clock offset, shared by web and worker processes through the database.
+
+    Read at most every half second (every `now()` would otherwise be a query); moving or
+    resetting it through this object is seen at once by the process that did it."""
 
     def __init__(self, sessions: sessionmaker[Session]):
         self._sessions = sessions
@@ -127,19 +132,38 @@ class _StoredOffset:
         self._cached = (value, time.monotonic())
         return value
 
+    def move(self, *, advance_seconds: float = 0.0, offset_seconds: float | None = None) -> float:
+        """Jump forward by `advance_seconds`, or set the offset outright; the new offset."""
+        with self._sessions.begin() as session:
+            row = session.get(ServiceState, CLOCK_OFFSET_KEY)
+            current = float(row.value) if row else 0.0
+            current = offset_seconds if offset_seconds is not None else current + advance_seconds
+            if row is None:
+                session.add(ServiceState(key=CLOCK_OFFSET_KEY, value=str(current)))
+            else:
+                row.value = str(current)
+        self._cached = (current, time.monotonic())
+        return current
+
+    def forget(self) -> None:
+        """Read the database again next time (after the demo's reset emptied it)."""
+        self._cached = (0.0, -1.0)
+
 
 def build_services(settings: Settings | None = None, *, clock: Clock | None = None) -> Services:
     settings = settings or Settings()
     engine = make_engine(settings.database_url)
     sessions = make_session_factory(engine)
+    # Only a sandbox-mode service can have its clock moved (issue 6): a service configured
+    # for the real HubSpot and Aircall always runs on system time.
+    clock_offset = StoredClockOffset(sessions) if settings.sandbox_mode else None
     if clock is None:
-        # Only a sandbox-mode service can have its clock moved (issue 6): a service
-        # configured for the real HubSpot and Aircall always runs on system time.
-        clock = OffsetClock(_StoredOffset(sessions)) if settings.sandbox_mode else SystemClock()
+        clock = OffsetClock(clock_offset) if clock_offset is not None else SystemClock()
     return Services(
         settings=settings,
         engine=engine,
         sessions=sessions,
         clock=clock,
         cipher=TokenCipher(settings.secret_key.get_secret_value()),
+        sandbox_clock_offset=clock_offset,
     )

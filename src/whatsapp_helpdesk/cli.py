@@ -17,7 +17,6 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from urllib.parse import parse_qs, urlencode, urlparse
 
 import httpx
 import structlog
@@ -136,43 +135,12 @@ def cmd_replay(settings: Settings, args: argparse.Namespace) -> int:
 
 
 async def install_on_sandbox(settings: Settings) -> None:
-    """Sandbox mode: authorise both emulators (they auto-approve), register the channel and
-    switch on the demo's first WhatsApp number, so the demo starts from a working setup."""
-    from sqlalchemy import select
-
-    from whatsapp_helpdesk.db.models import Installation, Number
-    from whatsapp_helpdesk.flows.install import (
-        complete_aircall_oauth,
-        complete_hubspot_oauth,
-        register_channel,
-    )
+    """Sandbox mode: start from the installed demo (flows/sandbox_demo.py)."""
+    from whatsapp_helpdesk.flows.sandbox_demo import install_demo
 
     services = _services(settings)
     try:
-        with services.sessions() as session:
-            if session.scalar(select(Installation.id).where(
-                Installation.aircall_webhook_token_hash.is_not(None))):
-                await register_channel(services)
-                return
-        base = settings.public_url
-
-        async def code_from(authorize_url: str) -> str:
-            response = await services.http.get(authorize_url, follow_redirects=False)
-            location = response.headers.get("location", "")
-            return parse_qs(urlparse(location).query)["code"][0]
-
-        hubspot_cb, aircall_cb = f"{base}/oauth/hubspot/callback", f"{base}/oauth/aircall/callback"
-        code = await code_from(services.hubspot_oauth().authorize_url(hubspot_cb, "demo"))
-        installation_id = await complete_hubspot_oauth(services, code=code, redirect_uri=hubspot_cb)
-        code = await code_from(services.aircall_oauth().authorize_url(aircall_cb, "demo"))
-        await complete_aircall_oauth(services, code=code, redirect_uri=aircall_cb,
-                                     installation_id=installation_id)
-        await register_channel(services)
-        with services.sessions.begin() as session:
-            for number in session.scalars(select(Number).where(
-                    Number.installation_id == installation_id, Number.whatsapp_enabled)):
-                number.connected_to_hubspot = True
-                number.helpdesk_enabled = True
+        await install_demo(services)
     finally:
         await services.aclose()
 
@@ -221,26 +189,22 @@ def cmd_serve(settings: Settings, _args: argparse.Namespace) -> int:
 
 
 def _print_urls(settings: Settings) -> None:
-    lines = [
-        "",
-        "whatsapp-helpdesk is running"
-        + (" on the built-in sandbox" if settings.sandbox_mode else ""),
-        f"  service              {settings.public_url}/",
-        f"  health / metrics     {settings.public_url}/healthz  {settings.public_url}/metrics",
-    ]
+    url = settings.public_url
     if settings.sandbox_mode:
-        hub = f"http://127.0.0.1:{settings.sandbox_hubspot_port}"
-        air = f"http://127.0.0.1:{settings.sandbox_aircall_port}"
-        # "Jump the clock" on the phone moves both sandboxes and the service together.
-        notify = urlencode([("also_notify", f"{hub}/_sandbox/clock"),
-                            ("also_notify", f"{settings.public_url}/_sandbox/clock")])
-        lines += [
-            f"  help desk (HubSpot)  {hub}/help-desk/4242/tickets",
-            f"  connect a channel    {hub}/help-desk/4242/settings/channels",
-            f"  customer phone       {air}/phone?{notify}",
-            f"  dashboard            {settings.public_url}/dashboard",
+        lines = [
+            "",
+            "whatsapp-helpdesk is running on the built-in sandbox",
+            f"  start here           {url}/   (the four screens, the story, a reset)",
+            f"  sandbox HubSpot      http://127.0.0.1:{settings.sandbox_hubspot_port}/",
+            f"  sandbox Aircall      http://127.0.0.1:{settings.sandbox_aircall_port}/",
         ]
-    lines.append("Stop with Ctrl-C.")
+    else:
+        lines = ["", "whatsapp-helpdesk is running", f"  service              {url}/"]
+    lines += [
+        f"  dashboard            {url}/dashboard",
+        f"  health / metrics     {url}/healthz  {url}/metrics",
+        "Stop with Ctrl-C.",
+    ]
     print("\n".join(lines), flush=True)
 
 

@@ -136,6 +136,20 @@ class Stack:
         raise AssertionError("Aircall deliveries still pending")
 
 
+def switch_on_every_whatsapp_number(services: Services, installation_id: int) -> None:
+    """The tests' starting layout (simpler than the demo's, flows/sandbox_demo.py): every
+    WhatsApp number connected with the Help Desk setting on, every other number off."""
+    from sqlalchemy import select
+
+    from whatsapp_helpdesk.db.models import Number
+
+    with services.sessions.begin() as session:
+        for number in session.scalars(select(Number).where(
+                Number.installation_id == installation_id)):
+            number.connected_to_hubspot = number.helpdesk_enabled = number.whatsapp_enabled
+            number.native_ticketing = False
+
+
 @pytest.fixture
 def stack(database_url: str) -> Iterator[Stack]:
     hub_sock, air_sock, web_sock = _bound_socket(), _bound_socket(), _bound_socket()
@@ -166,6 +180,7 @@ def stack(database_url: str) -> Iterator[Stack]:
 
         with services.sessions() as session:
             installation_id = session.scalars(select(Installation.id)).one()
+        switch_on_every_whatsapp_number(services, installation_id)
         yield Stack(settings, services, *clients, installation_id=installation_id)
     finally:
         for client in clients:

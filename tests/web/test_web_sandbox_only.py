@@ -14,16 +14,17 @@ from whatsapp_helpdesk.settings import Settings
 from whatsapp_helpdesk.web.app import create_app
 
 
-def _get_and_post(settings: Settings) -> tuple[httpx.Response, httpx.Response]:
+def _get_and_post(settings: Settings) -> tuple[httpx.Response, httpx.Response, httpx.Response]:
     services = build_services(settings)
     upgrade(services.engine)
 
-    async def main() -> tuple[httpx.Response, httpx.Response]:
+    async def main() -> tuple[httpx.Response, httpx.Response, httpx.Response]:
         transport = httpx.ASGITransport(app=create_app(services))
         async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
             home = await client.get("/")
             clock = await client.post("/_sandbox/clock", json={"advance_seconds": 90000})
-            return home, clock
+            reset = await client.post("/_sandbox/reset", data={"csrf_token": "x"})
+            return home, clock, reset
 
     try:
         return asyncio.run(main())
@@ -33,13 +34,13 @@ def _get_and_post(settings: Settings) -> tuple[httpx.Response, httpx.Response]:
 
 def test_sandbox_home_links_the_four_screens_and_the_clock_moves(tmp_path) -> None:
     settings = Settings(database_url=f"sqlite:///{tmp_path}/s.db", _env_file=None)
-    home, clock = _get_and_post(settings)
+    home, clock, _ = _get_and_post(settings)
     for screen in ("/settings/channels", "/phone?also_notify=", "/tickets", "/dashboard"):
         assert screen in home.text
     assert clock.status_code == 200 and clock.json() == {"offset_seconds": 90000.0}
 
 
-def test_production_service_has_no_clock_to_move(tmp_path) -> None:
+def test_production_service_has_no_clock_to_move_and_no_reset(tmp_path) -> None:
     settings = Settings(
         database_url=f"sqlite:///{tmp_path}/p.db", hubspot_client_id="real-app",
         hubspot_client_secret=SecretStr("s"), aircall_client_id="real",
@@ -47,9 +48,10 @@ def test_production_service_has_no_clock_to_move(tmp_path) -> None:
     )
     assert not settings.sandbox_mode
     assert isinstance(build_services(settings).clock, SystemClock)
-    home, clock = _get_and_post(settings)
-    assert "also_notify" not in home.text
+    home, clock, reset = _get_and_post(settings)
+    assert "also_notify" not in home.text and "_sandbox/reset" not in home.text
     assert clock.status_code in (404, 405)
+    assert reset.status_code in (404, 405)
 
 
 def test_placeholder_secret_is_refused_outside_the_sandbox() -> None:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import secrets
 from html import escape
 from typing import Any
-from urllib.parse import urlencode
 
 from fastapi import FastAPI, Request
 from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse, RedirectResponse
@@ -14,12 +13,16 @@ from sqlalchemy import text
 from starlette.concurrency import run_in_threadpool
 from starlette.middleware.sessions import SessionMiddleware
 
-from whatsapp_helpdesk.bootstrap import CLOCK_OFFSET_KEY, Services
-from whatsapp_helpdesk.db.models import ServiceState
+from whatsapp_helpdesk.bootstrap import Services
 from whatsapp_helpdesk.errors import DeliveryError
 from whatsapp_helpdesk.flows.ingest import handle_aircall_delivery
 from whatsapp_helpdesk.flows.install import complete_aircall_oauth, complete_hubspot_oauth
-from whatsapp_helpdesk.web import connect_routes, dashboard_routes, hubspot_webhook_routes
+from whatsapp_helpdesk.web import (
+    connect_routes,
+    dashboard_routes,
+    hubspot_webhook_routes,
+    sandbox_routes,
+)
 
 # Aircall's events are a few KB; anything far larger is not one of them (R43).
 MAX_WEBHOOK_BODY = 256 * 1024
@@ -129,64 +132,26 @@ def create_app(services: Services) -> FastAPI:
             return _problem(f"Aircall refused the authorisation: {exc.message}")
         return RedirectResponse("/", status_code=303)
 
-    sandbox_links = ""
     if settings.sandbox_mode:
-        hub = f"http://127.0.0.1:{settings.sandbox_hubspot_port}"
-        air = f"http://127.0.0.1:{settings.sandbox_aircall_port}"
-        notify = urlencode([("also_notify", f"{hub}/_sandbox/clock"),
-                            ("also_notify", f"{settings.public_url}/_sandbox/clock")])
-        sandbox_links = (
-            "<h2>Play the whole story on the sandbox</h2><ol>"
-            f"<li><a href='{hub}/help-desk/4242/settings/channels'>Help desk › Settings › "
-            "Channels</a>: connect a channel, pick a number in the pop-up</li>"
-            f"<li><a href='{escape(air)}/phone?{escape(notify)}'>Customer phone</a>: write on "
-            "WhatsApp, jump the clock</li>"
-            f"<li><a href='{hub}/help-desk/4242/tickets'>Help desk tickets</a>: read, reply "
-            "from the ticket</li>"
-            "<li><a href='/dashboard'>Integration dashboard</a></li></ol>"
-        )
-
-    @app.get("/", response_class=HTMLResponse)
-    async def home() -> str:
-        mode = "sandbox" if settings.sandbox_mode else "production"
-        return (
-            "<!doctype html><html lang=en><meta charset=utf-8><title>whatsapp-helpdesk</title>"
-            "<body style='font-family:system-ui;max-width:40rem;margin:3rem auto'>"
-            f"<h1>whatsapp-helpdesk</h1><p>Running in <strong>{mode}</strong> mode.</p>"
-            "<ul><li><a href='/dashboard'>Open the integration dashboard</a> (sign in with "
-            "HubSpot)</li>"
-            "<li><a href='/oauth/hubspot/install'>Install: authorise HubSpot, then "
-            "Aircall</a></li><li><a href='/healthz'>Health</a></li>"
-            "<li><a href='/metrics'>Metrics</a></li></ul>"
-            f"{sandbox_links}</body></html>"
-        )
+        # The demo's home, reset and clock: mounted only on the sandbox (issue 6).
+        app.include_router(sandbox_routes.router(services))
+    else:
+        @app.get("/", response_class=HTMLResponse)
+        async def home() -> str:
+            return (
+                "<!doctype html><html lang=en><meta charset=utf-8><title>whatsapp-helpdesk"
+                "</title><body style='font-family:system-ui;max-width:40rem;margin:3rem auto'>"
+                "<h1>whatsapp-helpdesk</h1>"
+                "<ul><li><a href='/dashboard'>Open the integration dashboard</a> (sign in with "
+                "HubSpot)</li>"
+                "<li><a href='/oauth/hubspot/install'>Install: authorise HubSpot, then "
+                "Aircall</a></li><li><a href='/healthz'>Health</a></li>"
+                "<li><a href='/metrics'>Metrics</a></li></ul></body></html>"
+            )
 
     app.include_router(connect_routes.router(services))
     app.include_router(dashboard_routes.router(services))
     app.include_router(hubspot_webhook_routes.router(services))
-
-    if settings.sandbox_mode:
-        # Exists only on the sandbox: a service configured for the real HubSpot and
-        # Aircall has no endpoint that moves its clock (issue 6).
-        @app.post("/_sandbox/clock")
-        async def sandbox_clock(request: Request) -> dict[str, float]:
-            body = await request.json()
-
-            def move() -> float:
-                with services.sessions.begin() as session:
-                    row = session.get(ServiceState, CLOCK_OFFSET_KEY)
-                    current = float(row.value) if row else 0.0
-                    if "offset_seconds" in body:
-                        current = float(body["offset_seconds"])
-                    else:
-                        current += float(body.get("advance_seconds", 0))
-                    if row is None:
-                        session.add(ServiceState(key=CLOCK_OFFSET_KEY, value=str(current)))
-                    else:
-                        row.value = str(current)
-                    return current
-
-            return {"offset_seconds": await run_in_threadpool(move)}
 
     return app
 

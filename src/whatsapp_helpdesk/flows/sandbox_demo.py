@@ -1,0 +1,142 @@
+"""The sandbox demo's starting point, and its one-click reset (sandbox mode only, issue 6).
+
+The demo starts installed: both emulators' OAuth consent pages approve on their own, so the
+service authorises HubSpot then Aircall exactly as an admin would (same code, same HTTP),
+registers the custom channel and sets each number's switches so that every R3 condition
+shows somewhere in the connection pop-up. No number is connected to the help desk yet:
+connecting one from HubSpot's settings is the story's first step.
+
+Everything here goes over HTTP to the emulators' documented control endpoints
+(`POST /_sandbox/reset`); the bridge still never imports the sandbox.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from urllib.parse import parse_qs, urlparse
+
+from sqlalchemy import delete, select
+
+from whatsapp_helpdesk.bootstrap import Services
+from whatsapp_helpdesk.db.models import Base, Installation, Number
+from whatsapp_helpdesk.flows.install import (
+    complete_aircall_oauth,
+    complete_hubspot_oauth,
+    register_channel,
+)
+
+
+class NotInSandboxMode(Exception):
+    """Raised instead of touching anything when the service is configured for real APIs."""
+
+
+@dataclass(frozen=True)
+class Switches:
+    """Our per-number settings of the dashboard: R3 (d), R3 (e) and R35."""
+
+    connected_to_hubspot: bool
+    helpdesk_enabled: bool
+    native_ticketing: bool = False
+
+
+READY = Switches(connected_to_hubspot=True, helpdesk_enabled=True)
+HELP_DESK_OFF = Switches(connected_to_hubspot=True, helpdesk_enabled=False)
+CLASSIC = Switches(connected_to_hubspot=True, helpdesk_enabled=False, native_ticketing=True)
+OFF = Switches(connected_to_hubspot=False, helpdesk_enabled=False)
+
+
+def demo_switches(numbers: list[Number]) -> dict[str, Switches]:
+    """The demo's settings by Aircall number id, chosen by what each number can do (not by
+    id, so it follows whatever the sandbox seeds):
+
+    - the first WhatsApp number is ready to connect (the story's number);
+    - the other WhatsApp numbers have the Help Desk setting off, R3 (e): switch it on in the
+      dashboard and the number appears in the pop-up;
+    - a number whose WhatsApp line is not ready yet is switched on, so the pop-up shows that
+      R3 (a) alone keeps it out;
+    - the first number without WhatsApp is a classic integration number (native tickets for
+      calls and SMS, R35); the rest stay off, R3 (a), (d) and (e).
+    """
+    ordered = sorted(numbers, key=lambda n: (len(n.aircall_number_id), n.aircall_number_id))
+    whatsapp = [n for n in ordered if n.whatsapp_enabled]
+    line_not_ready = [n for n in ordered if not n.whatsapp_enabled and n.whatsapp_status]
+    without = [n for n in ordered if not n.whatsapp_enabled and not n.whatsapp_status]
+    chosen: dict[str, Switches] = {}
+    for index, number in enumerate(whatsapp):
+        chosen[number.aircall_number_id] = READY if index == 0 else HELP_DESK_OFF
+    for number in line_not_ready:
+        chosen[number.aircall_number_id] = READY
+    for index, number in enumerate(without):
+        chosen[number.aircall_number_id] = CLASSIC if index == 0 else OFF
+    return chosen
+
+
+def _require_sandbox(services: Services) -> None:
+    if not services.settings.sandbox_mode:
+        raise NotInSandboxMode(
+            "The demo data exists only when the service runs on the built-in sandbox."
+        )
+
+
+async def install_demo(services: Services) -> int:
+    """Authorise both sandboxes, register the channel and apply the demo's switches.
+
+    Safe to rerun: an existing installation is kept as it is (only the channel registration
+    is refreshed, as the sandbox may have restarted)."""
+    _require_sandbox(services)
+    with services.sessions() as session:
+        existing = session.scalar(select(Installation.id).where(
+            Installation.aircall_webhook_token_hash.is_not(None)).order_by(Installation.id))
+    if existing is not None:
+        await register_channel(services)
+        return existing
+
+    base = services.settings.public_url
+
+    async def code_from(authorize_url: str) -> str:
+        # The sandbox consent pages approve at once and redirect with the code.
+        response = await services.http.get(authorize_url, follow_redirects=False)
+        location = response.headers.get("location", "")
+        return parse_qs(urlparse(location).query)["code"][0]
+
+    hubspot_cb, aircall_cb = f"{base}/oauth/hubspot/callback", f"{base}/oauth/aircall/callback"
+    code = await code_from(services.hubspot_oauth().authorize_url(hubspot_cb, "demo"))
+    installation_id = await complete_hubspot_oauth(services, code=code, redirect_uri=hubspot_cb)
+    code = await code_from(services.aircall_oauth().authorize_url(aircall_cb, "demo"))
+    await complete_aircall_oauth(services, code=code, redirect_uri=aircall_cb,
+                                 installation_id=installation_id)
+    await register_channel(services)
+    with services.sessions.begin() as session:
+        numbers = list(session.scalars(
+            select(Number).where(Number.installation_id == installation_id)))
+        for aircall_id, switches in demo_switches(numbers).items():
+            number = next(n for n in numbers if n.aircall_number_id == aircall_id)
+            number.connected_to_hubspot = switches.connected_to_hubspot
+            number.helpdesk_enabled = switches.helpdesk_enabled
+            number.native_ticketing = switches.native_ticketing
+    return installation_id
+
+
+def wipe_service_data(services: Services) -> None:
+    """Every row of every table, in one transaction (children first); the schema and its
+    Alembic version stay. Includes the sandbox clock offset and the registered channel id."""
+    _require_sandbox(services)
+    with services.sessions.begin() as session:
+        for table in reversed(Base.metadata.sorted_tables):
+            session.execute(delete(table))
+    if services.sandbox_clock_offset is not None:
+        services.sandbox_clock_offset.forget()
+
+
+async def reset_demo(services: Services) -> int:
+    """Both sandboxes back to their seed, our database emptied, the demo installed again.
+
+    A worker busy with a message at that moment finds its outbox row gone and moves on;
+    a delivery the sandbox was still retrying is dropped by the sandbox's own reset."""
+    _require_sandbox(services)
+    settings = services.settings
+    for base in (settings.hubspot_api_base, settings.aircall_api_base):
+        response = await services.http.post(f"{base}/_sandbox/reset")
+        response.raise_for_status()
+    wipe_service_data(services)
+    return await install_demo(services)

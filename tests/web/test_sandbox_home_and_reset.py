@@ -1,0 +1,170 @@
+"""Issue 6: the sandbox home (what runs, the four screens, the story) and its one-click reset
+of all demo data — both sandboxes, our database, every clock — back to the demo's layout,
+after which the story can be played again. On both databases, over real HTTP."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import func, select
+from web_harness import PORTAL, csrf_of, hubspot_accounts, number_settings, text_of
+
+from whatsapp_helpdesk.db.models import (
+    ChannelAccount,
+    Conversation,
+    Installation,
+    Message,
+    OutboxEntry,
+    ServiceState,
+)
+
+SALES_UK, BERLIN, MADRID, US_PENDING = 1002, 1003, 1004, 1005
+DAY = 24 * 3600
+
+
+def _count(stack: Any, model: Any) -> int:
+    with stack.services.sessions() as session:
+        return session.scalar(select(func.count()).select_from(model))
+
+
+def _play_a_little(stack: Any) -> None:
+    """Some of everything the reset must remove: a channel, a ticket, a reply, moved clocks."""
+    stack.connect()
+    stack.customer_says("Bonjour, ma commande est en retard")
+    stack.wait_deliveries()
+    stack.drain()
+    assert len(stack.tickets()) == 1
+    for client in (stack.hubspot, stack.aircall, stack.bridge):
+        assert client.post("/_sandbox/clock", json={"advance_seconds": DAY + 3600}).is_success
+
+
+def _reset(stack: Any) -> Any:
+    home = stack.bridge.get("/")
+    return stack.bridge.post("/_sandbox/reset", data={"csrf_token": csrf_of(home.text)})
+
+
+def test_home_says_what_runs_and_links_the_four_screens(stack) -> None:
+    home = stack.bridge.get("/")
+    assert home.status_code == 200
+    running = text_of(home.text, "what-is-running")
+    assert "sandbox HubSpot" in running and "sandbox Aircall" in running
+    assert stack.settings.hubspot_api_base in running and stack.settings.aircall_api_base in running
+    hub, air = stack.settings.hubspot_api_base, stack.settings.aircall_api_base
+    for link in (f'href="{hub}/help-desk/{PORTAL}/settings/channels"',
+                 f'href="{hub}/help-desk/{PORTAL}/tickets"',
+                 f'href="{air}/phone?also_notify=', 'href="/dashboard"'):
+        assert link in home.text, link
+    # The phone's clock jump reaches the sandbox HubSpot and this service.
+    assert "also_notify=" + "http%3A%2F%2F127.0.0.1%3A" in home.text
+    assert stack.settings.public_url.replace(":", "%3A").replace("/", "%2F") in home.text
+    # The links lead somewhere.
+    assert stack.hubspot.get(f"/help-desk/{PORTAL}/settings/channels").status_code == 200
+    assert stack.aircall.get("/phone").status_code == 200
+
+
+def test_reset_restores_the_demo_and_the_story_plays_again(stack) -> None:
+    _play_a_little(stack)
+    assert _count(stack, Message) == 1
+
+    reset = _reset(stack)
+    assert reset.status_code == 303 and reset.headers["location"] == "/"
+    home = stack.bridge.get("/")
+    assert "The demo data is back to its starting point" in home.text
+    assert "ahead of real time" not in text_of(home.text, "service-clock")
+
+    # Both sandboxes are back to their seed, clocks included.
+    assert stack.tickets() == [] and hubspot_accounts(stack) == []
+    assert stack.hubspot.get("/_sandbox/clock").json()["offset_seconds"] == 0
+    assert stack.aircall.get("/_sandbox/clock").json()["offset_seconds"] == 0
+    # Our database: one fresh installation, nothing else of the old story, the clock at 0.
+    for model in (Message, Conversation, ChannelAccount, OutboxEntry):
+        assert _count(stack, model) == 0, model
+    with stack.services.sessions() as session:
+        installations = session.scalars(select(Installation)).all()
+        keys = set(session.scalars(select(ServiceState.key)))
+    assert [i.hubspot_portal_id for i in installations] == [str(PORTAL)]
+    stack.installation_id = installations[0].id
+    assert all("clock" not in key for key in keys), keys
+    assert abs((stack.services.clock.now() - _real_now()).total_seconds()) < 60
+    # The channel is registered again, on the sandbox HubSpot too.
+    channel_id = stack.services.channel_id()
+    assert channel_id is not None
+    assert [c["id"] for c in stack.hubspot.get("/_sandbox/channels").json()["channels"]] == [
+        channel_id]
+
+    # The demo's layout: each R3 condition shows somewhere.
+    def switches(number: int) -> tuple[bool, bool, bool]:
+        row = number_settings(stack, number)
+        return row.connected_to_hubspot, row.helpdesk_enabled, row.native_ticketing
+
+    assert switches(1001) == (True, True, False)  # ready: the story's number
+    assert switches(BERLIN) == (True, False, False)  # R3 (e)
+    assert switches(US_PENDING) == (True, True, False)  # R3 (a) alone: line pending
+    assert switches(SALES_UK) == (True, False, True)  # classic integration (R35)
+    assert switches(MADRID) == (False, False, False)  # R3 (a), (d), (e)
+
+    # And the story plays again from the start.
+    stack.connect()
+    stack.customer_says("Me revoilà")
+    stack.wait_deliveries()
+    stack.drain()
+    tickets = stack.tickets()
+    assert len(tickets) == 1
+
+
+def test_reset_needs_the_pages_form_token(stack) -> None:
+    _play_a_little(stack)
+    refused = stack.bridge.post("/_sandbox/reset", data={"csrf_token": "forged"})
+    assert refused.status_code == 403
+    assert "Nothing was reset" in refused.text
+    assert len(stack.tickets()) == 1 and _count(stack, Message) == 1
+
+
+def test_reset_says_so_when_a_sandbox_does_not_answer(tmp_path) -> None:
+    """`serve` was stopped, or a sandbox died: the page says what to do, nothing is wiped."""
+    import asyncio
+    import socket
+
+    import httpx
+
+    from whatsapp_helpdesk.bootstrap import build_services
+    from whatsapp_helpdesk.db.migrate import upgrade
+    from whatsapp_helpdesk.settings import Settings
+    from whatsapp_helpdesk.web.app import create_app
+
+    silent = socket.socket()
+    silent.bind(("127.0.0.1", 0))  # bound, never listening: connections are refused
+    port = silent.getsockname()[1]
+    settings = Settings(database_url=f"sqlite:///{tmp_path}/s.db", sandbox_hubspot_port=port,
+                        sandbox_aircall_port=port, _env_file=None)
+    services = build_services(settings)
+    upgrade(services.engine)
+    with services.sessions.begin() as session:
+        session.add(ServiceState(key="kept", value="yes"))
+
+    async def main() -> httpx.Response:
+        transport = httpx.ASGITransport(app=create_app(services))
+        async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+            home = await client.get("/")
+            return await client.post("/_sandbox/reset",
+                                     data={"csrf_token": csrf_of(home.text)})
+
+    try:
+        answer = asyncio.run(main())
+    finally:
+        silent.close()
+        services.engine.dispose()
+    assert answer.status_code == 502
+    assert "The demo could not be reset" in answer.text and "serve" in answer.text
+    assert _count_in(services, ServiceState) == 1
+
+
+def _count_in(services: Any, model: Any) -> int:
+    with services.sessions() as session:
+        return session.scalar(select(func.count()).select_from(model))
+
+
+def _real_now() -> Any:
+    from datetime import UTC, datetime
+
+    return datetime.now(UTC)
