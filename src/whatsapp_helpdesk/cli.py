@@ -156,8 +156,14 @@ def _wait_http(url: str, seconds: float = 30) -> None:
     raise SystemExit(f"{url} did not come up in {seconds:.0f} s")
 
 
+def _interrupt(_signum: int, _frame: object) -> None:
+    raise KeyboardInterrupt
+
+
 def cmd_serve(settings: Settings, _args: argparse.Namespace) -> int:
     _services(settings)  # migrate once, before the children start
+    # SIGTERM (a process manager, `docker stop`) stops the children like Ctrl-C does.
+    signal.signal(signal.SIGTERM, _interrupt)
     exe = [sys.executable, "-m", "whatsapp_helpdesk.cli"]
     children: list[subprocess.Popen[bytes]] = []
     env = dict(os.environ)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -23,18 +24,15 @@ CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--no-first-run",
 SCREENSHOTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "screenshots"
 
 
-@pytest.fixture
-def browser_page(request: pytest.FixtureRequest) -> Iterator[Any]:
-    """Headless Chromium with a fresh profile (no cookies), and its first tab.
+@contextmanager
+def chromium_context() -> Iterator[Any]:
+    """Headless Debian Chromium with a fresh profile (no cookies): a browser context.
 
-    Started after the stack: Playwright's sync API keeps an event loop on
-    this thread, and the stack's set-up runs its own with asyncio.run. Missing Chromium
-    FAILS the test: the pages' behaviour in a real browser is part of what the suite proves
-    (scripts/test.sh installs Debian's chromium)."""
+    Missing Chromium FAILS the test: the pages' behaviour in a real browser is part of what
+    the suite proves (scripts/test.sh installs Debian's chromium)."""
     if not CHROMIUM.exists():
         pytest.fail(f"{CHROMIUM} is missing: run scripts/test.sh, which installs Debian's "
                     "chromium for the browser tests.", pytrace=False)
-    request.getfixturevalue("stack")
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:
@@ -43,9 +41,27 @@ def browser_page(request: pytest.FixtureRequest) -> Iterator[Any]:
         try:
             context = browser.new_context(viewport={"width": 1360, "height": 900})
             context.set_default_timeout(10_000)
-            yield context.new_page()
+            yield context
         finally:
             browser.close()
+
+
+@pytest.fixture
+def chromium() -> Iterator[Any]:
+    """A fresh Chromium context, for tests that need no in-process stack."""
+    with chromium_context() as context:
+        yield context
+
+
+@pytest.fixture
+def browser_page(request: pytest.FixtureRequest) -> Iterator[Any]:
+    """The first tab of a fresh Chromium, after the in-process `stack` is up.
+
+    Started after the stack: Playwright's sync API keeps an event loop on this thread, and
+    the stack's set-up runs its own with asyncio.run."""
+    request.getfixturevalue("stack")
+    with chromium_context() as context:
+        yield context.new_page()
 
 
 @pytest.fixture

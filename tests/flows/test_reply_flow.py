@@ -273,6 +273,29 @@ def test_R20_R22_reply_joins_its_ticket_and_counts_as_activity(world: World) -> 
         assert assign_ticket(session, later, inactivity=timedelta(hours=24)).id == ticket.id
 
 
+def test_R20_R24_refused_reply_is_not_activity_so_the_customer_next_writes_a_new_ticket(
+    world: World,
+) -> None:
+    """A reply refused because the window closed never reached the customer: it must not
+    keep the old ticket alive and swallow the customer's next message into it."""
+    world.clock.set(CUSTOMER_WROTE + timedelta(hours=24, seconds=1))
+    world.reply()
+    world.work()
+    reply = world.reply_row()
+    assert reply.status == "failed"
+    with world.services.sessions.begin() as session:
+        ticket = session.scalars(select(Ticket)).one()
+        assert reply.ticket_id == ticket.id
+        later = Message(installation_id=reply.installation_id,
+                        conversation_id=reply.conversation_id, direction="inbound",
+                        provider_message_id="IN2", text="hello again",
+                        sent_at=CUSTOMER_WROTE + timedelta(hours=25),
+                        stored_at=world.clock.now(), status="pending")
+        session.add(later)
+        session.flush()
+        assert assign_ticket(session, later, inactivity=timedelta(hours=24)).id != ticket.id
+
+
 def test_R25_rich_text_is_sent_as_whatsapp_markup(world: World) -> None:
     world.reply("Done", richText="<div><b>Done</b>, see <a href='https://x.io/t'>ticket</a></div>")
     world.work()

@@ -21,10 +21,14 @@ from whatsapp_helpdesk.flows.credentials import hubspot_access_token
 
 
 def _neighbours(session: Session, message: Message) -> tuple[Activity | None, Activity | None]:
+    # Activity is a message exchanged (R20): a reply refused before it left (window closed,
+    # content refused, channel gone) or failed at Aircall never reached the customer, so it
+    # neither keeps a ticket open nor joins the customer's next message to it.
     placed = select(Message.sent_at, Message.ticket_id).where(
         Message.conversation_id == message.conversation_id,
         Message.ticket_id.is_not(None),
         Message.id != message.id,
+        (Message.direction == "inbound") | (Message.status != "failed"),
     )
     before = session.execute(
         placed.where(Message.sent_at <= message.sent_at).order_by(Message.sent_at.desc()).limit(1)

@@ -21,7 +21,11 @@ WEB_DIR: Final = Path(__file__).resolve().parent
 TEMPLATES = Jinja2Templates(directory=str(WEB_DIR / "templates"))
 STATIC_DIR: Final = WEB_DIR / "static"
 # Served by name only: nothing else under the package is reachable from the web.
-STATIC_FILES: Final = {"style.css": "text/css; charset=utf-8", "logo.svg": "image/svg+xml"}
+STATIC_FILES: Final = {"style.css": "text/css; charset=utf-8", "logo.svg": "image/svg+xml",
+                       "live.js": "text/javascript; charset=utf-8"}
+# static/live.js re-fetches the page to update its live sections: such a fetch must not
+# consume the one-shot message meant for the page the user sees.
+LIVE_REFRESH_HEADER: Final = "x-live-refresh"
 SESSION_FLASH: Final = "flash"
 
 
@@ -54,7 +58,8 @@ def render(
     installation: InstallationSummary | None = None,
     status_code: int = 200,
 ) -> HTMLResponse:
-    shown = request.session.pop(SESSION_FLASH, None)
+    shown = None if request.headers.get(LIVE_REFRESH_HEADER) else request.session.pop(
+        SESSION_FLASH, None)
     page: dict[str, Any] = {
         "csrf_token": csrf_token(request),
         "installation": installation,
