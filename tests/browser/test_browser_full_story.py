@@ -167,6 +167,7 @@ def _play_the_story(served: Served, context: Any, screenshot: Any) -> None:
     popup.get_by_text("Why are other numbers not listed?").click()
     expect(popup.locator(".others")).to_contain_text("Help Desk setting is off")
     expect(popup.locator(".others")).to_contain_text("not enabled for WhatsApp")
+    expect(popup.locator(".others")).to_contain_text("line is not ready at Aircall yet")
     screenshot(popup, "02-connect-pop-up")
     popup.get_by_label(STORY_NUMBER).check()
     popup.get_by_role("button", name="Connect").click()

@@ -19,3 +19,17 @@ def test_R40_readme_opens_with_the_two_commands() -> None:
     assert [c.split()[0] for c in commands] == ["./scripts/run.sh", "./scripts/test.sh"]
     for command in commands:
         assert (README.parent / command.split()[0]).exists()
+
+
+def test_issue6_readme_shows_every_screenshot_the_story_test_takes() -> None:
+    """The README's story images exist, and each step the browser test photographs is shown
+    (scripts/update-screenshots.sh copies them from test-artifacts/)."""
+    import re
+
+    story = README.parent / "tests" / "browser" / "test_browser_full_story.py"
+    steps = re.findall(r'screenshot\(\w+, "([^"]+)"\)', story.read_text())
+    shown = re.findall(r"\]\((docs/screenshots/[^)]+)\)", README.read_text())
+    assert len(steps) >= 10, steps
+    assert sorted(shown) == sorted(f"docs/screenshots/{step}.png" for step in steps)
+    for image in shown:
+        assert (README.parent / image).stat().st_size > 10_000, image

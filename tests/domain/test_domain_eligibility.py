@@ -112,3 +112,13 @@ def test_R3b_company_whatsapp_derived_from_any_whatsapp_number() -> None:
     assert company_whatsapp_from_numbers(None, [False, True, False]) is True
     assert company_whatsapp_from_numbers(None, [False, False]) is False
     assert company_whatsapp_from_numbers(None, []) is False
+
+
+def test_R3_a_line_that_exists_but_cannot_send_says_its_status() -> None:
+    from whatsapp_helpdesk.domain.eligibility import MISSING, explain
+
+    assert explain(["number_whatsapp"], None) == [MISSING["number_whatsapp"]]
+    assert explain(["number_whatsapp", "helpdesk_setting"], "PENDING") == [
+        "the number's WhatsApp line is not ready at Aircall yet (status PENDING)",
+        MISSING["helpdesk_setting"],
+    ]

@@ -26,8 +26,10 @@ def test_R2_R3_popup_lists_only_eligible_numbers_and_says_why_the_others_are_not
     # setup); Sales UK and Madrid have no WhatsApp; US Support's WhatsApp is pending.
     assert radios(page.text) == {str(number_row(stack, SUPPORT_FR)),
                                  str(number_row(stack, BERLIN))}
-    assert "Sales UK" in text_of(page.text, f"why-{number_row(stack, SALES_UK)}")
-    assert "The number is not enabled for WhatsApp at Aircall." in text_of(
+    sales_uk = text_of(page.text, f"why-{number_row(stack, SALES_UK)}")
+    assert "Sales UK" in sales_uk
+    assert "The number is not enabled for WhatsApp at Aircall." in sales_uk
+    assert "The number's WhatsApp line is not ready at Aircall yet (status PENDING)." in text_of(
         page.text, f"why-{number_row(stack, US_SUPPORT)}")
 
 

@@ -65,6 +65,16 @@ MISSING = {
 }
 
 
+def explain(missing: list[str], whatsapp_status: str | None = None) -> list[str]:
+    """The missing conditions in words. A WhatsApp line that exists at Aircall but cannot
+    send yet (PENDING, OFFLINE…) says so, rather than "not enabled for WhatsApp"."""
+    return [
+        f"the number's WhatsApp line is not ready at Aircall yet (status {whatsapp_status})"
+        if key == "number_whatsapp" and whatsapp_status else MISSING[key]
+        for key in missing
+    ]
+
+
 def missing_conditions(number: NumberFacts, installation: InstallationFacts) -> list[str]:
     """The keys of MISSING that keep a number out of the pop-up; empty means eligible."""
     checks = [

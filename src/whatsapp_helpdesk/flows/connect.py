@@ -18,10 +18,10 @@ from sqlalchemy.orm import Session
 from whatsapp_helpdesk.bootstrap import Services
 from whatsapp_helpdesk.db.models import ChannelAccount, Installation, Number
 from whatsapp_helpdesk.domain.eligibility import (
-    MISSING,
     InstallationFacts,
     NumberFacts,
     company_whatsapp_from_numbers,
+    explain,
     missing_conditions,
 )
 from whatsapp_helpdesk.errors import DeliveryError, Permanent
@@ -45,6 +45,7 @@ class Candidate:
     digits: str
     missing: list[str]  # keys of eligibility.MISSING; empty = eligible (R3)
     live_account_name: str | None = None  # already the help desk's channel under this name
+    whatsapp_status: str | None = None  # Aircall's status of the number's WhatsApp line
 
     @property
     def eligible(self) -> bool:
@@ -52,7 +53,7 @@ class Candidate:
 
     @property
     def missing_texts(self) -> list[str]:
-        return [MISSING[key] for key in self.missing]
+        return explain(self.missing, self.whatsapp_status)
 
 
 def installation_facts(installation: Installation, numbers: list[Number]) -> InstallationFacts:
@@ -98,6 +99,7 @@ def candidates(services: Services, installation_id: int) -> list[Candidate]:
                 number_id=n.id, name=n.name, e164=n.e164, digits=n.digits or n.e164,
                 missing=missing_conditions(number_facts(n), facts),
                 live_account_name=live[n.id].name if n.id in live else None,
+                whatsapp_status=n.whatsapp_status,
             )
             for n in numbers
         ]

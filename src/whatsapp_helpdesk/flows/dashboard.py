@@ -28,7 +28,7 @@ from whatsapp_helpdesk.db.models import (
     Number,
     OutboxEntry,
 )
-from whatsapp_helpdesk.domain.eligibility import MISSING, missing_conditions
+from whatsapp_helpdesk.domain.eligibility import explain, missing_conditions
 from whatsapp_helpdesk.errors import AuthRevoked, DeliveryError
 from whatsapp_helpdesk.flows.connect import (
     installation_facts,
@@ -158,7 +158,7 @@ class NumberView:
 
     @property
     def missing_texts(self) -> list[str]:
-        return [MISSING[key] for key in self.missing]
+        return explain(self.missing, self.whatsapp_status)
 
     @property
     def label(self) -> str:
