@@ -10,7 +10,7 @@ import json
 from concurrent.futures import ThreadPoolExecutor
 
 import httpx
-from e2e_harness import CUSTOMER, Stack
+from e2e_harness import CUSTOMER, PORTAL, Stack
 from sqlalchemy import func, select
 
 from whatsapp_helpdesk.db.models import Message, OutboxEntry, WebhookEvent
@@ -205,3 +205,60 @@ def test_R43_hypothesis_generated_payloads_never_500(stack: Stack) -> None:
     # Malformed bodies through a real token too: they get 4xx or a logged skip.
     with httpx.Client(base_url=stack.bridge.base_url) as client:
         assert client.get("/healthz").status_code == 200
+
+
+# --- R31: the sender's company ------------------------------------------------------------------
+
+SMITH = "+447700900123"  # Aircall contact John Smith, company "Smith & Co"; unknown to HubSpot
+
+
+def _contact(stack: Stack, phone: str) -> dict:
+    contacts = stack.hubspot.get(f"/_sandbox/portals/{PORTAL}/contacts").json()["contacts"]
+    [contact] = [c for c in contacts if c["properties"].get("phone") == phone]
+    return contact
+
+
+def test_R31_sender_company_is_set_on_the_contact_never_on_the_ticket(stack: Stack) -> None:
+    stack.connect()
+    stack.customer_says("Hello from Smith & Co", phone=SMITH)
+    stack.customer_says("Same company, no second update", phone=SMITH)
+    stack.wait_deliveries()
+    stack.drain()
+    [ticket] = stack.tickets()
+    contact = _contact(stack, SMITH)
+    assert contact["properties"]["company"] == "Smith & Co"
+    # A contact HubSpot created in the same moment is not associated with the ticket (R30),
+    # but its company is set all the same.
+    assert contact["ticketIds"] == []
+    assert not any("compan" in key.lower() for key in ticket)  # no company on the ticket
+    # Sent once per conversation and company.
+    with stack.services.sessions() as session:
+        jobs = session.scalar(select(func.count()).select_from(OutboxEntry).where(
+            OutboxEntry.kind == "set_contact_company"))
+    assert jobs == 1
+
+
+def test_R31_a_company_already_on_the_contact_is_kept(stack: Stack) -> None:
+    # Jane Doe is "Doe Industries" at Aircall but "Doe Bakery" in HubSpot: a person's edit.
+    stack.connect()
+    stack.customer_says("Hello")
+    stack.wait_deliveries()
+    stack.drain()
+    assert _contact(stack, CUSTOMER)["properties"]["company"] == "Doe Bakery"
+
+
+def test_R31_contact_not_there_yet_is_retried_without_holding_up_messages(stack: Stack) -> None:
+    """HubSpot's search can lag behind the contact it just made: the company waits, the
+    conversation's next message does not."""
+    stack.connect()
+    stack.hubspot.post("/_sandbox/faults", json={
+        "path_prefix": "/crm/v3/objects/contacts/search", "mode": "status", "status": 503,
+        "times": 3})
+    stack.customer_says("First", phone=SMITH)
+    stack.customer_says("Second", phone=SMITH)
+    stack.wait_deliveries()
+    stack.drain(timeout=60)
+    [ticket] = stack.tickets()
+    assert _texts(ticket) == ["First", "Second"]
+    assert _contact(stack, SMITH)["properties"]["company"] == "Smith & Co"
+

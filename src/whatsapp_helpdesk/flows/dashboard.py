@@ -35,6 +35,7 @@ from whatsapp_helpdesk.flows.connect import (
     live_accounts_by_number,
     number_facts,
 )
+from whatsapp_helpdesk.flows.contact_company import SET_CONTACT_COMPANY
 from whatsapp_helpdesk.flows.credentials import hubspot_access_token
 from whatsapp_helpdesk.flows.ingest import PUBLISH_INBOUND
 from whatsapp_helpdesk.flows.install import sync_numbers
@@ -59,6 +60,7 @@ KIND_LABELS: Final[dict[str, str]] = {
     SEND_REPLY: "Agent reply to WhatsApp",
     REPORT_STATUS: "Delivery status to HubSpot",
     NATIVE_TICKET: "Native ticket in HubSpot",
+    SET_CONTACT_COMPANY: "Contact's company in HubSpot",
 }
 # A failed reply is already FAILED in the ticket, with its reason (R23): the agent sends it
 # again from HubSpot. Re-running it from here would send what HubSpot shows as not sent.
@@ -390,6 +392,8 @@ def _summary(entry: OutboxEntry, message: Message | None) -> str:
         label = ACTIVITY_LABELS.get(str(payload.get("kind")), "Activity")
         who = payload.get("customer_name") or payload.get("customer") or "unknown number"
         return f"{label} from {who}"
+    if entry.kind == SET_CONTACT_COMPANY:
+        return f"“{payload.get('company', '')}”"
     return ""
 
 

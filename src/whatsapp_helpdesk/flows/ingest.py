@@ -46,7 +46,7 @@ from whatsapp_helpdesk.db.models import (
 )
 from whatsapp_helpdesk.domain.content import inbound_placeholder
 from whatsapp_helpdesk.domain.phone import InvalidPhoneNumber, to_e164
-from whatsapp_helpdesk.flows import native_ticketing, statuses
+from whatsapp_helpdesk.flows import contact_company, native_ticketing, statuses
 
 log = structlog.get_logger(__name__)
 
@@ -243,6 +243,12 @@ def _message_event(
         conversation.last_inbound_at = sent_at
     if customer_name:
         conversation.customer_name = customer_name
+    grace = timedelta(seconds=services.settings.reorder_grace_seconds)
+    contact_company.queue_if_new(
+        session, conversation, message.contact.company_name if message.contact else None,
+        # After the message's publication, which makes HubSpot create or match the contact.
+        now=now, after=2 * grace,
+    )
     outbox.enqueue(
         session,
         installation_id=installation_id,
@@ -252,7 +258,7 @@ def _message_event(
         ordering_key=f"conversation:{conversation.id}",
         ordering_at=sent_at,
         # A short wait lets a message Aircall delivered late overtake its successors (R15).
-        delay=timedelta(seconds=services.settings.reorder_grace_seconds),
+        delay=grace,
     )
     return ("stored", None)
 

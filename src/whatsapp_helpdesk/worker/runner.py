@@ -37,6 +37,7 @@ from whatsapp_helpdesk.errors import (
     RateLimited,
     Retryable,
 )
+from whatsapp_helpdesk.flows.contact_company import SET_CONTACT_COMPANY, set_contact_company
 from whatsapp_helpdesk.flows.credentials import hubspot_access_token, mark_reauth_required
 from whatsapp_helpdesk.flows.ingest import PUBLISH_INBOUND
 from whatsapp_helpdesk.flows.native_ticketing import NATIVE_TICKET, create_native_ticket
@@ -66,6 +67,7 @@ JOBS: dict[str, Job] = {
     SEND_REPLY: send_reply,
     REPORT_STATUS: report_status,
     NATIVE_TICKET: create_native_ticket,
+    SET_CONTACT_COMPANY: set_contact_company,
 }
 
 

@@ -1,0 +1,78 @@
+"""R31: the sender's company reaches HubSpot, never as an association of the ticket.
+
+HubSpot's custom-channel message has no company field (decision 0004): the documented place
+for a company that is not an association is the contact's own "Company name" property
+(`company`). When Aircall's webhook names the customer's company (its contact's
+`company_name`), the ingest queues this job; the worker finds the contact HubSpot made or
+matched for the customer's number when the message was published, and fills its company.
+
+- Queued once per conversation and company (a new name at Aircall queues it again), on its
+  own ordering key: a contact HubSpot has not created yet is retried with backoff without
+  holding up the conversation's messages.
+- A company already on the contact is kept: it was typed by a person or set by another
+  integration, and a CRM record is theirs to edit.
+- Nothing here associates a company with a ticket or a thread (R31).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Final
+
+from sqlalchemy.orm import Session
+
+from whatsapp_helpdesk.bootstrap import Services
+from whatsapp_helpdesk.db import outbox
+from whatsapp_helpdesk.db.models import Conversation
+from whatsapp_helpdesk.errors import Retryable
+from whatsapp_helpdesk.flows.credentials import hubspot_access_token
+
+SET_CONTACT_COMPANY: Final = "set_contact_company"
+COMPANY_PROPERTY: Final = "company"  # HubSpot's contact property "Company name"
+MAX_COMPANY_LENGTH: Final = 200
+
+
+def queue_if_new(
+    session: Session,
+    conversation: Conversation,
+    company_name: str | None,
+    *,
+    now: datetime,
+    after: timedelta,
+) -> bool:
+    """Queue the job when Aircall names a company we have not sent for this conversation.
+
+    `after` lets the message's own publication (which makes HubSpot create or match the
+    contact) go first."""
+    company = " ".join((company_name or "").split())[:MAX_COMPANY_LENGTH]
+    if not company or conversation.customer_company == company:
+        return False
+    conversation.customer_company = company
+    outbox.enqueue(
+        session, installation_id=conversation.installation_id, kind=SET_CONTACT_COMPANY,
+        now=now, payload={"conversation_id": conversation.id, "company": company},
+        ordering_key=f"contact-company:{conversation.id}", delay=after,
+    )
+    return True
+
+
+async def set_contact_company(services: Services, entry: outbox.Claimed) -> str:
+    """Worker job: a short word for the delivery log."""
+    company = str(entry.payload.get("company") or "")
+    with services.sessions() as session:
+        conversation = session.get(Conversation, int(entry.payload.get("conversation_id") or 0))
+        if conversation is None or conversation.installation_id != entry.installation_id:
+            return "skipped: conversation gone"
+        customer = conversation.customer_e164
+    portal = services.hubspot_portal(await hubspot_access_token(services, entry.installation_id))
+    contact = await portal.search_contact_by_phone(customer)
+    if contact is None:
+        # HubSpot makes the contact when it takes the message; its search index can lag.
+        raise Retryable("HubSpot has no contact for the customer's number yet.")
+    current = (contact.properties.get(COMPANY_PROPERTY) or "").strip()
+    if current == company:
+        return f"contact {contact.id}: company already {company!r}"
+    if current:
+        return f"contact {contact.id}: kept the company already there"
+    await portal.update_contact_properties(contact.id, {COMPANY_PROPERTY: company})
+    return f"contact {contact.id}: company set"
