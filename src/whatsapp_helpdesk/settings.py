@@ -64,7 +64,8 @@ class Settings(BaseSettings):
         SecretStr(""), description="HubSpot developer API key (registers the custom channel)."
     )
     hubspot_channel_id: str = Field(
-        "", description="Id of the registered custom channel (printed by `hubspot register-channel`)."
+        "",
+        description="Id of the registered custom channel (printed by `hubspot register-channel`).",
     )
 
     aircall_api_base: str = Field("https://api.aircall.io", description="Aircall API base URL.")
@@ -72,10 +73,13 @@ class Settings(BaseSettings):
         "https://dashboard.aircall.io", description="Aircall base URL for the OAuth consent page."
     )
     aircall_client_id: str = Field("", description="Aircall OAuth client id.")
-    aircall_client_secret: SecretStr = Field(SecretStr(""), description="Aircall OAuth client secret.")
+    aircall_client_secret: SecretStr = Field(
+        SecretStr(""), description="Aircall OAuth client secret."
+    )
 
     ticket_inactivity_hours: float = Field(
-        24, gt=0, description="Hours of inactivity after which a customer message starts a new ticket (R20)."
+        24, gt=0,
+        description="Hours of inactivity after which a customer message starts a new ticket (R20).",
     )
     reorder_grace_seconds: float = Field(
         1.0,
@@ -83,13 +87,19 @@ class Settings(BaseSettings):
         description="How long an inbound message waits before publication so that messages "
         "Aircall delivered out of order can be put back in the customer's order (R15).",
     )
-    worker_concurrency: int = Field(4, ge=1, description="Deliveries one worker process runs at once.")
+    worker_concurrency: int = Field(
+        4, ge=1, description="Deliveries one worker process runs at once."
+    )
     worker_lease_seconds: float = Field(
         60, gt=0, description="How long a worker holds a job before another may take it over "
         "(a killed worker's jobs are retried after this)."
     )
-    sandbox_hubspot_port: int = Field(8701, description="Port of the sandbox HubSpot (sandbox mode).")
-    sandbox_aircall_port: int = Field(8702, description="Port of the sandbox Aircall (sandbox mode).")
+    sandbox_hubspot_port: int = Field(
+        8701, description="Port of the sandbox HubSpot (sandbox mode)."
+    )
+    sandbox_aircall_port: int = Field(
+        8702, description="Port of the sandbox Aircall (sandbox mode)."
+    )
     log_level: str = Field("INFO", description="Log level (DEBUG, INFO, WARNING…).")
 
     @cached_property

@@ -144,7 +144,8 @@ def test_R44_permanent_error_keeps_message_and_records_reason(stack: Stack) -> N
     assert stack.tickets() == []
     with stack.services.sessions() as session:
         message = session.scalars(select(Message)).one()
-        entry = session.scalars(select(OutboxEntry)).one()
+        entry = session.scalars(select(OutboxEntry).where(
+            OutboxEntry.kind == "publish_inbound")).one()
     assert message.status == "failed" and message.failure_reason
     assert entry.state == "failed" and entry.last_error
 

@@ -212,7 +212,8 @@ def _message_event(
         )
     )
     if account is None:
-        return ("number_not_connected", f"{number.name or number.digits} is not a help-desk channel")
+        return ("number_not_connected",
+                f"{number.name or number.digits} is not a help-desk channel")
     try:
         customer = to_e164(message.external_number or "")
     except InvalidPhoneNumber as exc:
@@ -290,8 +291,10 @@ def _call_event(
     return native_ticketing.on_call_event(session, installation_id, event, now)
 
 
-def _number_event(services: Services, session: Session, installation_id: int,
-                  envelope: AircallEnvelope, event: NumberEvent, now: datetime) -> tuple[str, str | None]:
+def _number_event(
+    services: Services, session: Session, installation_id: int,
+    envelope: AircallEnvelope, event: NumberEvent, now: datetime,
+) -> tuple[str, str | None]:
     return ("kept", "numbers are re-read from Aircall on the dashboard")
 
 

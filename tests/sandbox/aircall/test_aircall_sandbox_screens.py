@@ -106,3 +106,30 @@ def test_window_closes_on_screen_after_25_hours(aircall: Sandbox) -> None:
     aircall.customer_says()
     aircall.http.post("/phone/clock", data={**CHAT, "advance_seconds": str(25 * 3600)})
     assert "window closed" in aircall.http.get("/phone/thread", params=CHAT).text
+
+
+def test_clock_jump_moves_the_followers_it_was_started_with(receiver: Receiver) -> None:
+    """`serve` starts the sandbox with HubSpot's and the service's clocks as followers: the
+    phone's jump moves them even when its URL names none, and a reset keeps them."""
+    import asyncio
+
+    import httpx
+
+    from whatsapp_helpdesk.sandbox.aircall import create_app
+
+    app = create_app(public_base_url="http://aircall.test",
+                     clock_followers=[f"{receiver.url}/clock"])
+
+    async def jump() -> str:
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://aircall.test") as air:
+            await air.post("/_sandbox/reset")
+            page = (await air.get("/phone", params=CHAT)).text
+            assert f"{receiver.url}/clock" in page  # "Also moves: …"
+            moved = await air.post("/phone/clock", data={**CHAT, "advance_seconds": "3600"})
+            notice = (await air.get(moved.headers["location"])).text
+            await app.state.sandbox.aclose()
+            return notice
+
+    assert "moved too" in asyncio.run(jump())
+    assert receiver.bodies() == [{"clock": {"advance_seconds": 3600}}]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from http import HTTPStatus
 
@@ -18,13 +18,16 @@ from whatsapp_helpdesk.sandbox.aircall.faults import FaultInjectionMiddleware
 from whatsapp_helpdesk.sandbox.aircall.runtime import Sandbox
 
 
-def create_app(*, public_base_url: str) -> FastAPI:
+def create_app(*, public_base_url: str, clock_followers: Sequence[str] = ()) -> FastAPI:
     """A fresh, seeded Aircall sandbox reachable at `public_base_url`.
+
+    `clock_followers`: clock endpoints (`POST {"advance_seconds"}`) the customer phone's
+    "jump the clock" also moves when the page's URL names none (`also_notify`).
 
     Deliveries run as background tasks on the serving loop and need the lifespan to run
     (uvicorn does; with Starlette's TestClient use it as a context manager).
     """
-    sandbox = Sandbox(public_base_url)
+    sandbox = Sandbox(public_base_url, clock_followers)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Coroutine
+from collections.abc import Coroutine, Sequence
 from typing import Any
 
 import httpx
@@ -19,8 +19,11 @@ from whatsapp_helpdesk.sandbox.aircall.state import SandboxState
 class Sandbox:
     """One emulated Aircall, kept on `app.state.sandbox`."""
 
-    def __init__(self, public_base_url: str) -> None:
+    def __init__(self, public_base_url: str, clock_followers: Sequence[str] = ()) -> None:
         self.base_url = public_base_url.rstrip("/")
+        # Other clocks the phone's "jump the clock" moves too when its page names none
+        # (`also_notify`); part of how the sandbox was started, so a reset keeps them.
+        self.clock_followers = list(clock_followers)
         self.clock = SandboxClock()
         self.state: SandboxState = seeded_state()
         self.dispatcher = WebhookDispatcher(self)
