@@ -515,6 +515,24 @@ async def test_r31_company_goes_on_the_contact_property_not_an_association(
     assert contact.properties == {"company": "Acme"}
 
 
+async def test_r35_find_ticket_by_its_reference_word(
+    network: FakeNetwork, portal: HubSpotPortalClient
+) -> None:
+    network.reply(200, {"total": 1, "results": [{
+        "id": "9001", "properties": {"subject": "Missed call", "content": "… aircallrefabc"},
+        "createdAt": "2026-01-01T09:00:00Z", "updatedAt": "2026-01-01T09:00:00Z",
+        "archived": False,
+    }]})
+    ticket = await portal.find_ticket_with_token("aircallrefabc")
+    request = network.last
+    assert (request.method, request.url.path) == ("POST", "/crm/v3/objects/tickets/search")
+    assert json_of(request)["filterGroups"] == [{"filters": [
+        {"propertyName": "content", "operator": "CONTAINS_TOKEN", "value": "aircallrefabc"}]}]
+    assert ticket is not None and ticket.id == "9001"
+    network.reply(200, {"total": 0, "results": []})
+    assert await portal.find_ticket_with_token("aircallrefnone") is None
+
+
 async def test_r35_create_ticket_associated_with_the_contact(
     network: FakeNetwork, portal: HubSpotPortalClient
 ) -> None:

@@ -4,8 +4,10 @@ sandbox customer phone (calls, voicemails, SMS) â†’ Aircall webhooks over HTTP â
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
+import pytest
 from e2e_harness import CUSTOMER, Stack
 from sqlalchemy import select, update
 
@@ -128,3 +130,37 @@ def test_R35_help_desk_whatsapp_and_native_sms_side_by_side(stack: Stack) -> Non
     help_desk = [t for t in tickets if t.get("threadId")]
     assert [[m["text"] for m in t["messages"]] for t in help_desk] == [["WhatsApp hello"]]
     assert [t["subject"] for t in _crm_tickets(stack)] == ["SMS from Jane Doe on Sales UK"]
+
+
+def test_R35_worker_dying_after_hubspot_made_the_ticket_makes_no_second_one(
+    stack: Stack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """HubSpot's tickets API has no idempotency key: the retry finds the ticket by the
+    reference word its content carries."""
+    from whatsapp_helpdesk.hubspot import HubSpotPortalClient
+
+    class WorkerDied(BaseException):
+        """Not an Exception: nothing in the worker catches it, as with a SIGKILL."""
+
+    made = HubSpotPortalClient.create_ticket
+
+    async def made_then_died(self: Any, *args: Any, **kwargs: Any) -> Any:
+        await made(self, *args, **kwargs)
+        raise WorkerDied
+
+    _settings(stack, SALES_UK, connected_to_hubspot=True, native_ticketing=True)
+    _call(stack, SALES_UK, "missed")
+    stack.wait_deliveries()
+    monkeypatch.setattr(HubSpotPortalClient, "create_ticket", made_then_died)
+    with pytest.raises(WorkerDied):
+        stack.drain()
+    monkeypatch.undo()
+    assert len(_crm_tickets(stack)) == 1
+    # The dead worker's lease runs out; the next worker takes the job again.
+    stack.bridge.post("/_sandbox/clock", json={"advance_seconds": 61})
+    time.sleep(0.6)
+    stack.drain()
+    [ticket] = _crm_tickets(stack)
+    with stack.services.sessions() as session:
+        details = session.scalars(select(DeliveryAttempt.detail)).all()
+    assert f"ticket {ticket['id']} (made by an earlier attempt)" in details

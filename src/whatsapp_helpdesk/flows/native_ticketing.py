@@ -9,14 +9,18 @@ The webhook handler only decides and queues (inside the delivery's transaction, 
 decision is kept with the event); the worker creates the ticket, re-checking the rule, so a
 number that became a help-desk channel in between still gets none.
 
-Creating a CRM ticket has no idempotency key at HubSpot: a worker killed between HubSpot's
-answer and our commit makes the retry create a second ticket. That is the only duplicate
-this path can make; the same Aircall event delivered twice is stopped before it is queued
-(the webhook log's unique key).
+Creating a CRM ticket has no idempotency key at HubSpot. Each ticket's content carries a
+reference word unique to its Aircall activity, and a retry (a worker killed between
+HubSpot's answer and our commit, an answer lost on the wire) first searches for it, so it
+finds the ticket an earlier attempt made instead of making a second one. HubSpot's search
+trails writes by seconds: a retry sooner than that could still duplicate, which a lease
+(60 s) never is, and a backoff rarely. The same Aircall event delivered twice is stopped
+before it is queued (the webhook log's unique key).
 """
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import asdict, dataclass
 from datetime import datetime
 from typing import Any, Final
@@ -196,12 +200,20 @@ def ticket_properties(activity: Activity, number_label: str) -> dict[str, str]:
         lines.append(f"Message: {activity.text}")
     if activity.voicemail_url:
         lines.append(f"Voicemail recording: {activity.voicemail_url}")
+    lines.append(f"Aircall reference: {reference_token(activity)}")
     return {
         "subject": subject[:250],
         "content": "\n".join(lines),
         "hs_pipeline": TICKET_PIPELINE,
         "hs_pipeline_stage": TICKET_STAGE_NEW,
     }
+
+
+def reference_token(activity: Activity) -> str:
+    """One word, unique to the activity, that a retry searches for (letters and digits only,
+    so HubSpot's search tokenizer keeps it whole)."""
+    digest = hashlib.sha256(f"{activity.kind}:{activity.reference}".encode()).hexdigest()
+    return f"aircallref{digest[:24]}"
 
 
 def activity_from_payload(payload: dict[str, Any]) -> Activity:
@@ -229,6 +241,11 @@ async def create_native_ticket(services: Services, entry: outbox.Claimed) -> str
         # Settings changed since the event was queued; R36 holds at all times.
         return f"skipped: {why_not}"
     portal = services.hubspot_portal(await hubspot_access_token(services, entry.installation_id))
+    # Every attempt looks first (not only retries: an admin's retry from the dashboard
+    # starts the count again); native tickets are rare, one search each is cheap.
+    made = await portal.find_ticket_with_token(reference_token(activity))
+    if made is not None:
+        return f"ticket {made.id} (made by an earlier attempt)"
     contact = (
         await portal.search_contact_by_phone(activity.customer_e164)
         if activity.customer_e164 else None

@@ -57,6 +57,7 @@ INBOXES_PATH: Final = "/conversations/v3/conversations/inboxes"
 TICKETS_PATH: Final = "/crm/v3/objects/tickets"
 CONTACTS_PATH: Final = "/crm/v3/objects/contacts"
 CONTACTS_SEARCH_PATH: Final = "/crm/v3/objects/contacts/search"
+TICKETS_SEARCH_PATH: Final = "/crm/v3/objects/tickets/search"
 
 
 def channel_path(channel_id: str) -> str:
@@ -775,6 +776,29 @@ class HubSpotPortalClient(_HubSpotApi):
             json={"properties": dict(properties)},
         )
         return _crm_object(response_object(response, operation), operation)
+
+    async def find_ticket_with_token(self, token: str) -> CrmObject | None:
+        """The ticket whose `content` holds the word `token`, or None.
+
+        HubSpot's tickets API takes no idempotency key: a ticket created by an attempt whose
+        answer was lost is found again by a unique word its content carries. The search
+        index trails writes by a few seconds, so this only helps a retry made later than
+        that (a worker's lease, a backoff)."""
+        operation = "search the ticket"
+        response = await self._call(
+            "POST", TICKETS_SEARCH_PATH, operation=operation,
+            json={
+                "filterGroups": [{"filters": [
+                    {"propertyName": "content", "operator": "CONTAINS_TOKEN", "value": token}]}],
+                "properties": ["subject", "content"],
+                "sorts": [],
+                "limit": 1,
+                "after": "0",
+            },
+        )
+        results = response_object(response, operation).get("results") or []
+        first = next((r for r in results if isinstance(r, dict)), None)
+        return None if first is None else _crm_object(first, operation)
 
     async def create_ticket(
         self, properties: Mapping[str, str], contact_id: str | None = None
