@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from whatsapp_helpdesk.aircall import AircallClient, AircallOAuth, BearerToken
 from whatsapp_helpdesk.db.crypto import TokenCipher
 from whatsapp_helpdesk.db.models import ServiceState
-from whatsapp_helpdesk.db.session import make_engine, make_session_factory
+from whatsapp_helpdesk.db.session import READ_ONLY, make_engine, make_session_factory
 from whatsapp_helpdesk.domain.clock import Clock, OffsetClock, SystemClock
 from whatsapp_helpdesk.hubspot import HubSpotDeveloperClient, HubSpotOAuth, HubSpotPortalClient
 from whatsapp_helpdesk.settings import Settings
@@ -113,10 +113,13 @@ class Services:
 class StoredClockOffset:
     """The sandbox clock offset, shared by web and worker processes through the database.
 
-    Read at most every half second (every `now()` would otherwise be a query); moving or
-    resetting it through this object is seen at once by the process that did it."""
+    Read at most every half second (every `now()` would otherwise be a query), on a
+    read-only connection: `now()` is called inside write transactions, and on SQLite a
+    second writer would wait for the first, held by the same thread. Moving or resetting it
+    through this object is seen at once by the process that did it."""
 
-    def __init__(self, sessions: sessionmaker[Session]):
+    def __init__(self, engine: Engine, sessions: sessionmaker[Session]):
+        self._engine = engine
         self._sessions = sessions
         self._cached = (0.0, -1.0)
 
@@ -124,8 +127,8 @@ class StoredClockOffset:
         value, read_at = self._cached
         if time.monotonic() - read_at < 0.5:
             return value
-        with self._sessions() as session:
-            raw = session.scalar(
+        with self._engine.connect() as connection:
+            raw = connection.execution_options(**{READ_ONLY: True}).scalar(
                 select(ServiceState.value).where(ServiceState.key == CLOCK_OFFSET_KEY)
             )
         value = float(raw) if raw else 0.0
@@ -156,8 +159,9 @@ def build_services(settings: Settings | None = None, *, clock: Clock | None = No
     sessions = make_session_factory(engine)
     # Only a sandbox-mode service can have its clock moved (issue 6): a service configured
     # for the real HubSpot and Aircall always runs on system time.
-    clock_offset = StoredClockOffset(sessions) if settings.sandbox_mode else None
+    clock_offset: StoredClockOffset | None = None
     if clock is None:
+        clock_offset = StoredClockOffset(engine, sessions) if settings.sandbox_mode else None
         clock = OffsetClock(clock_offset) if clock_offset is not None else SystemClock()
     return Services(
         settings=settings,

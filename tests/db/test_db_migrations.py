@@ -74,3 +74,36 @@ def test_unique_constraint_names_are_unique(migrated_engine: Engine) -> None:
 
     assert len(names) == len(set(names))
     assert {"uq_messages_provider_message_id", "uq_messages_hubspot_message_id"} <= set(names)
+
+
+def test_downgrade_and_upgrade_again_keep_every_row(migrated_engine: Engine) -> None:
+    """A batch migration rebuilds a table on SQLite; with foreign keys on that would
+    cascade-delete the rows pointing at it (0002 rebuilds `conversations`)."""
+    from whatsapp_helpdesk.db.migrate import downgrade
+
+    statements = [
+        "INSERT INTO installations (id, hubspot_scopes, aircall_scopes, created_at, updated_at,"
+        " reauth_required) VALUES (1, '', '', '2026-01-01', '2026-01-01', false)",
+        "INSERT INTO numbers (id, installation_id, aircall_number_id, name, digits, e164,"
+        " calls_enabled, sms_enabled, whatsapp_enabled, connected_to_hubspot,"
+        " helpdesk_enabled, native_ticketing) VALUES (1, 1, '1001', 'n', 'd', '+33176360695',"
+        " true, true, true, true, true, false)",
+        "INSERT INTO conversations (id, installation_id, number_id, customer_e164, created_at)"
+        " VALUES (1, 1, 1, '+33612345678', '2026-01-01')",
+        "INSERT INTO tickets (id, conversation_id, integration_thread_id, started_at)"
+        " VALUES (1, 1, 'wa-1', '2026-01-01')",
+        "INSERT INTO messages (id, installation_id, conversation_id, ticket_id, direction, kind,"
+        " text, sent_at, stored_at, status) VALUES (1, 1, 1, 1, 'inbound', 'text', 'hi',"
+        " '2026-01-01', '2026-01-01', 'published')",
+    ]
+    with migrated_engine.begin() as connection:
+        for statement in statements:
+            connection.exec_driver_sql(statement)
+
+    downgrade(migrated_engine, "0001")
+    upgrade(migrated_engine)
+
+    with migrated_engine.connect() as connection:
+        counts = [connection.exec_driver_sql(f"SELECT count(*) FROM {table}").scalar()
+                  for table in ("conversations", "tickets", "messages")]
+    assert counts == [1, 1, 1]

@@ -59,3 +59,34 @@ def test_placeholder_secret_is_refused_outside_the_sandbox() -> None:
 
     with pytest.raises(ValueError, match="SECRET_KEY"):
         Settings(hubspot_client_id="real-app", _env_file=None)
+
+
+def test_the_clock_takes_json_only_and_sane_numbers(tmp_path) -> None:
+    """A page of another site can POST text or a form without asking: neither moves the
+    clock; nor can a NaN or an absurd jump break every page that reads it."""
+    settings = Settings(database_url=f"sqlite:///{tmp_path}/s.db", _env_file=None)
+    services = build_services(settings)
+    upgrade(services.engine)
+
+    async def main() -> list[httpx.Response]:
+        transport = httpx.ASGITransport(app=create_app(services))
+        async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+            answers = [
+                await client.post("/_sandbox/clock", content='{"advance_seconds": 90000}',
+                                  headers={"Content-Type": "text/plain"}),
+                await client.post("/_sandbox/clock", data={"advance_seconds": "90000"}),
+            ]
+            for body in ('{"offset_seconds": "nan"}', '{"advance_seconds": 1e300}', "[1]",
+                         "{}", '{"advance_seconds": 1, "offset_seconds": 2}'):
+                answers.append(await client.post(
+                    "/_sandbox/clock", content=body,
+                    headers={"Content-Type": "application/json"}))
+            answers.append(await client.get("/"))
+            return answers
+
+    try:
+        *refused, home = asyncio.run(main())
+    finally:
+        services.engine.dispose()
+    assert [r.status_code for r in refused] == [415, 415, 422, 422, 422, 422, 422]
+    assert home.status_code == 200 and "ahead of real time" not in home.text

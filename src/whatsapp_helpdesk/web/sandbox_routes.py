@@ -14,7 +14,8 @@ from urllib.parse import urlencode
 import httpx
 import structlog
 from fastapi import APIRouter, Request
-from fastapi.responses import RedirectResponse, Response
+from fastapi.responses import JSONResponse, RedirectResponse, Response
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 from sqlalchemy import select
 from starlette.concurrency import run_in_threadpool
 
@@ -71,6 +72,27 @@ def screens(services: Services) -> SandboxScreens:
     )
 
 
+# Ten years either way: far enough for any demo, near enough that dates stay dates.
+CLOCK_LIMIT_SECONDS = 10 * 365 * 24 * 3600.0
+
+
+class ClockMove(BaseModel):
+    """Exactly one of the two, finite and within CLOCK_LIMIT_SECONDS."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    advance_seconds: float | None = Field(
+        None, allow_inf_nan=False, ge=-CLOCK_LIMIT_SECONDS, le=CLOCK_LIMIT_SECONDS)
+    offset_seconds: float | None = Field(
+        None, allow_inf_nan=False, ge=-CLOCK_LIMIT_SECONDS, le=CLOCK_LIMIT_SECONDS)
+
+    @model_validator(mode="after")
+    def _one_of_the_two(self) -> ClockMove:
+        if (self.advance_seconds is None) == (self.offset_seconds is None):
+            raise ValueError("give exactly one of advance_seconds and offset_seconds")
+        return self
+
+
 def router(services: Services) -> APIRouter:
     assert services.settings.sandbox_mode, "sandbox routes on a service with real credentials"
     routes = APIRouter()
@@ -109,18 +131,26 @@ def router(services: Services) -> APIRouter:
         return RedirectResponse("/", status_code=303)
 
     @routes.post("/_sandbox/clock")
-    async def sandbox_clock(request: Request) -> dict[str, float]:
-        """Called by the phone's "jump the clock" (its `also_notify`): same body as the
-        emulators' own clock endpoints."""
-        body = await request.json()
+    async def sandbox_clock(request: Request) -> Response:
+        """Called by the phone's "jump the clock" (its followers): the emulators' own body,
+        `{"advance_seconds": n}` or `{"offset_seconds": n}`. JSON only, so that another
+        site's page cannot move the clock with a simple form or text POST."""
         offset = services.sandbox_clock_offset
-        assert offset is not None  # sandbox mode
-        if "offset_seconds" in body:
-            moved = await run_in_threadpool(
-                lambda: offset.move(offset_seconds=float(body["offset_seconds"])))
-        else:
-            moved = await run_in_threadpool(
-                lambda: offset.move(advance_seconds=float(body.get("advance_seconds", 0))))
-        return {"offset_seconds": moved}
+        if offset is None:
+            return JSONResponse({"detail": "This service runs on a clock given to it; the "
+                                 "sandbox clock does not drive it."}, status_code=409)
+        if request.headers.get("content-type", "").split(";")[0].strip() != "application/json":
+            return JSONResponse({"detail": "Send JSON (Content-Type: application/json)."},
+                                status_code=415)
+        try:
+            move = ClockMove.model_validate_json(await request.body())
+        except ValidationError as exc:
+            return JSONResponse({"detail": exc.errors(include_url=False, include_input=False,
+                                                        include_context=False)},
+                                status_code=422)
+        moved = await run_in_threadpool(
+            offset.move, advance_seconds=move.advance_seconds or 0.0,
+            offset_seconds=move.offset_seconds)
+        return JSONResponse({"offset_seconds": moved})
 
     return routes
