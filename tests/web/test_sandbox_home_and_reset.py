@@ -168,3 +168,87 @@ def _real_now() -> Any:
     from datetime import UTC, datetime
 
     return datetime.now(UTC)
+
+
+def test_reset_waits_for_the_job_a_worker_is_running(stack) -> None:
+    """A job in flight finishes before its rows are wiped: otherwise it would write its
+    outcome onto a row of the new demo (SQLite reuses deleted ids) or act on the reset
+    sandboxes. Meanwhile no new work is taken."""
+    import threading
+    import time
+    from datetime import timedelta
+
+    from sqlalchemy import update
+
+    _play_a_little(stack)
+    stack.customer_says("Waiting in the outbox")
+    stack.wait_deliveries()
+    with stack.services.sessions.begin() as session:
+        entry = session.scalars(select(OutboxEntry).where(
+            OutboxEntry.state == "pending")).first()
+        entry.locked_by, entry.locked_until = "worker-x", stack.services.clock.now() + \
+            timedelta(seconds=60)
+        leased = entry.id
+    answers: list[Any] = []
+    resetting = threading.Thread(target=lambda: answers.append(_reset(stack)))
+    resetting.start()
+    time.sleep(1.0)
+    assert not answers and len(stack.tickets()) == 1  # still waiting, nothing reset
+    with stack.services.sessions() as session:
+        paused = session.scalars(select(OutboxEntry).where(OutboxEntry.id != leased)).all()
+    assert all(e.available_at > stack.services.clock.now() + timedelta(hours=1)
+               for e in paused if e.state == "pending")
+    with stack.services.sessions.begin() as session:  # the worker finishes its job
+        session.execute(update(OutboxEntry).where(OutboxEntry.id == leased).values(
+            state="done", locked_until=None))
+    resetting.join(timeout=30)
+    assert answers and answers[0].status_code == 303
+    assert stack.tickets() == []
+
+
+def test_a_reset_that_could_not_reach_the_sandboxes_lets_the_work_go_on(tmp_path) -> None:
+    import asyncio
+    import socket
+    from datetime import timedelta
+
+    import httpx
+
+    from whatsapp_helpdesk.bootstrap import build_services
+    from whatsapp_helpdesk.db import outbox
+    from whatsapp_helpdesk.db.migrate import upgrade
+    from whatsapp_helpdesk.flows.sandbox_demo import reset_demo
+    from whatsapp_helpdesk.settings import Settings
+
+    silent = socket.socket()
+    silent.bind(("127.0.0.1", 0))
+    port = silent.getsockname()[1]
+    services = build_services(Settings(
+        database_url=f"sqlite:///{tmp_path}/s.db", sandbox_hubspot_port=port,
+        sandbox_aircall_port=port, _env_file=None))
+    upgrade(services.engine)
+    with services.sessions.begin() as session:
+        session.add(Installation(id=1, hubspot_scopes="", aircall_scopes="",
+                                 created_at=services.clock.now(),
+                                 updated_at=services.clock.now()))
+        session.flush()
+        outbox.enqueue(session, installation_id=1, kind="publish_inbound",
+                       now=services.clock.now())
+
+    async def main() -> None:
+        try:
+            await reset_demo(services)
+        finally:
+            await services.aclose()
+
+    try:
+        try:
+            asyncio.run(main())
+            raise AssertionError("the reset should have failed")
+        except httpx.HTTPError:
+            pass
+        with services.sessions() as session:
+            [entry] = session.scalars(select(OutboxEntry)).all()
+        assert entry.available_at <= services.clock.now() + timedelta(seconds=1)
+    finally:
+        silent.close()
+        services.engine.dispose()

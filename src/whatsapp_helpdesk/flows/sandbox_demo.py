@@ -12,13 +12,18 @@ Everything here goes over HTTP to the emulators' documented control endpoints
 
 from __future__ import annotations
 
+import asyncio
+import time
 from dataclasses import dataclass
+from datetime import timedelta
 from urllib.parse import parse_qs, urlparse
 
-from sqlalchemy import delete, select
+import httpx
+from sqlalchemy import delete, func, select, update
 
 from whatsapp_helpdesk.bootstrap import Services
-from whatsapp_helpdesk.db.models import Base, Installation, Number
+from whatsapp_helpdesk.db import outbox
+from whatsapp_helpdesk.db.models import Base, Installation, Number, OutboxEntry
 from whatsapp_helpdesk.flows.install import (
     complete_aircall_oauth,
     complete_hubspot_oauth,
@@ -128,15 +133,55 @@ def wipe_service_data(services: Services) -> None:
         services.sandbox_clock_offset.forget()
 
 
+# How long a reset waits for jobs a worker is running to finish before wiping their rows.
+IN_FLIGHT_WAIT = timedelta(seconds=20)
+
+
+def _pause_the_outbox(services: Services) -> None:
+    """No worker takes new work: every pending entry is put off (they are all wiped next)."""
+    later = services.clock.now() + timedelta(days=1)
+    with services.sessions.begin() as session:
+        session.execute(update(OutboxEntry).where(OutboxEntry.state == outbox.PENDING)
+                        .values(available_at=later))
+
+
+def _resume_the_outbox(services: Services) -> None:
+    """The reset did not happen after all: the put-off work is due again (a retry waiting
+    for its backoff too, which only makes it try sooner)."""
+    now = services.clock.now()
+    with services.sessions.begin() as session:
+        session.execute(update(OutboxEntry).where(
+            OutboxEntry.state == outbox.PENDING, OutboxEntry.available_at > now)
+            .values(available_at=now))
+
+
+def _jobs_in_flight(services: Services) -> int:
+    now = services.clock.now()
+    with services.sessions() as session:
+        return session.scalar(select(func.count()).select_from(OutboxEntry).where(
+            OutboxEntry.state == outbox.PENDING, OutboxEntry.locked_until > now)) or 0
+
+
 async def reset_demo(services: Services) -> int:
     """Both sandboxes back to their seed, our database emptied, the demo installed again.
 
-    A worker busy with a message at that moment finds its outbox row gone and moves on;
-    a delivery the sandbox was still retrying is dropped by the sandbox's own reset."""
+    The outbox is paused first and the jobs workers are running are given time to finish,
+    so that none writes its outcome onto a row of the new demo (SQLite reuses the ids of
+    deleted rows) or acts on the sandboxes after their reset. A delivery the Aircall sandbox
+    was still retrying is dropped by its own reset. Callers run one reset at a time."""
     _require_sandbox(services)
+    await asyncio.to_thread(_pause_the_outbox, services)
+    deadline = time.monotonic() + IN_FLIGHT_WAIT.total_seconds()
+    while await asyncio.to_thread(_jobs_in_flight, services) and time.monotonic() < deadline:
+        await asyncio.sleep(0.1)
     settings = services.settings
-    for base in (settings.hubspot_api_base, settings.aircall_api_base):
-        response = await services.http.post(f"{base}/_sandbox/reset")
-        response.raise_for_status()
-    wipe_service_data(services)
+    try:
+        for base in (settings.hubspot_api_base, settings.aircall_api_base):
+            response = await services.http.post(f"{base}/_sandbox/reset")
+            response.raise_for_status()
+    except httpx.HTTPError:
+        # Nothing of ours was wiped: let the work go on (a retried reset starts over).
+        await asyncio.to_thread(_resume_the_outbox, services)
+        raise
+    await asyncio.to_thread(wipe_service_data, services)
     return await install_demo(services)

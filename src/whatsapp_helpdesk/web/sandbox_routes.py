@@ -7,6 +7,7 @@ endpoint that moves its clock (issue 6).
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from urllib.parse import urlencode
@@ -96,6 +97,8 @@ class ClockMove(BaseModel):
 def router(services: Services) -> APIRouter:
     assert services.settings.sandbox_mode, "sandbox routes on a service with real credentials"
     routes = APIRouter()
+    # One reset at a time: a double click must not interleave two wipes and two installs.
+    resetting = asyncio.Lock()
 
     @routes.get("/")
     async def sandbox_home(request: Request) -> Response:
@@ -116,7 +119,8 @@ def router(services: Services) -> APIRouter:
                            "Nothing was reset. Reload the page and try again.", status_code=403,
                            action=("/", "Back to the sandbox home"))
         try:
-            await reset_demo(services)
+            async with resetting:
+                await reset_demo(services)
         except (DeliveryError, httpx.HTTPError) as exc:
             log.warning("sandbox.reset_failed", error=str(exc))
             return problem(request, "The demo could not be reset",
