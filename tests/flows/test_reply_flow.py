@@ -296,6 +296,27 @@ def test_R20_R24_refused_reply_is_not_activity_so_the_customer_next_writes_a_new
         assert assign_ticket(session, later, inactivity=timedelta(hours=24)).id != ticket.id
 
 
+def test_R20_a_reply_outside_the_window_is_not_activity_even_before_it_is_refused(
+    world: World,
+) -> None:
+    """Same ticket decision whether the customer's next message is placed before or after
+    the worker refuses the reply: it is read from the timestamps, not from the status."""
+    world.clock.set(CUSTOMER_WROTE + timedelta(hours=24, seconds=1))
+    world.reply()  # stored, not worked yet: still pending
+    reply = world.reply_row()
+    assert reply.status == "pending"
+    with world.services.sessions.begin() as session:
+        ticket = session.scalars(select(Ticket)).one()
+        later = Message(installation_id=reply.installation_id,
+                        conversation_id=reply.conversation_id, direction="inbound",
+                        provider_message_id="IN2", text="hello again",
+                        sent_at=CUSTOMER_WROTE + timedelta(hours=25),
+                        stored_at=world.clock.now(), status="pending")
+        session.add(later)
+        session.flush()
+        assert assign_ticket(session, later, inactivity=timedelta(hours=24)).id != ticket.id
+
+
 def test_R25_rich_text_is_sent_as_whatsapp_markup(world: World) -> None:
     world.reply("Done", richText="<div><b>Done</b>, see <a href='https://x.io/t'>ticket</a></div>")
     world.work()

@@ -10,35 +10,60 @@ from __future__ import annotations
 import uuid
 from datetime import timedelta
 
-from sqlalchemy import select
+from sqlalchemy import Select, func, select
 from sqlalchemy.orm import Session
 
 from whatsapp_helpdesk.bootstrap import Services
 from whatsapp_helpdesk.db.models import ChannelAccount, Conversation, Message, Number, Ticket
 from whatsapp_helpdesk.domain.tickets import Activity, JoinTicket, choose_ticket
+from whatsapp_helpdesk.domain.window import window_is_open
 from whatsapp_helpdesk.errors import Permanent
 from whatsapp_helpdesk.flows.credentials import hubspot_access_token
 
 
+def _is_activity(session: Session, row: Message) -> bool:
+    """Activity is a message exchanged (R20). A customer's message always is. A reply is
+    not when it failed (refused, or lost at Aircall), nor when it was written outside
+    WhatsApp's window: that one is refused whenever the worker gets to it, so it is decided
+    here from the timestamps alone, and the ticket rule gives the same answer whether the
+    customer's next message is placed before or after the refusal."""
+    if row.direction == "inbound":
+        return True
+    if row.status == "failed":
+        return False
+    last_customer_message = session.scalar(select(func.max(Message.sent_at)).where(
+        Message.conversation_id == row.conversation_id,
+        Message.direction == "inbound",
+        Message.sent_at <= row.sent_at,
+    ))
+    return window_is_open(last_customer_message, row.sent_at)
+
+
+# Replies that are not activity are rare; past this many in a row, the customer's message
+# is treated as having no neighbour on that side (a new ticket rather than a wrong one).
+NEIGHBOURS_LOOKED_AT = 50
+
+
+def _nearest_activity(session: Session, candidates: Select[tuple[Message]]) -> Activity | None:
+    """The first candidate that counts as activity (almost always the very first)."""
+    for row in session.scalars(candidates.limit(NEIGHBOURS_LOOKED_AT)).all():
+        if _is_activity(session, row):
+            assert row.ticket_id is not None
+            return Activity(row.sent_at, row.ticket_id)
+    return None
+
+
 def _neighbours(session: Session, message: Message) -> tuple[Activity | None, Activity | None]:
-    # Activity is a message exchanged (R20): a reply refused before it left (window closed,
-    # content refused, channel gone) or failed at Aircall never reached the customer, so it
-    # neither keeps a ticket open nor joins the customer's next message to it.
-    placed = select(Message.sent_at, Message.ticket_id).where(
+    placed = select(Message).where(
         Message.conversation_id == message.conversation_id,
         Message.ticket_id.is_not(None),
         Message.id != message.id,
-        (Message.direction == "inbound") | (Message.status != "failed"),
     )
-    before = session.execute(
-        placed.where(Message.sent_at <= message.sent_at).order_by(Message.sent_at.desc()).limit(1)
-    ).first()
-    after = session.execute(
-        placed.where(Message.sent_at > message.sent_at).order_by(Message.sent_at).limit(1)
-    ).first()
     return (
-        Activity(before.sent_at, before.ticket_id) if before else None,
-        Activity(after.sent_at, after.ticket_id) if after else None,
+        _nearest_activity(session, placed.where(Message.sent_at <= message.sent_at)
+                          .order_by(Message.sent_at.desc(), Message.id.desc())),
+        _nearest_activity(session, placed.where(Message.sent_at > message.sent_at)
+                          .order_by(Message.sent_at, Message.id)),
     )
 
 
