@@ -2,8 +2,9 @@
 
 A conversation (business number, customer number) is cut into tickets by inactivity:
 a message joins the ticket of the activity just before it when that activity is less
-than `inactivity` old; otherwise it starts a new ticket. "Activity" is a message in
-either direction, placed in time by the provider's timestamp (R15), so the rule gives the
+than `inactivity` old; otherwise it starts a new ticket. "Activity" is a message exchanged
+in either direction (a reply that failed, or was written outside WhatsApp's window, is not:
+flows/publish.py), placed in time by the provider's timestamp (R15), so the rule gives the
 same answer whatever order Aircall delivered the messages in.
 
 Edge: exactly `inactivity` (24:00:00) of silence starts a new ticket; 23:59:59 does not.
