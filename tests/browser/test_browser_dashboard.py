@@ -60,3 +60,33 @@ def test_R7_a_switch_works_from_the_keyboard(stack, browser_page, screenshot) ->
     expect(page.get_by_role("switch", name="Native ticketing for Sales UK")).to_have_attribute(
         "aria-checked", "true")
     screenshot(page, "switch-turned-on")
+
+
+def test_issue6_dashboard_follows_the_traffic_without_a_reload(stack, browser_page, screenshot
+                                                               ) -> None:
+    """Its live sections are refreshed in place (static/live.js); one the admin is reading
+    (an opened "why" panel) is left as it is."""
+    from playwright.sync_api import expect
+
+    _off_the_browser_thread(lambda: stack.connect(1001))
+    page = browser_page
+    page.goto(f"{stack.bridge.base_url}/dashboard")
+    card = page.locator("#health .card").filter(has_text="Support France")
+    expect(card).to_contain_text("Last message in")
+    expect(card.locator("dd").first).to_have_text("never")
+    why = page.get_by_role("row", name="Madrid").locator("details")
+    why.locator("summary").click()
+    expect(why).to_have_attribute("open", "")
+
+    def customer_writes() -> None:
+        stack.customer_says("Hello, anyone there?")
+        stack.wait_deliveries()
+        stack.drain()
+
+    _off_the_browser_thread(customer_writes)
+    # No reload: the health card changes by itself within a few seconds…
+    expect(card.locator("dd").first).not_to_have_text("never", timeout=15_000)
+    assert page.evaluate("performance.getEntriesByType('navigation').length") == 1
+    # …while the numbers section, where the panel is open, was left alone.
+    expect(why).to_have_attribute("open", "")
+    screenshot(page, "live-health")

@@ -4,13 +4,19 @@
 (function () {
   "use strict";
   const EVERY_MS = 3000;
-  const busy = () => {
-    // Never swap a section under the user's hands: a focused control or a pressed button.
+
+  // A section the user is working in or reading is left as it is: a focused control, an
+  // opened "why" panel, selected text.
+  function inUse(section) {
     const active = document.activeElement;
-    return active && active !== document.body && active.closest("[data-live]") !== null;
-  };
+    if (active && active !== document.body && section.contains(active)) return true;
+    if (section.querySelector("details[open]")) return true;
+    const selection = window.getSelection();
+    return Boolean(selection && !selection.isCollapsed && section.contains(selection.anchorNode));
+  }
+
   async function refresh() {
-    if (document.hidden || busy()) return;
+    if (document.hidden) return;
     let response;
     try {
       response = await fetch(window.location.href, {cache: "no-store", redirect: "manual",
@@ -21,6 +27,7 @@
     if (!response.ok) return; // signed out, or the page moved: leave the page as it is
     const fresh = new DOMParser().parseFromString(await response.text(), "text/html");
     for (const section of document.querySelectorAll("[data-live][id]")) {
+      if (inUse(section)) continue;
       const next = fresh.getElementById(section.id);
       if (next && next.innerHTML !== section.innerHTML) section.innerHTML = next.innerHTML;
     }
