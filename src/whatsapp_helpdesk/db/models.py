@@ -174,7 +174,7 @@ class Conversation(Base):
     number_id: Mapped[int] = mapped_column(ForeignKey("numbers.id", ondelete="CASCADE"))
     customer_e164: Mapped[str] = mapped_column(String(20))
     customer_name: Mapped[str | None] = mapped_column(String(200))
-    # The company of Aircall's contact for this customer, as last sent to HubSpot (R31).
+    # The company of Aircall's contact for this customer, as last queued for HubSpot (R31).
     customer_company: Mapped[str | None] = mapped_column(String(200))
     # Provider timestamp of the customer's last message: opens the 24 h window (R24).
     last_inbound_at: Mapped[datetime | None] = mapped_column(_utc())

@@ -6,11 +6,11 @@ for a company that is not an association is the contact's own "Company name" pro
 `company_name`), the ingest queues this job; the worker finds the contact HubSpot made or
 matched for the customer's number when the message was published, and fills its company.
 
-- Queued once per conversation and company (a new name at Aircall queues it again), on its
-  own ordering key: a contact HubSpot has not created yet is retried with backoff without
-  holding up the conversation's messages.
-- A company already on the contact is kept: it was typed by a person or set by another
-  integration, and a CRM record is theirs to edit.
+- Queued once per conversation and company, on its own ordering key: a contact HubSpot has
+  not created yet is retried with backoff without holding up the conversation's messages.
+- A company already on the contact is kept (typed by a person or set by another
+  integration: a CRM record is theirs to edit), unless it is the one we set before and
+  Aircall now names another: the job carries the name it replaces.
 - Nothing here associates a company with a ticket or a thread (R31).
 """
 
@@ -47,10 +47,11 @@ def queue_if_new(
     company = " ".join((company_name or "").split())[:MAX_COMPANY_LENGTH]
     if not company or conversation.customer_company == company:
         return False
-    conversation.customer_company = company
+    replaces, conversation.customer_company = conversation.customer_company, company
     outbox.enqueue(
         session, installation_id=conversation.installation_id, kind=SET_CONTACT_COMPANY,
-        now=now, payload={"conversation_id": conversation.id, "company": company},
+        now=now, payload={"conversation_id": conversation.id, "company": company,
+                          "replaces": replaces},
         ordering_key=f"contact-company:{conversation.id}", delay=after,
     )
     return True
@@ -59,6 +60,7 @@ def queue_if_new(
 async def set_contact_company(services: Services, entry: outbox.Claimed) -> str:
     """Worker job: a short word for the delivery log."""
     company = str(entry.payload.get("company") or "")
+    replaces = str(entry.payload.get("replaces") or "")
     with services.sessions() as session:
         conversation = session.get(Conversation, int(entry.payload.get("conversation_id") or 0))
         if conversation is None or conversation.installation_id != entry.installation_id:
@@ -72,7 +74,7 @@ async def set_contact_company(services: Services, entry: outbox.Claimed) -> str:
     current = (contact.properties.get(COMPANY_PROPERTY) or "").strip()
     if current == company:
         return f"contact {contact.id}: company already {company!r}"
-    if current:
+    if current and current != replaces:
         return f"contact {contact.id}: kept the company already there"
     await portal.update_contact_properties(contact.id, {COMPANY_PROPERTY: company})
     return f"contact {contact.id}: company set"
