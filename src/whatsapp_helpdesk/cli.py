@@ -187,6 +187,9 @@ def cmd_serve(settings: Settings, _args: argparse.Namespace) -> int:
     except KeyboardInterrupt:
         return 0
     finally:
+        # A second Ctrl-C or SIGTERM must not cut the clean-up short and orphan children.
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
         for child in children:
             if child.poll() is None:
                 child.send_signal(signal.SIGTERM)

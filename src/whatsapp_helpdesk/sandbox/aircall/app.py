@@ -22,7 +22,7 @@ def create_app(*, public_base_url: str, clock_followers: Sequence[str] = ()) -> 
     """A fresh, seeded Aircall sandbox reachable at `public_base_url`.
 
     `clock_followers`: clock endpoints (`POST {"advance_seconds"}`) the customer phone's
-    "jump the clock" also moves when the page's URL names none (`also_notify`).
+    "jump the clock" always moves too, besides any the page's URL names (`also_notify`).
 
     Deliveries run as background tasks on the serving loop and need the lifespan to run
     (uvicorn does; with Starlette's TestClient use it as a context manager).

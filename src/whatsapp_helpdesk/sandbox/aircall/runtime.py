@@ -21,8 +21,8 @@ class Sandbox:
 
     def __init__(self, public_base_url: str, clock_followers: Sequence[str] = ()) -> None:
         self.base_url = public_base_url.rstrip("/")
-        # Other clocks the phone's "jump the clock" moves too when its page names none
-        # (`also_notify`); part of how the sandbox was started, so a reset keeps them.
+        # Other clocks the phone's "jump the clock" always moves too (besides its page's
+        # `also_notify`); part of how the sandbox was started, so a reset keeps them.
         self.clock_followers = list(clock_followers)
         self.clock = SandboxClock()
         self.state: SandboxState = seeded_state()

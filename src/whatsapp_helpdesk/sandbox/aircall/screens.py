@@ -86,8 +86,8 @@ def _view(sandbox: Sandbox, phone: str, number_id: str, also_notify: list[str]) 
             normalised = normalise(phone, default_region=region)
         except InvalidPhoneNumber:
             normalised = ""
-    return PhoneView(normalised, number,
-                     _also_notify(also_notify) or list(sandbox.clock_followers))
+    followers = _also_notify([*also_notify, *sandbox.clock_followers])
+    return PhoneView(normalised, number, followers)
 
 
 def _view_from_query(sandbox: Sandbox, request: Request) -> PhoneView:
