@@ -259,7 +259,9 @@ class OutboxEntry(Base):
 
     __tablename__ = "outbox"
     __table_args__ = (
-        Index("ix_outbox_claim", "state", "available_at"),
+        # The claim's own order (state, then available_at, then id): PostgreSQL reads the
+        # first claimable entry without sorting (bench/worker_processes.py: 4-5x faster).
+        Index("ix_outbox_claim", "state", "available_at", "id"),
         Index("ix_outbox_ordering", "ordering_key", "state", "ordering_at"),
     )
 

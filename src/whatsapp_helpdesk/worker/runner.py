@@ -53,6 +53,9 @@ DELIVERIES = Counter(
     ["kind", "outcome"],
 )
 
+# The longest an idle slot other than the first waits before it looks again.
+IDLE_SLOT_MAX_WAIT = 2.0
+
 # A job does one outbox entry's work; it returns a word for the delivery log.
 Job = Callable[[Services, outbox.Claimed], Awaitable[str]]
 
@@ -97,9 +100,12 @@ class Worker:
         self.poll_interval = poll_interval
         self.worker_id = f"{socket.gethostname()}:{os.getpid()}:{id(self):x}"
         self._stopping = asyncio.Event()
+        # Pulsed when a slot finds work: the idle slots wake up, there may be more.
+        self._work_found = asyncio.Event()
 
     def stop(self) -> None:
         self._stopping.set()
+        self._work_found.set()
 
     async def run(self) -> None:
         log.info("worker.started", worker_id=self.worker_id, concurrency=self.concurrency)
@@ -125,16 +131,32 @@ class Worker:
                 select(OutboxEntry.id).where(OutboxEntry.state == outbox.PENDING).limit(1)
             ) is not None
 
+    def _idle_wait(self, slot: int, idle_rounds: int) -> float:
+        """Slot 0 keeps polling every `poll_interval`, so new work is seen at once; the other
+        slots back off while there is nothing to do (an empty claim is not free: with a deep
+        backlog in a few busy conversations it scans every pending entry, as measured in
+        docs/performance.md) and are woken as soon as a slot finds work."""
+        if slot == 0:
+            return self.poll_interval
+        return min(self.poll_interval * 2 ** idle_rounds, IDLE_SLOT_MAX_WAIT)
+
     async def _loop(self, slot: int) -> None:
+        idle_rounds = 0
         while not self._stopping.is_set():
             try:
                 worked = await self.work_once()
             except Exception:  # the loop must survive anything (a bad row, a DB blip)
                 log.exception("worker.loop_error", slot=slot)
                 worked = False
-            if not worked:
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._stopping.wait(), self.poll_interval)
+            if worked:
+                idle_rounds = 0
+                self._work_found.set()  # wakes the waiting slots…
+                self._work_found.clear()  # …once: this is a pulse, not a state
+                continue
+            idle_rounds += 1
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._work_found.wait(),
+                                       self._idle_wait(slot, idle_rounds))
 
     async def work_once(self) -> bool:
         services = self.services

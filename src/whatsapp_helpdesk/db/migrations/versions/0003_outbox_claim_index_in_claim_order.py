@@ -1,0 +1,22 @@
+"""the outbox claim index in the claim's own order (state, available_at, id)
+
+Revision ID: 0003
+Revises: 0002
+Create Date: 2026-11-24 21:40:00
+"""
+from alembic import op
+
+revision = '0003'
+down_revision = '0002'
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    op.drop_index('ix_outbox_claim', table_name='outbox')
+    op.create_index('ix_outbox_claim', 'outbox', ['state', 'available_at', 'id'])
+
+
+def downgrade() -> None:
+    op.drop_index('ix_outbox_claim', table_name='outbox')
+    op.create_index('ix_outbox_claim', 'outbox', ['state', 'available_at'])

@@ -1,0 +1,68 @@
+"""The worker's slots: the first keeps polling, the others back off while there is nothing
+to do and are woken as soon as a slot finds work, so a burst is still worked in parallel."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+
+from whatsapp_helpdesk.bootstrap import build_services
+from whatsapp_helpdesk.db import outbox
+from whatsapp_helpdesk.db.migrate import upgrade
+from whatsapp_helpdesk.db.models import Installation, OutboxEntry
+from whatsapp_helpdesk.settings import Settings
+from whatsapp_helpdesk.worker import runner
+from whatsapp_helpdesk.worker.runner import IDLE_SLOT_MAX_WAIT, Worker
+
+
+def test_only_the_first_slot_keeps_polling_at_full_speed(tmp_path) -> None:
+    worker = Worker(build_services(Settings(database_url=f"sqlite:///{tmp_path}/w.db",
+                                            _env_file=None)), concurrency=4, poll_interval=0.2)
+    assert [worker._idle_wait(0, n) for n in (1, 5, 50)] == [0.2, 0.2, 0.2]
+    assert [worker._idle_wait(1, n) for n in (1, 2, 3, 50)] == [0.4, 0.8, 1.6,
+                                                                IDLE_SLOT_MAX_WAIT]
+
+
+def test_idle_slots_wake_up_for_a_burst(tmp_path, monkeypatch: pytest.MonkeyPatch) -> None:
+    services = build_services(Settings(database_url=f"sqlite:///{tmp_path}/w.db",
+                                       _env_file=None))
+    upgrade(services.engine)
+    running = 0
+    most_at_once = 0
+
+    async def slow_job(_services: Any, _entry: outbox.Claimed) -> str:
+        nonlocal running, most_at_once
+        running += 1
+        most_at_once = max(most_at_once, running)
+        await asyncio.sleep(0.25)
+        running -= 1
+        return "done"
+
+    monkeypatch.setitem(runner.JOBS, "slow", slow_job)
+
+    async def main() -> None:
+        worker = Worker(services, concurrency=4, poll_interval=0.05)
+        working = asyncio.create_task(worker.run())
+        # Idle long enough that slots 1-3 are in a long wait (0.1, 0.2, … 1.6 s, then 2 s
+        # from t = 3.1 s to 5.1 s).
+        await asyncio.sleep(3.3)
+        now = services.clock.now()
+        with services.sessions.begin() as session:
+            session.add(Installation(id=1, hubspot_scopes="", aircall_scopes="",
+                                     created_at=now, updated_at=now))
+            session.flush()
+            for n in range(8):
+                outbox.enqueue(session, installation_id=1, kind="slow", now=now,
+                               ordering_key=f"conversation:{n}")
+        await asyncio.sleep(1.2)  # ends before their wait does: only a wake-up lets them in
+        worker.stop()
+        await working
+
+    asyncio.run(main())
+    with services.sessions() as session:
+        states = [e.state for e in session.query(OutboxEntry)]
+    services.engine.dispose()
+    assert states == ["done"] * 8
+    assert most_at_once >= 3
