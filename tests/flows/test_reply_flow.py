@@ -255,22 +255,30 @@ def test_R27_same_reply_delivered_twice_is_stored_and_sent_once(world: World) ->
     assert world.fake.sends == [_sent()]
 
 
-def test_R20_R22_reply_joins_its_ticket_and_counts_as_activity(world: World) -> None:
-    world.later(hours=20)
-    world.reply()
+def _ticket_of_the_customers_next_message(world: World, *, hours_after_first: float) -> tuple[
+        int, int]:
+    """(the first ticket, the ticket the rule picks for the customer's next message)."""
     reply = world.reply_row()
     with world.services.sessions.begin() as session:
         ticket = session.scalars(select(Ticket)).one()
-        assert (reply.ticket_id, reply.sent_at) == (ticket.id, world.clock.now())
-        # 30 h after the customer's first message but 10 h after the reply: same ticket.
+        assert reply.ticket_id == ticket.id
         later = Message(installation_id=reply.installation_id,
                         conversation_id=reply.conversation_id, direction="inbound",
-                        provider_message_id="IN2", text="thanks",
-                        sent_at=CUSTOMER_WROTE + timedelta(hours=30),
+                        provider_message_id="IN2", text="hello again",
+                        sent_at=CUSTOMER_WROTE + timedelta(hours=hours_after_first),
                         stored_at=world.clock.now(), status="pending")
         session.add(later)
         session.flush()
-        assert assign_ticket(session, later, inactivity=timedelta(hours=24)).id == ticket.id
+        return ticket.id, assign_ticket(session, later, inactivity=timedelta(hours=24)).id
+
+
+def test_R20_R22_reply_joins_its_ticket_and_counts_as_activity(world: World) -> None:
+    world.later(hours=20)
+    world.reply()
+    assert world.reply_row().sent_at == world.clock.now()
+    # 30 h after the customer's first message but 10 h after the reply: same ticket.
+    first, next_one = _ticket_of_the_customers_next_message(world, hours_after_first=30)
+    assert next_one == first
 
 
 def test_R20_R24_refused_reply_is_not_activity_so_the_customer_next_writes_a_new_ticket(
@@ -281,19 +289,9 @@ def test_R20_R24_refused_reply_is_not_activity_so_the_customer_next_writes_a_new
     world.clock.set(CUSTOMER_WROTE + timedelta(hours=24, seconds=1))
     world.reply()
     world.work()
-    reply = world.reply_row()
-    assert reply.status == "failed"
-    with world.services.sessions.begin() as session:
-        ticket = session.scalars(select(Ticket)).one()
-        assert reply.ticket_id == ticket.id
-        later = Message(installation_id=reply.installation_id,
-                        conversation_id=reply.conversation_id, direction="inbound",
-                        provider_message_id="IN2", text="hello again",
-                        sent_at=CUSTOMER_WROTE + timedelta(hours=25),
-                        stored_at=world.clock.now(), status="pending")
-        session.add(later)
-        session.flush()
-        assert assign_ticket(session, later, inactivity=timedelta(hours=24)).id != ticket.id
+    assert world.reply_row().status == "failed"
+    first, next_one = _ticket_of_the_customers_next_message(world, hours_after_first=25)
+    assert next_one != first
 
 
 def test_R20_a_reply_outside_the_window_is_not_activity_even_before_it_is_refused(
@@ -303,18 +301,9 @@ def test_R20_a_reply_outside_the_window_is_not_activity_even_before_it_is_refuse
     the worker refuses the reply: it is read from the timestamps, not from the status."""
     world.clock.set(CUSTOMER_WROTE + timedelta(hours=24, seconds=1))
     world.reply()  # stored, not worked yet: still pending
-    reply = world.reply_row()
-    assert reply.status == "pending"
-    with world.services.sessions.begin() as session:
-        ticket = session.scalars(select(Ticket)).one()
-        later = Message(installation_id=reply.installation_id,
-                        conversation_id=reply.conversation_id, direction="inbound",
-                        provider_message_id="IN2", text="hello again",
-                        sent_at=CUSTOMER_WROTE + timedelta(hours=25),
-                        stored_at=world.clock.now(), status="pending")
-        session.add(later)
-        session.flush()
-        assert assign_ticket(session, later, inactivity=timedelta(hours=24)).id != ticket.id
+    assert world.reply_row().status == "pending"
+    first, next_one = _ticket_of_the_customers_next_message(world, hours_after_first=25)
+    assert next_one != first
 
 
 def test_R25_rich_text_is_sent_as_whatsapp_markup(world: World) -> None:

@@ -744,25 +744,14 @@ class HubSpotPortalClient(_HubSpotApi):
         Two filter groups are OR-ed by HubSpot's search. Matches only numbers stored in the
         same E.164 form: HubSpot keeps phone properties as typed.
         """
-        operation = "search the contact by phone"
-        response = await self._call(
-            "POST",
-            CONTACTS_SEARCH_PATH,
-            operation=operation,
-            json={
-                "filterGroups": [
-                    {"filters": [{"propertyName": prop, "operator": "EQ", "value": e164}]}
-                    for prop in ("phone", "mobilephone")
-                ],
-                "properties": ["firstname", "lastname", "phone", "mobilephone", "company"],
-                "sorts": [],
-                "limit": 1,
-                "after": "0",
-            },
+        return await self._first_found(
+            CONTACTS_SEARCH_PATH, "search the contact by phone",
+            filter_groups=[
+                {"filters": [{"propertyName": prop, "operator": "EQ", "value": e164}]}
+                for prop in ("phone", "mobilephone")
+            ],
+            properties=["firstname", "lastname", "phone", "mobilephone", "company"],
         )
-        results = response_object(response, operation).get("results") or []
-        first = next((r for r in results if isinstance(r, dict)), None)
-        return None if first is None else _crm_object(first, operation)
 
     async def update_contact_properties(
         self, contact_id: str, properties: Mapping[str, str]
@@ -784,17 +773,22 @@ class HubSpotPortalClient(_HubSpotApi):
         answer was lost is found again by a unique word its content carries. The search
         index trails writes by a few seconds, so this only helps a retry made later than
         that (a worker's lease, a backoff)."""
-        operation = "search the ticket"
+        return await self._first_found(
+            TICKETS_SEARCH_PATH, "search the ticket",
+            filter_groups=[{"filters": [
+                {"propertyName": "content", "operator": "CONTAINS_TOKEN", "value": token}]}],
+            properties=["subject", "content"],
+        )
+
+    async def _first_found(
+        self, path: str, operation: str, *, filter_groups: list[dict[str, Any]],
+        properties: list[str],
+    ) -> CrmObject | None:
+        """The first result of a CRM search (`PublicObjectSearchRequest`), or None."""
         response = await self._call(
-            "POST", TICKETS_SEARCH_PATH, operation=operation,
-            json={
-                "filterGroups": [{"filters": [
-                    {"propertyName": "content", "operator": "CONTAINS_TOKEN", "value": token}]}],
-                "properties": ["subject", "content"],
-                "sorts": [],
-                "limit": 1,
-                "after": "0",
-            },
+            "POST", path, operation=operation,
+            json={"filterGroups": filter_groups, "properties": properties, "sorts": [],
+                  "limit": 1, "after": "0"},
         )
         results = response_object(response, operation).get("results") or []
         first = next((r for r in results if isinstance(r, dict)), None)
