@@ -24,8 +24,8 @@ from pathlib import Path
 import httpx
 import psycopg
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "e2e"))
-from e2e_harness import PORTAL, SUPPORT_FR, Served, _bound_socket  # noqa: E402
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+from harness.stack import PORTAL, SUPPORT_FR, Served, _bound_socket  # noqa: E402
 
 from whatsapp_helpdesk.bootstrap import build_services  # noqa: E402
 from whatsapp_helpdesk.cli import install_on_sandbox  # noqa: E402

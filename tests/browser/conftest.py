@@ -3,19 +3,13 @@ end-to-end stack (both sandboxes and our web app over real HTTP)."""
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import pytest
-
-WEB_TESTS = str(Path(__file__).resolve().parents[1] / "web")
-if WEB_TESTS not in sys.path:
-    sys.path.insert(0, WEB_TESTS)
-
-from web_harness import stack  # noqa: E402, F401  (fixture, by name)
+from harness.stack import stack  # noqa: F401  (fixture, by name)
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--no-first-run",

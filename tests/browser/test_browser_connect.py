@@ -11,7 +11,7 @@ from typing import Any
 from urllib.parse import parse_qs, urlparse
 
 import pytest
-from web_harness import PORTAL, hubspot_accounts, live_accounts, number_row
+from harness.pages import PORTAL, hubspot_accounts, live_accounts, number_row
 
 from whatsapp_helpdesk.flows.connect import connect_number
 

@@ -1,4 +1,3 @@
-"""Fixtures of the end-to-end tests; the harness itself lives in e2e_harness.py (a module name
-of its own, so that tests import it unambiguously whichever folders pytest is given)."""
+"""Fixtures of the end-to-end tests; the harness itself lives in tests/harness/stack.py."""
 
-from e2e_harness import stack  # noqa: F401
+from harness.stack import stack  # noqa: F401  (fixture, by name)

@@ -8,7 +8,7 @@ import time
 from typing import Any
 
 import pytest
-from e2e_harness import CUSTOMER, Stack
+from harness.stack import CUSTOMER, Stack
 from sqlalchemy import select, update
 
 from whatsapp_helpdesk.db.models import DeliveryAttempt, Number, WebhookEvent

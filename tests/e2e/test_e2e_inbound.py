@@ -11,7 +11,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 
 import httpx
-from e2e_harness import CUSTOMER, PORTAL, Stack
+from harness.stack import CUSTOMER, PORTAL, Stack
 from sqlalchemy import func, select
 
 from whatsapp_helpdesk.db.models import Message, OutboxEntry, WebhookEvent

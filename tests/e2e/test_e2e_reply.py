@@ -20,7 +20,7 @@ import time
 from typing import Any
 
 import pytest
-from e2e_harness import CUSTOMER, PORTAL, Stack
+from harness.stack import CUSTOMER, PORTAL, Stack
 from sqlalchemy import func, select
 
 from whatsapp_helpdesk.db.models import Message, OutboxEntry, WebhookEvent

@@ -8,7 +8,7 @@ import subprocess
 import sys
 import time
 
-from e2e_harness import Stack
+from harness.stack import Stack
 
 
 def _worker(stack: Stack, *extra: str) -> subprocess.Popen[bytes]:

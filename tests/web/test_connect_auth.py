@@ -3,8 +3,7 @@ number freed by a disconnect (R6) can be connected again."""
 
 from __future__ import annotations
 
-from sqlalchemy import select
-from web_harness import (
+from harness.pages import (
     admin,
     confirm,
     csrf_of,
@@ -17,6 +16,7 @@ from web_harness import (
     sign_in,
     signed_in_popup,
 )
+from sqlalchemy import select
 
 from whatsapp_helpdesk.db.models import ChannelAccount
 

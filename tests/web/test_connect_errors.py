@@ -3,7 +3,7 @@ after any of them nothing is half-connected (R4): no live channel account here o
 
 from __future__ import annotations
 
-from web_harness import (
+from harness.pages import (
     admin,
     confirm,
     hubspot_accounts,

@@ -4,8 +4,7 @@ only the eligible numbers, the others explained → pick one → back to HubSpot
 
 from __future__ import annotations
 
-from sqlalchemy import update
-from web_harness import (
+from harness.pages import (
     confirm,
     hubspot_accounts,
     live_accounts,
@@ -14,6 +13,7 @@ from web_harness import (
     signed_in_popup,
     text_of,
 )
+from sqlalchemy import update
 
 from whatsapp_helpdesk.db.models import Installation, Number
 

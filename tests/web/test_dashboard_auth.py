@@ -4,8 +4,7 @@ the button that fixes it, sign-in required, CSRF on every action, sign-out."""
 from __future__ import annotations
 
 import httpx
-from sqlalchemy import update
-from web_harness import (
+from harness.pages import (
     admin,
     csrf_of,
     live_accounts,
@@ -13,6 +12,7 @@ from web_harness import (
     number_settings,
     signed_in,
 )
+from sqlalchemy import update
 
 from whatsapp_helpdesk.db.models import Installation
 

@@ -3,8 +3,7 @@ reason and a retry that sends them, disconnect here and from HubSpot, refresh fr
 
 from __future__ import annotations
 
-from sqlalchemy import select, update
-from web_harness import (
+from harness.pages import (
     hubspot_accounts,
     live_accounts,
     number_row,
@@ -14,6 +13,7 @@ from web_harness import (
     text_of,
     wait_for,
 )
+from sqlalchemy import select, update
 
 from whatsapp_helpdesk.db.models import Message, Number, OutboxEntry
 

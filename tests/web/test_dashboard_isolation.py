@@ -6,8 +6,7 @@ from __future__ import annotations
 
 import re
 
-from sqlalchemy import select, update
-from web_harness import (
+from harness.pages import (
     OTHER_PORTAL,
     admin,
     csrf_of,
@@ -20,6 +19,7 @@ from web_harness import (
     popup_form,
     sign_in,
 )
+from sqlalchemy import select, update
 
 from whatsapp_helpdesk.db.models import Installation, Number, OutboxEntry
 

@@ -4,14 +4,14 @@ the company's WhatsApp statement (R3 b); the static files."""
 
 from __future__ import annotations
 
-from sqlalchemy import select
-from web_harness import (
+from harness.pages import (
     number_row,
     number_settings,
     post_form,
     signed_in,
     text_of,
 )
+from sqlalchemy import select
 
 from whatsapp_helpdesk.db.models import Installation
 

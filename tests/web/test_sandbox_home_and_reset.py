@@ -6,8 +6,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from harness.pages import PORTAL, csrf_of, hubspot_accounts, number_settings, text_of
 from sqlalchemy import func, select
-from web_harness import PORTAL, csrf_of, hubspot_accounts, number_settings, text_of
 
 from whatsapp_helpdesk.db.models import (
     ChannelAccount,

@@ -1,42 +1,21 @@
 """Helpers for the page tests: an admin's browser session over HTTP (sign-in through the
 sandbox HubSpot), a second installation, HubSpot's connection pop-up, and form tokens.
 
-Shared by tests/web and tests/browser; built on the end-to-end `stack` (tests/e2e).
+Shared by tests/web and tests/browser; built on the end-to-end `stack` (harness/stack.py).
 """
 
 from __future__ import annotations
 
-import importlib.util
 import re
-import sys
 from html.parser import HTMLParser
-from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlparse
 
 import httpx
 from sqlalchemy import select
 
-_E2E = Path(__file__).resolve().parents[1] / "e2e" / "e2e_harness.py"
+from harness.stack import PORTAL
 
-
-def _load_e2e_harness() -> Any:
-    """tests/e2e/e2e_harness.py, under its own name (tests/e2e need not be on sys.path)."""
-    if "e2e_harness" in sys.modules:
-        return sys.modules["e2e_harness"]
-    spec = importlib.util.spec_from_file_location("e2e_harness", _E2E)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["e2e_harness"] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-e2e = _load_e2e_harness()
-Stack = e2e.Stack
-stack = e2e.stack  # the fixture, re-exported by the conftest files that import this
-PORTAL = e2e.PORTAL
-CUSTOMER = e2e.CUSTOMER
 OTHER_PORTAL = 4343  # sandbox HubSpot "Other Company"
 OTHER_COMPANY = 2  # sandbox Aircall "Other Company"
 
