@@ -93,12 +93,14 @@ def cmd_sandbox(settings: Settings, _args: argparse.Namespace) -> int:
     hubspot_url = f"http://127.0.0.1:{settings.sandbox_hubspot_port}"
     aircall_url = f"http://127.0.0.1:{settings.sandbox_aircall_port}"
     servers = [
-        uvicorn.Server(uvicorn.Config(hubspot_app(public_base_url=hubspot_url), host="127.0.0.1",
-                                      port=settings.sandbox_hubspot_port, log_level="warning")),
+        uvicorn.Server(uvicorn.Config(
+            hubspot_app(public_base_url=hubspot_url, demo_home_url=f"{settings.public_url}/"),
+            host="127.0.0.1", port=settings.sandbox_hubspot_port, log_level="warning")),
         uvicorn.Server(uvicorn.Config(
             # The customer phone's "jump the clock" moves HubSpot's clock and ours too.
             aircall_app(public_base_url=aircall_url, clock_followers=[
-                f"{hubspot_url}/_sandbox/clock", f"{settings.public_url}/_sandbox/clock"]),
+                f"{hubspot_url}/_sandbox/clock", f"{settings.public_url}/_sandbox/clock"],
+                demo_home_url=f"{settings.public_url}/"),
             host="127.0.0.1", port=settings.sandbox_aircall_port, log_level="warning")),
     ]
 

@@ -207,6 +207,9 @@ def _play_the_story(served: Served, context: Any, screenshot: Any) -> None:
     phone.get_by_role("button", name="Open chat").click()
     _customer_writes(phone, "Hello, my order 1042 has not arrived")
     screenshot(phone, "04-customer-writes")
+    # Every sandbox screen leads back to the page `serve` printed.
+    expect(phone.get_by_role("link", name="← Demo home")).to_have_attribute(
+        "href", served.home + "/")
 
     # 3. A ticket appears in the help desk (the list refreshes by itself).
     tickets = context.new_page()

@@ -18,8 +18,10 @@ from whatsapp_helpdesk.sandbox.aircall.faults import FaultInjectionMiddleware
 from whatsapp_helpdesk.sandbox.aircall.runtime import Sandbox
 
 
-def create_app(*, public_base_url: str, clock_followers: Sequence[str] = ()) -> FastAPI:
-    """A fresh, seeded Aircall sandbox reachable at `public_base_url`.
+def create_app(*, public_base_url: str, clock_followers: Sequence[str] = (),
+               demo_home_url: str | None = None) -> FastAPI:
+    """A fresh, seeded Aircall sandbox reachable at `public_base_url`; its screens link back
+    to `demo_home_url` when given.
 
     `clock_followers`: clock endpoints (`POST {"advance_seconds"}`) the customer phone's
     "jump the clock" always moves too, besides any the page's URL names (`also_notify`).
@@ -27,7 +29,7 @@ def create_app(*, public_base_url: str, clock_followers: Sequence[str] = ()) -> 
     Deliveries run as background tasks on the serving loop and need the lifespan to run
     (uvicorn does; with Starlette's TestClient use it as a context manager).
     """
-    sandbox = Sandbox(public_base_url, clock_followers)
+    sandbox = Sandbox(public_base_url, clock_followers, demo_home_url)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:

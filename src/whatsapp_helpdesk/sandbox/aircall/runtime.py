@@ -19,8 +19,11 @@ from whatsapp_helpdesk.sandbox.aircall.state import SandboxState
 class Sandbox:
     """One emulated Aircall, kept on `app.state.sandbox`."""
 
-    def __init__(self, public_base_url: str, clock_followers: Sequence[str] = ()) -> None:
+    def __init__(self, public_base_url: str, clock_followers: Sequence[str] = (),
+                 demo_home_url: str | None = None) -> None:
         self.base_url = public_base_url.rstrip("/")
+        # The page the screens link back to (the service's sandbox home under `serve`).
+        self.demo_home_url = demo_home_url
         # Other clocks the phone's "jump the clock" always moves too (besides its page's
         # `also_notify`); part of how the sandbox was started, so a reset keeps them.
         self.clock_followers = list(clock_followers)

@@ -26,13 +26,14 @@ from whatsapp_helpdesk.sandbox.hubspot.middleware import (
 from whatsapp_helpdesk.sandbox.hubspot.runtime import Sandbox
 
 
-def create_app(*, public_base_url: str) -> FastAPI:
-    """A fresh, seeded sandbox HubSpot reachable at `public_base_url`.
+def create_app(*, public_base_url: str, demo_home_url: str | None = None) -> FastAPI:
+    """A fresh, seeded sandbox HubSpot reachable at `public_base_url`; its screens link back
+    to `demo_home_url` when given.
 
     Webhooks are delivered by background tasks on the serving event loop. Set
     `app.state.sandbox.webhook_transport` to deliver through another httpx transport.
     """
-    sandbox = Sandbox(public_base_url)
+    sandbox = Sandbox(public_base_url, demo_home_url)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:

@@ -22,8 +22,10 @@ class Sandbox:
     tests can deliver webhooks without a network; None means real HTTP.
     """
 
-    def __init__(self, public_base_url: str) -> None:
+    def __init__(self, public_base_url: str, demo_home_url: str | None = None) -> None:
         self.base_url = public_base_url.rstrip("/")
+        # The page the screens link back to (the service's sandbox home under `serve`).
+        self.demo_home_url = demo_home_url
         self.clock = SandboxClock()
         self.state: SandboxState = seeded_state(self.clock.now())
         self.webhooks = WebhookDispatcher(self)
