@@ -98,9 +98,8 @@ def cmd_sandbox(settings: Settings, _args: argparse.Namespace) -> int:
             host="127.0.0.1", port=settings.sandbox_hubspot_port, log_level="warning")),
         uvicorn.Server(uvicorn.Config(
             # The customer phone's "jump the clock" moves HubSpot's clock and ours too.
-            aircall_app(public_base_url=aircall_url, clock_followers=[
-                f"{hubspot_url}/_sandbox/clock", f"{settings.public_url}/_sandbox/clock"],
-                demo_home_url=f"{settings.public_url}/"),
+            aircall_app(public_base_url=aircall_url, clock_followers=settings.sandbox_clocks,
+                        demo_home_url=f"{settings.public_url}/"),
             host="127.0.0.1", port=settings.sandbox_aircall_port, log_level="warning")),
     ]
 

@@ -102,6 +102,12 @@ class Settings(BaseSettings):
     )
     log_level: str = Field("INFO", description="Log level (DEBUG, INFO, WARNING…).")
 
+    @property
+    def sandbox_clocks(self) -> list[str]:
+        """Sandbox mode: the clocks the customer phone's "jump the clock" moves with its own
+        (the sandbox HubSpot's and this service's)."""
+        return [f"{self.hubspot_api_base}/_sandbox/clock", f"{self.public_url}/_sandbox/clock"]
+
     @cached_property
     def sandbox_mode(self) -> bool:
         """No HubSpot and no Aircall credentials: run against the built-in emulators."""

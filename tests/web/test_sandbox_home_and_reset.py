@@ -23,8 +23,7 @@ DAY = 24 * 3600
 
 
 def _count(stack: Any, model: Any) -> int:
-    with stack.services.sessions() as session:
-        return session.scalar(select(func.count()).select_from(model))
+    return _count_in(stack.services, model)
 
 
 def _play_a_little(stack: Any) -> None:

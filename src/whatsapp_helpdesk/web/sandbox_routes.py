@@ -40,7 +40,7 @@ class SandboxScreens:
     hubspot: str
     aircall: str
     portal: str
-    public_url: str
+    clocks: tuple[str, ...]  # moved together with the phone's (Settings.sandbox_clocks)
 
     @property
     def channels(self) -> str:
@@ -56,9 +56,9 @@ class SandboxScreens:
 
     @property
     def phone(self) -> str:
-        # "Jump the clock" on the phone also moves the sandbox HubSpot and this service.
-        notify = urlencode([("also_notify", f"{self.hubspot}/_sandbox/clock"),
-                            ("also_notify", f"{self.public_url}/_sandbox/clock")])
+        # Named in the link too, so the jump moves them even on a sandbox Aircall started
+        # without followers (the tests' in-process stack).
+        notify = urlencode([("also_notify", url) for url in self.clocks])
         return f"{self.aircall}/phone?{notify}"
 
 
@@ -69,7 +69,7 @@ def screens(services: Services) -> SandboxScreens:
             Installation.hubspot_portal_id.is_not(None)).order_by(Installation.id))
     return SandboxScreens(
         hubspot=settings.hubspot_api_base, aircall=settings.aircall_api_base,
-        portal=portal or DEFAULT_DEMO_PORTAL, public_url=settings.public_url,
+        portal=portal or DEFAULT_DEMO_PORTAL, clocks=tuple(settings.sandbox_clocks),
     )
 
 
