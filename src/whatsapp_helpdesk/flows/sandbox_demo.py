@@ -114,8 +114,9 @@ async def install_demo(services: Services) -> int:
     with services.sessions.begin() as session:
         numbers = list(session.scalars(
             select(Number).where(Number.installation_id == installation_id)))
-        for aircall_id, switches in demo_switches(numbers).items():
-            number = next(n for n in numbers if n.aircall_number_id == aircall_id)
+        chosen = demo_switches(numbers)
+        for number in numbers:
+            switches = chosen[number.aircall_number_id]
             number.connected_to_hubspot = switches.connected_to_hubspot
             number.helpdesk_enabled = switches.helpdesk_enabled
             number.native_ticketing = switches.native_ticketing
