@@ -104,7 +104,8 @@ def test_R27_same_hubspot_message_twice_is_refused(
 def test_R15_same_webhook_delivery_twice_is_refused(sessions: sessionmaker[Session]) -> None:
     def delivery() -> WebhookEvent:
         return WebhookEvent(source="aircall", event_type="message.received",
-                            dedupe_key="wamid.1", outcome="stored", payload="{}", received_at=T0)
+                            scope="webhook:abc", dedupe_key="wamid.1", outcome="stored",
+                            payload="{}", received_at=T0)
 
     _insert(sessions, delivery())
 

@@ -60,9 +60,10 @@ def installation_of(stack: Any, portal: int) -> int:
             Installation.hubspot_portal_id == str(portal))).one()
 
 
-def install_other_company(stack: Any) -> int:
-    """A second installation: sandbox HubSpot portal 4343 joined to Aircall company 2, with
-    its WhatsApp numbers switched on (as the demo does for the first)."""
+def install_other_company(stack: Any, *, company: int = OTHER_COMPANY) -> int:
+    """A second installation: sandbox HubSpot portal 4343 joined to Aircall company 2 (or
+    `company`: 1 is the first installation's, one company in two portals), with its
+    WhatsApp numbers switched on (as the demo does for the first)."""
     from whatsapp_helpdesk.db.models import Number
     from whatsapp_helpdesk.flows.install import complete_aircall_oauth, complete_hubspot_oauth
 
@@ -79,7 +80,7 @@ def install_other_company(stack: Any) -> int:
         installation_id = await complete_hubspot_oauth(services, code=code,
                                                        redirect_uri=hubspot_cb)
         code = await code_from(services.aircall_oauth().authorize_url(aircall_cb, "x")
-                               + f"&company_id={OTHER_COMPANY}")
+                               + f"&company_id={company}")
         await complete_aircall_oauth(services, code=code, redirect_uri=aircall_cb,
                                      installation_id=installation_id)
         return installation_id

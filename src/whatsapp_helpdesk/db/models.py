@@ -234,7 +234,12 @@ class WebhookEvent(Base):
     """Every authenticated delivery, raw, kept before we answer 2xx (R11, R42)."""
 
     __tablename__ = "webhook_events"
-    __table_args__ = (UniqueConstraint("source", "dedupe_key"),)
+    __table_args__ = (
+        # A copy is a duplicate only within one verified registration (issue 11): one
+        # Aircall company in two portals sends each event to both webhooks, each kept.
+        UniqueConstraint("source", "scope", "dedupe_key",
+                         name="uq_webhook_events_scope_dedupe_key"),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     source: Mapped[str] = mapped_column(String(16))  # "aircall" | "hubspot"
@@ -242,6 +247,9 @@ class WebhookEvent(Base):
         ForeignKey("installations.id", ondelete="CASCADE")
     )
     event_type: Mapped[str] = mapped_column(String(80))
+    # The verified registration the delivery came through: "webhook:<token digest>" for
+    # Aircall, "installation:<id>" (or "portal:<id>") for HubSpot.
+    scope: Mapped[str] = mapped_column(String(100))
     dedupe_key: Mapped[str] = mapped_column(String(200))
     outcome: Mapped[str] = mapped_column(String(40))  # stored, ignored, unsupported…
     detail: Mapped[str | None] = mapped_column(Text)

@@ -101,11 +101,12 @@ def _store_event(services: Services, item: Any, payload_text: str) -> tuple[str,
             installation_id = _installation_for(session, event, raw)
             record = WebhookEvent(
                 source=SOURCE, installation_id=installation_id, event_type=event_type,
+                scope=_scope(installation_id, raw),
                 dedupe_key=_dedupe_key(event, raw, payload_text), outcome="stored",
                 payload=payload_text, received_at=now,
             )
             session.add(record)
-            session.flush()  # the unique (source, dedupe_key) answers "seen before?"
+            session.flush()  # the unique (source, scope, dedupe_key): "seen before?"
             record.outcome, record.detail = _dispatch(services, session, installation_id,
                                                       event, now)
             outcome = (record.outcome, record.detail)
@@ -155,6 +156,14 @@ def _installation_for(session: Session, event: HubSpotEvent, raw: Mapping[str, A
     ).first()
 
 
+def _scope(installation_id: int | None, raw: Mapping[str, Any]) -> str:
+    """Dedupe per installation (issue 11): an event id kept by one installation never
+    hides the same id arriving for another."""
+    if installation_id is not None:
+        return f"installation:{installation_id}"
+    return f"portal:{raw.get('portalId')}"[:100]
+
+
 def _dedupe_key(event: HubSpotEvent, raw: Mapping[str, Any], payload_text: str) -> str:
     # A reply is identified by its HubSpot message id (reference §4.1: "dedupe on
     # message.id"), whatever envelope a retry comes in; other events by their event id.
@@ -176,7 +185,7 @@ def _record_invalid(services: Services, event_type: str, payload_text: str, deta
     try:
         with services.sessions.begin() as session:
             session.add(WebhookEvent(
-                source=SOURCE, installation_id=None, event_type=event_type,
+                source=SOURCE, installation_id=None, event_type=event_type, scope="",
                 dedupe_key=f"invalid:{_digest(payload_text)}", outcome="invalid", detail=detail,
                 payload=payload_text[:100_000], received_at=services.clock.now(),
             ))

@@ -91,10 +91,23 @@ def handle_aircall_delivery(services: Services, raw_body: bytes) -> Outcome:
     if installation_id is None:
         # Unauthenticated: nothing is stored, nothing changes (R42).
         return Outcome(401, "unauthorized", "unknown webhook token")
+    return ingest_authenticated_aircall(
+        services, installation_id, token_digest(envelope.token), envelope,
+        raw_body.decode("utf-8", "replace"),
+    )
+
+
+def ingest_authenticated_aircall(
+    services: Services, installation_id: int, webhook_digest: str, envelope: AircallEnvelope,
+    payload_text: str,
+) -> Outcome:
+    """A delivery whose token was verified (now, or before it was spooled, R53): stored
+    once per webhook registration, `webhook_digest` naming the registration."""
+    scope = f"webhook:{webhook_digest}"
     try:
         event = parse_event(envelope)
     except InvalidAircallPayload as exc:
-        _record_only(services, installation_id, envelope, "invalid", str(exc))
+        _record_only(services, installation_id, scope, envelope, "invalid", str(exc))
         return Outcome(400, "invalid", str(exc))
 
     handler = HANDLERS.get(type(event))
@@ -105,13 +118,14 @@ def handle_aircall_delivery(services: Services, raw_body: bytes) -> Outcome:
                 source="aircall",
                 installation_id=installation_id,
                 event_type=envelope.event,
+                scope=scope,
                 dedupe_key=_dedupe_key(envelope),
                 outcome="stored",
-                payload=raw_body.decode("utf-8", "replace"),
+                payload=payload_text,
                 received_at=now,
             )
             session.add(record)
-            session.flush()  # the unique (source, dedupe_key) answers "seen before?"
+            session.flush()  # the unique (source, scope, dedupe_key): "seen before?"
             if isinstance(event, UnsupportedAircallEvent):
                 ignored = event.event in IGNORED_EVENTS
                 record.outcome = "ignored" if ignored else "unsupported"
@@ -156,14 +170,16 @@ def _dedupe_key(envelope: AircallEnvelope) -> str:
 
 
 def _record_only(
-    services: Services, installation_id: int, envelope: AircallEnvelope, outcome: str, detail: str
+    services: Services, installation_id: int, scope: str, envelope: AircallEnvelope,
+    outcome: str, detail: str,
 ) -> None:
     try:
         with services.sessions.begin() as session:
             session.add(
                 WebhookEvent(
                     source="aircall", installation_id=installation_id,
-                    event_type=envelope.event[:80], dedupe_key=_dedupe_key(envelope),
+                    event_type=envelope.event[:80], scope=scope,
+                    dedupe_key=_dedupe_key(envelope),
                     outcome=outcome, detail=detail,
                     payload=json.dumps(envelope.data, default=str)[:100_000],
                     received_at=services.clock.now(),
