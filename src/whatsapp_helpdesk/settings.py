@@ -94,6 +94,27 @@ class Settings(BaseSettings):
         60, gt=0, description="How long a worker holds a job before another may take it over "
         "(a killed worker's jobs are retried after this)."
     )
+    spool_dir: str = Field(
+        "",
+        description="Directory of the webhook spool that keeps authenticated deliveries while "
+        "the database is unreachable (R53); shared by the web processes of one database. "
+        "Empty: var/spool/<digest of DATABASE_URL>.",
+    )
+    spool_max_bytes: int = Field(
+        64 * 1024 * 1024, ge=4096,
+        description="Most bytes the spool holds; when full, webhooks are answered 503 so that "
+        "the provider retries (R53).",
+    )
+    spool_replay_interval_seconds: float = Field(
+        1.0, gt=0,
+        description="How often a web process checks whether the database is back and replays "
+        "the spool (R53).",
+    )
+    aircall_webhook_check_seconds: float = Field(
+        180, gt=0,
+        description="How often the worker checks our Aircall webhook registrations and "
+        "re-enables (or recreates) one Aircall disabled or deleted (R53).",
+    )
     sandbox_hubspot_port: int = Field(
         8701, description="Port of the sandbox HubSpot (sandbox mode)."
     )

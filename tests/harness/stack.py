@@ -12,6 +12,7 @@ import threading
 import time
 from collections.abc import Callable, Coroutine, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, TypeVar
 
 import httpx
@@ -151,7 +152,7 @@ def switch_on_every_whatsapp_number(services: Services, installation_id: int) ->
 
 
 @pytest.fixture
-def stack(database_url: str) -> Iterator[Stack]:
+def stack(database_url: str, tmp_path: Path) -> Iterator[Stack]:
     hub_sock, air_sock, web_sock = _bound_socket(), _bound_socket(), _bound_socket()
     hub_url = f"http://127.0.0.1:{hub_sock.getsockname()[1]}"
     air_url = f"http://127.0.0.1:{air_sock.getsockname()[1]}"
@@ -162,6 +163,8 @@ def stack(database_url: str) -> Iterator[Stack]:
         sandbox_hubspot_port=hub_sock.getsockname()[1],
         sandbox_aircall_port=air_sock.getsockname()[1],
         reorder_grace_seconds=0.3,
+        spool_dir=str(tmp_path / "spool"),  # each test's own spool (R53)
+        spool_replay_interval_seconds=0.2,
         _env_file=None,  # type: ignore[call-arg]
     )
     services = build_services(settings)

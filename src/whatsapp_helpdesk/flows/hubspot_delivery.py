@@ -74,6 +74,11 @@ def handle_hubspot_delivery(
         # Unauthenticated: nothing is stored, nothing changes (R42).
         log.warning("hubspot.webhook_rejected", reason=str(exc))
         return Outcome(401, "unauthorized", str(exc))
+    return store_verified_hubspot_body(services, raw_body)
+
+
+def store_verified_hubspot_body(services: Services, raw_body: bytes) -> Outcome:
+    """A body whose signature was verified (now, or before it was spooled, R53)."""
     try:
         body = json.loads(raw_body)
     except (ValueError, UnicodeDecodeError):

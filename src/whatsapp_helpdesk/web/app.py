@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import secrets
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from html import escape
 from typing import Any
 
@@ -15,7 +17,6 @@ from starlette.middleware.sessions import SessionMiddleware
 
 from whatsapp_helpdesk.bootstrap import Services
 from whatsapp_helpdesk.errors import DeliveryError
-from whatsapp_helpdesk.flows.ingest import handle_aircall_delivery
 from whatsapp_helpdesk.flows.install import complete_aircall_oauth, complete_hubspot_oauth
 from whatsapp_helpdesk.web import (
     connect_routes,
@@ -23,6 +24,7 @@ from whatsapp_helpdesk.web import (
     hubspot_webhook_routes,
     sandbox_routes,
 )
+from whatsapp_helpdesk.web.webhook_spool import DATABASE_DOWN, WebhookSpool
 
 # Aircall's events are a few KB; anything far larger is not one of them (R43).
 MAX_WEBHOOK_BODY = 256 * 1024
@@ -47,8 +49,20 @@ async def read_limited_body(request: Request) -> bytes | None:
 
 def create_app(services: Services) -> FastAPI:
     settings = services.settings
-    app = FastAPI(title="whatsapp-helpdesk", docs_url=None, redoc_url=None)
+    webhook_spool = WebhookSpool(services)
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        # The spool's replay thread lives as long as the web process serves (R53).
+        webhook_spool.start()
+        try:
+            yield
+        finally:
+            await run_in_threadpool(webhook_spool.stop)
+
+    app = FastAPI(title="whatsapp-helpdesk", docs_url=None, redoc_url=None, lifespan=lifespan)
     app.state.services = services
+    app.state.webhook_spool = webhook_spool
     app.add_middleware(
         SessionMiddleware, secret_key=settings.secret_key.get_secret_value(),
         session_cookie="wh_session", same_site="lax",
@@ -56,16 +70,27 @@ def create_app(services: Services) -> FastAPI:
     )
 
     @app.get("/healthz")
-    async def healthz() -> dict[str, Any]:
-        def check() -> None:
-            with services.engine.connect() as connection:
-                connection.execute(text("SELECT 1"))
+    async def healthz() -> JSONResponse:
+        def check() -> bool:
+            try:
+                with services.engine.connect() as connection:
+                    connection.execute(text("SELECT 1"))
+            except DATABASE_DOWN:
+                return False
+            return True
 
-        await run_in_threadpool(check)
-        return {"status": "ok", "sandbox_mode": settings.sandbox_mode}
+        database_up = await run_in_threadpool(check)
+        # Webhooks still kept while the database is down, in the spool (R53).
+        spool = await run_in_threadpool(webhook_spool.health)
+        return JSONResponse({
+            "status": "ok" if database_up else "degraded",
+            "database": "ok" if database_up else "unreachable",
+            "spool": spool, "sandbox_mode": settings.sandbox_mode,
+        }, status_code=200 if database_up else 503)
 
     @app.get("/metrics")
     async def metrics() -> PlainTextResponse:
+        await run_in_threadpool(webhook_spool.health)  # refreshes the spool's gauges
         return PlainTextResponse(generate_latest().decode(), media_type=CONTENT_TYPE_LATEST)
 
     @app.post("/webhooks/aircall")
@@ -74,7 +99,7 @@ def create_app(services: Services) -> FastAPI:
         if body is None:
             WEBHOOKS.labels("aircall", "too_large").inc()
             return JSONResponse({"result": "too_large"}, status_code=413)
-        outcome = await run_in_threadpool(handle_aircall_delivery, services, body)
+        outcome = await run_in_threadpool(webhook_spool.receive_aircall, body)
         WEBHOOKS.labels("aircall", outcome.result).inc()
         return JSONResponse(outcome.body(), status_code=outcome.status_code)
 

@@ -7,7 +7,6 @@ from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
 from whatsapp_helpdesk.bootstrap import Services
-from whatsapp_helpdesk.flows.hubspot_delivery import handle_hubspot_delivery
 from whatsapp_helpdesk.hubspot import SIGNATURE_HEADER, TIMESTAMP_HEADER
 
 WEBHOOK_PATH = "/webhooks/hubspot"
@@ -50,9 +49,9 @@ def router(services: Services) -> APIRouter:
         if body is None:
             WEBHOOKS.labels("hubspot", "too_large").inc()
             return JSONResponse({"result": "too_large"}, status_code=413)
+        # Through the spool: kept even while the database is unreachable (R53).
         outcome = await run_in_threadpool(
-            handle_hubspot_delivery,
-            services,
+            request.app.state.webhook_spool.receive_hubspot,
             method=request.method,
             url=signed_url(services.settings.public_url, request),
             raw_body=body,

@@ -1,0 +1,93 @@
+"""R53: nothing lost when our own database is down.
+
+The database becomes unreachable for the web process (on PostgreSQL, the test's database
+refuses connections and its sessions are terminated; on SQLite, the file is moved away)
+while the customer keeps writing. Every delivery is still acknowledged at once, after the
+spool's fsync; when the database returns the spool is replayed, and every message reaches
+HubSpot exactly once, in order.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from harness.outage import DatabaseOutage
+from harness.stack import Stack
+from sqlalchemy import func, select
+
+from whatsapp_helpdesk.db.models import Message
+from whatsapp_helpdesk.spool import read_records
+
+
+def _wait_for(condition: Callable[[], Any], *, timeout: float = 20.0, what: str = "") -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(0.05)
+    raise AssertionError(f"timed out waiting for {what or condition}")
+
+
+@pytest.fixture
+def outage(stack: Stack, database_url: str, request: pytest.FixtureRequest
+           ) -> Iterator[DatabaseOutage]:
+    server = (request.getfixturevalue("postgres_server")
+              if database_url.startswith("postgresql") else None)
+    cut = DatabaseOutage(database_url, stack.services.engine, server)
+    yield cut
+    if cut.is_down:
+        cut.restore()
+
+
+def _texts(stack: Stack) -> list[str]:
+    return [m["text"] for t in stack.tickets() for m in t["messages"]]
+
+
+def _failed_attempts(stack: Stack) -> list[dict[str, Any]]:
+    log = stack.aircall.get("/_sandbox/deliveries").json()["deliveries"]
+    return [d for d in log if d["outcome"] != "success"]
+
+
+def test_R53_messages_sent_while_the_database_is_down_arrive_once_in_order(
+    stack: Stack, outage: DatabaseOutage
+) -> None:
+    stack.connect()
+    stack.customer_says("before the cut")
+    stack.wait_deliveries()
+    stack.drain()
+
+    outage.cut()
+    during = [f"during the cut {i}" for i in range(8)]
+    for text in during:
+        stack.customer_says(text)
+    stack.wait_deliveries()
+
+    # Acknowledged at once: Aircall saw no failure, so it has nothing to retry or disable.
+    assert _failed_attempts(stack) == []
+    health = stack.bridge.get("/healthz")
+    assert health.status_code == 503
+    assert health.json()["database"] == "unreachable"
+    assert health.json()["spool"]["records"] == len(during)
+    assert "whatsapp_helpdesk_spool_records 8.0" in stack.bridge.get("/metrics").text
+    # The webhook token is a secret: the spool keeps its digest, never the token.
+    segments = sorted(Path(stack.settings.spool_dir).glob("spool-*.log"))
+    records = [r.payload for s in segments for r in read_records(s)]
+    assert len(records) == len(during)
+    assert all('"token":""' in r["body"] and r["webhook_digest"] for r in records)
+
+    outage.restore()
+    _wait_for(lambda: stack.bridge.get("/healthz").json()["spool"]["records"] == 0,
+              what="the spool to be replayed")
+    stack.customer_says("after the cut")
+    stack.wait_deliveries()
+    stack.drain()
+
+    assert _texts(stack) == ["before the cut", *during, "after the cut"]
+    with stack.services.sessions() as session:
+        assert session.scalar(select(func.count()).select_from(Message)) == len(during) + 2
+    assert stack.bridge.get("/healthz").status_code == 200

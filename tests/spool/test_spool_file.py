@@ -1,0 +1,166 @@
+"""The webhook spool's file format and replay bookkeeping (R53): records are fsynced before
+`append` returns, a torn last record (a crash mid-write) is ignored, the spool is bounded,
+replay is in order and resumes from its cursor, and a dead process's segment is replayed by
+a live one while a live process's segment is left to it."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from whatsapp_helpdesk import spool as spool_module
+from whatsapp_helpdesk.spool import Spool, SpoolFull, read_cursor, read_records
+
+
+def _payload(i: int) -> dict[str, Any]:
+    return {"source": "aircall", "body": f"message {i}"}
+
+
+def _replay_all(spool: Spool) -> list[dict[str, Any]]:
+    seen: list[dict[str, Any]] = []
+    spool.replay(seen.append)
+    return seen
+
+
+def test_R53_append_fsyncs_each_record_before_returning(tmp_path: Path,
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    spool = Spool(tmp_path, 1_000_000)
+    synced: list[tuple[int, int]] = []  # (inode, size of that file when fsync was called)
+    real_fsync = os.fsync
+
+    def recording_fsync(fd: int) -> None:
+        status = os.fstat(fd)
+        synced.append((status.st_ino, status.st_size))
+        real_fsync(fd)
+
+    monkeypatch.setattr(spool_module.os, "fsync", recording_fsync)
+    spool.append(_payload(1))
+    [segment] = spool.segments()
+    size_after_first = segment.stat().st_size
+    spool.append(_payload(2))
+
+    inode = segment.stat().st_ino
+    # Each append synced the segment holding its own record, before returning.
+    assert [size for ino, size in synced if ino == inode] == [
+        size_after_first, segment.stat().st_size]
+    spool.close()
+
+
+def test_R53_records_come_back_in_order_and_the_segment_goes_after_replay(tmp_path: Path) -> None:
+    spool = Spool(tmp_path, 1_000_000)
+    for i in range(5):
+        spool.append(_payload(i))
+
+    assert spool.status().records == 5
+    assert _replay_all(spool) == [_payload(i) for i in range(5)]
+    assert spool.segments() == [] and list(tmp_path.iterdir()) == []
+    assert spool.status().records == 0 and not spool.has_backlog()
+
+
+@pytest.mark.parametrize("cut", [1, 9, 20, 25])
+def test_R53_a_torn_last_record_is_ignored(tmp_path: Path, cut: int) -> None:
+    spool = Spool(tmp_path, 1_000_000)
+    for i in range(3):
+        spool.append(_payload(i))
+    [segment] = spool.segments()
+    spool.close()
+    # A crash mid-write of the third record: its tail never reached the disk.
+    with segment.open("r+b") as handle:
+        handle.truncate(segment.stat().st_size - cut)
+
+    assert [r.payload for r in read_records(segment)] == [_payload(0), _payload(1)]
+    assert Spool(tmp_path, 1_000_000).status().records == 2
+    assert _replay_all(Spool(tmp_path, 1_000_000)) == [_payload(0), _payload(1)]
+
+
+def test_R53_a_corrupt_record_ends_the_segment(tmp_path: Path) -> None:
+    spool = Spool(tmp_path, 1_000_000)
+    spool.append(_payload(0))
+    spool.append(_payload(1))
+    [segment] = spool.segments()
+    spool.close()
+    data = bytearray(segment.read_bytes())
+    data[-3] ^= 0x01  # still valid JSON ("aircall" → "aircaml"), but not its CRC
+
+    segment.write_bytes(bytes(data))
+
+    assert [r.payload for r in read_records(segment)] == [_payload(0)]
+
+
+def test_R53_the_spool_is_bounded_and_frees_room_when_replayed(tmp_path: Path) -> None:
+    spool = Spool(tmp_path, 300)
+    kept = 0
+    with pytest.raises(SpoolFull):
+        for i in range(100):
+            spool.append(_payload(i))
+            kept += 1
+    assert 0 < kept < 100
+    assert spool.pending_bytes() <= 300
+
+    assert _replay_all(spool) == [_payload(i) for i in range(kept)]
+    spool.append(_payload(999))  # room again
+    assert _replay_all(spool) == [_payload(999)]
+
+
+def test_R53_replay_stops_at_a_failure_and_resumes_at_the_same_record(tmp_path: Path) -> None:
+    spool = Spool(tmp_path, 1_000_000)
+    for i in range(4):
+        spool.append(_payload(i))
+    delivered: list[dict[str, Any]] = []
+
+    def database_goes_away_at_the_third(payload: dict[str, Any]) -> None:
+        if payload == _payload(2):
+            raise ConnectionError("database unreachable")
+        delivered.append(payload)
+
+    with pytest.raises(ConnectionError):
+        spool.replay(database_goes_away_at_the_third)
+    [segment] = spool.segments()
+    assert read_cursor(segment) > 0
+
+    spool.replay(delivered.append)
+    # Exactly once each, in order.
+    assert delivered == [_payload(i) for i in range(4)]
+
+
+def test_R53_a_crash_between_delivery_and_cursor_redoes_only_that_record(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    spool = Spool(tmp_path, 1_000_000)
+    for i in range(3):
+        spool.append(_payload(i))
+    delivered: list[dict[str, Any]] = []
+    real_write_cursor = spool_module.write_cursor
+
+    def crash_on_second_cursor(segment: Path, offset: int) -> None:
+        if len(delivered) == 2:
+            raise SystemExit("killed")
+        real_write_cursor(segment, offset)
+
+    monkeypatch.setattr(spool_module, "write_cursor", crash_on_second_cursor)
+    with pytest.raises(SystemExit):
+        spool.replay(delivered.append)
+    monkeypatch.setattr(spool_module, "write_cursor", real_write_cursor)
+    spool.close()  # the process died: its locks are gone
+
+    Spool(tmp_path, 1_000_000).replay(delivered.append)
+    # The second record is delivered again (the database's dedupe absorbs it); no other.
+    assert delivered == [_payload(0), _payload(1), _payload(1), _payload(2)]
+
+
+def test_R53_a_dead_process_segment_is_replayed_by_another_a_live_one_is_not(
+    tmp_path: Path,
+) -> None:
+    dead, alive, replayer = (Spool(tmp_path, 1_000_000) for _ in range(3))
+    dead.append(_payload(1))
+    alive.append(_payload(2))
+    dead.close()  # as when its process exits: the segment's lock is released
+
+    assert _replay_all(replayer) == [_payload(1)]
+    assert len(replayer.segments()) == 1  # the live process's own, left to it
+    assert _replay_all(alive) == [_payload(2)]
+    assert replayer.segments() == []
+    alive.close()
