@@ -76,6 +76,7 @@ class Stack:
     aircall: httpx.Client  # the sandbox Aircall (control + API)
     bridge: httpx.Client  # our web app
     installation_id: int
+    web_app: Any = None  # the FastAPI app behind `bridge` (its spool, R53)
 
     def run(self, make: Callable[[Services], Coroutine[Any, Any, T]]) -> T:
         """Run a flow on a fresh Services (an httpx.AsyncClient is bound to one loop)."""
@@ -169,10 +170,11 @@ def stack(database_url: str, tmp_path: Path) -> Iterator[Stack]:
     )
     services = build_services(settings)
     upgrade(services.engine)
+    web_app = bridge_app(services)
     servers = [
         Served(hub_sock, hubspot_app(public_base_url=hub_url)).start(),
         Served(air_sock, aircall_app(public_base_url=air_url)).start(),
-        Served(web_sock, bridge_app(services)).start(),
+        Served(web_sock, web_app).start(),
     ]
     clients = [httpx.Client(base_url=u, timeout=10) for u in (hub_url, air_url, web_url)]
     try:
@@ -184,7 +186,8 @@ def stack(database_url: str, tmp_path: Path) -> Iterator[Stack]:
         with services.sessions() as session:
             installation_id = session.scalars(select(Installation.id)).one()
         switch_on_every_whatsapp_number(services, installation_id)
-        yield Stack(settings, services, *clients, installation_id=installation_id)
+        yield Stack(settings, services, *clients, installation_id=installation_id,
+                    web_app=web_app)
     finally:
         for client in clients:
             client.close()

@@ -13,6 +13,7 @@ from whatsapp_helpdesk.aircall.client import (
     BearerToken,
     CreatedWebhook,
     SmsRegistration,
+    WebhookRegistration,
     WhatsAppStatus,
 )
 from whatsapp_helpdesk.aircall.payloads import (
@@ -53,6 +54,7 @@ __all__ = [
     "BearerToken",
     "CallEvent",
     "CreatedWebhook",
+    "WebhookRegistration",
     "IntegrationDeletedEvent",
     "InvalidAircallPayload",
     "Media",

@@ -161,6 +161,16 @@ class CreatedWebhook:
     token: str = field(repr=False)  # the shared secret of every event; store its digest only
 
 
+@dataclass(frozen=True)
+class WebhookRegistration:
+    """A webhook as Aircall has it now (§A8.1); its token is deliberately not kept."""
+
+    webhook_id: str
+    active: bool
+    events: tuple[str, ...]
+    url: str
+
+
 # --- Error mapping ------------------------------------------------------------------------------
 
 # How Aircall relays Meta's 131047 refusal (customer-service window closed) is unknown
@@ -492,6 +502,32 @@ class AircallClient:
             token=str(_required(webhook, "token", operation)),
         )
 
+    async def get_webhook(self, webhook_id: str) -> WebhookRegistration | None:
+        """The webhook as Aircall has it, or None when it no longer exists (404)."""
+        operation = "read the webhook"
+        response = await self._request_unless_missing(
+            "GET", f"{WEBHOOKS_PATH}/{_segment(webhook_id)}", operation=operation
+        )
+        if response is None:
+            return None
+        return _webhook_registration(
+            _member(_object(response, operation), "webhook", operation), operation)
+
+    async def reactivate_webhook(
+        self, webhook_id: str, events: Sequence[str]
+    ) -> WebhookRegistration:
+        """Re-enable a webhook Aircall disabled after failed deliveries (§A8.5). The events
+        are always sent: an update without `events` resubscribes to every event."""
+        if not events:
+            raise ValueError("give the events to subscribe to (empty means all events)")
+        operation = "re-enable the webhook"
+        response = await self._request(
+            "PUT", f"{WEBHOOKS_PATH}/{_segment(webhook_id)}", operation=operation,
+            json={"active": True, "events": list(events)},
+        )
+        return _webhook_registration(
+            _member(_object(response, operation), "webhook", operation), operation)
+
     async def delete_webhook(self, webhook_id: str) -> None:
         """Remove a webhook. Already gone (404) is done, not an error."""
         await self._request_unless_missing(
@@ -519,6 +555,16 @@ class AircallClient:
             json={"to": to, "body": body},
         )
         return str(_required(_object(response, operation), "id", operation))
+
+
+def _webhook_registration(data: Mapping[str, Any], operation: str) -> WebhookRegistration:
+    events = data.get("events")
+    return WebhookRegistration(
+        webhook_id=str(_required(data, "webhook_id", operation)),
+        active=data.get("active") is True,
+        events=tuple(str(e) for e in events) if isinstance(events, list) else (),
+        url=str(data.get("url") or ""),
+    )
 
 
 def _number(data: Mapping[str, Any], operation: str) -> AircallNumber:

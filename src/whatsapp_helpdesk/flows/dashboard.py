@@ -42,6 +42,7 @@ from whatsapp_helpdesk.flows.install import sync_numbers
 from whatsapp_helpdesk.flows.native_ticketing import ACTIVITY_LABELS, NATIVE_TICKET
 from whatsapp_helpdesk.flows.reply import SEND_REPLY
 from whatsapp_helpdesk.flows.statuses import REPORT_STATUS
+from whatsapp_helpdesk.flows.webhook_health import read_health as read_webhook_health
 from whatsapp_helpdesk.hubspot import scopes_missing
 
 log = structlog.get_logger(__name__)
@@ -175,6 +176,8 @@ class DashboardView:
     company_whatsapp_override: bool | None
     channel_registered: bool
     unattributed_failures: list[FailedDelivery]
+    # What the worker's webhook check last had to do, e.g. re-enable it (R53).
+    aircall_webhook_note: str | None = None
 
 
 def attention(installation: Installation) -> list[Attention]:
@@ -218,6 +221,7 @@ def dashboard_view(services: Services, installation_id: int) -> DashboardView:
     # Read before the session opens: on SQLite every session takes the write lock, so a
     # second session opened inside the first would wait for it forever.
     channel_registered = bool(services.channel_id())
+    webhook_health = read_webhook_health(services, installation_id)
     with services.sessions() as session:
         installation = _installation(session, installation_id)
         numbers = list(session.scalars(
@@ -250,6 +254,7 @@ def dashboard_view(services: Services, installation_id: int) -> DashboardView:
             company_whatsapp_override=installation.company_whatsapp_override,
             channel_registered=channel_registered,
             unattributed_failures=leftover,
+            aircall_webhook_note=webhook_health.sentence() if webhook_health else None,
         )
 
 

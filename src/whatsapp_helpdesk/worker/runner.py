@@ -37,6 +37,7 @@ from whatsapp_helpdesk.errors import (
     RateLimited,
     Retryable,
 )
+from whatsapp_helpdesk.flows import webhook_health
 from whatsapp_helpdesk.flows.contact_company import SET_CONTACT_COMPANY, set_contact_company
 from whatsapp_helpdesk.flows.credentials import hubspot_access_token, mark_reauth_required
 from whatsapp_helpdesk.flows.ingest import PUBLISH_INBOUND
@@ -110,7 +111,11 @@ class Worker:
     async def run(self) -> None:
         log.info("worker.started", worker_id=self.worker_id, concurrency=self.concurrency)
         try:
-            await asyncio.gather(*(self._loop(i) for i in range(self.concurrency)))
+            await asyncio.gather(
+                *(self._loop(i) for i in range(self.concurrency)),
+                # Aircall disables a failing webhook: checked and re-enabled here (R53).
+                webhook_health.run_periodically(self.services, self._stopping),
+            )
         finally:
             await self.services.aclose()
 
