@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 from harness.outage import DatabaseOutage
-from harness.stack import Stack
+from harness.stack import CUSTOMER, PORTAL, Stack
 from sqlalchemy import func, select
 
 from whatsapp_helpdesk.db.models import Message
@@ -91,3 +91,53 @@ def test_R53_messages_sent_while_the_database_is_down_arrive_once_in_order(
     with stack.services.sessions() as session:
         assert session.scalar(select(func.count()).select_from(Message)) == len(during) + 2
     assert stack.bridge.get("/healthz").status_code == 200
+
+
+def _hubspot_attempts(stack: Stack, hubspot_message_id: str) -> list[dict[str, Any]]:
+    deliveries = stack.hubspot.get("/_sandbox/webhook-deliveries", params={
+        "event_type": "OUTGOING_CHANNEL_MESSAGE_CREATED"}).json()["deliveries"]
+    return [a for d in deliveries if d["payload"]["message"]["id"] == hubspot_message_id
+            for a in d["attempts"]]
+
+
+def _phone_texts(stack: Stack) -> list[str]:
+    messages = stack.aircall.get("/_sandbox/customer/inbox",
+                                 params={"phone": CUSTOMER}).json()["messages"]
+    return [m["body"] for m in messages if m["direction"] == "outbound"]
+
+
+def test_R53_agent_replies_while_the_database_is_down_reach_the_phone_once_in_order(
+    stack: Stack, outage: DatabaseOutage
+) -> None:
+    stack.connect()
+    stack.customer_says("Where is my order?")
+    stack.wait_deliveries()
+    stack.drain()
+    [ticket] = stack.tickets()
+
+    outage.cut()
+    replies = [f"reply during the cut {i}" for i in range(3)]
+    for text in replies:
+        answer = stack.hubspot.post(
+            f"/_sandbox/portals/{PORTAL}/threads/{ticket['threadId']}/replies",
+            json={"text": text})
+        assert answer.status_code == 201, answer.text
+        message_id = str(answer.json()["id"])
+        # Signature v3 verified without the database; answered 200 once spooled.
+        attempts = _wait_for(lambda m=message_id: _hubspot_attempts(stack, m), what="a try")
+        assert [a["statusCode"] for a in attempts] == [200]
+    # A forged webhook is refused, not spooled, while the database is down too (R42).
+    forged = stack.bridge.post("/webhooks/hubspot", content=b'{"type":"x"}', headers={
+        "X-HubSpot-Signature-v3": "Zm9yZ2Vk", "X-HubSpot-Request-Timestamp": "1",
+        "Content-Type": "application/json"})
+    assert forged.status_code == 401
+    assert stack.bridge.get("/healthz").json()["spool"]["records"] == len(replies)
+
+    outage.restore()
+    _wait_for(lambda: stack.bridge.get("/healthz").json()["spool"]["records"] == 0,
+              what="the spool to be replayed")
+    stack.drain()
+    stack.wait_deliveries()
+    stack.drain()
+
+    assert _phone_texts(stack) == replies
