@@ -33,6 +33,7 @@ def test_config_defaults_and_validation(aircall: Sandbox) -> None:
     assert config == {
         "duplicate_deliveries": 0, "shuffle_window_ms": 0, "timestamp_format": "ms",
         "retry_schedule": [2.0, 5.0, 15.0, 60.0, 300.0, 900.0], "disable_after_failures": 50,
+        "retry_max_retries": 50,
         "retry_give_up_after_seconds": 43200.0, "delivery_timeout_seconds": 5.0,
         "rate_limit_per_minute": 60, "status_progression_delay_ms": 300,
         "undeliverable_numbers": [], "insecure_webhook_hosts": [],

@@ -294,3 +294,37 @@ def test_delivery_log_filters(aircall: Sandbox, receiver: Receiver) -> None:
     assert {"delivery_id", "event_id", "event", "webhook_id", "url", "copy", "attempt", "at",
             "status_code", "error", "duration_ms", "outcome"} == set(entry)
     assert aircall.deliveries(event="call.ended") == []
+
+
+def test_R53_a_failing_event_is_retried_up_to_the_documented_50_times_then_dropped(
+    aircall: Sandbox, receiver: Receiver
+) -> None:
+    """§A8.5: "retried up to 50 times" (over about 12 h); the cap is a knob for tests."""
+    assert aircall.configure()["retry_max_retries"] == 50
+    aircall.configure(retry_max_retries=2, retry_schedule=[0.05], disable_after_failures=50)
+    subscribe(aircall.basic, receiver, ["message.received"])
+    receiver.answer(500, times=10)
+    aircall.customer_says("never acknowledged")
+    wait_for(lambda: _settled(aircall))
+    log = aircall.deliveries(event="message.received")
+    assert [(e["attempt"], e["outcome"]) for e in log] == [
+        (1, "failure"), (2, "failure"), (3, "failure"), (None, "gave_up")]
+    assert log[-1]["error"] == "retried 2 times without success"
+    assert len(receiver.bodies()) == 3
+
+
+def test_R53_a_disabled_webhook_gets_no_new_event_until_re_enabled_through_the_api(
+    aircall: Sandbox, receiver: Receiver
+) -> None:
+    aircall.configure(disable_after_failures=1, retry_schedule=[3600])
+    webhook = subscribe(aircall.basic, receiver, ["message.received"])
+    receiver.answer(500)
+    aircall.customer_says("fails once")
+    wait_for(lambda: _webhook(aircall, webhook["webhook_id"])["active"] is False)
+    aircall.customer_says("while disabled")
+    aircall.basic.put(f"/v1/webhooks/{webhook['webhook_id']}",
+                      json={"active": True, "events": ["message.received"]})
+    aircall.customer_says("after re-enable")
+    wait_for(lambda: "after re-enable" in [b["data"]["body"] for b in receiver.bodies()])
+    # The event sent while disabled never came; the failed one waits for its retry.
+    assert [b["data"]["body"] for b in receiver.bodies()] == ["fails once", "after re-enable"]

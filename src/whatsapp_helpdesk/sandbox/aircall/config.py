@@ -33,6 +33,10 @@ class SandboxConfig(BaseModel):
         default=constants.DEFAULT_DISABLE_AFTER_FAILURES, ge=1,
         description="Consecutive failures that auto-disable a webhook.",
     )
+    retry_max_retries: int = Field(
+        default=constants.DEFAULT_MAX_RETRIES, ge=0,
+        description="Retries of a failed event before it is dropped (§A8.5: up to 50).",
+    )
     retry_give_up_after_seconds: float = Field(
         default=constants.RETRY_GIVE_UP_AFTER_SECONDS, gt=0,
         description="Sandbox-clock age after which a failed event is dropped (12 h).",

@@ -42,6 +42,8 @@ DELIVERY_TIMEOUT_SECONDS: Final = 5.0
 # The real schedule spreads ~50 retries over 12 h; the sandbox keeps the shape, shorter.
 DEFAULT_RETRY_SCHEDULE_SECONDS: Final = (2.0, 5.0, 15.0, 60.0, 300.0, 900.0)
 DEFAULT_DISABLE_AFTER_FAILURES: Final = 50
+# §A8.5: a failed event is "retried up to 50 times" (about 12 h with the default schedule).
+DEFAULT_MAX_RETRIES: Final = 50
 RETRY_GIVE_UP_AFTER_SECONDS: Final = 12 * 3600
 # Pause between message.sent and each status_updated of an outbound message ("shortly after").
 DEFAULT_STATUS_PROGRESSION_DELAY_MS: Final = 300

@@ -3,9 +3,10 @@
 Every event goes to every active webhook of the company subscribed to it, in the envelope
 `{resource, event, timestamp, token, data}`. Delivery is at least once and unordered (options
 for extra copies and random delays), an attempt fails on a non-2xx answer or after the
-timeout, failed events are retried on a schedule, a webhook is auto-disabled after N
-consecutive failures and re-enabled by a later success, and retries stop once the event is
-older than 12 h on the sandbox clock. Every attempt is logged (Saleor-style delivery log).
+timeout, failed events are retried on a schedule (up to 50 times), a webhook is
+auto-disabled after N consecutive failures (and then gets no new event) and re-enabled by a
+later success or by `PUT active:true`, and retries stop once the event is older than 12 h on
+the sandbox clock. Every attempt is logged (Saleor-style delivery log).
 """
 
 from __future__ import annotations
@@ -150,6 +151,10 @@ class WebhookDispatcher:
                 return
             if self._too_old(delivery):
                 self._finish(delivery, "gave_up", "older than the retry horizon")
+                return
+            retries = sandbox.config.retry_max_retries
+            if delivery.attempts > retries:
+                self._finish(delivery, "gave_up", f"retried {retries} times without success")
                 return
             delivery.attempts += 1
             if await self._attempt(delivery, webhook):
