@@ -255,6 +255,35 @@ async def test_delete_webhook_and_already_gone(
     await aircall.delete_webhook("c2501111-8a69")
 
 
+async def test_R53_get_webhook_reads_its_state_and_a_missing_one_is_none(
+    network: FakeNetwork, aircall: AircallClient
+) -> None:
+    network.reply(200, {"webhook": {
+        "webhook_id": "c2501111-8a69", "url": "https://b/hook", "active": False,
+        "events": ["message.received"], "token": "df76g76dpziygs567f0"}})
+    network.reply(404, {"message": "Not Found"})
+    hook = await aircall.get_webhook("c2501111-8a69")
+    assert (network.last.method, network.last.url.path) == ("GET", "/v1/webhooks/c2501111-8a69")
+    assert hook is not None and (hook.active, hook.events) == (False, ("message.received",))
+    assert "df76g76dpziygs567f0" not in repr(hook)
+    assert await aircall.get_webhook("c2501111-8a69") is None
+
+
+async def test_R53_reactivate_webhook_always_sends_the_events(
+    network: FakeNetwork, aircall: AircallClient
+) -> None:
+    """§A8.5: an update without `events` resubscribes to every event."""
+    network.reply(200, {"webhook": {"webhook_id": "w-1", "active": True,
+                                    "events": ["message.received", "message.sent"]}})
+    hook = await aircall.reactivate_webhook("w-1", ["message.received", "message.sent"])
+    request = network.last
+    assert (request.method, request.url.path) == ("PUT", "/v1/webhooks/w-1")
+    assert json_of(request) == {"active": True, "events": ["message.received", "message.sent"]}
+    assert hook.active is True
+    with pytest.raises(ValueError):
+        await aircall.reactivate_webhook("w-1", [])
+
+
 # --- Sending (§A6) --------------------------------------------------------------------------------
 
 

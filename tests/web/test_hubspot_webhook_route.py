@@ -217,6 +217,20 @@ def test_R27_same_reply_twice_is_kept_once(bridge: Bridge) -> None:
     assert bridge.count(Message) == 1 and bridge.count(OutboxEntry) == 1
 
 
+def test_issue11_R27_an_event_kept_for_another_portal_does_not_hide_this_one(
+    bridge: Bridge,
+) -> None:
+    """Dedupe is per installation (or portal): an event id already kept for one portal is
+    no duplicate of the same id arriving for another's channel account."""
+    event = fixture("channel_account_updated__deauthorized")
+    elsewhere = {**event, "portalId": "9999", "channelAccountId": "elsewhere",
+                 "channelAccount": {**event["channelAccount"], "id": "elsewhere"}}
+    assert bridge.post(elsewhere).json()["result"] == "unknown_portal"
+
+    assert bridge.post(event).json()["result"] == "disconnected"
+    assert bridge.account().disconnected_at == NOW
+
+
 # --- R42: the signature -------------------------------------------------------------------------
 
 
