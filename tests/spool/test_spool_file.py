@@ -164,3 +164,37 @@ def test_R53_a_dead_process_segment_is_replayed_by_another_a_live_one_is_not(
     assert _replay_all(alive) == [_payload(2)]
     assert replayer.segments() == []
     alive.close()
+
+
+def test_R53_a_killed_web_process_segment_is_replayed_by_a_live_one(tmp_path: Path) -> None:
+    """Across real processes: while the writer lives its segment is its own; once it is
+    SIGKILLed (no clean-up at all), another process replays what it had acknowledged."""
+    import signal
+    import subprocess
+    import sys
+
+    writer = subprocess.Popen(
+        [sys.executable, "-c",
+         "import sys, time\n"
+         "from pathlib import Path\n"
+         "from whatsapp_helpdesk.spool import Spool\n"
+         "spool = Spool(Path(sys.argv[1]), 1_000_000)\n"
+         "for i in range(3):\n"
+         "    spool.append({'source': 'aircall', 'body': f'message {i}'})\n"
+         "print('spooled', flush=True)\n"
+         "time.sleep(120)\n",
+         str(tmp_path)],
+        stdout=subprocess.PIPE, text=True)
+    try:
+        assert writer.stdout is not None and writer.stdout.readline().strip() == "spooled"
+        survivor = Spool(tmp_path, 1_000_000)
+        assert _replay_all(survivor) == []  # the writer is alive: its segment is left to it
+        writer.send_signal(signal.SIGKILL)
+        writer.wait(timeout=10)
+
+        assert _replay_all(survivor) == [_payload(i) for i in range(3)]
+        assert survivor.segments() == []
+    finally:
+        if writer.poll() is None:
+            writer.kill()
+            writer.wait(timeout=10)
