@@ -100,7 +100,8 @@ class Report:
     lost: int = 0
     duplicated: int = 0  # messages shown more than once
     extra_copies: int = 0  # the copies beyond the first
-    misordered: int = 0
+    misordered: int = 0  # as HubSpot shows the conversation
+    published_out_of_order: int = 0  # as the worker published them (HubSpot sorts by time)
     wrong_ticket: int = 0
     wrong_portal: int = 0
     replies_sent: int = 0
@@ -138,7 +139,7 @@ class Report:
             f"  inbound  sent {self.inbound_sent}  ok {self.inbound_ok}  lost {self.lost}  "
             f"duplicated {self.duplicated} (+{self.extra_copies} copies)  misordered "
             f"{self.misordered}  wrong ticket {self.wrong_ticket}  wrong portal "
-            f"{self.wrong_portal}",
+            f"{self.wrong_portal}  (published out of order: {self.published_out_of_order})",
             f"  replies  sent {self.replies_sent}  on phone once {self.replies_on_phone}  "
             f"FAILED with reason {self.replies_failed}  lost {self.replies_lost}  "
             f"duplicated {self.replies_duplicated}",
@@ -147,8 +148,8 @@ class Report:
             f"{self.spooled:g}",
             f"  chaos    HubSpot faults {self.hubspot_faults}; {self.kills} SIGKILLs; "
             f"PostgreSQL down {self.pg_outage_seconds:.0f} s; "
-            f"{self.duplicate_deliveries} duplicate webhook deliveries; unexpected exits "
-            f"{self.unexpected_exits or 'none'}",
+            f"{self.duplicate_deliveries} duplicate webhook deliveries; exited by themselves "
+            f"(restarted): {dict(Counter(self.unexpected_exits)) or 'none'}",
             f"  end      drained {self.drained} in {self.drain_seconds:.0f} s; Aircall "
             f"webhooks auto-disabled at the end: {self.webhooks_auto_disabled}",
         ]
@@ -595,6 +596,9 @@ def check(stack: Stack, traffic: Traffic, installations: dict[int, int],
             if message.get("direction") == "outbound":
                 for match in reply_re.finditer(message.get("body") or ""):
                     phone_counts[match.group(0)] += 1
+    gave_up = {match.group(0) for delivery in stack.hubspot.get(
+        "/_sandbox/webhook-deliveries", params={"state": "failed"}).json()["deliveries"]
+        for match in reply_re.finditer(json.dumps(delivery.get("payload")))}
     for reply in traffic.replies:
         on_phone = phone_counts[reply.token]
         statuses = reply_status.get(reply.token, [])
@@ -611,11 +615,12 @@ def check(stack: Stack, traffic: Traffic, installations: dict[int, int],
                 reason, 0) + 1
         else:
             report.replies_lost += 1
-            report.lost_reasons["reply: not on the phone, not FAILED"] = (
-                report.lost_reasons.get("reply: not on the phone, not FAILED", 0) + 1)
+            cause = ("reply: HubSpot gave up delivering its webhook to the service"
+                     if reply.token in gave_up else "reply: not on the phone, not FAILED")
+            report.lost_reasons[cause] = report.lost_reasons.get(cause, 0) + 1
             report.lost_examples.append(
-                f"{reply.token} (portal {reply.portal}, thread {reply.thread_id}): "
-                f"HubSpot status {[m.get('status') for m in statuses]}")
+                f"{reply.token} (portal {reply.portal}, thread {reply.thread_id}) at "
+                f"+{reply.at:.0f}s: {cause}; HubSpot status {[m.get('status') for m in statuses]}")
 
 
 def _explain_lost(stack: Stack, traffic: Traffic, installations: dict[int, int],
@@ -684,6 +689,25 @@ def metrics_total(stack: Stack, needle: str) -> float:
     return total
 
 
+def publication_order(stack: Stack, traffic: Traffic, report: Report) -> None:
+    """Messages the worker published after a later message of the same conversation (when
+    its publish job finished), whatever order HubSpot then shows them in."""
+    by_id = {sent.aircall_id: sent for sent in traffic.sent}
+    with psycopg.connect(stack.pg.libpq_url(DATABASE)) as conn:
+        rows = conn.execute(
+            "SELECT m.provider_message_id, o.finished_at FROM messages m JOIN outbox o "
+            "ON o.message_id = m.id AND o.kind = 'publish_inbound' AND o.state = 'done' "
+            "WHERE m.direction = 'inbound'").fetchall()
+    published: dict[int, list[tuple[Any, int]]] = defaultdict(list)
+    for provider_id, finished_at in rows:
+        sent = by_id.get(str(provider_id))
+        if sent is not None and finished_at is not None:
+            published[sent.conversation].append((finished_at, sent.seq))
+    for entries in published.values():
+        seqs = [seq for _, seq in sorted(entries)]
+        report.published_out_of_order += len(seqs) - longest_increasing(seqs)
+
+
 def counters_from_database(stack: Stack, report: Report) -> None:
     with psycopg.connect(stack.pg.libpq_url(DATABASE)) as conn:
         report.retried_jobs = int(conn.execute(
@@ -747,6 +771,7 @@ def run(scenario: Scenario, *, keep_logs: bool = False, out: Any = sys.stdout) -
         report.drained, report.drain_seconds = drain(stack, scenario.drain_timeout_seconds)
         check(stack, traffic, installations, report)
         counters_from_database(stack, report)
+        publication_order(stack, traffic, report)
         counters_from_sandboxes(stack, report)
         report.spooled = metrics_total(stack, "spool")
         report.unexpected_exits = [f"{n} rc={rc}" for n, rc in stack.children.unexpected_exits]
