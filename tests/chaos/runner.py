@@ -262,6 +262,8 @@ def install(stack: Stack) -> dict[int, int]:
         _env_file=None,  # type: ignore[call-arg]
     )
     asyncio.run(install_on_sandbox(settings))
+    connections = ((PORTAL_A, NUMBER_A), (PORTAL_B, NUMBER_B)) if (
+        stack.scenario.two_portals) else ((PORTAL_A, NUMBER_A),)
 
     async def second_installation_and_connections() -> dict[int, int]:
         services = build_services(settings)
@@ -274,17 +276,20 @@ def install(stack: Stack) -> dict[int, int]:
             base = settings.public_url
             hubspot_cb, aircall_cb = (f"{base}/oauth/hubspot/callback",
                                       f"{base}/oauth/aircall/callback")
-            # The sandbox consent pages take the account in `portal_id` / `company_id`.
-            code = await code_from(services.hubspot_oauth().authorize_url(hubspot_cb, "chaos")
-                                   + f"&portal_id={PORTAL_B}")
-            installation_b = await complete_hubspot_oauth(services, code=code,
-                                                          redirect_uri=hubspot_cb)
-            code = await code_from(services.aircall_oauth().authorize_url(aircall_cb, "chaos")
-                                   + f"&company_id={COMPANY}")
-            await complete_aircall_oauth(services, code=code, redirect_uri=aircall_cb,
-                                         installation_id=installation_b)
+            if len(connections) > 1:
+                # The sandbox consent pages take the account in `portal_id` / `company_id`.
+                code = await code_from(
+                    services.hubspot_oauth().authorize_url(hubspot_cb, "chaos")
+                    + f"&portal_id={PORTAL_B}")
+                installation_b = await complete_hubspot_oauth(services, code=code,
+                                                              redirect_uri=hubspot_cb)
+                code = await code_from(
+                    services.aircall_oauth().authorize_url(aircall_cb, "chaos")
+                    + f"&company_id={COMPANY}")
+                await complete_aircall_oauth(services, code=code, redirect_uri=aircall_cb,
+                                             installation_id=installation_b)
             by_number: dict[int, int] = {}
-            for portal, aircall_number in ((PORTAL_A, NUMBER_A), (PORTAL_B, NUMBER_B)):
+            for portal, aircall_number in connections:
                 with services.sessions.begin() as session:
                     installation_id = session.scalars(select(Installation.id).where(
                         Installation.hubspot_portal_id == str(portal))).one()
@@ -333,7 +338,8 @@ class Traffic:
         return f"+3361300{conversation:04d}"
 
     def number(self, conversation: int) -> int:
-        return (NUMBER_A, NUMBER_B)[conversation % 2]
+        numbers = (NUMBER_A, NUMBER_B) if self.scenario.two_portals else (NUMBER_A,)
+        return numbers[conversation % len(numbers)]
 
     def customers(self) -> None:
         client = httpx.Client(base_url=self.stack.aircall.base_url, timeout=30)
@@ -369,7 +375,8 @@ class Traffic:
         client = httpx.Client(base_url=self.stack.hubspot.base_url, timeout=30)
         interval = 1.0 / self.scenario.replies_per_second
         while not self.stop.wait(interval):
-            portal = self.rng.choice((PORTAL_A, PORTAL_B))
+            portal = self.rng.choice(
+                (PORTAL_A, PORTAL_B) if self.scenario.two_portals else (PORTAL_A,))
             tickets = client.get(f"/_sandbox/portals/{portal}/tickets").json()["tickets"]
             ours = []
             for ticket in tickets:

@@ -24,6 +24,9 @@ class Scenario:
     max_burst: int = 3  # back-to-back messages of one turn (orders are tested within bursts)
     image_share: float = 0.1  # share of messages that are images with a caption
     replies_per_second: float = 0.5  # agent replies, on tickets that exist
+    # False: one installation (portal 4242, number 1001) only, e.g. to see the harness pass
+    # on what works today
+    two_portals: bool = True
     # service
     web_processes: int = 2
     worker_processes: int = 2
