@@ -121,6 +121,7 @@ class Report:
     drained: bool = False
     drain_seconds: float = 0.0
     webhooks_auto_disabled: int = 0
+    webhooks_disabled_spans: str = ""
     lost_reasons: dict[str, int] = field(default_factory=dict)
     lost_examples: list[str] = field(default_factory=list)
     reply_failure_reasons: dict[str, int] = field(default_factory=dict)
@@ -151,7 +152,8 @@ class Report:
             f"{self.duplicate_deliveries} duplicate webhook deliveries; exited by themselves "
             f"(restarted): {dict(Counter(self.unexpected_exits)) or 'none'}",
             f"  end      drained {self.drained} in {self.drain_seconds:.0f} s; Aircall "
-            f"webhooks auto-disabled at the end: {self.webhooks_auto_disabled}",
+            f"webhooks auto-disabled at the end: {self.webhooks_auto_disabled}, during the "
+            f"run: {self.webhooks_disabled_spans}",
         ]
         if self.lost_reasons:
             lines.append("  lost, by cause: " + "; ".join(
@@ -495,6 +497,45 @@ class Chaos:
         return dict(hits)
 
 
+class WebhookWatch:
+    """When the sandbox Aircall had a webhook of ours auto-disabled (polled twice a second):
+    events emitted then are delivered to nobody (reference §A8.5)."""
+
+    def __init__(self, stack: Stack, started: float):
+        self.stack, self.started = stack, started
+        self.stop = threading.Event()
+        self.disabled: dict[str, list[list[float]]] = defaultdict(list)  # id → [from, to]
+
+    def run(self) -> None:
+        client = httpx.Client(base_url=self.stack.aircall.base_url, timeout=10)
+        while not self.stop.wait(0.5):
+            try:
+                webhooks = client.get("/_sandbox/webhooks").json()["webhooks"]
+            except httpx.HTTPError:
+                continue
+            now = time.monotonic() - self.started
+            for webhook in webhooks:
+                if not str(webhook.get("url", "")).startswith(self.stack.proxy.url):
+                    continue
+                spans = self.disabled[str(webhook["webhook_id"])]
+                if webhook.get("auto_disabled") or not webhook.get("active", True):
+                    if spans and spans[-1][1] < 0:
+                        continue
+                    spans.append([now, -1.0])
+                elif spans and spans[-1][1] < 0:
+                    spans[-1][1] = now
+        client.close()
+
+    def disabled_at(self, at: float) -> bool:
+        return any(start - 0.5 <= at and (end < 0 or at <= end + 0.5)
+                   for spans in self.disabled.values() for start, end in spans)
+
+    def describe(self) -> str:
+        return "; ".join(f"{wid[:8]}: " + ", ".join(
+            f"{start:.0f}-{'end' if end < 0 else f'{end:.0f}'} s" for start, end in spans)
+            for wid, spans in self.disabled.items() if spans) or "never"
+
+
 # --- the end: drain and check ----------------------------------------------------------------
 
 
@@ -535,7 +576,7 @@ def longest_increasing(seq: list[int]) -> int:
 
 
 def check(stack: Stack, traffic: Traffic, installations: dict[int, int],
-          report: Report) -> None:
+          watch: WebhookWatch, report: Report) -> None:
     run_re = traffic.token_re
     # token → where HubSpot shows it: (portal, ticket, position)
     found: dict[str, list[tuple[int, str, int]]] = defaultdict(list)
@@ -590,7 +631,7 @@ def check(stack: Stack, traffic: Traffic, installations: dict[int, int],
             report.misordered += out_of_place
             report.misordered_examples.append(
                 f"conversation {conversation} shown as m{' m'.join(map(str, seqs))}")
-    _explain_lost(stack, traffic, installations, lost, report)
+    _explain_lost(stack, installations, watch, lost, report)
 
     # Replies: on the phone exactly once, or FAILED with a reason in HubSpot.
     report.replies_sent = len(traffic.replies)
@@ -630,7 +671,7 @@ def check(stack: Stack, traffic: Traffic, installations: dict[int, int],
                 f"+{reply.at:.0f}s: {cause}; HubSpot status {[m.get('status') for m in statuses]}")
 
 
-def _explain_lost(stack: Stack, traffic: Traffic, installations: dict[int, int],
+def _explain_lost(stack: Stack, installations: dict[int, int], watch: WebhookWatch,
                   lost: list[Sent], report: Report) -> None:
     """Why each lost message was lost, from our database and the sandbox's delivery log."""
     if not lost:
@@ -674,8 +715,10 @@ def _explain_lost(stack: Stack, traffic: Traffic, installations: dict[int, int],
             elif attempts:
                 cause = "webhook never accepted: " + ", ".join(
                     f"{n} {o}" for o, n in outcomes.items())
+            elif watch.disabled_at(sent.at):
+                cause = "sent while Aircall had auto-disabled our webhook: never delivered"
             else:
-                cause = "never delivered by Aircall (webhook disabled?)"
+                cause = "never delivered by Aircall (no attempt logged)"
             report.lost_reasons[cause] = report.lost_reasons.get(cause, 0) + 1
             report.lost_examples.append(
                 f"{sent.token} to {sent.number_id} at +{sent.at:.0f}s: {cause}; webhook "
@@ -759,6 +802,8 @@ def run(scenario: Scenario, *, keep_logs: bool = False, out: Any = sys.stdout) -
         chaos = Chaos(stack, scenario, random.Random(scenario.seed + 1))
         chaos.start_faults()
         started = traffic.started = time.monotonic()
+        watch = WebhookWatch(stack, started)
+        threading.Thread(target=watch.run, daemon=True).start()
         threads = [threading.Thread(target=traffic.customers, daemon=True),
                    threading.Thread(target=traffic.agents, daemon=True),
                    threading.Thread(target=chaos.run, args=(started,), daemon=True)]
@@ -776,7 +821,9 @@ def run(scenario: Scenario, *, keep_logs: bool = False, out: Any = sys.stdout) -
               f"{len(traffic.send_errors)} refused by the sandbox; draining", file=out,
               flush=True)
         report.drained, report.drain_seconds = drain(stack, scenario.drain_timeout_seconds)
-        check(stack, traffic, installations, report)
+        watch.stop.set()
+        report.webhooks_disabled_spans = watch.describe()
+        check(stack, traffic, installations, watch, report)
         counters_from_database(stack, report)
         publication_order(stack, traffic, report)
         counters_from_sandboxes(stack, report)
