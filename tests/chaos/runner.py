@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import bisect
 import contextlib
 import json
 import logging
@@ -51,8 +52,14 @@ import httpx
 import psycopg
 import structlog
 
-from chaos.processes import Children, PrivatePostgres, RoundRobinProxy, free_port, http_ok
-from chaos.processes import wait_until as _wait_until
+from chaos.processes import (
+    Children,
+    PrivatePostgres,
+    RoundRobinProxy,
+    free_port,
+    http_ok,
+    wait_until,
+)
 from chaos.scenario import Scenario
 
 PORTAL_A, PORTAL_B = 4242, 4343
@@ -61,10 +68,6 @@ NUMBER_A, NUMBER_B = 1001, 1003  # WhatsApp ONLINE numbers of company 1
 PORTAL_OF_NUMBER = {NUMBER_A: PORTAL_A, NUMBER_B: PORTAL_B}
 AGENT_OF_PORTAL = {PORTAL_A: 1, PORTAL_B: 3}  # the sandbox HubSpot's seeded users
 DATABASE = "chaos"
-
-
-def wait_until(condition: Any, *, timeout: float, what: str) -> None:
-    _wait_until(condition, timeout=timeout, what=what)
 
 
 # --- what was sent ---------------------------------------------------------------------------
@@ -566,8 +569,8 @@ def drain(stack: Stack, timeout: float) -> tuple[bool, float]:
 
 
 def longest_increasing(seq: list[int]) -> int:
-    import bisect
-
+    """Length of the longest strictly increasing subsequence: the messages already in order;
+    the others are the fewest that must move (the misordered count)."""
     tails: list[int] = []
     for value in seq:
         i = bisect.bisect_left(tails, value)
