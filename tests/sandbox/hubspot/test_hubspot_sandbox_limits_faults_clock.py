@@ -155,3 +155,24 @@ async def test_reset_cancels_pending_deliveries(hub: Hub) -> None:
 async def test_unknown_portal_and_control_paths_are_404(hub: Hub) -> None:
     assert (await hub.http.get("/_sandbox/portals/1/tickets")).status_code == 404
     assert (await hub.http.get("/_sandbox/nothing-here")).status_code == 404
+
+
+async def test_fault_with_a_probability_answers_that_share_of_calls(hub: Hub) -> None:
+    """A fault can hit a share of calls (the chaos suite's "a share of calls answered 503");
+    the calls it lets through spend neither a hit nor one of its `times`."""
+    await hub.http.post("/_sandbox/config", json={"rate_limit_max": 10_000})
+    token = await hub.token()
+    added = await hub.http.post("/_sandbox/faults", json={
+        "path_prefix": INBOXES, "mode": "status", "status": 503, "times": None,
+        "probability": 0.3})
+    assert added.json()["probability"] == 0.3
+    statuses = [(await hub.http.get(INBOXES, headers=hub.bearer(token))).status_code
+                for _ in range(200)]
+    faulted = statuses.count(503)
+    assert statuses.count(200) == 200 - faulted
+    assert 30 <= faulted <= 90  # binomial(200, 0.3): mean 60, 4.6 standard deviations each way
+    assert (await hub.http.get("/_sandbox/faults")).json()["faults"][0]["hits"] == faulted
+    for bad in (0, 1.5):
+        refused = await hub.http.post("/_sandbox/faults", json={
+            "path_prefix": INBOXES, "mode": "drop", "probability": bad})
+        assert refused.status_code == 400

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import random
 from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -29,11 +30,14 @@ class ConnectionDroppedByFault(Exception):
 
 
 def take_matching_fault(faults: list[Fault], method: str, path: str) -> Fault | None:
-    """First fault matching this request; spends one of its `times` (removed at zero)."""
+    """First fault matching this request (a fault with `probability` < 1 matches only that
+    share of requests); spends one of its `times` (removed at zero)."""
     for fault in faults:
         if not path.startswith(fault.path_prefix):
             continue
         if fault.method is not None and fault.method.upper() != method.upper():
+            continue
+        if fault.probability < 1.0 and random.random() >= fault.probability:
             continue
         fault.hits += 1
         if fault.times is not None:

@@ -45,6 +45,7 @@ class FaultIn(BaseModel):
     status: int = Field(default=503, ge=100, le=599)
     delay_seconds: float = Field(default=2.0, ge=0)
     times: int | None = Field(default=1, ge=1)
+    probability: float = Field(default=1.0, gt=0, le=1)
 
 
 class AccountAdminIn(BaseModel):
@@ -114,6 +115,7 @@ def fault_json(fault: Fault) -> dict[str, Any]:
         "status": fault.status,
         "delay_seconds": fault.delay_seconds,
         "times": fault.times,
+        "probability": fault.probability,
         "hits": fault.hits,
     }
 
@@ -129,6 +131,7 @@ async def add_fault(request: Request, sandbox: SandboxDep) -> dict[str, Any]:
         status=body.status,
         delay_seconds=body.delay_seconds,
         times=body.times,
+        probability=body.probability,
     )
     sandbox.state.faults.append(fault)
     return fault_json(fault)

@@ -301,6 +301,9 @@ class Fault:
     delay_seconds: float
     times: int | None
     hits: int = 0
+    # Share of matching requests this fault answers (1.0: every one); the others pass on,
+    # spending neither a hit nor one of `times`. Lets a test fault "a share of calls".
+    probability: float = 1.0
 
 
 class IdSequence:
