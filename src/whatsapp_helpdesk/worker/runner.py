@@ -55,6 +55,9 @@ DELIVERIES = Counter(
 
 # The longest an idle slot other than the first waits before it looks again.
 IDLE_SLOT_MAX_WAIT = 2.0
+# Doublings past this are above any sensible wait already; without the bound, 2 ** 1024
+# idle rounds (about 38 minutes of quiet) overflow a float and killed the worker.
+IDLE_MAX_DOUBLINGS = 32
 
 # A job does one outbox entry's work; it returns a word for the delivery log.
 Job = Callable[[Services, outbox.Claimed], Awaitable[str]]
@@ -138,7 +141,8 @@ class Worker:
         docs/performance.md) and are woken as soon as a slot finds work."""
         if slot == 0:
             return self.poll_interval
-        return min(self.poll_interval * 2 ** idle_rounds, IDLE_SLOT_MAX_WAIT)
+        doublings = min(idle_rounds, IDLE_MAX_DOUBLINGS)
+        return min(self.poll_interval * 2 ** doublings, IDLE_SLOT_MAX_WAIT)
 
     async def _loop(self, slot: int) -> None:
         idle_rounds = 0
