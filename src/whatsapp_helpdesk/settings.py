@@ -101,6 +101,10 @@ class Settings(BaseSettings):
         8702, description="Port of the sandbox Aircall (sandbox mode)."
     )
     log_level: str = Field("INFO", description="Log level (DEBUG, INFO, WARNING…).")
+    supervisor_state_file: str = Field(
+        "", description="Set by `serve` for its children: the JSON file where it keeps their "
+        "state (pid, restarts, last exit), shown by `/healthz`. Leave unset."
+    )
 
     @property
     def sandbox_clocks(self) -> list[str]:

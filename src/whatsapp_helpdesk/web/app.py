@@ -17,6 +17,7 @@ from whatsapp_helpdesk.bootstrap import Services
 from whatsapp_helpdesk.errors import DeliveryError
 from whatsapp_helpdesk.flows.ingest import handle_aircall_delivery
 from whatsapp_helpdesk.flows.install import complete_aircall_oauth, complete_hubspot_oauth
+from whatsapp_helpdesk.supervisor import read_state
 from whatsapp_helpdesk.web import (
     connect_routes,
     dashboard_routes,
@@ -62,7 +63,12 @@ def create_app(services: Services) -> FastAPI:
                 connection.execute(text("SELECT 1"))
 
         await run_in_threadpool(check)
-        return {"status": "ok", "sandbox_mode": settings.sandbox_mode}
+        health: dict[str, Any] = {"status": "ok", "sandbox_mode": settings.sandbox_mode}
+        # Under `serve`: its children (name, pid, restarts, last exit), issue 11 item 1.
+        supervised = read_state(settings.supervisor_state_file)
+        if supervised is not None:
+            health["children"] = supervised["children"]
+        return health
 
     @app.get("/metrics")
     async def metrics() -> PlainTextResponse:
