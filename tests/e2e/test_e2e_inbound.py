@@ -92,6 +92,15 @@ def test_R16_non_text_message_becomes_placeholder(stack: Stack) -> None:
     assert _texts(ticket) == ["[image received — not supported yet]"]
 
 
+def test_R16_issue11_image_caption_is_published_with_the_placeholder(stack: Stack) -> None:
+    stack.connect()
+    stack.customer_says("Voici la photo du colis abîmé", type="image")
+    stack.wait_deliveries()
+    stack.drain()
+    [ticket] = stack.tickets()
+    assert _texts(ticket) == ["[image received — not supported yet]\nVoici la photo du colis abîmé"]
+
+
 def test_R43_message_for_unconnected_number_is_acknowledged_never_published(stack: Stack) -> None:
     # Number 1003 is WhatsApp-enabled but has no channel account.
     stack.customer_says("hello Berlin", number_id=1003)
