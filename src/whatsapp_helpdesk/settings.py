@@ -94,6 +94,12 @@ class Settings(BaseSettings):
         60, gt=0, description="How long a worker holds a job before another may take it over "
         "(a killed worker's jobs are retried after this)."
     )
+    delivery_retry_hours: float = Field(
+        24, gt=0, description="How long a delivery failing with temporary errors (5xx, "
+        "timeouts) is retried, from the first of them, before it fails for good; waits asked "
+        "by a rate limit (429) never spend it; a reply also stops when WhatsApp's 24 h window "
+        "closes (R44)."
+    )
     sandbox_hubspot_port: int = Field(
         8701, description="Port of the sandbox HubSpot (sandbox mode)."
     )

@@ -14,7 +14,7 @@ import httpx
 from harness.stack import CUSTOMER, PORTAL, Stack
 from sqlalchemy import func, select
 
-from whatsapp_helpdesk.db.models import Message, OutboxEntry, WebhookEvent
+from whatsapp_helpdesk.db.models import DeliveryAttempt, Message, OutboxEntry, WebhookEvent
 
 
 def _texts(ticket: dict) -> list[str]:
@@ -141,6 +141,31 @@ def test_R44_hubspot_5xx_then_429_then_drop_is_retried_and_published_once(stack:
     stack.drain(timeout=60)
     [ticket] = stack.tickets()
     assert _texts(ticket) == ["despite the storm"]
+
+
+def test_R44_issue11_fifteen_429s_then_a_503_do_not_spend_the_retry_budget(stack: Stack) -> None:
+    """Issue 11 item 5: 15 answers 429 then one 503 used to fail the message for good."""
+    stack.connect()
+    path = "/conversations/v3/custom-channels"
+    for fault in [{"mode": "rate_limit"}] * 15 + [{"mode": "status", "status": 503}]:
+        stack.hubspot.post("/_sandbox/faults", json={"path_prefix": path, "method": "POST",
+                                                     "times": 1, **fault})
+    stack.customer_says("after the rate limit storm")
+    stack.wait_deliveries()
+    for _ in range(40):  # each round: work what is due, then past the longest wait
+        stack.drain(timeout=0.5)
+        if stack.tickets():
+            break
+        stack.bridge.post("/_sandbox/clock", json={"advance_seconds": 301})
+    [ticket] = stack.tickets()
+    assert _texts(ticket) == ["after the rate limit storm"]
+    with stack.services.sessions() as session:
+        message = session.scalars(select(Message)).one()
+        outcomes = session.scalars(select(DeliveryAttempt.outcome).join(
+            OutboxEntry, OutboxEntry.id == DeliveryAttempt.outbox_id).where(
+            OutboxEntry.kind == "publish_inbound").order_by(DeliveryAttempt.id)).all()
+    assert message.status == "published"
+    assert outcomes == ["rate_limited"] * 15 + ["retry", "ok"]
 
 
 def test_R44_permanent_error_keeps_message_and_records_reason(stack: Stack) -> None:

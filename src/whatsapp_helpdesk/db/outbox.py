@@ -27,8 +27,11 @@ PENDING = "pending"
 DONE = "done"
 FAILED = "failed"
 
+# failure_kind of an entry failed because HubSpot's grant was revoked: re-queued after the
+# admin re-authorises (flows/reauth.py).
+AUTH_REVOKED = "auth_revoked"
+
 LEASE = timedelta(seconds=60)
-MAX_ATTEMPTS = 12
 
 
 def enqueue(
@@ -148,25 +151,32 @@ def _owned(session: Session, entry_id: int, worker_id: str) -> Any:
 def complete(session: Session, *, entry_id: int, worker_id: str, now: datetime) -> None:
     session.execute(
         _owned(session, entry_id, worker_id).values(
-            state=DONE, finished_at=now, locked_until=None, last_error=None
+            state=DONE, finished_at=now, locked_until=None, last_error=None,
+            retrying_since=None,
         )
     )
 
 
 def retry_later(
-    session: Session, *, entry_id: int, worker_id: str, now: datetime, delay: timedelta, error: str
+    session: Session, *, entry_id: int, worker_id: str, now: datetime, delay: timedelta, error: str,
+    retrying_since: datetime | None = None,
 ) -> None:
     session.execute(
         _owned(session, entry_id, worker_id).values(
-            available_at=now + delay, locked_until=None, last_error=error
+            available_at=now + delay, locked_until=None, last_error=error,
+            retrying_since=retrying_since,
         )
     )
 
 
-def fail(session: Session, *, entry_id: int, worker_id: str, now: datetime, error: str) -> None:
+def fail(
+    session: Session, *, entry_id: int, worker_id: str, now: datetime, error: str,
+    failure_kind: str | None = None,
+) -> None:
     session.execute(
         _owned(session, entry_id, worker_id).values(
-            state=FAILED, finished_at=now, locked_until=None, last_error=error
+            state=FAILED, finished_at=now, locked_until=None, last_error=error,
+            failure_kind=failure_kind,
         )
     )
 
@@ -180,12 +190,15 @@ def requeue(session: Session, *, entry_id: int, installation_id: int, now: datet
             OutboxEntry.installation_id == installation_id,
             OutboxEntry.state == FAILED,
         )
-        .values(state=PENDING, attempts=0, available_at=now, finished_at=None, locked_by=None)
+        .values(state=PENDING, attempts=0, available_at=now, finished_at=None, locked_by=None,
+                retrying_since=None, failure_kind=None)
     )
     return bool(result.rowcount)
 
 
 def backoff(attempt: int, *, base: float = 1.0, cap: float = 300.0) -> timedelta:
     """Exponential backoff with full jitter (attempt 1 → up to 1 s, 2 → 2 s, … ≤ cap)."""
-    ceiling = min(cap, base * 2 ** (attempt - 1))
+    # Attempts are no longer bounded (rate-limited ones count too): bound the exponent, or
+    # 2 ** 1024 overflows a float.
+    ceiling = min(cap, base * 2 ** min(max(attempt - 1, 0), 32))
     return timedelta(seconds=max(0.2, random.uniform(ceiling / 2, ceiling)))
