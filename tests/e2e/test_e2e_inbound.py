@@ -214,6 +214,43 @@ def test_R8_revoked_grant_marks_installation_for_reauthentication(stack: Stack) 
     assert message.status == "failed"  # kept, visible, retryable once reconnected
 
 
+def test_R8_issue11_messages_failed_while_revoked_are_sent_in_order_after_reauth(
+    stack: Stack,
+) -> None:
+    """Issue 11 item 4: what failed because HubSpot's grant was revoked is re-queued, in its
+    original order, once the admin has authorised HubSpot again."""
+    from whatsapp_helpdesk.db.models import Installation
+
+    stack.connect()
+    stack.hubspot.post(f"/_sandbox/portals/{PORTAL}/oauth/revoke")
+    stack.bridge.post("/_sandbox/clock", json={"advance_seconds": 31 * 60})
+    stack.hubspot.post("/_sandbox/clock", json={"advance_seconds": 31 * 60})
+    texts = ["first while revoked", "second while revoked", "third while revoked"]
+    for text in texts:
+        stack.customer_says(text)
+    stack.wait_deliveries()
+    stack.drain()
+    with stack.services.sessions() as session:
+        assert [m.status for m in session.scalars(select(Message))] == ["failed"] * 3
+        installation = session.get(Installation, stack.installation_id)
+        assert installation is not None and installation.reauth_required
+    assert stack.tickets() == []
+
+    # The admin authorises again, in a browser-like client: HubSpot, then Aircall.
+    with httpx.Client(base_url=stack.settings.public_url, follow_redirects=True,
+                      timeout=10) as admin:
+        assert admin.get("/oauth/hubspot/install").status_code == 200
+    with stack.services.sessions() as session:
+        installation = session.get(Installation, stack.installation_id)
+        assert installation is not None and installation.reauth_required is None
+        assert [m.status for m in session.scalars(select(Message))] == ["pending"] * 3
+    stack.drain()
+    [ticket] = stack.tickets()
+    assert _texts(ticket) == texts
+    with stack.services.sessions() as session:
+        assert [m.status for m in session.scalars(select(Message))] == ["published"] * 3
+
+
 def test_R43_hypothesis_generated_payloads_never_500(stack: Stack) -> None:
     from hypothesis import HealthCheck, given, settings
     from hypothesis import strategies as st
