@@ -6,8 +6,10 @@ A claim is a lease (`locked_until`): a worker killed mid-job loses its lease and
 worker takes the entry again, so nothing is lost; the deliveries themselves are made
 idempotent (HubSpot's idempotency id, our own sent-id records), so nothing is duplicated.
 
-Per-conversation order (R15): an entry is claimable only when no other unfinished entry
-of the same `ordering_key` comes before it, and none of them is being worked right now.
+Per-conversation order (R15, decision 0006): an entry is claimable only when no other
+unfinished entry of the same `ordering_key` comes before it (nor one that failed for want of
+a HubSpot grant, which is re-queued after re-authorisation), and none of them is being
+worked right now.
 """
 
 from __future__ import annotations
@@ -78,14 +80,18 @@ def claim(
 ) -> Claimed | None:
     """Take the next entry that may run now, or None. Commits its own transaction."""
     other = aliased(OutboxEntry)
+    comes_before = or_(
+        other.ordering_at < OutboxEntry.ordering_at,
+        and_(other.ordering_at == OutboxEntry.ordering_at, other.id < OutboxEntry.id),
+    )
     blocked_by_conversation = exists().where(
         other.ordering_key == OutboxEntry.ordering_key,
         other.id != OutboxEntry.id,
-        other.state == PENDING,
         or_(
-            other.ordering_at < OutboxEntry.ordering_at,
-            and_(other.ordering_at == OutboxEntry.ordering_at, other.id < OutboxEntry.id),
-            other.locked_until > now,
+            and_(other.state == PENDING, or_(comes_before, other.locked_until > now)),
+            # Waiting for the admin to re-authorise: it will be re-queued, so it holds back
+            # its successors like an entry waiting for a retry (decision 0006).
+            and_(other.state == FAILED, other.failure_kind == AUTH_REVOKED, comes_before),
         ),
     )
     query = (

@@ -2,12 +2,13 @@
 issue 11 item 4).
 
 The worker fails an entry whose HubSpot grant was revoked (AuthRevoked) with
-`failure_kind = "auth_revoked"`, and flags the installation. When a new grant is stored,
+`failure_kind = "auth_revoked"`, and flags the installation; meanwhile such an entry holds
+back the rest of its conversation (db/outbox.py, decision 0006). When a new grant is stored,
 every such entry of the installation is re-queued in its original order (the claim serves
 equal `available_at` by id, and each conversation by `ordering_at`), and the messages they
-carry are no longer "failed". Replies (`send_reply`) are not re-queued: their failure was
-already reported FAILED in HubSpot with its reason, and the agent decides whether to send
-them again.
+carry are no longer "failed". Replies (`send_reply`) are never marked so (worker/runner.py):
+their failure was already reported FAILED in HubSpot with its reason, and the agent decides
+whether to send them again.
 """
 
 from __future__ import annotations
@@ -23,9 +24,6 @@ from whatsapp_helpdesk.db.models import Message, OutboxEntry
 
 log = structlog.get_logger(__name__)
 
-# The one job whose auth failure is not re-queued (see the module docstring).
-_NOT_REQUEUED = "send_reply"
-
 
 def requeue_auth_revoked(session: Session, installation_id: int, now: datetime) -> int:
     """In the caller's transaction; returns how many entries were re-queued."""
@@ -35,7 +33,6 @@ def requeue_auth_revoked(session: Session, installation_id: int, now: datetime) 
             OutboxEntry.installation_id == installation_id,
             OutboxEntry.state == outbox.FAILED,
             OutboxEntry.failure_kind == outbox.AUTH_REVOKED,
-            OutboxEntry.kind != _NOT_REQUEUED,
         )
         .order_by(OutboxEntry.id)
     ).all()

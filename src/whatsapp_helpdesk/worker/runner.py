@@ -274,9 +274,12 @@ class Worker:
                                                since or now))
                         return False
                     reason = decision.reason
+                # Re-queued after re-authorisation (flows/reauth.py), except a reply: its
+                # failure is already FAILED in HubSpot, and the agent decides.
+                requeued_later = isinstance(exc, AuthRevoked) and entry.kind != SEND_REPLY
                 outbox.fail(session, entry_id=entry.id, worker_id=self.worker_id, now=now,
-                            error=reason, failure_kind=(
-                                outbox.AUTH_REVOKED if isinstance(exc, AuthRevoked) else None))
+                            error=reason,
+                            failure_kind=outbox.AUTH_REVOKED if requeued_later else None)
                 _record_final_failure(session, entry, reason, now)
                 return True
 
