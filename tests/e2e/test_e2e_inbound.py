@@ -229,9 +229,11 @@ def test_R8_issue11_messages_failed_while_revoked_are_sent_in_order_after_reauth
     for text in texts:
         stack.customer_says(text)
     stack.wait_deliveries()
-    stack.drain()
+    stack.drain(timeout=3)  # gives up while the conversation waits for re-authorisation
+    in_order = select(Message).order_by(Message.sent_at)
     with stack.services.sessions() as session:
-        assert [m.status for m in session.scalars(select(Message))] == ["failed"] * 3
+        # The first failed for want of a grant; the others wait behind it (decision 0006).
+        assert [m.status for m in session.scalars(in_order)] == ["failed", "pending", "pending"]
         installation = session.get(Installation, stack.installation_id)
         assert installation is not None and installation.reauth_required
     assert stack.tickets() == []
@@ -243,12 +245,12 @@ def test_R8_issue11_messages_failed_while_revoked_are_sent_in_order_after_reauth
     with stack.services.sessions() as session:
         installation = session.get(Installation, stack.installation_id)
         assert installation is not None and installation.reauth_required is None
-        assert [m.status for m in session.scalars(select(Message))] == ["pending"] * 3
+        assert [m.status for m in session.scalars(in_order)] == ["pending"] * 3
     stack.drain()
     [ticket] = stack.tickets()
     assert _texts(ticket) == texts
     with stack.services.sessions() as session:
-        assert [m.status for m in session.scalars(select(Message))] == ["published"] * 3
+        assert [m.status for m in session.scalars(in_order)] == ["published"] * 3
 
 
 def test_R43_hypothesis_generated_payloads_never_500(stack: Stack) -> None:
