@@ -107,3 +107,60 @@ def test_R44_rate_limited_for_longer_than_the_budget_still_delivers(
     entry = _run(database_url, monkeypatch,
                  lambda n, _clock: "429" if n <= 300 else None, hours=0.5, max_steps=1000)
     assert entry.state == outbox.DONE and entry.attempts == 301  # 300 × 10 s > 30 min
+
+
+def test_R24_R44_a_reply_whose_retry_would_come_after_the_window_fails_with_that_reason(
+    database_url, monkeypatch
+) -> None:
+    """Aircall asks for a minute's wait, but the customer's window closes in 30 s: the reply
+    fails now, with the window's reason, instead of waiting to be refused."""
+    from whatsapp_helpdesk.db.models import Conversation, Message, Number
+    from whatsapp_helpdesk.domain.window import WINDOW_CLOSED_MESSAGE
+    from whatsapp_helpdesk.flows.reply import SEND_REPLY
+
+    clock = ManualClock()
+    services = build_services(Settings(database_url=database_url, _env_file=None),
+                              clock=clock)  # type: ignore[call-arg]
+    upgrade(services.engine)
+
+    async def rate_limited_send(_services: Any, _entry: outbox.Claimed) -> str:
+        raise RateLimited("Aircall rate limit reached while trying to send a message; "
+                          "will retry.", retry_after=60)
+
+    monkeypatch.setitem(runner.JOBS, SEND_REPLY, rate_limited_send)
+    now = clock.now()
+    with services.sessions.begin() as session:
+        session.add(Installation(id=1, hubspot_scopes="", aircall_scopes="", created_at=now,
+                                 updated_at=now))
+        session.flush()
+        session.add(Number(id=1, installation_id=1, aircall_number_id="1001"))
+        session.flush()
+        session.add(Conversation(id=1, installation_id=1, number_id=1,
+                                 customer_e164="+33612345678", created_at=now,
+                                 last_inbound_at=now - timedelta(hours=24, seconds=-30)))
+        session.flush()
+        reply = Message(installation_id=1, conversation_id=1, direction="outbound",
+                        text="On it", sent_at=now, stored_at=now, status="pending")
+        session.add(reply)
+        session.flush()
+        entry = outbox.enqueue(session, installation_id=1, kind=SEND_REPLY, now=now,
+                               message_id=reply.id, ordering_key="replies:1")
+        session.flush()
+        entry_id, reply_id = entry.id, reply.id
+
+    async def main() -> None:
+        try:
+            assert await Worker(services, concurrency=1).work_once()
+        finally:
+            await services.aclose()
+
+    try:
+        asyncio.run(main())
+        with services.sessions() as session:
+            row = session.get(OutboxEntry, entry_id)
+            message = session.get(Message, reply_id)
+            assert row is not None and message is not None
+            assert (row.state, row.last_error) == (outbox.FAILED, WINDOW_CLOSED_MESSAGE)
+            assert (message.status, message.failure_reason) == ("failed", WINDOW_CLOSED_MESSAGE)
+    finally:
+        services.engine.dispose()
