@@ -158,3 +158,22 @@ def test_issue11_healthz_without_serve_has_no_children(tmp_path) -> None:
                         _env_file=None)  # type: ignore[call-arg]
     health = _healthz(settings)
     assert health["status"] == "ok" and "children" not in health
+
+
+def test_issue11_soak_an_hour_of_quiet_then_a_crash_is_restarted_at_once(tmp_path) -> None:
+    """`serve`'s loop through an hour of quiet (a tick every 0.5 s, on a fake clock): nothing
+    restarted, nothing grows; then a crash is met with the shortest back-off."""
+    clock, spawned = Clock(), []
+    supervisor = _supervisor(tmp_path, clock, spawned)
+    for name in ("sandbox", "web", "worker"):
+        supervisor.start(name, [name])
+    for _ in range(7200):
+        clock.now += 0.5
+        supervisor.tick()
+    assert len(spawned) == 3
+    assert all(c["restarts"] == 0 and c["running"] for c in _state(tmp_path).values())
+    spawned[2].returncode = -9
+    supervisor.tick()
+    clock.now += 1.0
+    supervisor.tick()
+    assert len(spawned) == 4 and _state(tmp_path)["worker"]["restarts"] == 1
