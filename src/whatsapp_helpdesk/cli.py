@@ -12,9 +12,10 @@ import argparse
 import asyncio
 import json
 import os
+import shutil
 import signal
-import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -165,40 +166,38 @@ def _interrupt(_signum: int, _frame: object) -> None:
 
 
 def cmd_serve(settings: Settings, _args: argparse.Namespace) -> int:
+    from whatsapp_helpdesk.supervisor import Supervisor
+
     _services(settings)  # migrate once, before the children start
     # SIGTERM (a process manager, `docker stop`) stops the children like Ctrl-C does.
     signal.signal(signal.SIGTERM, _interrupt)
     exe = [sys.executable, "-m", "whatsapp_helpdesk.cli"]
-    children: list[subprocess.Popen[bytes]] = []
-    env = dict(os.environ)
+    state_dir = Path(tempfile.mkdtemp(prefix="whatsapp-helpdesk-serve-"))
+    # A child that exits is started again (with back-off) rather than stopping the stack;
+    # the web's /healthz shows the children's state from this file (issue 11 item 1).
+    supervisor = Supervisor(env=dict(os.environ), state_path=state_dir / "children.json")
     try:
         if settings.sandbox_mode:
-            children.append(subprocess.Popen([*exe, "sandbox"], env=env))
+            supervisor.start("sandbox", [*exe, "sandbox"])
             _wait_http(f"http://127.0.0.1:{settings.sandbox_hubspot_port}/_sandbox/clock")
             _wait_http(f"http://127.0.0.1:{settings.sandbox_aircall_port}/_sandbox/clock")
-        children.append(subprocess.Popen([*exe, "web"], env=env))
+        supervisor.start("web", [*exe, "web"])
         _wait_http(f"http://{settings.host}:{settings.port}/healthz")
         if settings.sandbox_mode:
             asyncio.run(install_on_sandbox(settings))
-        children.append(subprocess.Popen([*exe, "worker"], env=env))
+        supervisor.start("worker", [*exe, "worker"])
         _print_urls(settings)
-        while all(child.poll() is None for child in children):
+        while True:
+            supervisor.tick()
             time.sleep(0.5)
-        return 1
     except KeyboardInterrupt:
         return 0
     finally:
         # A second Ctrl-C or SIGTERM must not cut the clean-up short and orphan children.
         signal.signal(signal.SIGINT, signal.SIG_IGN)
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
-        for child in children:
-            if child.poll() is None:
-                child.send_signal(signal.SIGTERM)
-        for child in children:
-            try:
-                child.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                child.kill()
+        supervisor.stop()
+        shutil.rmtree(state_dir, ignore_errors=True)
 
 
 def _print_urls(settings: Settings) -> None:

@@ -115,6 +115,12 @@ class Settings(BaseSettings):
         description="How often the worker checks our Aircall webhook registrations and "
         "re-enables (or recreates) one Aircall disabled or deleted (R53).",
     )
+    delivery_retry_hours: float = Field(
+        24, gt=0, description="How long a delivery failing with temporary errors (5xx, "
+        "timeouts) is retried, from the first of them, before it fails for good; waits asked "
+        "by a rate limit (429) never spend it; a reply also stops when WhatsApp's 24 h window "
+        "closes (R44)."
+    )
     sandbox_hubspot_port: int = Field(
         8701, description="Port of the sandbox HubSpot (sandbox mode)."
     )
@@ -122,6 +128,10 @@ class Settings(BaseSettings):
         8702, description="Port of the sandbox Aircall (sandbox mode)."
     )
     log_level: str = Field("INFO", description="Log level (DEBUG, INFO, WARNING…).")
+    supervisor_state_file: str = Field(
+        "", description="Set by `serve` for its children: the JSON file where it keeps their "
+        "state (pid, restarts, last exit), shown by `/healthz`. Leave unset."
+    )
 
     @property
     def sandbox_clocks(self) -> list[str]:

@@ -14,7 +14,7 @@ import httpx
 from harness.stack import CUSTOMER, PORTAL, Stack
 from sqlalchemy import func, select
 
-from whatsapp_helpdesk.db.models import Message, OutboxEntry, WebhookEvent
+from whatsapp_helpdesk.db.models import DeliveryAttempt, Message, OutboxEntry, WebhookEvent
 
 
 def _texts(ticket: dict) -> list[str]:
@@ -92,6 +92,15 @@ def test_R16_non_text_message_becomes_placeholder(stack: Stack) -> None:
     assert _texts(ticket) == ["[image received — not supported yet]"]
 
 
+def test_R16_issue11_image_caption_is_published_with_the_placeholder(stack: Stack) -> None:
+    stack.connect()
+    stack.customer_says("Voici la photo du colis abîmé", type="image")
+    stack.wait_deliveries()
+    stack.drain()
+    [ticket] = stack.tickets()
+    assert _texts(ticket) == ["[image received — not supported yet]\nVoici la photo du colis abîmé"]
+
+
 def test_R43_message_for_unconnected_number_is_acknowledged_never_published(stack: Stack) -> None:
     # Number 1003 is WhatsApp-enabled but has no channel account.
     stack.customer_says("hello Berlin", number_id=1003)
@@ -132,6 +141,31 @@ def test_R44_hubspot_5xx_then_429_then_drop_is_retried_and_published_once(stack:
     stack.drain(timeout=60)
     [ticket] = stack.tickets()
     assert _texts(ticket) == ["despite the storm"]
+
+
+def test_R44_issue11_fifteen_429s_then_a_503_do_not_spend_the_retry_budget(stack: Stack) -> None:
+    """Issue 11 item 5: 15 answers 429 then one 503 used to fail the message for good."""
+    stack.connect()
+    path = "/conversations/v3/custom-channels"
+    for fault in [{"mode": "rate_limit"}] * 15 + [{"mode": "status", "status": 503}]:
+        stack.hubspot.post("/_sandbox/faults", json={"path_prefix": path, "method": "POST",
+                                                     "times": 1, **fault})
+    stack.customer_says("after the rate limit storm")
+    stack.wait_deliveries()
+    for _ in range(40):  # each round: work what is due, then past the longest wait
+        stack.drain(timeout=0.5)
+        if stack.tickets():
+            break
+        stack.bridge.post("/_sandbox/clock", json={"advance_seconds": 301})
+    [ticket] = stack.tickets()
+    assert _texts(ticket) == ["after the rate limit storm"]
+    with stack.services.sessions() as session:
+        message = session.scalars(select(Message)).one()
+        outcomes = session.scalars(select(DeliveryAttempt.outcome).join(
+            OutboxEntry, OutboxEntry.id == DeliveryAttempt.outbox_id).where(
+            OutboxEntry.kind == "publish_inbound").order_by(DeliveryAttempt.id)).all()
+    assert message.status == "published"
+    assert outcomes == ["rate_limited"] * 15 + ["retry", "ok"]
 
 
 def test_R44_permanent_error_keeps_message_and_records_reason(stack: Stack) -> None:
@@ -178,6 +212,45 @@ def test_R8_revoked_grant_marks_installation_for_reauthentication(stack: Stack) 
         message = session.scalars(select(Message)).one()
     assert installation is not None and installation.reauth_required
     assert message.status == "failed"  # kept, visible, retryable once reconnected
+
+
+def test_R8_issue11_messages_failed_while_revoked_are_sent_in_order_after_reauth(
+    stack: Stack,
+) -> None:
+    """Issue 11 item 4: what failed because HubSpot's grant was revoked is re-queued, in its
+    original order, once the admin has authorised HubSpot again."""
+    from whatsapp_helpdesk.db.models import Installation
+
+    stack.connect()
+    stack.hubspot.post(f"/_sandbox/portals/{PORTAL}/oauth/revoke")
+    stack.bridge.post("/_sandbox/clock", json={"advance_seconds": 31 * 60})
+    stack.hubspot.post("/_sandbox/clock", json={"advance_seconds": 31 * 60})
+    texts = ["first while revoked", "second while revoked", "third while revoked"]
+    for text in texts:
+        stack.customer_says(text)
+    stack.wait_deliveries()
+    stack.drain(timeout=3)  # gives up while the conversation waits for re-authorisation
+    in_order = select(Message).order_by(Message.sent_at)
+    with stack.services.sessions() as session:
+        # The first failed for want of a grant; the others wait behind it (decision 0006).
+        assert [m.status for m in session.scalars(in_order)] == ["failed", "pending", "pending"]
+        installation = session.get(Installation, stack.installation_id)
+        assert installation is not None and installation.reauth_required
+    assert stack.tickets() == []
+
+    # The admin authorises again, in a browser-like client: HubSpot, then Aircall.
+    with httpx.Client(base_url=stack.settings.public_url, follow_redirects=True,
+                      timeout=10) as admin:
+        assert admin.get("/oauth/hubspot/install").status_code == 200
+    with stack.services.sessions() as session:
+        installation = session.get(Installation, stack.installation_id)
+        assert installation is not None and installation.reauth_required is None
+        assert [m.status for m in session.scalars(in_order)] == ["pending"] * 3
+    stack.drain()
+    [ticket] = stack.tickets()
+    assert _texts(ticket) == texts
+    with stack.services.sessions() as session:
+        assert [m.status for m in session.scalars(in_order)] == ["published"] * 3
 
 
 def test_R43_hypothesis_generated_payloads_never_500(stack: Stack) -> None:

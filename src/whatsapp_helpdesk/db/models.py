@@ -288,6 +288,12 @@ class OutboxEntry(Base):
     last_error: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(_utc())
     finished_at: Mapped[datetime | None] = mapped_column(_utc())
+    # The first temporary failure of the current run of retries: the retry budget
+    # (DELIVERY_RETRY_HOURS) counts from here; rate-limit waits never set it (issue 11 item 5).
+    retrying_since: Mapped[datetime | None] = mapped_column(_utc())
+    # Why a failed entry failed, when something can re-queue it later: "auth_revoked"
+    # entries are re-queued once the admin re-authorises HubSpot (issue 11 item 4).
+    failure_kind: Mapped[str | None] = mapped_column(String(32))
 
 
 class DeliveryAttempt(Base):

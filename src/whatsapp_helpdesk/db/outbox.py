@@ -6,8 +6,10 @@ A claim is a lease (`locked_until`): a worker killed mid-job loses its lease and
 worker takes the entry again, so nothing is lost; the deliveries themselves are made
 idempotent (HubSpot's idempotency id, our own sent-id records), so nothing is duplicated.
 
-Per-conversation order (R15): an entry is claimable only when no other unfinished entry
-of the same `ordering_key` comes before it, and none of them is being worked right now.
+Per-conversation order (R15, decision 0006): an entry is claimable only when no other
+unfinished entry of the same `ordering_key` comes before it (nor one that failed for want of
+a HubSpot grant, which is re-queued after re-authorisation), and none of them is being
+worked right now.
 """
 
 from __future__ import annotations
@@ -27,8 +29,11 @@ PENDING = "pending"
 DONE = "done"
 FAILED = "failed"
 
+# failure_kind of an entry failed because HubSpot's grant was revoked: re-queued after the
+# admin re-authorises (flows/reauth.py).
+AUTH_REVOKED = "auth_revoked"
+
 LEASE = timedelta(seconds=60)
-MAX_ATTEMPTS = 12
 
 
 def enqueue(
@@ -75,14 +80,18 @@ def claim(
 ) -> Claimed | None:
     """Take the next entry that may run now, or None. Commits its own transaction."""
     other = aliased(OutboxEntry)
+    comes_before = or_(
+        other.ordering_at < OutboxEntry.ordering_at,
+        and_(other.ordering_at == OutboxEntry.ordering_at, other.id < OutboxEntry.id),
+    )
     blocked_by_conversation = exists().where(
         other.ordering_key == OutboxEntry.ordering_key,
         other.id != OutboxEntry.id,
-        other.state == PENDING,
         or_(
-            other.ordering_at < OutboxEntry.ordering_at,
-            and_(other.ordering_at == OutboxEntry.ordering_at, other.id < OutboxEntry.id),
-            other.locked_until > now,
+            and_(other.state == PENDING, or_(comes_before, other.locked_until > now)),
+            # Waiting for the admin to re-authorise: it will be re-queued, so it holds back
+            # its successors like an entry waiting for a retry (decision 0006).
+            and_(other.state == FAILED, other.failure_kind == AUTH_REVOKED, comes_before),
         ),
     )
     query = (
@@ -148,25 +157,32 @@ def _owned(session: Session, entry_id: int, worker_id: str) -> Any:
 def complete(session: Session, *, entry_id: int, worker_id: str, now: datetime) -> None:
     session.execute(
         _owned(session, entry_id, worker_id).values(
-            state=DONE, finished_at=now, locked_until=None, last_error=None
+            state=DONE, finished_at=now, locked_until=None, last_error=None,
+            retrying_since=None,
         )
     )
 
 
 def retry_later(
-    session: Session, *, entry_id: int, worker_id: str, now: datetime, delay: timedelta, error: str
+    session: Session, *, entry_id: int, worker_id: str, now: datetime, delay: timedelta, error: str,
+    retrying_since: datetime | None = None,
 ) -> None:
     session.execute(
         _owned(session, entry_id, worker_id).values(
-            available_at=now + delay, locked_until=None, last_error=error
+            available_at=now + delay, locked_until=None, last_error=error,
+            retrying_since=retrying_since,
         )
     )
 
 
-def fail(session: Session, *, entry_id: int, worker_id: str, now: datetime, error: str) -> None:
+def fail(
+    session: Session, *, entry_id: int, worker_id: str, now: datetime, error: str,
+    failure_kind: str | None = None,
+) -> None:
     session.execute(
         _owned(session, entry_id, worker_id).values(
-            state=FAILED, finished_at=now, locked_until=None, last_error=error
+            state=FAILED, finished_at=now, locked_until=None, last_error=error,
+            failure_kind=failure_kind,
         )
     )
 
@@ -180,12 +196,15 @@ def requeue(session: Session, *, entry_id: int, installation_id: int, now: datet
             OutboxEntry.installation_id == installation_id,
             OutboxEntry.state == FAILED,
         )
-        .values(state=PENDING, attempts=0, available_at=now, finished_at=None, locked_by=None)
+        .values(state=PENDING, attempts=0, available_at=now, finished_at=None, locked_by=None,
+                retrying_since=None, failure_kind=None)
     )
     return bool(result.rowcount)
 
 
 def backoff(attempt: int, *, base: float = 1.0, cap: float = 300.0) -> timedelta:
     """Exponential backoff with full jitter (attempt 1 → up to 1 s, 2 → 2 s, … ≤ cap)."""
-    ceiling = min(cap, base * 2 ** (attempt - 1))
+    # Attempts are no longer bounded (rate-limited ones count too): bound the exponent, or
+    # 2 ** 1024 overflows a float.
+    ceiling = min(cap, base * 2 ** min(max(attempt - 1, 0), 32))
     return timedelta(seconds=max(0.2, random.uniform(ceiling / 2, ceiling)))

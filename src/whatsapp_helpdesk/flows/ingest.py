@@ -24,6 +24,7 @@ from sqlalchemy.orm import Session
 
 from whatsapp_helpdesk.aircall import (
     AircallEnvelope,
+    AircallMessage,
     CallEvent,
     IntegrationDeletedEvent,
     InvalidAircallPayload,
@@ -239,9 +240,7 @@ def _message_event(
     customer_name = message.contact.full_name if message.contact else None
     conversation = _conversation(session, installation_id, number.id, customer, now)
     kind = (message.type or "text").lower()
-    text = (message.body or "").strip()
-    if kind != "text" or not text:
-        text = inbound_placeholder(kind if kind != "text" else "media" if message.media else "")
+    text = inbound_text(message)
     stored = Message(
         installation_id=installation_id,
         conversation_id=conversation.id,
@@ -278,6 +277,17 @@ def _message_event(
         delay=grace,
     )
     return ("stored", None)
+
+
+def inbound_text(message: AircallMessage) -> str:
+    """What the ticket shows: the text; for media, the placeholder and then the caption,
+    which Aircall puts in `body` (issue 11 item 7: the customer's words are never lost)."""
+    kind = (message.type or "text").lower()
+    text = (message.body or "").strip()
+    if kind == "text" and text:
+        return text
+    placeholder = inbound_placeholder(kind if kind != "text" else "media" if message.media else "")
+    return f"{placeholder}\n{text}" if text else placeholder
 
 
 def _conversation(

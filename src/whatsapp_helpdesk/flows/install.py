@@ -16,6 +16,7 @@ from whatsapp_helpdesk.bootstrap import CHANNEL_ID_KEY, Services
 from whatsapp_helpdesk.db.models import Installation, Number, ServiceState
 from whatsapp_helpdesk.domain.phone import InvalidPhoneNumber, to_e164
 from whatsapp_helpdesk.flows.credentials import aircall_access_token
+from whatsapp_helpdesk.flows.reauth import requeue_auth_revoked
 from whatsapp_helpdesk.hubspot import WHATSAPP_CHANNEL_CAPABILITIES, ChannelSpec
 
 CHANNEL_NAME = "WhatsApp with Aircall"
@@ -72,6 +73,8 @@ async def complete_hubspot_oauth(
         installation.reauth_required = None
         installation.updated_at = now
         session.flush()
+        # What failed while the grant was revoked goes again, in order (issue 11 item 4).
+        requeue_auth_revoked(session, installation.id, now)
         return installation.id
 
 

@@ -18,6 +18,7 @@ from starlette.middleware.sessions import SessionMiddleware
 from whatsapp_helpdesk.bootstrap import Services
 from whatsapp_helpdesk.errors import DeliveryError
 from whatsapp_helpdesk.flows.install import complete_aircall_oauth, complete_hubspot_oauth
+from whatsapp_helpdesk.supervisor import read_state
 from whatsapp_helpdesk.web import (
     connect_routes,
     dashboard_routes,
@@ -82,11 +83,16 @@ def create_app(services: Services) -> FastAPI:
         database_up = await run_in_threadpool(check)
         # Webhooks still kept while the database is down, in the spool (R53).
         spool = await run_in_threadpool(webhook_spool.health)
-        return JSONResponse({
+        health: dict[str, Any] = {
             "status": "ok" if database_up else "degraded",
             "database": "ok" if database_up else "unreachable",
             "spool": spool, "sandbox_mode": settings.sandbox_mode,
-        }, status_code=200 if database_up else 503)
+        }
+        # Under `serve`: its children (name, pid, restarts, last exit), issue 11 item 1.
+        supervised = read_state(settings.supervisor_state_file)
+        if supervised is not None:
+            health["children"] = supervised["children"]
+        return JSONResponse(health, status_code=200 if database_up else 503)
 
     @app.get("/metrics")
     async def metrics() -> PlainTextResponse:

@@ -1,11 +1,14 @@
 """The worker: drains the outbox, acting on the error tree (R44).
 
     success        → done, logged
-    RateLimited    → again after the provider's own wait
-    Retryable      → again after exponential backoff with jitter, up to MAX_ATTEMPTS
+    RateLimited    → again after the provider's own wait (never spends the retry budget)
+    Retryable      → again after exponential backoff with jitter, for DELIVERY_RETRY_HOURS
+                     from the first such failure (domain/retry_budget.py); a reply also
+                     stops when its next try would fall after WhatsApp's window
     AuthExpired    → refresh the token, again at once
     AuthRevoked    → installation flagged "re-authentication required" (R8); entry failed
-                     (re-queued when the admin reconnects)
+                     as `auth_revoked`, re-queued in order when the admin re-authorises
+                     (flows/reauth.py)
     Permanent      → failed with its reason, kept, retryable from the dashboard (R9)
 
 Any number of worker processes can run against one database.
@@ -28,7 +31,8 @@ from sqlalchemy.orm import Session
 
 from whatsapp_helpdesk.bootstrap import Services
 from whatsapp_helpdesk.db import outbox
-from whatsapp_helpdesk.db.models import Message, OutboxEntry
+from whatsapp_helpdesk.db.models import Conversation, Message, OutboxEntry
+from whatsapp_helpdesk.domain.retry_budget import RetryIn, after_temporary_failure
 from whatsapp_helpdesk.errors import (
     AuthExpired,
     AuthRevoked,
@@ -56,6 +60,9 @@ DELIVERIES = Counter(
 
 # The longest an idle slot other than the first waits before it looks again.
 IDLE_SLOT_MAX_WAIT = 2.0
+# Doublings past this are above any sensible wait already; without the bound, 2 ** 1024
+# idle rounds (about 38 minutes of quiet) overflow a float and killed the worker.
+IDLE_MAX_DOUBLINGS = 32
 
 # A job does one outbox entry's work; it returns a word for the delivery log.
 Job = Callable[[Services, outbox.Claimed], Awaitable[str]]
@@ -91,6 +98,17 @@ def _record_final_failure(
     if message is not None:
         message.status = "failed"
         message.failure_reason = reason
+
+
+def _reply_window_start(session: Session, entry: outbox.Claimed) -> datetime | None:
+    """For a reply: the customer's last message, which opens WhatsApp's window (R24)."""
+    if entry.kind != SEND_REPLY or entry.message_id is None:
+        return None
+    message = session.get(Message, entry.message_id)
+    if message is None:
+        return None
+    conversation = session.get(Conversation, message.conversation_id)
+    return conversation.last_inbound_at if conversation is not None else None
 
 
 class Worker:
@@ -143,7 +161,8 @@ class Worker:
         docs/performance.md) and are woken as soon as a slot finds work."""
         if slot == 0:
             return self.poll_interval
-        return min(self.poll_interval * 2 ** idle_rounds, IDLE_SLOT_MAX_WAIT)
+        doublings = min(idle_rounds, IDLE_MAX_DOUBLINGS)
+        return min(self.poll_interval * 2 ** doublings, IDLE_SLOT_MAX_WAIT)
 
     async def _loop(self, slot: int) -> None:
         idle_rounds = 0
@@ -230,26 +249,45 @@ class Worker:
                 exc = refresh_error
         if isinstance(exc, AuthRevoked):
             mark_reauth_required(services, entry.installation_id, exc.message)
-        permanent = isinstance(exc, Permanent | AuthRevoked) or (
-            entry.attempt >= outbox.MAX_ATTEMPTS and not isinstance(exc, RateLimited)
-        )
+        permanent = isinstance(exc, Permanent | AuthRevoked)
+        budget = timedelta(hours=services.settings.delivery_retry_hours)
 
-        def write() -> None:
+        def write() -> bool:
+            """True when the entry failed for good."""
             with services.sessions.begin() as session:
-                if permanent:
-                    outbox.fail(session, entry_id=entry.id, worker_id=self.worker_id, now=now,
-                                error=exc.message)
-                    _record_final_failure(session, entry, exc.message, now)
-                    return
-                if isinstance(exc, RateLimited):
-                    wait = timedelta(seconds=exc.retry_after)
-                elif isinstance(exc, AuthExpired):
-                    wait = timedelta(0)
-                else:
-                    wait = outbox.backoff(entry.attempt)
-                outbox.retry_later(session, entry_id=entry.id, worker_id=self.worker_id, now=now,
-                                   delay=wait, error=exc.message)
+                reason = exc.message
+                if not permanent:
+                    row = session.get(OutboxEntry, entry.id)
+                    since = row.retrying_since if row is not None else None
+                    rate_limited = isinstance(exc, RateLimited)
+                    if isinstance(exc, RateLimited):
+                        wait = timedelta(seconds=exc.retry_after)
+                    elif isinstance(exc, AuthExpired) and since is None:
+                        wait = timedelta(0)  # refreshed just now: at once, the first time
+                    else:
+                        wait = outbox.backoff(entry.attempt)
+                    decision = after_temporary_failure(
+                        error=exc.message, rate_limited=rate_limited, wait=wait, now=now,
+                        retrying_since=since, budget=budget,
+                        last_customer_message_at=_reply_window_start(session, entry),
+                    )
+                    if isinstance(decision, RetryIn):
+                        # Rate-limit waits never start the budget's clock (issue 11 item 5).
+                        outbox.retry_later(session, entry_id=entry.id, worker_id=self.worker_id,
+                                           now=now, delay=wait, error=exc.message,
+                                           retrying_since=since if rate_limited else (
+                                               since or now))
+                        return False
+                    reason = decision.reason
+                # Re-queued after re-authorisation (flows/reauth.py), except a reply: its
+                # failure is already FAILED in HubSpot, and the agent decides.
+                requeued_later = isinstance(exc, AuthRevoked) and entry.kind != SEND_REPLY
+                outbox.fail(session, entry_id=entry.id, worker_id=self.worker_id, now=now,
+                            error=reason,
+                            failure_kind=outbox.AUTH_REVOKED if requeued_later else None)
+                _record_final_failure(session, entry, reason, now)
+                return True
 
-        await asyncio.to_thread(write)
+        failed_for_good = await asyncio.to_thread(write)
         log.warning("worker.delivery_failed", kind=entry.kind, outbox_id=entry.id,
-                    attempt=entry.attempt, error=exc.message, permanent=permanent)
+                    attempt=entry.attempt, error=exc.message, permanent=failed_for_good)

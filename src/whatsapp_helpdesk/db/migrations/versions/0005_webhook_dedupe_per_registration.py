@@ -6,14 +6,14 @@ same installation (or portal). One Aircall company connected to two portals gets
 event on both webhooks, and each copy must be kept by its own installation.
 
 Revision ID: 0005
-Revises: 0003
+Revises: 0004
 Create Date: 2026-12-03 07:00:00
 """
 import sqlalchemy as sa
 from alembic import op
 
 revision = '0005'
-down_revision = '0003'
+down_revision = '0004'
 branch_labels = None
 depends_on = None
 

@@ -1,0 +1,25 @@
+"""outbox: when temporary failures began (time-based retry budget) and why an entry failed
+
+Revision ID: 0004
+Revises: 0003
+Create Date: 2026-12-03 07:00:00
+"""
+import sqlalchemy as sa
+from alembic import op
+
+revision = '0004'
+down_revision = '0003'
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    with op.batch_alter_table('outbox') as batch:
+        batch.add_column(sa.Column('retrying_since', sa.DateTime(timezone=True), nullable=True))
+        batch.add_column(sa.Column('failure_kind', sa.String(length=32), nullable=True))
+
+
+def downgrade() -> None:
+    with op.batch_alter_table('outbox') as batch:
+        batch.drop_column('failure_kind')
+        batch.drop_column('retrying_since')
