@@ -60,9 +60,22 @@ def cmd_migrate(settings: Settings, _args: argparse.Namespace) -> int:
 
 
 def cmd_web(settings: Settings, _args: argparse.Namespace) -> int:
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from whatsapp_helpdesk.bootstrap import build_services
+    from whatsapp_helpdesk.db.migrate import upgrade
     from whatsapp_helpdesk.web.app import create_app
 
-    app = create_app(_services(settings))
+    services = build_services(settings)
+    try:
+        upgrade(services.engine)
+    except SQLAlchemyError as exc:
+        # R53: a web process (re)started while the database is down must still take
+        # authenticated webhooks into its spool, or Aircall disables the webhook; it migrates
+        # nothing then (`migrate`, `serve` and the worker do, once the database answers).
+        structlog.get_logger(__name__).warning(
+            "web.started_without_database", error=str(exc).splitlines()[0][:200])
+    app = create_app(services)
     uvicorn.run(app, host=settings.host, port=settings.port, log_level="warning")
     return 0
 

@@ -141,3 +141,35 @@ def test_R53_agent_replies_while_the_database_is_down_reach_the_phone_once_in_or
     stack.drain()
 
     assert _phone_texts(stack) == replies
+
+
+def test_R53_a_web_process_started_while_the_database_is_down_still_spools(
+    stack: Stack, outage: DatabaseOutage
+) -> None:
+    """A web process restarted during an outage (a crash, a deploy) knows the registrations
+    from the digest cache kept beside the spool: it spools an authenticated delivery instead
+    of answering 503 until Aircall disables the webhook, and still refuses a forged one."""
+    import json
+
+    from whatsapp_helpdesk.web.webhook_spool import WebhookSpool
+
+    stack.connect()
+    stack.customer_says("before the cut")
+    stack.wait_deliveries()
+    stack.drain()
+    token = next(w["token"] for w in stack.aircall.get("/_sandbox/webhooks").json()["webhooks"]
+                 if w["active"] and w["url"].startswith(str(stack.bridge.base_url)))
+    outage.cut()
+
+    fresh = WebhookSpool(stack.services)  # as a newly started process builds it
+    fresh.start()
+    try:
+        body = json.loads(Path("tests/fixtures/aircall/message_received__whatsapp_text.json")
+                          .read_text())
+        body["token"] = token
+        assert fresh.receive_aircall(json.dumps(body).encode()).result == "spooled"
+        body["token"] = "forged-" + token
+        assert fresh.receive_aircall(json.dumps(body).encode()).status_code in (401, 503)
+        assert fresh.spool.status().records == 1
+    finally:
+        fresh.stop()

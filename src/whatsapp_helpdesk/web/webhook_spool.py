@@ -19,6 +19,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import os
 import threading
 import time
 from pathlib import Path
@@ -206,8 +207,37 @@ class WebhookSpool:
             rows = session.execute(select(
                 Installation.aircall_webhook_token_hash, Installation.id
             ).where(Installation.aircall_webhook_token_hash.is_not(None))).all()
-        self._digests = {digest: installation_id for digest, installation_id in rows}
+        digests = {digest: installation_id for digest, installation_id in rows}
+        if digests != self._digests:
+            self._save_digests(digests)
+        self._digests = digests
         self._digests_read_at = time.monotonic()
+
+    # A web process (re)started while the database is down would know no token and answer
+    # every Aircall delivery 503 until Aircall disables the webhook (chaos suite): the cache
+    # is kept beside the spool, replaced atomically. Digests of long random tokens are not
+    # secrets (docs/security.md); the tokens are never written.
+    @property
+    def _digests_file(self) -> Path:
+        return self.spool.directory / "webhook-digests.json"
+
+    def _save_digests(self, digests: dict[str, int]) -> None:
+        try:
+            self.spool.directory.mkdir(parents=True, exist_ok=True)
+            partial = self._digests_file.with_suffix(f".{os.getpid()}.tmp")
+            partial.write_text(json.dumps(digests, sort_keys=True))
+            os.replace(partial, self._digests_file)
+        except OSError as exc:
+            log.warning("webhook.digest_cache_not_saved", error=str(exc))
+
+    def _load_saved_digests(self) -> None:
+        try:
+            saved = json.loads(self._digests_file.read_text())
+        except (OSError, ValueError):
+            return
+        if isinstance(saved, dict):
+            self._digests = {str(k): int(v) for k, v in saved.items()
+                             if isinstance(v, int) and not isinstance(v, bool)}
 
     def tick(self) -> None:
         """One round of the background thread: refresh the cache when due, replay."""
@@ -222,7 +252,8 @@ class WebhookSpool:
         try:
             self.refresh_digests()
         except DATABASE_DOWN:
-            log.warning("webhook.digest_cache_unavailable")
+            self._load_saved_digests()
+            log.warning("webhook.digest_cache_from_disk", registrations=len(self._digests))
         self._stop.clear()
         self._thread = threading.Thread(target=self._run, name="spool-replay", daemon=True)
         self._thread.start()
