@@ -39,6 +39,7 @@ from whatsapp_helpdesk.hubspot import (
     parse_hubspot_event,
     verify_signature_v3,
 )
+from whatsapp_helpdesk.input_limits import InputRejected, load_json
 
 log = structlog.get_logger(__name__)
 
@@ -75,9 +76,10 @@ def handle_hubspot_delivery(
         log.warning("hubspot.webhook_rejected", reason=str(exc))
         return Outcome(401, "unauthorized", str(exc))
     try:
-        body = json.loads(raw_body)
-    except (ValueError, UnicodeDecodeError):
-        return Outcome(400, "invalid", "the body is not valid JSON")
+        # Depth, NUL and surrogates checked before anything reaches the database (R43).
+        body = load_json(raw_body)
+    except InputRejected as exc:
+        return Outcome(400, "invalid", str(exc))
     if isinstance(body, list):
         # Custom-channel webhooks send one object (reference §4.1); an array is accepted
         # like defensive clients do, each element kept on its own.

@@ -34,6 +34,7 @@ from whatsapp_helpdesk.aircall import (
     parse_event,
     token_digest,
 )
+from whatsapp_helpdesk.aircall.webhook import without_token
 from whatsapp_helpdesk.bootstrap import Services
 from whatsapp_helpdesk.db import outbox
 from whatsapp_helpdesk.db.models import (
@@ -107,7 +108,7 @@ def handle_aircall_delivery(services: Services, raw_body: bytes) -> Outcome:
                 event_type=envelope.event,
                 dedupe_key=_dedupe_key(envelope),
                 outcome="stored",
-                payload=raw_body.decode("utf-8", "replace"),
+                payload=_stored_payload(raw_body),
                 received_at=now,
             )
             session.add(record)
@@ -128,6 +129,11 @@ def handle_aircall_delivery(services: Services, raw_body: bytes) -> Outcome:
     log.info("aircall.delivery", event_type=envelope.event, result=outcome.result,
              installation_id=installation_id, detail=outcome.detail)
     return outcome
+
+
+def _stored_payload(raw_body: bytes) -> str:
+    """The raw delivery without its token (R41); already checked to be storable JSON."""
+    return json.dumps(without_token(json.loads(raw_body)), ensure_ascii=False)
 
 
 def _installation_for_token(services: Services, token: str) -> int | None:

@@ -17,6 +17,7 @@ from whatsapp_helpdesk.bootstrap import Services
 from whatsapp_helpdesk.errors import DeliveryError
 from whatsapp_helpdesk.flows.ingest import handle_aircall_delivery
 from whatsapp_helpdesk.flows.install import complete_aircall_oauth, complete_hubspot_oauth
+from whatsapp_helpdesk.input_limits import InputRejected
 from whatsapp_helpdesk.web import (
     connect_routes,
     dashboard_routes,
@@ -131,6 +132,11 @@ def create_app(services: Services) -> FastAPI:
         except DeliveryError as exc:
             return _problem(f"Aircall refused the authorisation: {exc.message}")
         return RedirectResponse("/", status_code=303)
+
+    @app.exception_handler(InputRejected)
+    async def input_rejected(request: Request, exc: InputRejected) -> HTMLResponse:
+        # Input beyond input_limits.py, found by a page: a clear 400, never a 500 (R43).
+        return _problem(f"This request cannot be accepted: {exc}")
 
     if settings.sandbox_mode:
         # The demo's home, reset and clock: mounted only on the sandbox (issue 6).

@@ -30,6 +30,7 @@ from fastapi.responses import RedirectResponse, Response
 from whatsapp_helpdesk.bootstrap import Services
 from whatsapp_helpdesk.errors import DeliveryError
 from whatsapp_helpdesk.flows.connect import installation_for_portal
+from whatsapp_helpdesk.input_limits import MAX_FORM_FIELD
 
 log = structlog.get_logger(__name__)
 
@@ -66,7 +67,7 @@ def csrf_valid(request: Request, submitted: object) -> bool:
 
 def safe_next(value: str | None) -> str:
     """Only a path of this service: never another site (no open redirect)."""
-    if not value:
+    if not value or len(value) > MAX_FORM_FIELD or not value.isprintable():
         return DEFAULT_NEXT
     parts = urlsplit(value)
     if parts.scheme or parts.netloc or not value.startswith("/") or value.startswith("//") \
