@@ -19,28 +19,16 @@ import time
 from pathlib import Path
 
 import httpx
-import structlog
 import uvicorn
 
 from whatsapp_helpdesk.settings import Settings
 
 
-def _configure_logging(level: str) -> None:
-    import logging
+def _configure_logging(settings: Settings) -> None:
+    # Secrets are never logged (R41): logging_redaction.py redacts every log line.
+    from whatsapp_helpdesk.logging_redaction import configure_logging, settings_secrets
 
-    logging.basicConfig(level=level.upper(), format="%(message)s", stream=sys.stderr)
-    # httpx logs every URL at INFO, and HubSpot's developer key travels in a query string:
-    # secrets are never logged (R41). Alembic's start-up chatter is noise.
-    for noisy in ("httpx", "httpcore", "alembic"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
-    structlog.configure(
-        processors=[
-            structlog.processors.add_log_level,
-            structlog.processors.TimeStamper(fmt="iso"),
-            structlog.processors.JSONRenderer(),
-        ],
-        wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelName(level.upper())),
-    )
+    configure_logging(settings.log_level, secrets=settings_secrets(settings))
 
 
 def _services(settings: Settings):  # type: ignore[no-untyped-def]
@@ -246,7 +234,7 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError as exc:
         print(f"configuration error: {exc}", file=sys.stderr)
         return 2
-    _configure_logging(settings.log_level)
+    _configure_logging(settings)
     handlers = {
         "serve": cmd_serve, "web": cmd_web, "worker": cmd_worker, "migrate": cmd_migrate,
         "sandbox": cmd_sandbox, "replay": cmd_replay,

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from harness.stack import Stack
+from harness.stack import CUSTOMER, PORTAL, Stack
 
 from whatsapp_helpdesk.settings import SANDBOX_HUBSPOT_CLIENT_SECRET
 
@@ -70,3 +70,31 @@ def wait_for(condition: Any, *, timeout: float = 10.0) -> None:
             return
         time.sleep(0.05)
     raise AssertionError("condition not met in time")
+
+
+def conversation_started(stack: Stack, text: str = "Hello, where is my order?") -> str:
+    """The number connected, the customer writes; the HubSpot thread of the new ticket."""
+    stack.connect()
+    wait_for(lambda: not stack.hubspot.get("/_sandbox/webhook-deliveries", params={
+        "state": "pending"}).json()["deliveries"])
+    stack.customer_says(text)
+    stack.wait_deliveries()
+    stack.drain()
+    [ticket] = stack.tickets()
+    return str(ticket["threadId"])
+
+
+def agent_replies(stack: Stack, thread_id: str, text: str = "We are on it!") -> None:
+    """An agent's reply from the sandbox HubSpot, worked until the phone has it."""
+    answer = stack.hubspot.post(f"/_sandbox/portals/{PORTAL}/threads/{thread_id}/replies",
+                                json={"text": text})
+    assert answer.status_code == 201, answer.text
+
+    def on_the_phone() -> bool:
+        stack.drain()
+        stack.wait_deliveries()
+        inbox = stack.aircall.get("/_sandbox/customer/inbox",
+                                  params={"phone": CUSTOMER}).json()["messages"]
+        return any(m.get("text") == text or m.get("body") == text for m in inbox)
+
+    wait_for(on_the_phone, timeout=20)
