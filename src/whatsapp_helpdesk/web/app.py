@@ -24,6 +24,7 @@ from whatsapp_helpdesk.web import (
     hubspot_webhook_routes,
     sandbox_routes,
 )
+from whatsapp_helpdesk.web.security_headers import SecurityHeaders
 
 # Aircall's events are a few KB; anything far larger is not one of them (R43).
 MAX_WEBHOOK_BODY = 256 * 1024
@@ -55,6 +56,7 @@ def create_app(services: Services) -> FastAPI:
         session_cookie="wh_session", same_site="lax",
         https_only=settings.public_url.startswith("https://"),
     )
+    app.add_middleware(SecurityHeaders, settings=settings)  # issue 12, item 5
 
     @app.get("/healthz")
     async def healthz() -> dict[str, Any]:
@@ -146,7 +148,7 @@ def create_app(services: Services) -> FastAPI:
         async def home() -> str:
             return (
                 "<!doctype html><html lang=en><meta charset=utf-8><title>whatsapp-helpdesk"
-                "</title><body style='font-family:system-ui;max-width:40rem;margin:3rem auto'>"
+                "</title><link rel=stylesheet href='/static/style.css'><body class=plain>"
                 "<h1>whatsapp-helpdesk</h1>"
                 "<ul><li><a href='/dashboard'>Open the integration dashboard</a> (sign in with "
                 "HubSpot)</li>"
@@ -165,7 +167,7 @@ def create_app(services: Services) -> FastAPI:
 def _problem(message: str, status_code: int = 400) -> HTMLResponse:
     return HTMLResponse(
         "<!doctype html><html lang=en><meta charset=utf-8><title>Problem</title>"
-        f"<body style='font-family:system-ui;max-width:40rem;margin:3rem auto'><h1>Problem</h1>"
+        "<link rel=stylesheet href='/static/style.css'><body class=plain><h1>Problem</h1>"
         f"<p role=alert>{escape(message)}</p><p><a href='/'>Back</a></p></body></html>",
         status_code=status_code,
     )
