@@ -4,6 +4,7 @@
     web        the web app alone          worker    the worker alone
     migrate    apply database migrations  sandbox   the two emulators alone
     hubspot register-channel              replay FIXTURE   POST a webhook fixture to a server
+    rotate-keys   re-encrypt stored tokens with the first SECRET_KEY
 """
 
 from __future__ import annotations
@@ -114,6 +115,14 @@ def cmd_register_channel(settings: Settings, _args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_rotate_keys(settings: Settings, _args: argparse.Namespace) -> int:
+    """Re-encrypt every stored token with the first SECRET_KEY (issue 12, item 6)."""
+    from whatsapp_helpdesk.flows.key_rotation import rotate_keys
+
+    report = rotate_keys(_services(settings))
+    return 1 if report.failed else 0
+
+
 def cmd_replay(settings: Settings, args: argparse.Namespace) -> int:
     """POST a fixture to a running service (zulip's replay): `--token` replaces the body's."""
     body = json.loads(Path(args.fixture).read_text())
@@ -218,6 +227,8 @@ def main(argv: list[str] | None = None) -> int:
     worker = commands.add_parser("worker", help="the outbox worker alone")
     worker.add_argument("--once", action="store_true", help="drain what is due, then exit")
     commands.add_parser("migrate", help="apply database migrations")
+    commands.add_parser("rotate-keys",
+                        help="re-encrypt stored tokens with the first SECRET_KEY")
     commands.add_parser("sandbox", help="the sandbox HubSpot and Aircall emulators alone")
     hubspot = commands.add_parser("hubspot", help="HubSpot administration")
     hubspot_commands = hubspot.add_subparsers(dest="hubspot_command", required=True)
@@ -237,7 +248,7 @@ def main(argv: list[str] | None = None) -> int:
     _configure_logging(settings)
     handlers = {
         "serve": cmd_serve, "web": cmd_web, "worker": cmd_worker, "migrate": cmd_migrate,
-        "sandbox": cmd_sandbox, "replay": cmd_replay,
+        "sandbox": cmd_sandbox, "replay": cmd_replay, "rotate-keys": cmd_rotate_keys,
     }
     if args.command == "hubspot":
         return cmd_register_channel(settings, args)

@@ -94,7 +94,7 @@ def settings_secrets(settings: Any) -> list[str]:
     return [settings.hubspot_client_secret.get_secret_value(),
             settings.hubspot_developer_api_key.get_secret_value(),
             settings.aircall_client_secret.get_secret_value(),
-            *settings.secret_key.get_secret_value().split(",")]
+            *settings.secret_keys]
 
 
 def configure_logging(level: str, *, secrets: Iterable[str] = (),

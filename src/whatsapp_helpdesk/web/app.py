@@ -52,7 +52,7 @@ def create_app(services: Services) -> FastAPI:
     app = FastAPI(title="whatsapp-helpdesk", docs_url=None, redoc_url=None)
     app.state.services = services
     app.add_middleware(
-        SessionMiddleware, secret_key=settings.secret_key.get_secret_value(),
+        SessionMiddleware, secret_key=settings.secret_keys[0],
         session_cookie="wh_session", same_site="lax",
         https_only=settings.public_url.startswith("https://"),
     )
