@@ -11,7 +11,6 @@ from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse, Red
 from prometheus_client import CONTENT_TYPE_LATEST, Counter, generate_latest
 from sqlalchemy import text
 from starlette.concurrency import run_in_threadpool
-from starlette.middleware.sessions import SessionMiddleware
 
 from whatsapp_helpdesk.bootstrap import Services
 from whatsapp_helpdesk.errors import DeliveryError
@@ -25,6 +24,7 @@ from whatsapp_helpdesk.web import (
     sandbox_routes,
 )
 from whatsapp_helpdesk.web.security_headers import SecurityHeaders
+from whatsapp_helpdesk.web.sessions import ServerSessions, renew, revoke_installation
 
 # Aircall's events are a few KB; anything far larger is not one of them (R43).
 MAX_WEBHOOK_BODY = 256 * 1024
@@ -51,11 +51,9 @@ def create_app(services: Services) -> FastAPI:
     settings = services.settings
     app = FastAPI(title="whatsapp-helpdesk", docs_url=None, redoc_url=None)
     app.state.services = services
-    app.add_middleware(
-        SessionMiddleware, secret_key=settings.secret_keys[0],
-        session_cookie="wh_session", same_site="lax",
-        https_only=settings.public_url.startswith("https://"),
-    )
+    # Server-side sessions: the cookie is a random id (issue 12, item 4).
+    app.add_middleware(ServerSessions, sessions=services.sessions,
+                       https_only=settings.public_url.startswith("https://"))
     app.add_middleware(SecurityHeaders, settings=settings)  # issue 12, item 5
 
     @app.get("/healthz")
@@ -104,7 +102,10 @@ def create_app(services: Services) -> FastAPI:
             )
         except DeliveryError as exc:
             return _problem(f"HubSpot refused the authorisation: {exc.message}")
+        # Re-authorisation ends every other session of the installation (issue 12, item 4).
+        await run_in_threadpool(revoke_installation, services.sessions, installation_id)
         request.session["installation_id"] = installation_id
+        renew(request)
         return RedirectResponse("/oauth/aircall/install", status_code=303)
 
     @app.get("/oauth/aircall/install")
@@ -133,6 +134,8 @@ def create_app(services: Services) -> FastAPI:
             )
         except DeliveryError as exc:
             return _problem(f"Aircall refused the authorisation: {exc.message}")
+        await run_in_threadpool(revoke_installation, services.sessions, installation_id)
+        renew(request)
         return RedirectResponse("/", status_code=303)
 
     @app.exception_handler(InputRejected)

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import Annotated, Final
 
+import structlog
 from fastapi import APIRouter, Path, Request
 from fastapi.responses import RedirectResponse, Response
 from starlette.concurrency import run_in_threadpool
@@ -19,6 +20,9 @@ from whatsapp_helpdesk.flows import dashboard
 from whatsapp_helpdesk.input_limits import MAX_DB_ID
 from whatsapp_helpdesk.web import auth
 from whatsapp_helpdesk.web.pages import flash, problem, render, static_router
+from whatsapp_helpdesk.web.sessions import revoke_installation
+
+log = structlog.get_logger(__name__)
 
 DASHBOARD: Final = "/dashboard"
 # An id in a path is a primary key: beyond 32 bits it names nothing, and PostgreSQL would
@@ -118,6 +122,20 @@ def router(services: Services) -> APIRouter:
     @routes.post("/dashboard/deliveries/{outbox_id}/retry")
     async def retry(request: Request, outbox_id: DbId) -> Response:
         return await act(request, threaded(dashboard.retry_delivery, outbox_id))
+
+    @routes.post("/dashboard/sessions/revoke")
+    async def sign_out_everywhere(request: Request) -> Response:
+        """Every session of this installation ends, this one too (R10; issue 12, item 4)."""
+        installation_id = auth.signed_in(request)
+        form = await request.form()
+        if installation_id is None or not auth.csrf_valid(request, form.get(auth.CSRF_FIELD)):
+            return problem(request, "This form has expired",
+                           "Nothing was changed. Reload the dashboard and try again.",
+                           status_code=403, action=(DASHBOARD, "Back to the dashboard"))
+        count = await run_in_threadpool(revoke_installation, services.sessions, installation_id)
+        request.session.clear()
+        log.info("auth.signed_out_everywhere", installation_id=installation_id, sessions=count)
+        return RedirectResponse("/", status_code=303)
 
     @routes.post("/dashboard/company-whatsapp")
     async def company_whatsapp(request: Request) -> Response:
