@@ -15,12 +15,17 @@ from starlette.concurrency import run_in_threadpool
 from whatsapp_helpdesk.bootstrap import Services
 from whatsapp_helpdesk.errors import DeliveryError
 from whatsapp_helpdesk.flows.ingest import handle_aircall_delivery
-from whatsapp_helpdesk.flows.install import complete_aircall_oauth, complete_hubspot_oauth
+from whatsapp_helpdesk.flows.install import (
+    CompanyChange,
+    complete_aircall_oauth,
+    complete_hubspot_oauth,
+)
 from whatsapp_helpdesk.input_limits import InputRejected
 from whatsapp_helpdesk.web import (
     connect_routes,
     dashboard_routes,
     hubspot_webhook_routes,
+    reinstall_routes,
     sandbox_routes,
 )
 from whatsapp_helpdesk.web.security_headers import SecurityHeaders
@@ -132,6 +137,9 @@ def create_app(services: Services) -> FastAPI:
                 services, code=code, redirect_uri=f"{settings.public_url}/oauth/aircall/callback",
                 installation_id=installation_id,
             )
+        except CompanyChange as change:
+            # Another Aircall company: only with the admin's confirmation (issue 12, item 7).
+            return reinstall_routes.ask_to_confirm(request, services, change, installation_id)
         except DeliveryError as exc:
             return _problem(f"Aircall refused the authorisation: {exc.message}")
         await run_in_threadpool(revoke_installation, services.sessions, installation_id)
@@ -163,6 +171,7 @@ def create_app(services: Services) -> FastAPI:
     app.include_router(connect_routes.router(services))
     app.include_router(dashboard_routes.router(services))
     app.include_router(hubspot_webhook_routes.router(services))
+    app.include_router(reinstall_routes.router(services))
 
     return app
 
