@@ -12,6 +12,7 @@ from __future__ import annotations
 import copy
 import json
 from typing import Any
+from urllib.parse import quote
 
 from harness.pages import csrf_of, open_popup, popup_form, signed_in
 from harness.stack import Stack
@@ -123,7 +124,8 @@ def test_R43_property_pages_for_a_signed_in_admin_never_5xx(stack: Stack) -> Non
     @given(action=actions, ident=ids, form=fields, query=fields, keep_csrf=st.booleans())
     def check(action: str, ident: str, form: dict[str, str], query: dict[str, str],
               keep_csrf: bool) -> None:
-        path = action.replace("{id}", ident)
+        # Percent-encoded: the server gets the characters themselves (NUL, controls…).
+        path = action.replace("{id}", quote(ident, safe=""))
         data = {**(popup if action == "/connect" else {}), **form}
         if keep_csrf:
             data["csrf_token"] = csrf

@@ -79,3 +79,11 @@ def test_R10_the_cookie_is_a_random_id_stored_hashed_and_renewed_at_sign_in(
         stored = connection.execute(text("SELECT token_hash, data FROM admin_sessions")).all()
     assert hashlib.sha256(cookie.encode()).hexdigest() in {row[0] for row in stored}
     assert all(cookie not in (row[0] + row[1]) for row in stored)
+
+
+def test_R10_R43_a_forged_or_malformed_cookie_is_no_session(stack: Stack) -> None:
+    for value in ("forged", "x" * 500, '"unterminated', "a.b.c", "%00", "=;="):
+        client = admin(stack)
+        answer = client.get("/dashboard", headers={"cookie": f"{COOKIE}={value}"})
+        assert answer.status_code == 303, (value, answer.text)
+        assert answer.headers["location"].startswith("/signin")

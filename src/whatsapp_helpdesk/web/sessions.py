@@ -16,7 +16,7 @@ import hashlib
 import json
 import secrets
 from datetime import UTC, datetime, timedelta
-from http.cookies import SimpleCookie
+from http.cookies import CookieError, SimpleCookie
 from typing import Any, Final
 
 from sqlalchemy import delete, select, update
@@ -92,7 +92,7 @@ class ServerSessions:
                 cookie: SimpleCookie = SimpleCookie()
                 try:
                     cookie.load(value.decode("latin-1"))
-                except Exception:  # a malformed Cookie header is no session, not an error
+                except CookieError:  # a malformed Cookie header is no session, not an error
                     return None
                 morsel = cookie.get(COOKIE)
                 if morsel is not None and 0 < len(morsel.value) <= 128:
