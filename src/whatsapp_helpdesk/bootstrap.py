@@ -174,6 +174,6 @@ def build_services(settings: Settings | None = None, *, clock: Clock | None = No
         engine=engine,
         sessions=sessions,
         clock=clock,
-        cipher=TokenCipher(settings.secret_key.get_secret_value()),
+        cipher=TokenCipher(settings.secret_keys),
         sandbox_clock_offset=clock_offset,
     )

@@ -4,6 +4,7 @@
     web        the web app alone          worker    the worker alone
     migrate    apply database migrations  sandbox   the two emulators alone
     hubspot register-channel              replay FIXTURE   POST a webhook fixture to a server
+    rotate-keys   re-encrypt stored tokens with the first SECRET_KEY
 """
 
 from __future__ import annotations
@@ -20,28 +21,16 @@ import time
 from pathlib import Path
 
 import httpx
-import structlog
 import uvicorn
 
 from whatsapp_helpdesk.settings import Settings
 
 
-def _configure_logging(level: str) -> None:
-    import logging
+def _configure_logging(settings: Settings) -> None:
+    # Secrets are never logged (R41): logging_redaction.py redacts every log line.
+    from whatsapp_helpdesk.logging_redaction import configure_logging, settings_secrets
 
-    logging.basicConfig(level=level.upper(), format="%(message)s", stream=sys.stderr)
-    # httpx logs every URL at INFO, and HubSpot's developer key travels in a query string:
-    # secrets are never logged (R41). Alembic's start-up chatter is noise.
-    for noisy in ("httpx", "httpcore", "alembic"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
-    structlog.configure(
-        processors=[
-            structlog.processors.add_log_level,
-            structlog.processors.TimeStamper(fmt="iso"),
-            structlog.processors.JSONRenderer(),
-        ],
-        wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelName(level.upper())),
-    )
+    configure_logging(settings.log_level, secrets=settings_secrets(settings))
 
 
 def _services(settings: Settings):  # type: ignore[no-untyped-def]
@@ -60,6 +49,7 @@ def cmd_migrate(settings: Settings, _args: argparse.Namespace) -> int:
 
 
 def cmd_web(settings: Settings, _args: argparse.Namespace) -> int:
+    import structlog
     from sqlalchemy.exc import SQLAlchemyError
 
     from whatsapp_helpdesk.bootstrap import build_services
@@ -138,6 +128,14 @@ def cmd_register_channel(settings: Settings, _args: argparse.Namespace) -> int:
     channel_id = asyncio.run(main())
     print(f"custom channel registered: id {channel_id} (set HUBSPOT_CHANNEL_ID={channel_id})")
     return 0
+
+
+def cmd_rotate_keys(settings: Settings, _args: argparse.Namespace) -> int:
+    """Re-encrypt every stored token with the first SECRET_KEY (issue 12, item 6)."""
+    from whatsapp_helpdesk.flows.key_rotation import rotate_keys
+
+    report = rotate_keys(_services(settings))
+    return 1 if report.failed else 0
 
 
 def cmd_replay(settings: Settings, args: argparse.Namespace) -> int:
@@ -242,6 +240,8 @@ def main(argv: list[str] | None = None) -> int:
     worker = commands.add_parser("worker", help="the outbox worker alone")
     worker.add_argument("--once", action="store_true", help="drain what is due, then exit")
     commands.add_parser("migrate", help="apply database migrations")
+    commands.add_parser("rotate-keys",
+                        help="re-encrypt stored tokens with the first SECRET_KEY")
     commands.add_parser("sandbox", help="the sandbox HubSpot and Aircall emulators alone")
     hubspot = commands.add_parser("hubspot", help="HubSpot administration")
     hubspot_commands = hubspot.add_subparsers(dest="hubspot_command", required=True)
@@ -258,10 +258,10 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError as exc:
         print(f"configuration error: {exc}", file=sys.stderr)
         return 2
-    _configure_logging(settings.log_level)
+    _configure_logging(settings)
     handlers = {
         "serve": cmd_serve, "web": cmd_web, "worker": cmd_worker, "migrate": cmd_migrate,
-        "sandbox": cmd_sandbox, "replay": cmd_replay,
+        "sandbox": cmd_sandbox, "replay": cmd_replay, "rotate-keys": cmd_rotate_keys,
     }
     if args.command == "hubspot":
         return cmd_register_channel(settings, args)

@@ -46,7 +46,9 @@ class Settings(BaseSettings):
     secret_key: SecretStr = Field(
         SecretStr(PLACEHOLDER_SECRET),
         title="Secret key",
-        description="Signs sessions and derives the key that encrypts OAuth tokens at rest.",
+        description="Signs sessions and derives the key that encrypts OAuth tokens at rest. "
+        "Several keys, comma-separated, newest first, rotate it: the first encrypts, any "
+        "decrypts; `whatsapp-helpdesk rotate-keys` re-encrypts with the first.",
     )
     host: str = Field("127.0.0.1", description="Interface the web app listens on.")
     port: int = Field(8700, description="Port the web app listens on.")
@@ -134,6 +136,11 @@ class Settings(BaseSettings):
     )
 
     @property
+    def secret_keys(self) -> list[str]:
+        """SECRET_KEY's keys, newest first (one, or several comma-separated)."""
+        return [k.strip() for k in self.secret_key.get_secret_value().split(",") if k.strip()]
+
+    @property
     def sandbox_clocks(self) -> list[str]:
         """Sandbox mode: the clocks the customer phone's "jump the clock" moves with its own
         (the sandbox HubSpot's and this service's)."""
@@ -170,7 +177,7 @@ class Settings(BaseSettings):
                 self.hubspot_developer_api_key = SecretStr(SANDBOX_HUBSPOT_DEVELOPER_API_KEY)
             self.aircall_client_id = SANDBOX_AIRCALL_CLIENT_ID
             self.aircall_client_secret = SecretStr(SANDBOX_AIRCALL_CLIENT_SECRET)
-        elif self.secret_key.get_secret_value() in (PLACEHOLDER_SECRET, ""):
+        elif not self.secret_keys or PLACEHOLDER_SECRET in self.secret_keys:
             raise ValueError(
                 "SECRET_KEY is still the placeholder. Set SECRET_KEY to a long random value "
                 "(e.g. `python -c 'import secrets; print(secrets.token_urlsafe(48))'`)."

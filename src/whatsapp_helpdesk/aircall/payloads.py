@@ -10,7 +10,6 @@ Unknown events come back as `UnsupportedAircallEvent`, never dropped.
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -18,12 +17,28 @@ from datetime import UTC, datetime
 from typing import Annotated, Any, Final, Literal, cast
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     BeforeValidator,
     ConfigDict,
     Field,
     ValidationError,
     model_validator,
+)
+
+from whatsapp_helpdesk.input_limits import (
+    MAX_NAME,
+    Digits,
+    EventType,
+    InputRejected,
+    Kind,
+    Name,
+    ProviderId,
+    Status,
+    Text,
+    check_json,
+    load_json,
+    moment_in_range,
 )
 
 MESSAGE_EVENTS: Final = ("message.received", "message.sent", "message.status_updated")
@@ -45,6 +60,14 @@ def provider_datetime(value: Any) -> Any:
     (year 5138) and is read as milliseconds; anything smaller as seconds. ISO strings without
     an offset are UTC.
     """
+    try:
+        return _provider_datetime(value)
+    except (OverflowError, OSError, ValueError):
+        # 1e20 seconds, or year 1 moved to UTC: beyond what a datetime holds (R43).
+        raise ValueError("timestamp out of range") from None
+
+
+def _provider_datetime(value: Any) -> Any:
     if isinstance(value, datetime):
         return _aware(value)
     if value is None or isinstance(value, bool):
@@ -72,7 +95,8 @@ def _aware(moment: datetime) -> datetime:
     return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
 
 
-ProviderDatetime = Annotated[datetime, BeforeValidator(provider_datetime)]
+ProviderDatetime = Annotated[datetime, BeforeValidator(provider_datetime),
+                             AfterValidator(moment_in_range)]
 
 
 def _as_list(value: Any) -> Any:
@@ -92,10 +116,11 @@ class _Lenient(BaseModel):
 
 
 class AircallEnvelope(_Lenient):
-    resource: str | None = None  # route on `event`, not on this (§A8.2)
-    event: str
+    resource: Name | None = None  # route on `event`, not on this (§A8.2)
+    event: EventType
     timestamp: ProviderDatetime | None = None  # when Aircall built the payload
-    token: str = Field(repr=False)  # the webhook's shared secret: never log it
+    # The webhook's shared secret: never log it. Absent is "unauthenticated" (401), not 400.
+    token: str = Field("", repr=False)
     data: dict[str, Any] = Field(repr=False)
 
 
@@ -106,31 +131,32 @@ class AircallNumberRef(_Lenient):
     """The number an event is about (abridged Number; `e164_digits` on webhooks only)."""
 
     id: int
-    name: str | None = None
-    digits: str | None = None  # display form, e.g. "+33 1 76 36 06 95"
-    e164_digits: str | None = None
-    country: str | None = None
-    time_zone: str | None = None
+    name: Name | None = None
+    digits: Digits | None = None  # display form, e.g. "+33 1 76 36 06 95"
+    e164_digits: Digits | None = None
+    country: Digits | None = None
+    time_zone: Name | None = None
 
 
 class AircallPhoneEntry(_Lenient):
-    label: str | None = None
-    value: str | None = None
+    label: Name | None = None
+    value: Digits | None = None
 
 
 class AircallContact(_Lenient):
     """The Aircall contact matched to the other party, when there is one (§A7)."""
 
-    id: str | None = None
-    first_name: str | None = None
-    last_name: str | None = None
-    company_name: str | None = None
+    id: ProviderId | None = None
+    first_name: Name | None = None
+    last_name: Name | None = None
+    company_name: Name | None = None
     phone_numbers: list[AircallPhoneEntry] = []
 
     @property
     def full_name(self) -> str | None:
         name = " ".join(p.strip() for p in (self.first_name, self.last_name) if p and p.strip())
-        return name or None
+        # Each part fits; both together may not: the stored name is cut at the column's width.
+        return name[:MAX_NAME] or None
 
 
 class MediaDetail(_Lenient):
@@ -152,14 +178,14 @@ class Media:
 
 
 class AircallMessage(_Lenient):
-    id: str  # a string, the idempotency key (R14)
+    id: ProviderId  # a string, the idempotency key (R14)
     direction: Literal["inbound", "outbound"]
-    channel: str | None = None  # null = SMS/MMS, "whatsapp" = WhatsApp
-    status: str | None = None  # full enum unknown (§E1): keep the string
-    body: str | None = None
-    type: str | None = None  # WhatsApp content type: "text", "image", …
-    external_number: str | None = None  # the customer, display form; absent on send answers
-    raw_digits: str | None = None
+    channel: Status | None = None  # null = SMS/MMS, "whatsapp" = WhatsApp
+    status: Status | None = None  # full enum unknown (§E1): keep the string
+    body: Text | None = None
+    type: Kind | None = None  # WhatsApp content type: "text", "image", …
+    external_number: Digits | None = None  # the customer, display form; absent on send answers
+    raw_digits: Digits | None = None
     created_at: ProviderDatetime | None = None
     sent_at: ProviderDatetime | None = None
     updated_at: ProviderDatetime | None = None
@@ -210,16 +236,16 @@ class MessageEvent(_Lenient):
 
 
 class AircallCall(_Lenient):
-    id: str
-    direction: str | None = None  # "inbound" | "outbound"
-    status: str | None = None
-    missed_call_reason: str | None = None  # set when the call was missed (enum unknown)
-    voicemail: str | None = None  # URL of the recording, when one was left
+    id: ProviderId
+    direction: Status | None = None  # "inbound" | "outbound"
+    status: Status | None = None
+    missed_call_reason: Name | None = None  # set when the call was missed (enum unknown)
+    voicemail: Text | None = None  # URL of the recording, when one was left
     started_at: ProviderDatetime | None = None
     answered_at: ProviderDatetime | None = None
     ended_at: ProviderDatetime | None = None
     duration: int | None = None
-    raw_digits: str | None = None  # the other party, display form
+    raw_digits: Digits | None = None  # the other party, display form
     number: AircallNumberRef | None = None
     contact: AircallContact | None = None
 
@@ -300,11 +326,14 @@ _MODELS: Final[dict[str, type[_Lenient]]] = {
 
 def parse_envelope(raw: bytes | str | Mapping[str, Any]) -> AircallEnvelope:
     """The envelope of one delivery; raises `InvalidAircallPayload`."""
-    if isinstance(raw, bytes | str):
-        try:
-            raw = json.loads(raw)
-        except (ValueError, UnicodeDecodeError) as exc:
-            raise InvalidAircallPayload("the body is not valid JSON") from exc
+    try:
+        # Depth, NUL and surrogates checked before anything else reads the body (R43).
+        if isinstance(raw, bytes | str):
+            raw = load_json(raw)
+        else:
+            check_json(raw)
+    except InputRejected as exc:
+        raise InvalidAircallPayload(str(exc)) from exc
     if not isinstance(raw, Mapping):
         raise InvalidAircallPayload("an Aircall event must be a JSON object")
     try:

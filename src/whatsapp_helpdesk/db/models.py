@@ -311,6 +311,23 @@ class DeliveryAttempt(Base):
     detail: Mapped[str | None] = mapped_column(Text)
 
 
+class AdminSession(Base):
+    """A browser session (issue 12, item 4): the cookie holds a random id, this table only
+    its SHA-256. Deleting the row ends the session wherever its cookie was copied."""
+
+    __tablename__ = "admin_sessions"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    # Set once signed in: "sign out everywhere" and re-authorisation revoke by it (R10).
+    installation_id: Mapped[int | None] = mapped_column(
+        ForeignKey("installations.id", ondelete="CASCADE"), index=True
+    )
+    data: Mapped[str] = mapped_column(Text, default="{}")  # CSRF token, OAuth state, flash
+    created_at: Mapped[datetime] = mapped_column(_utc())
+    expires_at: Mapped[datetime] = mapped_column(_utc(), index=True)
+
+
 class ServiceState(Base):
     """Small key/value facts of the deployment (e.g. the sandbox clock offset)."""
 

@@ -16,6 +16,9 @@ READ_ONLY = "whatsapp_helpdesk_read_only"
 
 
 def make_engine(url: str, **kwargs: Any) -> Engine:
+    # A database error's message would otherwise carry the statement's bound parameters
+    # (a stored payload, a token) into whatever logs it (R41).
+    kwargs.setdefault("hide_parameters", True)
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
         if parsed.database and parsed.database != ":memory:":

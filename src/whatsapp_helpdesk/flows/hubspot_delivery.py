@@ -39,6 +39,7 @@ from whatsapp_helpdesk.hubspot import (
     parse_hubspot_event,
     verify_signature_v3,
 )
+from whatsapp_helpdesk.input_limits import InputRejected, load_json
 
 log = structlog.get_logger(__name__)
 
@@ -80,9 +81,10 @@ def handle_hubspot_delivery(
 def store_verified_hubspot_body(services: Services, raw_body: bytes) -> Outcome:
     """A body whose signature was verified (now, or before it was spooled, R53)."""
     try:
-        body = json.loads(raw_body)
-    except (ValueError, UnicodeDecodeError):
-        return Outcome(400, "invalid", "the body is not valid JSON")
+        # Depth, NUL and surrogates checked before anything reaches the database (R43).
+        body = load_json(raw_body)
+    except InputRejected as exc:
+        return Outcome(400, "invalid", str(exc))
     if isinstance(body, list):
         # Custom-channel webhooks send one object (reference §4.1); an array is accepted
         # like defensive clients do, each element kept on its own.

@@ -122,7 +122,7 @@ def ingest_authenticated_aircall(
                 scope=scope,
                 dedupe_key=_dedupe_key(envelope),
                 outcome="stored",
-                payload=payload_text,
+                payload=_stored_payload(payload_text, webhook_digest),
                 received_at=now,
             )
             session.add(record)
@@ -143,6 +143,14 @@ def ingest_authenticated_aircall(
     log.info("aircall.delivery", event_type=envelope.event, result=outcome.result,
              installation_id=installation_id, detail=outcome.detail)
     return outcome
+
+
+def _stored_payload(payload_text: str, webhook_digest: str) -> str:
+    """The raw delivery without its token (R41): the token's digest in its place, also for a
+    spooled delivery (whose token was blanked before it reached the disk, R53)."""
+    body = json.loads(payload_text)
+    body["token"] = f"sha256:{webhook_digest}"
+    return json.dumps(body, ensure_ascii=False)
 
 
 def _installation_for_token(services: Services, token: str) -> int | None:

@@ -7,17 +7,22 @@ authorised first (it names the portal); Aircall second, which joins the company 
 from __future__ import annotations
 
 import asyncio
+from dataclasses import dataclass, field
 from datetime import datetime
 
+import structlog
 from sqlalchemy import select
 
 from whatsapp_helpdesk.aircall import token_digest
 from whatsapp_helpdesk.bootstrap import CHANNEL_ID_KEY, Services
 from whatsapp_helpdesk.db.models import Installation, Number, ServiceState
 from whatsapp_helpdesk.domain.phone import InvalidPhoneNumber, to_e164
+from whatsapp_helpdesk.errors import DeliveryError
 from whatsapp_helpdesk.flows.credentials import aircall_access_token
 from whatsapp_helpdesk.flows.reauth import requeue_auth_revoked
 from whatsapp_helpdesk.hubspot import WHATSAPP_CHANNEL_CAPABILITIES, ChannelSpec
+
+log = structlog.get_logger(__name__)
 
 CHANNEL_NAME = "WhatsApp with Aircall"
 AIRCALL_EVENTS = (
@@ -78,14 +83,83 @@ async def complete_hubspot_oauth(
         return installation.id
 
 
-async def complete_aircall_oauth(
-    services: Services, *, code: str, redirect_uri: str, installation_id: int
-) -> None:
-    """Store the Aircall grant, subscribe our webhook, and read the company's numbers."""
+@dataclass(frozen=True)
+class AircallGrant:
+    """What Aircall's authorisation yielded, before it is applied to an installation."""
+
+    access_token: str = field(repr=False)
+    scope: str
+    company_id: str | None
+    company_name: str
+
+
+class CompanyChange(Exception):
+    """The grant is for another Aircall company than the installation's: an admin must
+    confirm (issue 12, item 7). Carries the grant, to apply once confirmed."""
+
+    def __init__(self, grant: AircallGrant, old_company_id: str, old_company_name: str):
+        super().__init__("another Aircall company")
+        self.grant = grant
+        self.old_company_id = old_company_id
+        self.old_company_name = old_company_name
+
+
+@dataclass(frozen=True)
+class AircallApplied:
+    """What applying a grant did, to tell the admin."""
+
+    old_company_name: str | None = None  # set when the company changed
+    old_webhook_removed: bool = True
+    old_webhook_problem: str | None = None
+
+
+async def exchange_aircall_code(services: Services, *, code: str,
+                                redirect_uri: str) -> AircallGrant:
     token = await services.aircall_oauth().exchange_code(code, redirect_uri)
     client = services.aircall(token.access_token)
     integration = await client.get_integration()
     company = await client.get_company()
+    return AircallGrant(
+        access_token=token.access_token, scope=token.scope or "public_api",
+        company_id=str(integration.company_id) if integration.company_id is not None else None,
+        company_name=company.name,
+    )
+
+
+async def complete_aircall_oauth(
+    services: Services, *, code: str, redirect_uri: str, installation_id: int,
+    confirm_company_change: bool = False,
+) -> AircallApplied:
+    """Store the Aircall grant, subscribe our webhook, and read the company's numbers.
+    Raises CompanyChange when the grant is for another company, unless confirmed."""
+    grant = await exchange_aircall_code(services, code=code, redirect_uri=redirect_uri)
+    return await apply_aircall_grant(services, grant, installation_id=installation_id,
+                                     confirm_company_change=confirm_company_change)
+
+
+async def apply_aircall_grant(
+    services: Services, grant: AircallGrant, *, installation_id: int,
+    confirm_company_change: bool = False,
+) -> AircallApplied:
+    with services.sessions() as session:
+        installation = session.get(Installation, installation_id)
+        if installation is None:
+            raise LookupError("installation not found")
+        old_company = installation.aircall_company_id
+        old_name = installation.aircall_company_name or f"company {old_company}"
+        old_webhook = installation.aircall_webhook_id
+        old_token_enc = installation.aircall_access_token_enc
+    changing = bool(old_company) and old_company != grant.company_id
+    if changing and not confirm_company_change:
+        # Never re-point an installation silently (issue 12, item 7).
+        raise CompanyChange(grant, str(old_company), old_name)
+    applied = AircallApplied(old_company_name=old_name if changing else None)
+    if changing and old_webhook:
+        # The old company's webhook goes first: otherwise it keeps sending deliveries that
+        # now get 401s.
+        applied = await _delete_old_webhook(services, installation_id, old_webhook,
+                                            old_token_enc, old_name)
+    client = services.aircall(grant.access_token)
     webhook = await client.create_webhook(
         f"{services.settings.public_url}/webhooks/aircall", AIRCALL_EVENTS, "whatsapp-helpdesk"
     )
@@ -94,19 +168,40 @@ async def complete_aircall_oauth(
         installation = session.get(Installation, installation_id)
         if installation is None:
             raise LookupError("installation not found")
-        old_webhook = installation.aircall_webhook_id
-        installation.aircall_company_id = (
-            str(integration.company_id) if integration.company_id is not None else None
-        )
-        installation.aircall_company_name = company.name
-        installation.aircall_access_token_enc = services.cipher.encrypt(token.access_token)
-        installation.aircall_scopes = token.scope or "public_api"
+        installation.aircall_company_id = grant.company_id
+        installation.aircall_company_name = grant.company_name
+        installation.aircall_access_token_enc = services.cipher.encrypt(grant.access_token)
+        installation.aircall_scopes = grant.scope
         installation.aircall_webhook_id = webhook.webhook_id
         installation.aircall_webhook_token_hash = token_digest(webhook.token)
         installation.updated_at = now
-    if old_webhook and old_webhook != webhook.webhook_id:
-        await client.delete_webhook(old_webhook)
+    if not changing and old_webhook and old_webhook != webhook.webhook_id:
+        # After the new one exists, so that no event is missed in between.
+        await _delete_old_webhook(services, installation_id, old_webhook, old_token_enc, None)
+    if changing:
+        log.info("install.aircall_company_changed", installation_id=installation_id,
+                 old_company_id=old_company, new_company_id=grant.company_id,
+                 old_webhook_removed=applied.old_webhook_removed)
     await sync_numbers(services, installation_id)
+    return applied
+
+
+async def _delete_old_webhook(services: Services, installation_id: int, webhook_id: str,
+                              token_enc: str | None, old_name: str | None) -> AircallApplied:
+    """Delete a webhook with the token that created it: with OAuth, Aircall shows (and lets
+    delete) a webhook only to its own token (reference aircall §A8.1), so the new token
+    would get a 404 and the old webhook would stay active."""
+    try:
+        if not token_enc:
+            raise DeliveryError("no token of the old authorisation is stored")
+        await services.aircall(services.cipher.decrypt(token_enc)).delete_webhook(webhook_id)
+    except (DeliveryError, ValueError) as exc:
+        message = exc.message if isinstance(exc, DeliveryError) else str(exc)
+        log.warning("install.old_webhook_not_removed", installation_id=installation_id,
+                    webhook_id=webhook_id, error=message)
+        return AircallApplied(old_company_name=old_name, old_webhook_removed=False,
+                              old_webhook_problem=message)
+    return AircallApplied(old_company_name=old_name)
 
 
 async def sync_numbers(services: Services, installation_id: int) -> None:

@@ -10,13 +10,27 @@ fields marked "[UNK]" below are read from wherever they were seen.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Annotated, Any, Final, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from whatsapp_helpdesk.input_limits import (
+    HubSpotId,
+    InputRejected,
+    Name,
+    ProviderId,
+    Status,
+    Text,
+    bounded,
+    check_json,
+    load_json,
+)
+
+# Our own INTEGRATION_THREAD_IDs echoed back (tickets.integration_thread_id).
+ThreadId = bounded(64)
 
 OUTGOING_MESSAGE_EVENT: Final = "OUTGOING_CHANNEL_MESSAGE_CREATED"
 CHANNEL_ACCOUNT_EVENTS: Final = ("CHANNEL_ACCOUNT_CREATED", "CHANNEL_ACCOUNT_UPDATED")
@@ -41,13 +55,13 @@ class _Lenient(BaseModel):
 
 
 class DeliveryIdentifier(_Lenient):
-    type: str
-    value: str
+    type: Status
+    value: Name
 
 
 class Participant(_Lenient):
-    actor_id: str | None = Field(None, alias="actorId")  # "A-<userId>" agent, "V-<contactId>"
-    name: str | None = None
+    actor_id: ProviderId | None = Field(None, alias="actorId")  # "A-<userId>", "V-<contactId>"
+    name: Name | None = None
     delivery_identifier: DeliveryIdentifier | None = Field(None, alias="deliveryIdentifier")
 
 
@@ -62,13 +76,13 @@ class Attachment(_Lenient):
 
 
 class OutgoingMessage(_Lenient):
-    id: str
-    channel_account_id: str = Field(alias="channelAccountId")
-    conversations_thread_id: str | None = Field(None, alias="conversationsThreadId")
-    channel_id: str | None = Field(None, alias="channelId")
-    direction: str | None = None
-    text: str = ""
-    rich_text: str | None = Field(None, alias="richText")
+    id: ProviderId
+    channel_account_id: HubSpotId = Field(alias="channelAccountId")
+    conversations_thread_id: HubSpotId | None = Field(None, alias="conversationsThreadId")
+    channel_id: HubSpotId | None = Field(None, alias="channelId")
+    direction: Status | None = None
+    text: Text = ""
+    rich_text: Text | None = Field(None, alias="richText")
     senders: list[Participant] = []
     recipients: list[Participant] = []
     attachments: list[Attachment] = []
@@ -77,18 +91,18 @@ class OutgoingMessage(_Lenient):
     in_reply_to_id: str | None = Field(None, alias="inReplyToId")
     truncation_status: str | None = Field(None, alias="truncationStatus")
     # One project reads the thread ids here rather than at the top level [UNK]: read both.
-    channel_integration_thread_ids: list[str] = Field([], alias="channelIntegrationThreadIds")
+    channel_integration_thread_ids: list[ThreadId] = Field([], alias="channelIntegrationThreadIds")
 
 
 class OutgoingChannelMessageCreated(_Lenient):
     """An agent replied on our channel (R21)."""
 
     type: Literal["OUTGOING_CHANNEL_MESSAGE_CREATED"]
-    portal_id: str | None = Field(None, alias="portalId")
-    channel_id: str | None = Field(None, alias="channelId")
-    event_id: str | None = Field(None, alias="eventId")
+    portal_id: HubSpotId | None = Field(None, alias="portalId")
+    channel_id: HubSpotId | None = Field(None, alias="channelId")
+    event_id: ProviderId | None = Field(None, alias="eventId")
     event_timestamp: UtcDatetime | None = Field(None, alias="eventTimestamp")
-    channel_integration_thread_ids: list[str] = Field([], alias="channelIntegrationThreadIds")
+    channel_integration_thread_ids: list[ThreadId] = Field([], alias="channelIntegrationThreadIds")
     message: OutgoingMessage
 
     @property
@@ -115,12 +129,12 @@ class ChannelAccountEvent(_Lenient):
     """
 
     type: Literal["CHANNEL_ACCOUNT_CREATED", "CHANNEL_ACCOUNT_UPDATED"]
-    portal_id: str | None = Field(None, alias="portalId")
-    channel_id: str | None = Field(None, alias="channelId")
-    channel_account_id: str = Field(alias="channelAccountId")
-    account_token: str | None = Field(None, alias="accountToken", repr=False)
-    inbox_id: str | None = Field(None, alias="inboxId")
-    name: str | None = None
+    portal_id: HubSpotId | None = Field(None, alias="portalId")
+    channel_id: HubSpotId | None = Field(None, alias="channelId")
+    channel_account_id: HubSpotId = Field(alias="channelAccountId")
+    account_token: Name | None = Field(None, alias="accountToken", repr=False)
+    inbox_id: HubSpotId | None = Field(None, alias="inboxId")
+    name: Name | None = None
     authorized: bool | None = None
     archived: bool | None = None
     delivery_identifier: DeliveryIdentifier | None = Field(None, alias="deliveryIdentifier")
@@ -190,12 +204,13 @@ def parse_hubspot_event(raw: bytes | str | Mapping[str, Any]) -> HubSpotEvent:
 
 
 def _decoded(raw: bytes | str | Mapping[str, Any] | list[Any]) -> Any:
-    if not isinstance(raw, bytes | str):
-        return raw
     try:
-        return json.loads(raw)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise InvalidHubSpotPayload("the body is not valid JSON") from exc
+        if not isinstance(raw, bytes | str):
+            check_json(raw)
+            return raw
+        return load_json(raw)
+    except InputRejected as exc:
+        raise InvalidHubSpotPayload(str(exc)) from exc
 
 
 def _summary(exc: ValidationError) -> str:

@@ -13,18 +13,25 @@ from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse, Red
 from prometheus_client import CONTENT_TYPE_LATEST, Counter, generate_latest
 from sqlalchemy import text
 from starlette.concurrency import run_in_threadpool
-from starlette.middleware.sessions import SessionMiddleware
 
 from whatsapp_helpdesk.bootstrap import Services
 from whatsapp_helpdesk.errors import DeliveryError
-from whatsapp_helpdesk.flows.install import complete_aircall_oauth, complete_hubspot_oauth
+from whatsapp_helpdesk.flows.install import (
+    CompanyChange,
+    complete_aircall_oauth,
+    complete_hubspot_oauth,
+)
+from whatsapp_helpdesk.input_limits import InputRejected
 from whatsapp_helpdesk.supervisor import read_state
 from whatsapp_helpdesk.web import (
     connect_routes,
     dashboard_routes,
     hubspot_webhook_routes,
+    reinstall_routes,
     sandbox_routes,
 )
+from whatsapp_helpdesk.web.security_headers import SecurityHeaders
+from whatsapp_helpdesk.web.sessions import ServerSessions, renew, revoke_installation
 from whatsapp_helpdesk.web.webhook_spool import DATABASE_DOWN, WebhookSpool
 
 # Aircall's events are a few KB; anything far larger is not one of them (R43).
@@ -64,11 +71,10 @@ def create_app(services: Services) -> FastAPI:
     app = FastAPI(title="whatsapp-helpdesk", docs_url=None, redoc_url=None, lifespan=lifespan)
     app.state.services = services
     app.state.webhook_spool = webhook_spool
-    app.add_middleware(
-        SessionMiddleware, secret_key=settings.secret_key.get_secret_value(),
-        session_cookie="wh_session", same_site="lax",
-        https_only=settings.public_url.startswith("https://"),
-    )
+    # Server-side sessions: the cookie is a random id (issue 12, item 4).
+    app.add_middleware(ServerSessions, sessions=services.sessions,
+                       https_only=settings.public_url.startswith("https://"))
+    app.add_middleware(SecurityHeaders, settings=settings)  # issue 12, item 5
 
     @app.get("/healthz")
     async def healthz() -> JSONResponse:
@@ -132,7 +138,10 @@ def create_app(services: Services) -> FastAPI:
             )
         except DeliveryError as exc:
             return _problem(f"HubSpot refused the authorisation: {exc.message}")
+        # Re-authorisation ends every other session of the installation (issue 12, item 4).
+        await run_in_threadpool(revoke_installation, services.sessions, installation_id)
         request.session["installation_id"] = installation_id
+        renew(request)
         return RedirectResponse("/oauth/aircall/install", status_code=303)
 
     @app.get("/oauth/aircall/install")
@@ -159,9 +168,19 @@ def create_app(services: Services) -> FastAPI:
                 services, code=code, redirect_uri=f"{settings.public_url}/oauth/aircall/callback",
                 installation_id=installation_id,
             )
+        except CompanyChange as change:
+            # Another Aircall company: only with the admin's confirmation (issue 12, item 7).
+            return reinstall_routes.ask_to_confirm(request, services, change, installation_id)
         except DeliveryError as exc:
             return _problem(f"Aircall refused the authorisation: {exc.message}")
+        await run_in_threadpool(revoke_installation, services.sessions, installation_id)
+        renew(request)
         return RedirectResponse("/", status_code=303)
+
+    @app.exception_handler(InputRejected)
+    async def input_rejected(request: Request, exc: InputRejected) -> HTMLResponse:
+        # Input beyond input_limits.py, found by a page: a clear 400, never a 500 (R43).
+        return _problem(f"This request cannot be accepted: {exc}")
 
     if settings.sandbox_mode:
         # The demo's home, reset and clock: mounted only on the sandbox (issue 6).
@@ -171,7 +190,7 @@ def create_app(services: Services) -> FastAPI:
         async def home() -> str:
             return (
                 "<!doctype html><html lang=en><meta charset=utf-8><title>whatsapp-helpdesk"
-                "</title><body style='font-family:system-ui;max-width:40rem;margin:3rem auto'>"
+                "</title><link rel=stylesheet href='/static/style.css'><body class=plain>"
                 "<h1>whatsapp-helpdesk</h1>"
                 "<ul><li><a href='/dashboard'>Open the integration dashboard</a> (sign in with "
                 "HubSpot)</li>"
@@ -183,6 +202,7 @@ def create_app(services: Services) -> FastAPI:
     app.include_router(connect_routes.router(services))
     app.include_router(dashboard_routes.router(services))
     app.include_router(hubspot_webhook_routes.router(services))
+    app.include_router(reinstall_routes.router(services))
 
     return app
 
@@ -190,7 +210,7 @@ def create_app(services: Services) -> FastAPI:
 def _problem(message: str, status_code: int = 400) -> HTMLResponse:
     return HTMLResponse(
         "<!doctype html><html lang=en><meta charset=utf-8><title>Problem</title>"
-        f"<body style='font-family:system-ui;max-width:40rem;margin:3rem auto'><h1>Problem</h1>"
+        "<link rel=stylesheet href='/static/style.css'><body class=plain><h1>Problem</h1>"
         f"<p role=alert>{escape(message)}</p><p><a href='/'>Back</a></p></body></html>",
         status_code=status_code,
     )

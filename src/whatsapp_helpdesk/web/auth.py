@@ -2,10 +2,11 @@
 
 An admin signs in through the same HubSpot authorisation that installs the service: only a
 user HubSpot lets authorise apps in a portal gets a code for it, and the access token the
-code yields names the portal (`hub_id`). The session (a cookie signed with SECRET_KEY, by
-Starlette's SessionMiddleware) then holds the id of that portal's installation; the install
-callbacks set the same key. Every page and action reads the installation from the session,
-and nothing else: an id in a URL or a form only ever names a thing *of that installation*.
+code yields names the portal (`hub_id`). The session then holds the id of that portal's
+installation; the install callbacks set the same key. Sessions are server-side
+(web/sessions.py): the cookie is a random id, and sign-out, re-authorisation and "sign out
+everywhere" delete the session. Every page and action reads the installation from the
+session, and nothing else: an id in a URL or a form only ever names a thing *of that installation*.
 
 Sign-in uses its own callback (`/signin/callback`), so that signing in does not re-run the
 install (which would re-authorise Aircall and replace its webhook). A real HubSpot app must
@@ -30,6 +31,8 @@ from fastapi.responses import RedirectResponse, Response
 from whatsapp_helpdesk.bootstrap import Services
 from whatsapp_helpdesk.errors import DeliveryError
 from whatsapp_helpdesk.flows.connect import installation_for_portal
+from whatsapp_helpdesk.input_limits import MAX_FORM_FIELD
+from whatsapp_helpdesk.web.sessions import renew
 
 log = structlog.get_logger(__name__)
 
@@ -66,7 +69,7 @@ def csrf_valid(request: Request, submitted: object) -> bool:
 
 def safe_next(value: str | None) -> str:
     """Only a path of this service: never another site (no open redirect)."""
-    if not value:
+    if not value or len(value) > MAX_FORM_FIELD or not value.isprintable():
         return DEFAULT_NEXT
     parts = urlsplit(value)
     if parts.scheme or parts.netloc or not value.startswith("/") or value.startswith("//") \
@@ -88,6 +91,7 @@ def start_session(request: Request, installation_id: int) -> None:
     """Signed in: a fresh CSRF token, so one minted before sign-in is worth nothing after."""
     request.session[SESSION_INSTALLATION] = installation_id
     request.session[SESSION_CSRF] = secrets.token_urlsafe(32)
+    renew(request)  # a new session id at sign-in: no session fixation
 
 
 def router(services: Services) -> APIRouter:

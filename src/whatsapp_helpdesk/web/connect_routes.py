@@ -36,6 +36,7 @@ from whatsapp_helpdesk.flows.connect import (
 )
 from whatsapp_helpdesk.flows.dashboard import HUBSPOT_INSTALL_URL, installation_summary
 from whatsapp_helpdesk.hubspot import StagingTokenError
+from whatsapp_helpdesk.input_limits import db_id, form_value
 from whatsapp_helpdesk.web.auth import CSRF_FIELD, csrf_valid, sign_in_url, signed_in
 from whatsapp_helpdesk.web.pages import problem, render
 
@@ -77,8 +78,8 @@ class ConnectRequest:
     @classmethod
     def of(cls, values: Mapping[str, Any]) -> ConnectRequest:
         def text(key: str) -> str:
-            value = values.get(key)
-            return value.strip() if isinstance(value, str) else ""
+            # NUL, surrogates or a 10 MB value: InputRejected, a 400 page (web/app.py; R43).
+            return form_value(values.get(key)).strip()
 
         return cls(text("accountToken"), text("channelId"), text("portalId"), text("inboxId"),
                    text("redirectUrl"))
@@ -200,13 +201,13 @@ def router(services: Services) -> APIRouter:
             return resolved
         installation_id = resolved
         raw_number = form.get("number_id")
-        if not isinstance(raw_number, str) or not raw_number.isdigit():
+        number_id = db_id(raw_number) if isinstance(raw_number, str) else None
+        if number_id is None:
             return await run_in_threadpool(
                 picker, request, installation_id, asked,
                 error=("Pick a number", "Choose the WhatsApp number to connect."),
                 status_code=400,
             )
-        number_id = int(raw_number)
         try:
             await connect_number(services, installation_id=installation_id, number_id=number_id,
                                  account_token=asked.account_token)

@@ -8,18 +8,26 @@ dashboard with a message (post/redirect/get), so every action works without Java
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from typing import Final
+from typing import Annotated, Final
 
-from fastapi import APIRouter, Request
+import structlog
+from fastapi import APIRouter, Path, Request
 from fastapi.responses import RedirectResponse, Response
 from starlette.concurrency import run_in_threadpool
 
 from whatsapp_helpdesk.bootstrap import Services
 from whatsapp_helpdesk.flows import dashboard
+from whatsapp_helpdesk.input_limits import MAX_DB_ID
 from whatsapp_helpdesk.web import auth
 from whatsapp_helpdesk.web.pages import flash, problem, render, static_router
+from whatsapp_helpdesk.web.sessions import revoke_installation
+
+log = structlog.get_logger(__name__)
 
 DASHBOARD: Final = "/dashboard"
+# An id in a path is a primary key: beyond 32 bits it names nothing, and PostgreSQL would
+# refuse the query (R43). FastAPI answers 422 before the route runs.
+DbId = Annotated[int, Path(ge=1, le=MAX_DB_ID)]
 COMPANY_WHATSAPP_CHOICES: Final[dict[str, bool | None]] = {"auto": None, "yes": True, "no": False}
 
 
@@ -86,7 +94,7 @@ def router(services: Services) -> APIRouter:
         return run
 
     @routes.post("/dashboard/numbers/{number_id}/settings")
-    async def change_setting(request: Request, number_id: int) -> Response:
+    async def change_setting(request: Request, number_id: DbId) -> Response:
         async def run(installation_id: int, fields: dict[str, str]) -> str:
             setting = fields.get("setting", "")
             value = fields.get("value")
@@ -98,7 +106,7 @@ def router(services: Services) -> APIRouter:
         return await act(request, run)
 
     @routes.post("/dashboard/numbers/{number_id}/disconnect")
-    async def disconnect(request: Request, number_id: int) -> Response:
+    async def disconnect(request: Request, number_id: DbId) -> Response:
         async def run(installation_id: int, fields: dict[str, str]) -> str:
             return await dashboard.disconnect_number(services, installation_id, number_id)
 
@@ -112,8 +120,22 @@ def router(services: Services) -> APIRouter:
         return await act(request, run)
 
     @routes.post("/dashboard/deliveries/{outbox_id}/retry")
-    async def retry(request: Request, outbox_id: int) -> Response:
+    async def retry(request: Request, outbox_id: DbId) -> Response:
         return await act(request, threaded(dashboard.retry_delivery, outbox_id))
+
+    @routes.post("/dashboard/sessions/revoke")
+    async def sign_out_everywhere(request: Request) -> Response:
+        """Every session of this installation ends, this one too (R10; issue 12, item 4)."""
+        installation_id = auth.signed_in(request)
+        form = await request.form()
+        if installation_id is None or not auth.csrf_valid(request, form.get(auth.CSRF_FIELD)):
+            return problem(request, "This form has expired",
+                           "Nothing was changed. Reload the dashboard and try again.",
+                           status_code=403, action=(DASHBOARD, "Back to the dashboard"))
+        count = await run_in_threadpool(revoke_installation, services.sessions, installation_id)
+        request.session.clear()
+        log.info("auth.signed_out_everywhere", installation_id=installation_id, sessions=count)
+        return RedirectResponse("/", status_code=303)
 
     @routes.post("/dashboard/company-whatsapp")
     async def company_whatsapp(request: Request) -> Response:

@@ -22,7 +22,8 @@ TEMPLATES = Jinja2Templates(directory=str(WEB_DIR / "templates"))
 STATIC_DIR: Final = WEB_DIR / "static"
 # Served by name only: nothing else under the package is reachable from the web.
 STATIC_FILES: Final = {"style.css": "text/css; charset=utf-8", "logo.svg": "image/svg+xml",
-                       "live.js": "text/javascript; charset=utf-8"}
+                       "live.js": "text/javascript; charset=utf-8",
+                       "close_popup.js": "text/javascript; charset=utf-8"}
 # static/live.js re-fetches the page to update its live sections: such a fetch must not
 # consume the one-shot message meant for the page the user sees.
 LIVE_REFRESH_HEADER: Final = "x-live-refresh"
