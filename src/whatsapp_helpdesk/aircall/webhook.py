@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-from collections.abc import Mapping
-from typing import Any
 
 
 def token_digest(token: str) -> str:
@@ -19,16 +17,6 @@ def token_digest(token: str) -> str:
     Unsalted on purpose: the token is a long random secret, and the digest must be a stable
     key to find the installation from an incoming token."""
     return hashlib.sha256(token.encode("utf-8")).hexdigest()
-
-
-def without_token(body: Mapping[str, Any]) -> dict[str, Any]:
-    """A delivery as it is stored: its token replaced by the token's digest, so that the
-    stored payloads (and the database files) never hold a credential (R41)."""
-    token = body.get("token")
-    kept = dict(body)
-    if isinstance(token, str) and token:
-        kept["token"] = f"sha256:{token_digest(token)}"
-    return kept
 
 
 def tokens_match(given: str | None, stored_digest: str) -> bool:
