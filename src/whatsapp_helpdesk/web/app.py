@@ -23,6 +23,7 @@ from whatsapp_helpdesk.web import (
     hubspot_webhook_routes,
     sandbox_routes,
 )
+from whatsapp_helpdesk.web.error_pages import install_error_pages
 
 # Aircall's events are a few KB; anything far larger is not one of them (R43).
 MAX_WEBHOOK_BODY = 256 * 1024
@@ -49,6 +50,7 @@ def create_app(services: Services) -> FastAPI:
     settings = services.settings
     app = FastAPI(title="whatsapp-helpdesk", docs_url=None, redoc_url=None)
     app.state.services = services
+    install_error_pages(app)
     app.add_middleware(
         SessionMiddleware, secret_key=settings.secret_key.get_secret_value(),
         session_cookie="wh_session", same_site="lax",
