@@ -16,6 +16,7 @@ from whatsapp_helpdesk.sandbox.aircall.auth import AuthGateMiddleware
 from whatsapp_helpdesk.sandbox.aircall.errors import ApiError
 from whatsapp_helpdesk.sandbox.aircall.faults import FaultInjectionMiddleware
 from whatsapp_helpdesk.sandbox.aircall.runtime import Sandbox
+from whatsapp_helpdesk.sandbox.api_docs import serve_api_docs
 
 
 def create_app(*, public_base_url: str, clock_followers: Sequence[str] = (),
@@ -42,11 +43,13 @@ def create_app(*, public_base_url: str, clock_followers: Sequence[str] = (),
         title="Aircall sandbox",
         description="Local emulator of Aircall's Public API and WhatsApp rules.",
         lifespan=lifespan,
-        docs_url="/_sandbox/docs",
+        docs_url=None,  # served below, with its assets from a package rather than a CDN
         redoc_url=None,
         openapi_url="/_sandbox/openapi.json",
     )
     app.state.sandbox = sandbox
+    serve_api_docs(app, docs_url="/_sandbox/docs", openapi_url="/_sandbox/openapi.json",
+                   title=app.title)
     app.include_router(routes_oauth.router)
     app.include_router(routes_api.router)
     app.include_router(routes_control.router)

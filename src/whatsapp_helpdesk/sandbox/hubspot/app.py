@@ -10,6 +10,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from whatsapp_helpdesk.sandbox.api_docs import serve_api_docs
 from whatsapp_helpdesk.sandbox.hubspot import (
     routes_channels,
     routes_control,
@@ -46,11 +47,13 @@ def create_app(*, public_base_url: str, demo_home_url: str | None = None) -> Fas
         title="Sandbox HubSpot",
         description="Local emulator of HubSpot's Custom Channels, Conversations, CRM and OAuth.",
         lifespan=lifespan,
-        docs_url="/_sandbox/docs",
+        docs_url=None,  # served below, with its assets from a package rather than a CDN
         redoc_url=None,
         openapi_url="/_sandbox/openapi.json",
     )
     app.state.sandbox = sandbox
+    serve_api_docs(app, docs_url="/_sandbox/docs", openapi_url="/_sandbox/openapi.json",
+                   title=app.title)
     for module in (
         routes_oauth, routes_channels, routes_conversations, routes_crm, routes_control, screens
     ):
