@@ -58,9 +58,31 @@ def cmd_migrate(settings: Settings, _args: argparse.Namespace) -> int:
     return 0
 
 
+def _ports_taken(settings: Settings, *, web: bool, sandbox: bool) -> bool:
+    """Say at once which wanted port is busy, by whom and what moves it (issue 15)."""
+    from whatsapp_helpdesk.ports import WantedPort, busy_ports
+
+    wanted = []
+    if sandbox:
+        wanted += [
+            WantedPort("127.0.0.1", settings.sandbox_hubspot_port, "SANDBOX_HUBSPOT_PORT",
+                       "the sandbox HubSpot"),
+            WantedPort("127.0.0.1", settings.sandbox_aircall_port, "SANDBOX_AIRCALL_PORT",
+                       "the sandbox Aircall"),
+        ]
+    if web:
+        wanted.append(WantedPort(settings.host, settings.port, "PORT", "the web app"))
+    problems = busy_ports(wanted)
+    for problem in problems:
+        print(f"cannot start: {problem}", file=sys.stderr)
+    return bool(problems)
+
+
 def cmd_web(settings: Settings, _args: argparse.Namespace) -> int:
     from whatsapp_helpdesk.web.app import create_app
 
+    if _ports_taken(settings, web=True, sandbox=False):
+        return 2
     app = create_app(_services(settings))
     uvicorn.run(app, host=settings.host, port=settings.port, log_level="warning")
     return 0
@@ -90,6 +112,8 @@ def cmd_sandbox(settings: Settings, _args: argparse.Namespace) -> int:
     from whatsapp_helpdesk.sandbox.aircall import create_app as aircall_app
     from whatsapp_helpdesk.sandbox.hubspot import create_app as hubspot_app
 
+    if _ports_taken(settings, web=False, sandbox=True):
+        return 2
     hubspot_url = f"http://127.0.0.1:{settings.sandbox_hubspot_port}"
     aircall_url = f"http://127.0.0.1:{settings.sandbox_aircall_port}"
     servers = [
@@ -165,6 +189,8 @@ def _interrupt(_signum: int, _frame: object) -> None:
 
 
 def cmd_serve(settings: Settings, _args: argparse.Namespace) -> int:
+    if _ports_taken(settings, web=True, sandbox=settings.sandbox_mode):
+        return 2
     _services(settings)  # migrate once, before the children start
     # SIGTERM (a process manager, `docker stop`) stops the children like Ctrl-C does.
     signal.signal(signal.SIGTERM, _interrupt)
