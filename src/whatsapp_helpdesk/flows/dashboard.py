@@ -41,6 +41,7 @@ from whatsapp_helpdesk.flows.credentials import hubspot_access_token
 from whatsapp_helpdesk.flows.ingest import PUBLISH_INBOUND
 from whatsapp_helpdesk.flows.install import sync_numbers
 from whatsapp_helpdesk.flows.native_ticketing import ACTIVITY_LABELS, NATIVE_TICKET
+from whatsapp_helpdesk.flows.reconnect import reconnectable_numbers
 from whatsapp_helpdesk.flows.reply import SEND_REPLY
 from whatsapp_helpdesk.flows.statuses import REPORT_STATUS
 from whatsapp_helpdesk.hubspot import scopes_missing
@@ -163,6 +164,7 @@ class NumberView:
     channel: ChannelInfo | None
     missing: list[str]
     health: Health
+    reconnectable: bool = False  # disconnected from a channel account HubSpot may re-use
 
     @property
     def helpdesk_rules_apply(self) -> bool:
@@ -237,6 +239,7 @@ def dashboard_view(services: Services, installation_id: int) -> DashboardView:
         facts = installation_facts(installation, numbers)
         live = live_accounts_by_number(session, installation_id)
         health = _health(session, installation_id)
+        reconnectable = reconnectable_numbers(session, installation_id)
         views = [
             NumberView(
                 id=n.id, name=n.name, digits=n.digits or n.e164, calls=n.calls_enabled,
@@ -246,6 +249,7 @@ def dashboard_view(services: Services, installation_id: int) -> DashboardView:
                 channel=_channel_info(live.get(n.id)),
                 missing=missing_conditions(number_facts(n), facts),
                 health=health.pop(n.id, Health()),
+                reconnectable=n.id in reconnectable,
             )
             for n in numbers
         ]
