@@ -134,6 +134,27 @@ def cmd_sandbox(settings: Settings, _args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_doctor(settings: Settings, _args: argparse.Namespace) -> int:
+    """Check the configuration before going live; changes nothing (not even migrations)."""
+    from whatsapp_helpdesk.bootstrap import build_services
+    from whatsapp_helpdesk.doctor import run_checks
+
+    services = build_services(settings)
+
+    async def main() -> list:  # type: ignore[type-arg]
+        try:
+            return await run_checks(services)
+        finally:
+            await services.aclose()
+
+    findings = asyncio.run(main())
+    for finding in findings:
+        print(finding.line())
+    failed = sum(f.verdict == "fail" for f in findings)
+    print(f"{failed} problem{'s' if failed != 1 else ''} found." if failed else "All good.")
+    return 1 if failed else 0
+
+
 def cmd_register_channel(settings: Settings, _args: argparse.Namespace) -> int:
     from whatsapp_helpdesk.flows.install import register_channel
 
@@ -256,6 +277,7 @@ def main(argv: list[str] | None = None) -> int:
     worker = commands.add_parser("worker", help="the outbox worker alone")
     worker.add_argument("--once", action="store_true", help="drain what is due, then exit")
     commands.add_parser("migrate", help="apply database migrations")
+    commands.add_parser("doctor", help="check settings, database, URLs and credentials")
     commands.add_parser("sandbox", help="the sandbox HubSpot and Aircall emulators alone")
     hubspot = commands.add_parser("hubspot", help="HubSpot administration")
     hubspot_commands = hubspot.add_subparsers(dest="hubspot_command", required=True)
@@ -275,7 +297,7 @@ def main(argv: list[str] | None = None) -> int:
     _configure_logging(settings.log_level)
     handlers = {
         "serve": cmd_serve, "web": cmd_web, "worker": cmd_worker, "migrate": cmd_migrate,
-        "sandbox": cmd_sandbox, "replay": cmd_replay,
+        "sandbox": cmd_sandbox, "replay": cmd_replay, "doctor": cmd_doctor,
     }
     if args.command == "hubspot":
         return cmd_register_channel(settings, args)

@@ -161,6 +161,14 @@ class CreatedWebhook:
     token: str = field(repr=False)  # the shared secret of every event; store its digest only
 
 
+@dataclass(frozen=True)
+class RegisteredWebhook:
+    webhook_id: str
+    url: str
+    active: bool
+    events: tuple[str, ...]
+
+
 # --- Error mapping ------------------------------------------------------------------------------
 
 # How Aircall relays Meta's 131047 refusal (customer-service window closed) is unknown
@@ -490,6 +498,21 @@ class AircallClient:
         return CreatedWebhook(
             webhook_id=str(_required(webhook, "webhook_id", operation)),
             token=str(_required(webhook, "token", operation)),
+        )
+
+    async def get_webhook(self, webhook_id: str) -> RegisteredWebhook | None:
+        """A webhook as Aircall holds it, or None when it is gone (`whatsapp-helpdesk doctor`)."""
+        operation = "read the webhook"
+        response = await self._request_unless_missing(
+            "GET", f"{WEBHOOKS_PATH}/{_segment(webhook_id)}", operation=operation)
+        if response is None:
+            return None
+        webhook = _member(_object(response, operation, reveal_body=False), "webhook", operation)
+        return RegisteredWebhook(
+            webhook_id=str(_required(webhook, "webhook_id", operation)),
+            url=str(webhook.get("url") or ""),
+            active=bool(webhook.get("active", False)),
+            events=tuple(str(e) for e in webhook.get("events") or ()),
         )
 
     async def delete_webhook(self, webhook_id: str) -> None:
