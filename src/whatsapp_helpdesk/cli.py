@@ -53,8 +53,51 @@ def _services(settings: Settings):  # type: ignore[no-untyped-def]
 
 
 def cmd_migrate(settings: Settings, _args: argparse.Namespace) -> int:
-    _services(settings)
-    print("database is up to date")
+    from whatsapp_helpdesk.bootstrap import build_services
+    from whatsapp_helpdesk.db.migrate import upgrade
+
+    services = build_services(settings)
+    try:
+        print(f"migrating {services.engine.url.render_as_string()}", flush=True)
+        upgrade(services.engine, progress=lambda line: print(line, flush=True))
+    finally:
+        services.engine.dispose()
+    return 0
+
+
+def cmd_deliveries_retry(settings: Settings, args: argparse.Namespace) -> int:
+    """Requeue every failed delivery (of one installation with --installation), as the
+    dashboard's Retry does one by one, counting as it goes."""
+    from sqlalchemy import select
+
+    from whatsapp_helpdesk.db import outbox
+    from whatsapp_helpdesk.db.models import OutboxEntry
+    from whatsapp_helpdesk.flows.dashboard import KIND_LABELS, ActionRefused, retry_delivery
+
+    services = _services(settings)
+    query = select(OutboxEntry.id, OutboxEntry.installation_id, OutboxEntry.kind).where(
+        OutboxEntry.state == outbox.FAILED).order_by(OutboxEntry.id)
+    if args.installation is not None:
+        query = query.where(OutboxEntry.installation_id == args.installation)
+    with services.sessions() as session:
+        failed = list(session.execute(query))
+    if not failed:
+        print("No failed delivery to retry.")
+        return 0
+    print(f"{len(failed)} failed deliveries to retry", flush=True)
+    requeued = 0
+    for done, (entry_id, installation_id, kind) in enumerate(failed, 1):
+        try:
+            retry_delivery(services, installation_id, entry_id)
+        except ActionRefused as exc:
+            outcome = f"skipped: {exc.message}"
+        else:
+            requeued += 1
+            outcome = "requeued"
+        print(f"[{done}/{len(failed)}] delivery {entry_id} ({KIND_LABELS.get(kind, kind)}): "
+              f"{outcome}", flush=True)
+    print(f"{requeued} requeued, {len(failed) - requeued} skipped. Running workers send them "
+          "now.")
     return 0
 
 
@@ -278,6 +321,10 @@ def main(argv: list[str] | None = None) -> int:
     worker.add_argument("--once", action="store_true", help="drain what is due, then exit")
     commands.add_parser("migrate", help="apply database migrations")
     commands.add_parser("doctor", help="check settings, database, URLs and credentials")
+    deliveries = commands.add_parser("deliveries", help="failed deliveries")
+    deliveries_commands = deliveries.add_subparsers(dest="deliveries_command", required=True)
+    retry = deliveries_commands.add_parser("retry", help="requeue every failed delivery")
+    retry.add_argument("--installation", type=int, help="only this installation's")
     commands.add_parser("sandbox", help="the sandbox HubSpot and Aircall emulators alone")
     hubspot = commands.add_parser("hubspot", help="HubSpot administration")
     hubspot_commands = hubspot.add_subparsers(dest="hubspot_command", required=True)
@@ -301,6 +348,8 @@ def main(argv: list[str] | None = None) -> int:
     }
     if args.command == "hubspot":
         return cmd_register_channel(settings, args)
+    if args.command == "deliveries":
+        return cmd_deliveries_retry(settings, args)
     return handlers[args.command](settings, args)
 
 
