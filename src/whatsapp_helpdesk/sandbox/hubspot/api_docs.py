@@ -1,5 +1,7 @@
-"""The sandboxes' API docs page (Swagger UI), its assets served from the `swagger-ui-bundle-v2`
-package: FastAPI's default page loads them from a CDN, so it was blank offline (issue 15)."""
+"""This sandbox's API docs page (Swagger UI), its assets served from the `swagger-ui-bundle-v2`
+package: FastAPI's default page loads them from a CDN, so it was blank offline (issue 15).
+Each sandbox stands alone (it imports nothing outside its package): the Aircall sandbox
+has its own copy."""
 
 from __future__ import annotations
 
