@@ -8,7 +8,7 @@ from http import HTTPStatus
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from whatsapp_helpdesk.sandbox.aircall import routes_api, routes_control, routes_oauth, screens
@@ -67,7 +67,12 @@ def _install_error_handlers(app: FastAPI) -> None:
         return JSONResponse(error.body, status_code=error.status_code, headers=error.headers)
 
     @app.exception_handler(StarletteHTTPException)
-    async def http_error(_: Request, error: StarletteHTTPException) -> JSONResponse:
+    async def http_error(request: Request, error: StarletteHTTPException) -> Response:
+        if error.status_code == 404 and _browser_page(request):
+            # Aircall's dashboard answers a browser with a page; its API, JSON (issue 15).
+            return screens.templates.TemplateResponse(
+                request, "not_found.html",
+                {"what": f"There is no page at {request.url.path}."}, status_code=404)
         phrase = HTTPStatus(error.status_code).phrase
         return JSONResponse({"message": phrase}, status_code=error.status_code)
 
@@ -76,3 +81,9 @@ def _install_error_handlers(app: FastAPI) -> None:
         return JSONResponse(
             {"error": "Bad Request", "troubleshoot": str(error.errors())}, status_code=400
         )
+
+
+def _browser_page(request: Request) -> bool:
+    """A browser asking for a screen, not a client of the API or of the control routes."""
+    return "text/html" in request.headers.get("accept", "") and not request.url.path.startswith(
+        ("/v1/", "/_sandbox/"))
