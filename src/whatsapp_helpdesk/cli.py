@@ -43,9 +43,72 @@ def _services(settings: Settings):  # type: ignore[no-untyped-def]
 
 
 def cmd_migrate(settings: Settings, _args: argparse.Namespace) -> int:
-    _services(settings)
-    print("database is up to date")
+    from whatsapp_helpdesk.bootstrap import build_services
+    from whatsapp_helpdesk.db.migrate import upgrade
+
+    services = build_services(settings)
+    try:
+        print(f"migrating {services.engine.url.render_as_string()}", flush=True)
+        upgrade(services.engine, progress=lambda line: print(line, flush=True))
+    finally:
+        services.engine.dispose()
     return 0
+
+
+def cmd_deliveries_retry(settings: Settings, args: argparse.Namespace) -> int:
+    """Requeue every failed delivery (of one installation with --installation), as the
+    dashboard's Retry does one by one, counting as it goes."""
+    from sqlalchemy import select
+
+    from whatsapp_helpdesk.db import outbox
+    from whatsapp_helpdesk.db.models import OutboxEntry
+    from whatsapp_helpdesk.flows.dashboard import KIND_LABELS, ActionRefused, retry_delivery
+
+    services = _services(settings)
+    query = select(OutboxEntry.id, OutboxEntry.installation_id, OutboxEntry.kind).where(
+        OutboxEntry.state == outbox.FAILED).order_by(OutboxEntry.id)
+    if args.installation is not None:
+        query = query.where(OutboxEntry.installation_id == args.installation)
+    with services.sessions() as session:
+        failed = list(session.execute(query))
+    if not failed:
+        print("No failed delivery to retry.")
+        return 0
+    print(f"{len(failed)} failed deliveries to retry", flush=True)
+    requeued = 0
+    for done, (entry_id, installation_id, kind) in enumerate(failed, 1):
+        try:
+            retry_delivery(services, installation_id, entry_id)
+        except ActionRefused as exc:
+            outcome = f"skipped: {exc.message}"
+        else:
+            requeued += 1
+            outcome = "requeued"
+        print(f"[{done}/{len(failed)}] delivery {entry_id} ({KIND_LABELS.get(kind, kind)}): "
+              f"{outcome}", flush=True)
+    print(f"{requeued} requeued, {len(failed) - requeued} skipped. Running workers send them "
+          "now.")
+    return 0
+
+
+def _ports_taken(settings: Settings, *, web: bool, sandbox: bool) -> bool:
+    """Say at once which wanted port is busy, by whom and what moves it (issue 15)."""
+    from whatsapp_helpdesk.ports import WantedPort, busy_ports
+
+    wanted = []
+    if sandbox:
+        wanted += [
+            WantedPort("127.0.0.1", settings.sandbox_hubspot_port, "SANDBOX_HUBSPOT_PORT",
+                       "the sandbox HubSpot"),
+            WantedPort("127.0.0.1", settings.sandbox_aircall_port, "SANDBOX_AIRCALL_PORT",
+                       "the sandbox Aircall"),
+        ]
+    if web:
+        wanted.append(WantedPort(settings.host, settings.port, "PORT", "the web app"))
+    problems = busy_ports(wanted)
+    for problem in problems:
+        print(f"cannot start: {problem}", file=sys.stderr)
+    return bool(problems)
 
 
 def cmd_web(settings: Settings, _args: argparse.Namespace) -> int:
@@ -56,6 +119,8 @@ def cmd_web(settings: Settings, _args: argparse.Namespace) -> int:
     from whatsapp_helpdesk.db.migrate import upgrade
     from whatsapp_helpdesk.web.app import create_app
 
+    if _ports_taken(settings, web=True, sandbox=False):
+        return 2
     services = build_services(settings)
     try:
         upgrade(services.engine)
@@ -94,6 +159,8 @@ def cmd_sandbox(settings: Settings, _args: argparse.Namespace) -> int:
     from whatsapp_helpdesk.sandbox.aircall import create_app as aircall_app
     from whatsapp_helpdesk.sandbox.hubspot import create_app as hubspot_app
 
+    if _ports_taken(settings, web=False, sandbox=True):
+        return 2
     hubspot_url = f"http://127.0.0.1:{settings.sandbox_hubspot_port}"
     aircall_url = f"http://127.0.0.1:{settings.sandbox_aircall_port}"
     servers = [
@@ -112,6 +179,27 @@ def cmd_sandbox(settings: Settings, _args: argparse.Namespace) -> int:
 
     asyncio.run(main())
     return 0
+
+
+def cmd_doctor(settings: Settings, _args: argparse.Namespace) -> int:
+    """Check the configuration before going live; changes nothing (not even migrations)."""
+    from whatsapp_helpdesk.bootstrap import build_services
+    from whatsapp_helpdesk.doctor import run_checks
+
+    services = build_services(settings)
+
+    async def main() -> list:  # type: ignore[type-arg]
+        try:
+            return await run_checks(services)
+        finally:
+            await services.aclose()
+
+    findings = asyncio.run(main())
+    for finding in findings:
+        print(finding.line())
+    failed = sum(f.verdict == "fail" for f in findings)
+    print(f"{failed} problem{'s' if failed != 1 else ''} found." if failed else "All good.")
+    return 1 if failed else 0
 
 
 def cmd_register_channel(settings: Settings, _args: argparse.Namespace) -> int:
@@ -179,6 +267,8 @@ def _interrupt(_signum: int, _frame: object) -> None:
 def cmd_serve(settings: Settings, _args: argparse.Namespace) -> int:
     from whatsapp_helpdesk.supervisor import Supervisor
 
+    if _ports_taken(settings, web=True, sandbox=settings.sandbox_mode):
+        return 2
     _services(settings)  # migrate once, before the children start
     # SIGTERM (a process manager, `docker stop`) stops the children like Ctrl-C does.
     signal.signal(signal.SIGTERM, _interrupt)
@@ -242,6 +332,11 @@ def main(argv: list[str] | None = None) -> int:
     commands.add_parser("migrate", help="apply database migrations")
     commands.add_parser("rotate-keys",
                         help="re-encrypt stored tokens with the first SECRET_KEY")
+    commands.add_parser("doctor", help="check settings, database, URLs and credentials")
+    deliveries = commands.add_parser("deliveries", help="failed deliveries")
+    deliveries_commands = deliveries.add_subparsers(dest="deliveries_command", required=True)
+    retry = deliveries_commands.add_parser("retry", help="requeue every failed delivery")
+    retry.add_argument("--installation", type=int, help="only this installation's")
     commands.add_parser("sandbox", help="the sandbox HubSpot and Aircall emulators alone")
     hubspot = commands.add_parser("hubspot", help="HubSpot administration")
     hubspot_commands = hubspot.add_subparsers(dest="hubspot_command", required=True)
@@ -262,9 +357,12 @@ def main(argv: list[str] | None = None) -> int:
     handlers = {
         "serve": cmd_serve, "web": cmd_web, "worker": cmd_worker, "migrate": cmd_migrate,
         "sandbox": cmd_sandbox, "replay": cmd_replay, "rotate-keys": cmd_rotate_keys,
+        "doctor": cmd_doctor,
     }
     if args.command == "hubspot":
         return cmd_register_channel(settings, args)
+    if args.command == "deliveries":
+        return cmd_deliveries_retry(settings, args)
     return handlers[args.command](settings, args)
 
 

@@ -38,10 +38,11 @@ class Settings(BaseSettings):
         description="SQLAlchemy URL. SQLite file by default; postgresql+psycopg://… in production.",
     )
     public_url: str = Field(
-        "http://127.0.0.1:8700",
+        "",
         title="Public URL",
         description="Base URL at which HubSpot and Aircall reach this service (webhooks, "
-        "OAuth callbacks, the connect pop-up). Signatures are checked against it.",
+        "OAuth callbacks, the connect pop-up). Signatures are checked against it. Unset: "
+        "http://HOST:PORT (127.0.0.1 when HOST is 0.0.0.0), so PORT alone moves every URL.",
     )
     secret_key: SecretStr = Field(
         SecretStr(PLACEHOLDER_SECRET),
@@ -182,7 +183,7 @@ class Settings(BaseSettings):
                 "SECRET_KEY is still the placeholder. Set SECRET_KEY to a long random value "
                 "(e.g. `python -c 'import secrets; print(secrets.token_urlsafe(48))'`)."
             )
-        self.public_url = self.public_url.rstrip("/")
+        self.public_url = (self.public_url or _url_of(self.host, self.port)).rstrip("/")
         self.hubspot_api_base = self.hubspot_api_base.rstrip("/")
         self.hubspot_auth_base = self.hubspot_auth_base.rstrip("/")
         self.aircall_api_base = self.aircall_api_base.rstrip("/")
@@ -192,3 +193,12 @@ class Settings(BaseSettings):
     @property
     def ticket_inactivity_seconds(self) -> float:
         return self.ticket_inactivity_hours * 3600
+
+
+def _url_of(host: str, port: int) -> str:
+    """The URL this machine reaches the web app at (issue 15: PORT alone moves it)."""
+    # Listening on every interface: loopback is one of them.
+    reachable = {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}.get(host, host)
+    if ":" in reachable:
+        reachable = f"[{reachable}]"
+    return f"http://{reachable}:{port}"

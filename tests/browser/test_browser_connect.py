@@ -84,12 +84,31 @@ def test_R5_account_token_not_found_in_the_browser(stack, browser_page, screensh
     assert live_accounts(stack) == []
 
 
-def test_R5_number_already_exists_in_the_browser(stack, browser_page, screenshot) -> None:
+def test_R3_connected_numbers_are_shown_as_connected_not_offered(stack, browser_page,
+                                                                 screenshot) -> None:
+    """Issue 15 item 3: a number already connected is not a choice that fails later with
+    "Number already exists": the pop-up shows it as connected, and where."""
     from playwright.sync_api import expect
 
     _off_the_browser_thread(lambda: stack.connect(SUPPORT_FR))
     popup = _open_connection_popup(stack, browser_page)
-    expect(popup.get_by_text("Already connected to the help desk as")).to_be_visible()
+    picker = popup.get_by_role("group", name="WhatsApp numbers ready to connect")
+    expect(picker.get_by_role("radio")).to_have_count(1)
+    expect(popup.get_by_role("radio", name="Support France")).to_have_count(0)
+    connected = popup.get_by_role("region", name="Already connected")
+    expect(connected).to_contain_text("Support France")
+    expect(connected).to_contain_text("+33 1 76 36 06 95")
+    expect(connected).to_contain_text("as “WhatsApp · Support France”")
+    expect(connected).to_contain_text("Settings › Help Desk › Channels")
+    screenshot(popup, "connected-number-not-offered")
+
+
+def test_R5_number_already_exists_in_the_browser(stack, browser_page, screenshot) -> None:
+    from playwright.sync_api import expect
+
+    popup = _open_connection_popup(stack, browser_page)
+    # Connected from another window while this pop-up was open: HubSpot refuses the second.
+    _off_the_browser_thread(lambda: stack.connect(SUPPORT_FR))
     popup.get_by_label("Support France").check()
     popup.get_by_role("button", name="Connect").click()
     expect(popup.get_by_role("alert").filter(has_text="Number already exists")).to_be_visible()

@@ -218,3 +218,77 @@ def test_R25_literal_markup_characters_typed_by_the_agent_are_kept() -> None:
     assert _rich("<p>call __init__ or a**b ~~x~~</p>") == PlainText(
         "call __init__ or a**b ~~x~~"
     )
+
+
+# --- R25: the agent's lines and paragraphs, from the help desk composer's real HTML ---------
+
+# HubSpot's rich-text editor wraps a message in one top-level <div> and writes each line the
+# agent typed as a <p style="margin:0;">, an empty line as <p …><br></p> (the shape HubSpot's
+# APIs return for notes and messages written in its editor).
+_TOP = '<div style="" dir="auto" data-top-level="true">'
+_LINE = '<p style="margin:0;">'
+
+
+@pytest.mark.parametrize(
+    ("html", "whatsapp"),
+    [
+        pytest.param(
+            f"{_TOP}{_LINE}Hello Anna,</p>{_LINE}<br></p>{_LINE}Your parcel left today.</p>"
+            f"{_LINE}Tracking: 12345</p>{_LINE}<br></p>{_LINE}Best regards,</p>"
+            f"{_LINE}Sam</p></div>",
+            "Hello Anna,\n\nYour parcel left today.\nTracking: 12345\n\nBest regards,\nSam",
+            id="hubspot-editor-lines-and-blank-lines",
+        ),
+        pytest.param(
+            f"{_TOP}\n  {_LINE}one</p>\n  {_LINE}two</p>\n  {_LINE}three</p>\n</div>",
+            "one\ntwo\nthree",
+            id="serialised-with-newlines-between-blocks-adds-no-blank-line",
+        ),
+        pytest.param(
+            "<div>Hello</div><div><br></div><div>How can I help?</div>",
+            "Hello\n\nHow can I help?",
+            id="contenteditable-div-lines",
+        ),
+        pytest.param(
+            "<div>line one</div>\n<div>line two</div>\n<div>line three</div>",
+            "line one\nline two\nline three",
+            id="div-per-line-pretty-printed",
+        ),
+        pytest.param(
+            "<div>first<br></div><div>second</div>",
+            "first\nsecond",
+            id="trailing-br-in-a-block-is-no-extra-line",
+        ),
+        pytest.param(
+            "first<br>\n   second<br>\n   third",
+            "first\nsecond\nthird",
+            id="br-then-source-indentation",
+        ),
+        pytest.param(
+            f"{_TOP}{_LINE}Steps:</p><ul><li>{_LINE}open the app</p></li>"
+            f"<li>{_LINE}tap <strong>Orders</strong></p></li></ul>{_LINE}Thanks</p></div>",
+            "Steps:\n- open the app\n- tap *Orders*\nThanks",
+            id="editor-list-items-hold-paragraphs",
+        ),
+        pytest.param(
+            "<ol><li>pack</li><li>ship<ul><li>by air</li><li>by sea</li></ul></li>"
+            "<li>deliver</li></ol>",
+            "1. pack\n2. ship\n  - by air\n  - by sea\n3. deliver",
+            id="nested-list-is-indented",
+        ),
+        pytest.param(
+            "<pre>ref:  A-12\n  qty: 3</pre>",
+            "ref:  A-12\n  qty: 3",
+            id="preformatted-keeps-its-spaces-and-lines",
+        ),
+        pytest.param(
+            f"{_TOP}{_LINE}Price:&nbsp;&nbsp;5&nbsp;&euro; &mdash; it&rsquo;s &quot;final&quot;"
+            "</p></div>",
+            "Price:  5 € — it’s \"final\"",
+            id="entities-decoded-and-typed-double-space-kept",
+        ),
+    ],
+)
+def test_R25_composer_html_keeps_the_agents_lines(html: str, whatsapp: str) -> None:
+    """Issue 15 item 1: a reply typed on several lines reaches the phone on those lines."""
+    assert _rich(html) == PlainText(whatsapp)

@@ -218,6 +218,18 @@ def test_R25_simple_rich_text_becomes_whatsapp_markup(stack: Stack) -> None:
     assert [m["body"] for m in _phone(stack)] == ["*Thanks* a _lot_\nSee you"]
 
 
+def test_R25_reply_typed_on_several_lines_reaches_the_phone_on_those_lines(
+    stack: Stack,
+) -> None:
+    """Issue 15 item 1: the help desk composer sends its HTML (one element per line typed);
+    the phone gets the agent's lines and blank lines, not one run-on line."""
+    thread_id = _conversation_started(stack)
+    typed = "Hello Anna,\n\nYour parcel left today.\nTracking: 12345"
+    _agent_replies(stack, thread_id, typed)
+    _settle(stack)
+    assert [m["body"] for m in _phone(stack)] == [typed]
+
+
 def test_R27_replayed_webhook_sends_once(stack: Stack) -> None:
     thread_id = _conversation_started(stack)
     hubspot_id = _agent_replies(stack, thread_id, "Exactly once")

@@ -42,7 +42,9 @@ def test_R5_number_already_exists_on_a_second_connection_of_the_same_number(stac
     assert confirm(client, first, page.text, number_row(stack, SUPPORT_FR)).status_code == 303
     second = open_popup(stack)
     page = client.get(second["popupUrl"])
-    assert "Already connected to the help desk as" in page.text
+    assert "connected to the help desk as “WhatsApp · Support France”" in " ".join(
+        page.text.split())
+    # Not offered any more (issue 15); posted anyway (a form opened earlier), HubSpot refuses.
     answer = confirm(client, second, page.text, number_row(stack, SUPPORT_FR))
     assert answer.status_code == 409
     assert "Number already exists" in answer.text

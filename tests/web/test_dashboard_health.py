@@ -75,9 +75,13 @@ def test_R6_hubspot_archiving_the_account_shows_on_the_dashboard(stack) -> None:
     stack.hubspot.patch(f"/_sandbox/portals/4242/channel-accounts/{account['id']}",
                         json={"archived": True})
     wait_for(lambda: live_accounts(stack) == [])
-    _, page = signed_in(stack)
-    assert "Not connected" in text_of(page, f"number-{number_row(stack, SUPPORT_FR)}") or \
-        "Ready" in text_of(page, f"number-{number_row(stack, SUPPORT_FR)}")
+    client, page = signed_in(stack)
+    row = text_of(page, f"number-{number_row(stack, SUPPORT_FR)}")
+    # No longer a channel; the way back (issue 15) first asks HubSpot whether the account
+    # can be re-used: archived, it can't, and the page says new tickets would start.
+    assert "Disconnected" in row and "Help Desk rules apply" not in row
+    confirm = client.get(f"/dashboard/numbers/{number_row(stack, SUPPORT_FR)}/reconnect")
+    assert "starts new tickets" in confirm.text
 
 
 def test_R7_refresh_numbers_from_aircall(stack) -> None:

@@ -77,11 +77,16 @@ def test_R10_an_admin_of_one_installation_can_neither_see_nor_change_the_other(s
                                                     "value": "off"}),
         (f"/dashboard/numbers/{sales}/settings", {"setting": "native_ticketing", "value": "on"}),
         (f"/dashboard/numbers/{support}/disconnect", {}),
+        (f"/dashboard/numbers/{support}/reconnect", {}),
         (f"/dashboard/deliveries/{failed_id}/retry", {}),
     ]
     for path, fields in actions:
         answer = intruder.post(path, data={"csrf_token": token, **fields})
         assert answer.status_code == 404, path
+        assert "no such item in your installation" in answer.text
+    for confirmation in ("disconnect", "reconnect"):  # issue 15's confirmation pages
+        answer = intruder.get(f"/dashboard/numbers/{support}/{confirmation}")
+        assert answer.status_code == 404, confirmation
         assert "no such item in your installation" in answer.text
     # Installation-wide actions act on their own installation only.
     intruder.post("/dashboard/company-whatsapp", data={"csrf_token": token, "choice": "no"})

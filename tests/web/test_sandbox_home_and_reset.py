@@ -4,6 +4,8 @@ after which the story can be played again. On both databases, over real HTTP."""
 
 from __future__ import annotations
 
+import html
+import re
 from typing import Any
 
 from harness.pages import PORTAL, csrf_of, hubspot_accounts, number_settings, text_of
@@ -251,3 +253,19 @@ def test_a_reset_that_could_not_reach_the_sandboxes_lets_the_work_go_on(tmp_path
     finally:
         silent.close()
         services.engine.dispose()
+
+
+def test_issue15_reset_says_what_it_did_step_by_step(stack) -> None:
+    """Issue 15 item 13 (R40): a reset takes a few seconds; the page then says each step it
+    went through, counted, and how long it took."""
+    _play_a_little(stack)
+
+    assert _reset(stack).status_code == 303
+    said = html.unescape(" ".join(stack.bridge.get("/").text.split()))
+
+    steps = re.findall(r"(\d)/(\d) ([a-z][^;.()]+)", said)
+    assert [(n, total) for n, total, _ in steps] == [(str(k), "6") for k in range(1, 7)]
+    assert [what.strip() for *_, what in steps] == [
+        "deliveries paused", "jobs in flight finished", "sandbox HubSpot reset",
+        "sandbox Aircall reset", "this service's data emptied", "demo installed again"]
+    assert re.search(r"Reset in \d+\.\d s", said)

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
 from sqlalchemy import Connection, Engine
 
 MIGRATIONS = Path(__file__).parent / "migrations"
@@ -45,9 +48,28 @@ def _migrating(engine: Engine) -> Iterator[tuple[Config, Connection]]:
                 raw.execute("PRAGMA foreign_keys=ON")
 
 
-def upgrade(engine: Engine) -> None:
-    with _migrating(engine) as (config, _):
-        command.upgrade(config, "head")
+def upgrade(engine: Engine, progress: Callable[[str], None] | None = None) -> None:
+    """To the newest schema; with `progress`, one migration at a time, each one reported
+    (`whatsapp-helpdesk migrate`, issue 15), still in one transaction."""
+    with _migrating(engine) as (config, connection):
+        if progress is None:
+            command.upgrade(config, "head")
+            return
+        scripts = ScriptDirectory.from_config(config)
+        current = MigrationContext.configure(connection).get_current_revision()
+        head = scripts.get_current_head()
+        pending = list(reversed(list(scripts.iterate_revisions(head, current))))
+        if not pending:
+            progress(f"already up to date at revision {head}: nothing to do")
+            return
+        progress(f"at revision {current or 'none'}: {len(pending)} migration"
+                 f"{'s' if len(pending) != 1 else ''} to apply")
+        for done, script in enumerate(pending, 1):
+            started = time.monotonic()
+            progress(f"[{done}/{len(pending)}] {script.revision} {script.doc} …")
+            command.upgrade(config, script.revision)
+            progress(f"      done in {time.monotonic() - started:.1f} s")
+        progress(f"up to date at revision {head}")
 
 
 def downgrade(engine: Engine, revision: str) -> None:

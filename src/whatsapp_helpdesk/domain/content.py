@@ -77,6 +77,10 @@ _REFUSED = {"img": "an inline image", "video": "a video", "audio": "an audio cli
             "embed": "embedded content", "svg": "a drawing", "canvas": "a drawing"}
 # WhatsApp's own emphasis markup.
 _MARKERS = {"b": "*", "strong": "*", "i": "_", "em": "_", "s": "~", "strike": "~", "del": "~"}
+# Tags that start and end a line of their own (HubSpot's editor writes one <p> per line).
+_BLOCKS = {"p", "div", "blockquote", "pre", "h1", "h2", "h3", "h4", "h5", "h6"}
+# HTML's collapsible whitespace: not U+00A0, which the composer writes for a typed double space.
+_HTML_SPACES = re.compile(r"[ \t\n\r\f]+")
 
 
 class _WhatsAppText(HTMLParser):
@@ -89,6 +93,8 @@ class _WhatsAppText(HTMLParser):
         self._list_kind: list[str] = []
         self._ol_counter: list[int] = []
         self._open_markers: list[tuple[str, int]] = []  # (marker, index in `out`)
+        self._pre_depth = 0
+        self._line_has_words = False  # a list's bullet is not a word
 
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
         if tag in _REFUSED:
@@ -96,20 +102,22 @@ class _WhatsAppText(HTMLParser):
         elif tag in _MARKERS:
             self._open_markers.append((_MARKERS[tag], len(self.out)))
         elif tag == "br":
-            self.out.append("\n")
-        elif tag in ("p", "div", "blockquote", "pre", "h1", "h2", "h3", "h4", "h5", "h6"):
+            self._emit("\n")
+        elif tag in _BLOCKS:
             self._block_break()
+            self._pre_depth += tag == "pre"
         elif tag in ("ul", "ol"):
             self._block_break()
             self._list_kind.append(tag)
             self._ol_counter.append(0)
         elif tag == "li":
             self._line_break()
+            indent = "  " * (len(self._list_kind) - 1)
             if self._list_kind and self._list_kind[-1] == "ol":
                 self._ol_counter[-1] += 1
-                self.out.append(f"{self._ol_counter[-1]}. ")
+                self.out.append(f"{indent}{self._ol_counter[-1]}. ")
             else:
-                self.out.append("- ")
+                self.out.append(f"{indent}- ")
         elif tag == "a":
             self._links.append(dict(attrs).get("href"))
             self._link_text_start.append(len("".join(self.out)))
@@ -117,8 +125,9 @@ class _WhatsAppText(HTMLParser):
     def handle_endtag(self, tag: str) -> None:
         if tag in _MARKERS:
             self._close_marker(_MARKERS[tag])
-        elif tag in ("p", "div", "blockquote", "pre", "h1", "h2", "h3", "h4", "h5", "h6"):
+        elif tag in _BLOCKS:
             self._block_break()
+            self._pre_depth -= tag == "pre" and self._pre_depth > 0
         elif tag in ("ul", "ol") and self._list_kind:
             self._list_kind.pop()
             self._ol_counter.pop()
@@ -130,10 +139,18 @@ class _WhatsAppText(HTMLParser):
             if href and href.startswith(("http://", "https://", "mailto:", "tel:")) and (
                 label != href
             ):
-                self.out.append(f" ({href})")
+                self._emit(f" ({href})")
 
     def handle_data(self, data: str) -> None:
-        self.out.append(re.sub(r"\s+", " ", data))
+        if self._pre_depth:
+            self._emit(data.replace("\xa0", " "))
+            return
+        text = _HTML_SPACES.sub(" ", data)
+        if not self._line_has_words:
+            # Source indentation and the newlines between blocks are not the agent's text.
+            text = text.lstrip(" ")
+        if text:
+            self._emit(text.replace("\xa0", " "))
 
     def _close_marker(self, marker: str) -> None:
         """Wrap the text since the opening tag in `marker`, outside its edge spaces:
@@ -147,9 +164,20 @@ class _WhatsAppText(HTMLParser):
         trailing = segment[len(segment.rstrip()) :]
         self.out[start:] = [leading + (f"{marker}{core}{marker}" if core else "") + trailing]
 
+    def _emit(self, text: str) -> None:
+        """Append `text`, keeping track of whether the current line holds any words yet."""
+        self.out.append(text)
+        last_line = text.rsplit("\n", 1)[-1]
+        if "\n" in text:
+            self._line_has_words = bool(last_line.strip())
+        elif last_line.strip():
+            self._line_has_words = True
+
     def _line_break(self) -> None:
-        if self.out and not "".join(self.out).endswith("\n"):
-            self.out.append("\n")
+        """End the current line unless it is still empty: a block inside a list item (the
+        editor's <li><p>…</p></li>) stays on the bullet's line."""
+        if self._line_has_words:
+            self._emit("\n")
 
     def _block_break(self) -> None:
         self._line_break()

@@ -55,7 +55,9 @@ def helpdesk_setting_on(number: NumberFacts) -> bool:
 
 MISSING = {
     "number_whatsapp": "the number is not enabled for WhatsApp at Aircall",
-    "company_whatsapp": "the Aircall company does not have WhatsApp enabled",
+    "company_whatsapp": "the Aircall company does not have WhatsApp enabled (ask your "
+    "Aircall admin to activate it; if it is active, say so on the dashboard under “WhatsApp "
+    "for this Aircall company”)",
     "conversation_scope": "the service was not granted HubSpot's conversation scopes "
     "(re-authorise HubSpot from the dashboard)",
     "connected_to_hubspot": "the number is not connected to the HubSpot integration "

@@ -52,6 +52,11 @@ class Candidate:
         return not self.missing
 
     @property
+    def connected(self) -> bool:
+        """Already a channel account of the help desk: the pop-up shows it, not offers it."""
+        return self.live_account_name is not None
+
+    @property
     def missing_texts(self) -> list[str]:
         return explain(self.missing, self.whatsapp_status)
 

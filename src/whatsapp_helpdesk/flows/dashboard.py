@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from collections import defaultdict
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, Final, Literal
 
 import structlog
@@ -28,6 +28,7 @@ from whatsapp_helpdesk.db.models import (
     Number,
     OutboxEntry,
 )
+from whatsapp_helpdesk.domain import statuses
 from whatsapp_helpdesk.domain.eligibility import explain, missing_conditions
 from whatsapp_helpdesk.errors import AuthRevoked, DeliveryError
 from whatsapp_helpdesk.flows.connect import (
@@ -40,6 +41,7 @@ from whatsapp_helpdesk.flows.credentials import hubspot_access_token
 from whatsapp_helpdesk.flows.ingest import PUBLISH_INBOUND
 from whatsapp_helpdesk.flows.install import sync_numbers
 from whatsapp_helpdesk.flows.native_ticketing import ACTIVITY_LABELS, NATIVE_TICKET
+from whatsapp_helpdesk.flows.reconnect import reconnectable_numbers
 from whatsapp_helpdesk.flows.reply import SEND_REPLY
 from whatsapp_helpdesk.flows.statuses import REPORT_STATUS
 from whatsapp_helpdesk.flows.webhook_health import read_health as read_webhook_health
@@ -113,6 +115,15 @@ class FailedDelivery:
     failed_at: datetime | None
     attempts: int
     retryable: bool
+    # A reply refused before sending (R25, R24…) fails as a message, its job is done: such
+    # a failure has no failed job to point at, only its message.
+    message_id: int | None = None
+
+    @property
+    def element_id(self) -> str:
+        if self.outbox_id:
+            return f"delivery-{self.outbox_id}"
+        return f"reply-{self.message_id}"
 
 
 @dataclass(frozen=True)
@@ -123,7 +134,8 @@ class Health:
     last_out: datetime | None = None
     waiting: int = 0
     native_tickets: int = 0
-    failed: list[FailedDelivery] = field(default_factory=list)
+    failed: list[FailedDelivery] = field(default_factory=list)  # the newest FAILED_SHOWN
+    failed_total: int = 0  # all of them: the count the page shows
 
     @property
     def quiet(self) -> bool:
@@ -153,6 +165,7 @@ class NumberView:
     channel: ChannelInfo | None
     missing: list[str]
     health: Health
+    reconnectable: bool = False  # disconnected from a channel account HubSpot may re-use
 
     @property
     def helpdesk_rules_apply(self) -> bool:
@@ -230,6 +243,7 @@ def dashboard_view(services: Services, installation_id: int) -> DashboardView:
         facts = installation_facts(installation, numbers)
         live = live_accounts_by_number(session, installation_id)
         health = _health(session, installation_id)
+        reconnectable = reconnectable_numbers(session, installation_id)
         views = [
             NumberView(
                 id=n.id, name=n.name, digits=n.digits or n.e164, calls=n.calls_enabled,
@@ -239,6 +253,7 @@ def dashboard_view(services: Services, installation_id: int) -> DashboardView:
                 channel=_channel_info(live.get(n.id)),
                 missing=missing_conditions(number_facts(n), facts),
                 health=health.pop(n.id, Health()),
+                reconnectable=n.id in reconnectable,
             )
             for n in numbers
         ]
@@ -300,13 +315,14 @@ def _health(session: Session, installation_id: int) -> dict[int, Health]:
     for _, number_id in _entries(session, installation_id, [outbox.DONE], NATIVE_TICKET,
                                  made_ticket):
         native[number_id] += 1
-    failed = _failed(session, installation_id)
+    failed, failed_total = _failed(session, installation_id)
 
-    keys = set(last) | set(waiting) | set(native) | set(failed)
+    keys = set(last) | set(waiting) | set(native) | set(failed_total)
     return {
         key: Health(
             last_in=last[key].get("inbound"), last_out=last[key].get("outbound"),
             waiting=waiting[key], native_tickets=native[key], failed=failed.get(key, []),
+            failed_total=failed_total.get(key, 0),
         )
         for key in keys
     }
@@ -347,7 +363,44 @@ def _payload_number(entry: OutboxEntry) -> int:
     return value if isinstance(value, int) else NO_NUMBER
 
 
-def _failed(session: Session, installation_id: int) -> dict[int, list[FailedDelivery]]:
+def _failed(
+    session: Session, installation_id: int
+) -> tuple[dict[int, list[FailedDelivery]], dict[int, int]]:
+    """Per number: the newest failures (failed jobs, and replies refused before sending,
+    whose job is done), and how many there are in all (issue 15: the count on the page
+    is the number of failures, not of the ones listed)."""
+    totals: dict[int, int] = defaultdict(int)
+    for _, number_id in _entries(session, installation_id, [outbox.FAILED]):
+        totals[number_id] += 1
+    refused = (
+        select(Message, Conversation.number_id)
+        .join(Conversation, Conversation.id == Message.conversation_id)
+        .where(Message.installation_id == installation_id, Message.direction == "outbound",
+               Message.status == statuses.FAILED,
+               ~exists().where(OutboxEntry.message_id == Message.id,
+                               OutboxEntry.state == outbox.FAILED))
+    )
+    counted = refused.subquery()
+    for number_id, count in session.execute(
+        select(counted.c.number_id, func.count()).group_by(counted.c.number_id)
+    ):
+        totals[number_id] += count
+    grouped = _failed_jobs(session, installation_id)
+    for message, number_id in session.execute(
+        refused.order_by(Message.id.desc()).limit(FAILED_SHOWN)
+    ):
+        grouped[number_id].append(FailedDelivery(
+            outbox_id=0, what=KIND_LABELS[SEND_REPLY], summary=_summary_text(message.text),
+            reason=message.failure_reason or "No reason was recorded.",
+            failed_at=message.stored_at, attempts=0, retryable=False, message_id=message.id,
+        ))
+    for failures in grouped.values():
+        failures.sort(key=lambda f: f.failed_at or datetime.min.replace(tzinfo=UTC),
+                      reverse=True)
+    return grouped, totals
+
+
+def _failed_jobs(session: Session, installation_id: int) -> dict[int, list[FailedDelivery]]:
     rows = _entries(session, installation_id, [outbox.FAILED], newest_first=FAILED_SHOWN)
     ids = [entry.id for entry, _ in rows]
     last_detail: dict[int, str | None] = {}
@@ -388,10 +441,13 @@ def _failed(session: Session, installation_id: int) -> dict[int, list[FailedDeli
     return grouped
 
 
+def _summary_text(text: str) -> str:
+    return f"“{text if len(text) <= 80 else text[:79] + '…'}”"
+
+
 def _summary(entry: OutboxEntry, message: Message | None) -> str:
     if message is not None:
-        text = message.text if len(message.text) <= 80 else message.text[:79] + "…"
-        return f"“{text}”"
+        return _summary_text(message.text)
     payload = _payload(entry)
     if entry.kind == NATIVE_TICKET:
         label = ACTIVITY_LABELS.get(str(payload.get("kind")), "Activity")

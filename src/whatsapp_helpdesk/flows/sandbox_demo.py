@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 from urllib.parse import parse_qs, urlparse
@@ -163,26 +164,48 @@ def _jobs_in_flight(services: Services) -> int:
             OutboxEntry.state == outbox.PENDING, OutboxEntry.locked_until > now)) or 0
 
 
-async def reset_demo(services: Services) -> int:
+async def reset_demo(
+    services: Services, progress: Callable[[str], None] | None = None
+) -> int:
     """Both sandboxes back to their seed, our database emptied, the demo installed again.
 
     The outbox is paused first and the jobs workers are running are given time to finish,
     so that none writes its outcome onto a row of the new demo (SQLite reuses the ids of
     deleted rows) or acts on the sandboxes after their reset. A delivery the Aircall sandbox
-    was still retrying is dropped by its own reset. Callers run one reset at a time."""
+    was still retrying is dropped by its own reset. Callers run one reset at a time.
+    `progress` hears each of the RESET_STEPS as it is done (issue 15: say how far along)."""
+    done = iter(range(1, len(RESET_STEPS) + 1))
+
+    def step(what: str) -> None:
+        if progress is not None:
+            progress(f"{next(done)}/{len(RESET_STEPS)} {what}")
+
     _require_sandbox(services)
     await asyncio.to_thread(_pause_the_outbox, services)
+    step(RESET_STEPS[0])
     deadline = time.monotonic() + IN_FLIGHT_WAIT.total_seconds()
     while await asyncio.to_thread(_jobs_in_flight, services) and time.monotonic() < deadline:
         await asyncio.sleep(0.1)
+    step(RESET_STEPS[1])
     settings = services.settings
     try:
-        for base in (settings.hubspot_api_base, settings.aircall_api_base):
+        for base, what in ((settings.hubspot_api_base, RESET_STEPS[2]),
+                           (settings.aircall_api_base, RESET_STEPS[3])):
             response = await services.http.post(f"{base}/_sandbox/reset")
             response.raise_for_status()
+            step(what)
     except httpx.HTTPError:
         # Nothing of ours was wiped: let the work go on (a retried reset starts over).
         await asyncio.to_thread(_resume_the_outbox, services)
         raise
     await asyncio.to_thread(wipe_service_data, services)
-    return await install_demo(services)
+    step(RESET_STEPS[4])
+    installation_id = await install_demo(services)
+    step(RESET_STEPS[5])
+    return installation_id
+
+
+RESET_STEPS: tuple[str, ...] = (
+    "deliveries paused", "jobs in flight finished", "sandbox HubSpot reset",
+    "sandbox Aircall reset", "this service's data emptied", "demo installed again",
+)

@@ -30,6 +30,7 @@ from whatsapp_helpdesk.web import (
     reinstall_routes,
     sandbox_routes,
 )
+from whatsapp_helpdesk.web.error_pages import install_error_pages
 from whatsapp_helpdesk.web.security_headers import SecurityHeaders
 from whatsapp_helpdesk.web.sessions import ServerSessions, renew, revoke_installation
 from whatsapp_helpdesk.web.webhook_spool import DATABASE_DOWN, WebhookSpool
@@ -70,6 +71,7 @@ def create_app(services: Services) -> FastAPI:
 
     app = FastAPI(title="whatsapp-helpdesk", docs_url=None, redoc_url=None, lifespan=lifespan)
     app.state.services = services
+    install_error_pages(app)
     app.state.webhook_spool = webhook_spool
     # Server-side sessions: the cookie is a random id (issue 12, item 4).
     app.add_middleware(ServerSessions, sessions=services.sessions,

@@ -164,13 +164,15 @@ def router(services: Services) -> APIRouter:
         error: tuple[str, str] | None = None, status_code: int = 200, chosen: int | None = None,
     ) -> Response:
         numbers: list[Candidate] = candidates(services, installation_id)
-        eligible = [c for c in numbers if c.eligible]
+        # A connected number is not a choice: HubSpot would only refuse it (issue 15).
+        eligible = [c for c in numbers if c.eligible and not c.connected]
         return render(
             request, "connect.html",
             {
                 "asked": asked,
                 "eligible": eligible,
-                "ineligible": [c for c in numbers if not c.eligible],
+                "connected": [c for c in numbers if c.connected],
+                "ineligible": [c for c in numbers if not c.eligible and not c.connected],
                 "error": error,
                 "chosen": chosen if chosen is not None else (
                     eligible[0].number_id if len(eligible) == 1 else None),

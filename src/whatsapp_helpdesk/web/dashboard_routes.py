@@ -16,7 +16,8 @@ from fastapi.responses import RedirectResponse, Response
 from starlette.concurrency import run_in_threadpool
 
 from whatsapp_helpdesk.bootstrap import Services
-from whatsapp_helpdesk.flows import dashboard
+from whatsapp_helpdesk.errors import AuthRevoked
+from whatsapp_helpdesk.flows import dashboard, reconnect
 from whatsapp_helpdesk.input_limits import MAX_DB_ID
 from whatsapp_helpdesk.web import auth
 from whatsapp_helpdesk.web.pages import flash, problem, render, static_router
@@ -104,6 +105,54 @@ def router(services: Services) -> APIRouter:
                                            number_id, setting, value == "on")
 
         return await act(request, run)
+
+    @routes.get("/dashboard/numbers/{number_id}/disconnect")
+    async def disconnect_confirmation(request: Request, number_id: DbId) -> Response:
+        return await confirmation(request, number_id, "disconnect")
+
+    @routes.get("/dashboard/numbers/{number_id}/reconnect")
+    async def reconnect_confirmation(request: Request, number_id: DbId) -> Response:
+        return await confirmation(request, number_id, "reconnect")
+
+    @routes.post("/dashboard/numbers/{number_id}/reconnect")
+    async def reconnect_submit(request: Request, number_id: DbId) -> Response:
+        async def run(installation_id: int, fields: dict[str, str]) -> str:
+            try:
+                return await reconnect.reconnect_number(services, installation_id, number_id)
+            except reconnect.NotReconnectable as exc:
+                raise dashboard.ActionRefused(exc.message) from exc
+            except LookupError as exc:
+                raise dashboard.NotFound("number") from exc
+
+        return await act(request, run)
+
+    async def confirmation(request: Request, number_id: int, action: str) -> Response:
+        """Issue 15: disconnecting and reconnecting are confirmed on a page that says first
+        what will happen to the customers' tickets."""
+        installation_id = auth.signed_in(request)
+        if installation_id is None:
+            return RedirectResponse(auth.sign_in_url(auth.current_path(request)), status_code=303)
+        installation = await summary(installation_id)
+        back = (DASHBOARD, "Back to the dashboard")
+        try:
+            view = await run_in_threadpool(dashboard.dashboard_view, services, installation_id)
+            number = next((n for n in view.numbers if n.id == number_id), None)
+            if number is None:
+                raise dashboard.NotFound("number")
+            plan = (await reconnect.plan_reconnect(services, installation_id, number_id)
+                    if action == "reconnect" else None)
+        except (dashboard.NotFound, LookupError):
+            return problem(request, "Not found", "There is no such item in your installation.",
+                           status_code=404, action=back, installation=installation)
+        except reconnect.NotReconnectable as exc:
+            return problem(request, "This number can't be reconnected", exc.message,
+                           status_code=409, action=back, installation=installation)
+        except AuthRevoked as exc:
+            return problem(request, "HubSpot needs to be authorised again", exc.message,
+                           status_code=403, action=back, installation=installation)
+        return render(request, "confirm_channel.html",
+                      {"action": action, "number": number, "plan": plan},
+                      installation=installation)
 
     @routes.post("/dashboard/numbers/{number_id}/disconnect")
     async def disconnect(request: Request, number_id: DbId) -> Response:

@@ -8,6 +8,7 @@ endpoint that moves its clock (issue 6).
 from __future__ import annotations
 
 import asyncio
+import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from urllib.parse import urlencode
@@ -118,9 +119,16 @@ def router(services: Services) -> APIRouter:
             return problem(request, "This form has expired",
                            "Nothing was reset. Reload the page and try again.", status_code=403,
                            action=("/", "Back to the sandbox home"))
+        steps: list[str] = []
+
+        def progress(step: str) -> None:
+            steps.append(step)
+            log.info("sandbox.reset_step", step=step)  # serve's console follows along
+
+        started = time.monotonic()
         try:
             async with resetting:
-                await reset_demo(services)
+                await reset_demo(services, progress)
         except (DeliveryError, httpx.HTTPError) as exc:
             log.warning("sandbox.reset_failed", error=str(exc))
             return problem(request, "The demo could not be reset",
@@ -130,7 +138,8 @@ def router(services: Services) -> APIRouter:
         # The installation this browser was signed in to is gone.
         request.session.clear()
         flash(request, "The demo data is back to its starting point: both sandboxes, this "
-                       "service's database and every clock.")
+                       "service's database and every clock. Reset in "
+                       f"{time.monotonic() - started:.1f} s ({'; '.join(steps)}).")
         log.info("sandbox.reset")
         return RedirectResponse("/", status_code=303)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import shutil
 
 import pytest
-from aircall_sandbox_harness import CUSTOMER, Sandbox
+from aircall_sandbox_harness import CUSTOMER, Receiver, Sandbox, subscribe, wait_for
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -40,5 +40,32 @@ def test_phone_refreshes_by_itself_and_works_from_the_keyboard(aircall: Sandbox)
                 ).json()["messages"]
             ]
             assert bodies == ["Typed elsewhere", "Sent with the keyboard"]
+        finally:
+            browser.close()
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="Debian's chromium is not installed")
+def test_home_delivery_log_shows_each_copy_number_not_a_python_method(
+    aircall: Sandbox, receiver: Receiver
+) -> None:
+    """Issue 15 item 5 (R40, the sandbox's screens): the delivery log named a duplicate as
+    `<built-in method copy of dict …>`; it names the event, and a duplicate's copy number."""
+    from playwright.sync_api import expect, sync_playwright
+
+    subscribe(aircall.basic, receiver, ["message.received"])
+    aircall.configure(duplicate_deliveries=1)
+    aircall.customer_says("Twice")
+    wait_for(lambda: len(receiver.bodies("message.received")) == 2)
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+        try:
+            page = browser.new_page()
+            page.goto(f"{aircall.url}/")
+            events = page.locator(
+                "section[aria-labelledby=deliveries-title] tbody tr td:nth-child(2)")
+            expect(events).to_have_count(2)
+            assert sorted(events.all_inner_texts()) == ["message.received",
+                                                        "message.received (copy 2, a duplicate)"]
+            expect(page.locator("body")).not_to_contain_text("built-in method")
         finally:
             browser.close()

@@ -8,10 +8,11 @@ from http import HTTPStatus
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from whatsapp_helpdesk.sandbox.aircall import routes_api, routes_control, routes_oauth, screens
+from whatsapp_helpdesk.sandbox.aircall.api_docs import serve_api_docs
 from whatsapp_helpdesk.sandbox.aircall.auth import AuthGateMiddleware
 from whatsapp_helpdesk.sandbox.aircall.errors import ApiError
 from whatsapp_helpdesk.sandbox.aircall.faults import FaultInjectionMiddleware
@@ -42,11 +43,13 @@ def create_app(*, public_base_url: str, clock_followers: Sequence[str] = (),
         title="Aircall sandbox",
         description="Local emulator of Aircall's Public API and WhatsApp rules.",
         lifespan=lifespan,
-        docs_url="/_sandbox/docs",
+        docs_url=None,  # served below, with its assets from a package rather than a CDN
         redoc_url=None,
         openapi_url="/_sandbox/openapi.json",
     )
     app.state.sandbox = sandbox
+    serve_api_docs(app, docs_url="/_sandbox/docs", openapi_url="/_sandbox/openapi.json",
+                   title=app.title)
     app.include_router(routes_oauth.router)
     app.include_router(routes_api.router)
     app.include_router(routes_control.router)
@@ -64,7 +67,12 @@ def _install_error_handlers(app: FastAPI) -> None:
         return JSONResponse(error.body, status_code=error.status_code, headers=error.headers)
 
     @app.exception_handler(StarletteHTTPException)
-    async def http_error(_: Request, error: StarletteHTTPException) -> JSONResponse:
+    async def http_error(request: Request, error: StarletteHTTPException) -> Response:
+        if error.status_code == 404 and _browser_page(request):
+            # Aircall's dashboard answers a browser with a page; its API, JSON (issue 15).
+            return screens.templates.TemplateResponse(
+                request, "not_found.html",
+                {"what": f"There is no page at {request.url.path}."}, status_code=404)
         phrase = HTTPStatus(error.status_code).phrase
         return JSONResponse({"message": phrase}, status_code=error.status_code)
 
@@ -73,3 +81,9 @@ def _install_error_handlers(app: FastAPI) -> None:
         return JSONResponse(
             {"error": "Bad Request", "troubleshoot": str(error.errors())}, status_code=400
         )
+
+
+def _browser_page(request: Request) -> bool:
+    """A browser asking for a screen, not a client of the API or of the control routes."""
+    return "text/html" in request.headers.get("accept", "") and not request.url.path.startswith(
+        ("/v1/", "/_sandbox/"))

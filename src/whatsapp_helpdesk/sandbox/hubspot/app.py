@@ -7,7 +7,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from whatsapp_helpdesk.sandbox.hubspot import (
@@ -18,6 +18,7 @@ from whatsapp_helpdesk.sandbox.hubspot import (
     routes_oauth,
     screens,
 )
+from whatsapp_helpdesk.sandbox.hubspot.api_docs import serve_api_docs
 from whatsapp_helpdesk.sandbox.hubspot.errors import HubSpotApiError, error_body
 from whatsapp_helpdesk.sandbox.hubspot.middleware import (
     FaultInjectionMiddleware,
@@ -46,11 +47,13 @@ def create_app(*, public_base_url: str, demo_home_url: str | None = None) -> Fas
         title="Sandbox HubSpot",
         description="Local emulator of HubSpot's Custom Channels, Conversations, CRM and OAuth.",
         lifespan=lifespan,
-        docs_url="/_sandbox/docs",
+        docs_url=None,  # served below, with its assets from a package rather than a CDN
         redoc_url=None,
         openapi_url="/_sandbox/openapi.json",
     )
     app.state.sandbox = sandbox
+    serve_api_docs(app, docs_url="/_sandbox/docs", openapi_url="/_sandbox/openapi.json",
+                   title=app.title)
     for module in (
         routes_oauth, routes_channels, routes_conversations, routes_crm, routes_control, screens
     ):
@@ -69,7 +72,10 @@ def _install_error_handlers(app: FastAPI) -> None:
         return JSONResponse(error.body, status_code=error.status_code, headers=error.headers)
 
     @app.exception_handler(StarletteHTTPException)
-    async def http_error(_: Request, error: StarletteHTTPException) -> JSONResponse:
+    async def http_error(request: Request, error: StarletteHTTPException) -> Response:
+        if error.status_code == 404 and _browser_page(request):
+            # HubSpot's app answers a browser with a page; its API, JSON (issue 15).
+            return screens.not_found_page(request, f"There is no page at {request.url.path}.")
         category = "OBJECT_NOT_FOUND" if error.status_code == 404 else "VALIDATION_ERROR"
         message = "Not found" if error.status_code == 404 else str(error.detail)
         return JSONResponse(error_body(message, category), status_code=error.status_code)
@@ -78,3 +84,13 @@ def _install_error_handlers(app: FastAPI) -> None:
     async def validation_error(_: Request, error: RequestValidationError) -> JSONResponse:
         body = error_body(f"Invalid input: {error.errors()}", "VALIDATION_ERROR")
         return JSONResponse(body, status_code=400)
+
+
+# HubSpot's API and OAuth token paths, and the sandbox's control routes: JSON, always.
+_API_PREFIXES = ("/conversations/", "/crm/", "/oauth/v1/", "/oauth/2026", "/_sandbox/")
+
+
+def _browser_page(request: Request) -> bool:
+    """A browser asking for a screen, not a client of the API or of the control routes."""
+    return ("text/html" in request.headers.get("accept", "")
+            and not request.url.path.startswith(_API_PREFIXES))

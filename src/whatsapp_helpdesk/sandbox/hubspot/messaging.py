@@ -449,8 +449,17 @@ def agent_reply(
 
 
 def composer_html(text: str) -> str:
-    """[INF] HubSpot's reply composer always sends HTML too (reference §4.2 example)."""
-    return f"<div>{html.escape(text)}</div>" if text else ""
+    """[INF] HubSpot's reply composer always sends HTML too (reference §4.2 example), in the
+    shape of HubSpot's rich-text editor: one top-level <div>, each typed line a
+    <p style="margin:0;">, an empty line <p …><br></p>. A newline inside one element would
+    not be a line break in HTML, so the lines must be elements, as the real composer writes."""
+    if not text:
+        return ""
+    lines = "".join(
+        f'<p style="margin:0;">{html.escape(line) if line else "<br>"}</p>'
+        for line in text.replace("\r\n", "\n").split("\n")
+    )
+    return f'<div style="" dir="auto" data-top-level="true">{lines}</div>'
 
 
 def _reply_attachment(attachment: ReplyAttachmentIn) -> dict[str, Any]:

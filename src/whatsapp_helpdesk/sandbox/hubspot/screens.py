@@ -115,9 +115,13 @@ class PageNotFound(Exception):
     """A help-desk page about a record that does not exist (rendered as an HTML 404)."""
 
 
+def not_found_page(request: Request, what: str) -> Response:
+    return _render(request, "not_found.html", {"portal": None, "what": what}, 404)
+
+
 def install(app: FastAPI) -> None:
     async def not_found(request: Request, exc: Exception) -> Response:
-        return _render(request, "not_found.html", {"portal": None, "what": str(exc)}, 404)
+        return not_found_page(request, str(exc))
 
     app.add_exception_handler(PageNotFound, not_found)
 
