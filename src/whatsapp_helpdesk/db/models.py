@@ -14,6 +14,7 @@ from typing import Any
 from sqlalchemy import (
     Boolean,
     DateTime,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -304,3 +305,13 @@ class ServiceState(Base):
 
     key: Mapped[str] = mapped_column(String(64), primary_key=True)
     value: Mapped[str] = mapped_column(Text)
+
+
+class RateBucket(Base):
+    """The pacing bucket of one provider account (R44, pacing.py), shared by every worker
+    process: the moment (UNIX seconds) its next API call may start."""
+
+    __tablename__ = "rate_buckets"
+
+    key: Mapped[str] = mapped_column(String(80), primary_key=True)
+    next_slot_at: Mapped[float] = mapped_column(Float)

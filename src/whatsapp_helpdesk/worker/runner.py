@@ -45,6 +45,7 @@ from whatsapp_helpdesk.flows.publish import publish_inbound
 from whatsapp_helpdesk.flows.reply import SEND_REPLY, send_reply
 from whatsapp_helpdesk.flows.reply import give_up as give_up_reply
 from whatsapp_helpdesk.flows.statuses import REPORT_STATUS, report_status
+from whatsapp_helpdesk.pacing import Paced
 
 log = structlog.get_logger(__name__)
 
@@ -209,6 +210,8 @@ class Worker:
 
     @staticmethod
     def _classify(exc: DeliveryError) -> str:
+        if isinstance(exc, Paced):
+            return "paced"  # our own pacing put it back; no call was made
         if isinstance(exc, RateLimited):
             return "rate_limited"
         if isinstance(exc, Retryable | AuthExpired):

@@ -1,0 +1,26 @@
+"""rate_buckets: the pacing buckets shared by every worker process (R44)
+
+Revision ID: 0006
+Revises: 0003
+Create Date: 2026-12-03 07:00:00
+"""
+import sqlalchemy as sa
+from alembic import op
+
+revision = '0006'
+down_revision = '0003'
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    op.create_table(
+        'rate_buckets',
+        sa.Column('key', sa.String(length=80), nullable=False),
+        sa.Column('next_slot_at', sa.Float(), nullable=False),
+        sa.PrimaryKeyConstraint('key', name=op.f('pk_rate_buckets')),
+    )
+
+
+def downgrade() -> None:
+    op.drop_table('rate_buckets')

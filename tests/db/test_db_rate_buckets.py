@@ -1,0 +1,107 @@
+"""R44: the pacing buckets shared through the database (db/rate_buckets.py, pacing.py).
+
+Each test runs on SQLite and PostgreSQL (`migrated_engine`)."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+
+from sqlalchemy import Engine
+
+from whatsapp_helpdesk.db.rate_buckets import DatabaseRateLimiter
+from whatsapp_helpdesk.db.session import make_session_factory
+from whatsapp_helpdesk.pacing import Limit, book
+
+PORTAL = "hubspot:4242"
+
+
+class FakeClock:
+    def __init__(self, now: float = 1_000_000.0):
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_R44_book_spaces_calls_one_interval_apart_and_books_nothing_too_far() -> None:
+    limit = Limit(requests=110, window_seconds=10)
+    first, next_slot = book(0.0, 100.0, limit, max_wait=1.0)
+    assert first.granted and first.wait == 0
+    assert next_slot == 100.0 + limit.interval
+    second, after = book(next_slot, 100.0, limit, max_wait=1.0)
+    assert second.granted and second.wait == pytest.approx(limit.interval)
+    far, unchanged = book(105.0, 100.0, limit, max_wait=1.0)
+    assert not far.granted and far.wait == 5.0 and unchanged == 105.0
+    # Below the limit, with room for jitter: a full window of an even stream is under 110.
+    assert 10 / limit.interval + 1 <= 110
+
+
+def test_R44_a_bucket_books_consecutive_slots_and_holds_off_after_a_429(
+    migrated_engine: Engine,
+) -> None:
+    clock = FakeClock()
+    limiter = DatabaseRateLimiter(make_session_factory(migrated_engine), clock=clock)
+    limit = Limit(requests=10, window_seconds=1)
+    waits = [limiter.acquire(PORTAL, limit, max_wait=1.0) for _ in range(3)]
+    assert [p.granted for p in waits] == [True, True, True]
+    assert [round(p.wait, 6) for p in waits] == [round(i * limit.interval, 6) for i in range(3)]
+    # Another portal has its own budget.
+    assert limiter.acquire("hubspot:1", limit, max_wait=1.0).wait == 0
+
+    limiter.hold_off(PORTAL, 30.0)
+    refused = limiter.acquire(PORTAL, limit, max_wait=1.0)
+    assert not refused.granted and refused.wait == 30.0
+    clock.now += 30.0
+    assert limiter.acquire(PORTAL, limit, max_wait=1.0).granted
+
+
+def test_R44_two_concurrent_workers_never_book_more_than_the_rate(
+    migrated_engine: Engine,
+) -> None:
+    """Two threads, each with its own connection, book slots of one portal as fast as they
+    can: the booked starts are never closer than the bucket's interval, so no rolling
+    window holds more than the limit, and the rate is still reached."""
+    limit = Limit(requests=40, window_seconds=1.0)
+    starts: list[float] = []
+    lock = threading.Lock()
+    errors: list[BaseException] = []
+    run_for = 1.5
+
+    def hammer() -> None:
+        read = threading.local()
+
+        def clock() -> float:  # the real time, remembered as the limiter read it
+            read.now = time.time()
+            return read.now
+
+        limiter = DatabaseRateLimiter(make_session_factory(migrated_engine), clock=clock)
+        deadline = time.time() + run_for
+        try:
+            while time.time() < deadline:
+                permit = limiter.acquire(PORTAL, limit, max_wait=0.5)
+                if permit.granted:
+                    with lock:
+                        starts.append(read.now + permit.wait)
+        except BaseException as exc:  # surfaced in the main thread
+            errors.append(exc)
+
+    threads = [threading.Thread(target=hammer) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+    assert not errors, errors
+
+    starts.sort()
+    gaps = [b - a for a, b in zip(starts, starts[1:], strict=False)]
+    assert min(gaps) >= limit.interval - 1e-6, min(gaps)
+    most_in_a_window = max(
+        sum(1 for s in starts[i:] if s - start < limit.window_seconds)
+        for i, start in enumerate(starts)
+    )
+    assert most_in_a_window <= limit.requests
+    # Bookings reach up to `max_wait` ahead: at least the rate over the run was granted.
+    assert len(starts) >= run_for / limit.interval * 0.9
