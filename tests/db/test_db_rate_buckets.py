@@ -8,7 +8,6 @@ import threading
 import time
 
 import pytest
-
 from sqlalchemy import Engine
 
 from whatsapp_helpdesk.db.rate_buckets import DatabaseRateLimiter

@@ -264,6 +264,8 @@ class OutboxEntry(Base):
         # first claimable entry without sorting (bench/worker_processes.py: 4-5x faster).
         Index("ix_outbox_claim", "state", "available_at", "id"),
         Index("ix_outbox_ordering", "ordering_key", "state", "ordering_at"),
+        # The round-robin claim's order: the next installation's oldest claimable entry.
+        Index("ix_outbox_claim_turn", "state", "installation_id", "available_at", "id"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)

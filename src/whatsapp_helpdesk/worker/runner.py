@@ -103,6 +103,8 @@ class Worker:
         self._stopping = asyncio.Event()
         # Pulsed when a slot finds work: the idle slots wake up, there may be more.
         self._work_found = asyncio.Event()
+        # The installation this process served last: claims take installations in turn (R44).
+        self._last_installation = 0
 
     def stop(self) -> None:
         self._stopping.set()
@@ -191,10 +193,14 @@ class Worker:
 
     def _claim(self) -> outbox.Claimed | None:
         with self.services.sessions() as session:
-            return outbox.claim(
+            entry = outbox.claim(
                 session, worker_id=self.worker_id, now=self.services.clock.now(),
                 lease=timedelta(seconds=self.services.settings.worker_lease_seconds),
+                after_installation=self._last_installation,
             )
+        if entry is not None:
+            self._last_installation = entry.installation_id
+        return entry
 
     def _finish(self, entry: outbox.Claimed) -> None:
         with self.services.sessions.begin() as session:

@@ -1,4 +1,4 @@
-"""rate_buckets: the pacing buckets shared by every worker process (R44)
+"""rate_buckets (pacing shared by every worker) and the round-robin claim's index (R44)
 
 Revision ID: 0006
 Revises: 0003
@@ -20,7 +20,10 @@ def upgrade() -> None:
         sa.Column('next_slot_at', sa.Float(), nullable=False),
         sa.PrimaryKeyConstraint('key', name=op.f('pk_rate_buckets')),
     )
+    op.create_index('ix_outbox_claim_turn', 'outbox',
+                    ['state', 'installation_id', 'available_at', 'id'])
 
 
 def downgrade() -> None:
+    op.drop_index('ix_outbox_claim_turn', table_name='outbox')
     op.drop_table('rate_buckets')
