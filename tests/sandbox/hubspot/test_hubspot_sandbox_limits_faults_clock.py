@@ -172,3 +172,19 @@ async def test_reset_cancels_pending_deliveries(hub: Hub) -> None:
 async def test_unknown_portal_and_control_paths_are_404(hub: Hub) -> None:
     assert (await hub.http.get("/_sandbox/portals/1/tickets")).status_code == 404
     assert (await hub.http.get("/_sandbox/nothing-here")).status_code == 404
+
+
+async def test_R44_an_added_portal_authorises_and_has_its_own_window(hub: Hub) -> None:
+    added = await hub.http.post("/_sandbox/portals", json={"id": 5101, "name": "Bench 1"})
+    assert added.status_code == 201, added.text
+    assert (await hub.http.post("/_sandbox/portals",
+                                json={"id": 5101, "name": "x"})).status_code == 409
+    assert (await hub.http.post("/_sandbox/portals", json={"id": "x"})).status_code == 400
+    await hub.http.post("/_sandbox/config", json={"rate_limit_max": 1})
+    token = await hub.token(portal_id=5101)
+    inboxes = await hub.http.get(INBOXES, headers=hub.bearer(token))
+    assert inboxes.status_code == 200
+    assert "HELP_DESK" in [i.get("type") for i in inboxes.json()["results"]]
+    assert (await hub.http.get(INBOXES, headers=hub.bearer(token))).status_code == 429
+    demo = await hub.token()
+    assert (await hub.http.get(INBOXES, headers=hub.bearer(demo))).status_code == 200
