@@ -9,9 +9,10 @@ The bucket is a GCRA ("virtual scheduling") with no burst: each key keeps the mo
 next call may start, and every call books one `Limit.interval` after the previous one. Both
 providers count in windows (HubSpot: a rolling 10 s window; Aircall: a minute), and a
 rolling window of W seconds sees at most W / interval + 1 calls of such an even stream, so
-an interval of W / (requests × HEADROOM) keeps a margin for network jitter (a call that
-leaves late only lowers the rate; one that reaches the provider out of step with the
-previous window is what could spill over).
+an interval of W / (requests × HEADROOM), and never less than (W + MIN_JITTER_MARGIN) /
+requests, keeps a margin for network jitter (a call that leaves late only lowers the rate;
+one that reaches the provider out of step with the previous window is what could spill
+over). With HubSpot's 110 / 10 s the first bound applies: 106.7 calls per 10 s.
 
 A slot near enough (`Pacer.max_wait`) is waited for in the worker's slot; a farther one is
 not booked, and the job ends with `Paced`: the worker puts the entry back until then, so
@@ -29,8 +30,11 @@ from typing import Protocol
 from whatsapp_helpdesk.errors import RateLimited
 
 # Share of the provider's limit the bucket uses: the rest is margin for jitter between our
-# clock and the moment the provider counts a call (see the module docstring).
+# clock and the moment the provider counts a call (see the module docstring)…
 HEADROOM = 0.97
+# …and at least this much, in seconds, whatever the window: a loaded machine delays a call
+# by tens of milliseconds, which 3 % of a short window would not absorb.
+MIN_JITTER_MARGIN = 0.25
 
 
 @dataclass(frozen=True)
@@ -40,8 +44,10 @@ class Limit:
 
     @property
     def interval(self) -> float:
-        """Seconds between two calls of an even stream at HEADROOM of the limit."""
-        return self.window_seconds / (self.requests * HEADROOM)
+        """Seconds between two calls of an even stream: at most HEADROOM of the limit, and
+        the limit's worth of calls spread over the window plus MIN_JITTER_MARGIN."""
+        return max(self.window_seconds / (self.requests * HEADROOM),
+                   (self.window_seconds + MIN_JITTER_MARGIN) / self.requests)
 
 
 @dataclass(frozen=True)

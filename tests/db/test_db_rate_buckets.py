@@ -12,7 +12,7 @@ from sqlalchemy import Engine
 
 from whatsapp_helpdesk.db.rate_buckets import DatabaseRateLimiter
 from whatsapp_helpdesk.db.session import make_session_factory
-from whatsapp_helpdesk.pacing import Limit, book
+from whatsapp_helpdesk.pacing import HEADROOM, MIN_JITTER_MARGIN, Limit, book
 
 PORTAL = "hubspot:4242"
 
@@ -104,3 +104,12 @@ def test_R44_two_concurrent_workers_never_book_more_than_the_rate(
     assert most_in_a_window <= limit.requests
     # Bookings reach up to `max_wait` ahead: at least the rate over the run was granted.
     assert len(starts) >= run_for / limit.interval * 0.9
+
+
+def test_R44_a_short_window_keeps_a_fixed_margin_for_jitter() -> None:
+    """The limit's worth of calls spans the window plus at least MIN_JITTER_MARGIN, however
+    short the window; HubSpot's own 10 s keeps its 3 % headroom."""
+    short = Limit(requests=20, window_seconds=2)
+    assert short.requests * short.interval >= 2 + MIN_JITTER_MARGIN
+    hubspot = Limit(requests=110, window_seconds=10)
+    assert hubspot.interval == pytest.approx(10 / (110 * HEADROOM))
