@@ -209,5 +209,5 @@ def build_services(settings: Settings | None = None, *, clock: Clock | None = No
         clock=clock,
         cipher=TokenCipher(settings.secret_key.get_secret_value()),
         sandbox_clock_offset=clock_offset,
-        rate_limiter=DatabaseRateLimiter(sessions) if settings.client_pacing else None,
+        rate_limiter=DatabaseRateLimiter(engine) if settings.client_pacing else None,
     )

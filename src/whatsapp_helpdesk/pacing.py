@@ -23,6 +23,7 @@ holds later entries of a conversation back while an earlier one is pending.
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
@@ -52,25 +53,18 @@ class Limit:
 
 @dataclass(frozen=True)
 class Permit:
-    """`granted`: a slot is booked, start the call after `wait` seconds. Otherwise nothing is
-    booked and the next slot is `wait` seconds away."""
+    """`granted`: a slot is booked, start the call after `wait` seconds, at `at` (UNIX time).
+    Otherwise nothing is booked and the next slot is `wait` seconds away."""
 
     wait: float
     granted: bool
-
-
-def book(next_slot_at: float, now: float, limit: Limit, max_wait: float) -> tuple[Permit, float]:
-    """The GCRA step, shared by every adapter: the permit and the bucket's new next slot."""
-    start = max(next_slot_at, now)
-    wait = start - now
-    if wait > max_wait:
-        return Permit(wait=wait, granted=False), next_slot_at
-    return Permit(wait=wait, granted=True), start + limit.interval
+    at: float = 0.0
 
 
 class RateLimiter(Protocol):
     def acquire(self, key: str, limit: Limit, *, max_wait: float) -> Permit:
-        """Book the next slot of `key` if it is at most `max_wait` seconds away."""
+        """Book the next slot of `key` if it is at most `max_wait` seconds away: the slot
+        starts at max(the bucket's next slot, now), and the next one an interval later."""
         ...
 
     def hold_off(self, key: str, seconds: float) -> None:
@@ -111,8 +105,11 @@ class Pacer:
                 f"waits its turn ({permit.wait:.1f} s).",
                 retry_after=permit.wait,
             )
-        if permit.wait > 0:
-            await asyncio.sleep(permit.wait)
+        # Until the booked moment itself, not `wait` after the booking returned: a booking
+        # that took longer (a lock wait) must not push its call into the next one's slot.
+        delay = min(permit.wait, permit.at - time.time())
+        if delay > 0:
+            await asyncio.sleep(delay)
 
     async def after_rate_limited(self, retry_after: float) -> None:
         await asyncio.to_thread(lambda: self._limiter.hold_off(self._key(), retry_after))
