@@ -17,10 +17,12 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from whatsapp_helpdesk.aircall import AircallClient, AircallOAuth, BearerToken
 from whatsapp_helpdesk.db.crypto import TokenCipher
-from whatsapp_helpdesk.db.models import ServiceState
+from whatsapp_helpdesk.db.models import Installation, ServiceState
+from whatsapp_helpdesk.db.rate_buckets import DatabaseRateLimiter
 from whatsapp_helpdesk.db.session import READ_ONLY, make_engine, make_session_factory
 from whatsapp_helpdesk.domain.clock import Clock, OffsetClock, SystemClock
 from whatsapp_helpdesk.hubspot import HubSpotDeveloperClient, HubSpotOAuth, HubSpotPortalClient
+from whatsapp_helpdesk.pacing import Limit, Pacer, RateLimiter
 from whatsapp_helpdesk.settings import Settings
 
 CLOCK_OFFSET_KEY = "sandbox_clock_offset_seconds"
@@ -37,6 +39,9 @@ class Services:
     cipher: TokenCipher
     # Sandbox mode only: what the phone's "jump the clock" moves (None with real credentials).
     sandbox_clock_offset: StoredClockOffset | None = None
+    # Client-side pacing (R44), shared by every process; None when CLIENT_PACING is off.
+    rate_limiter: RateLimiter | None = None
+    _pace_keys: dict[tuple[str, int], str] = field(default_factory=dict, repr=False)
     _http: httpx.AsyncClient | None = field(default=None, repr=False)
 
     # --- HTTP and API clients --------------------------------------------------------------
@@ -77,10 +82,16 @@ class Services:
             clock=self._clock_fn,
         )
 
-    def hubspot_portal(self, access_token: str) -> HubSpotPortalClient:
+    def hubspot_portal(
+        self, access_token: str, *, installation_id: int | None = None
+    ) -> HubSpotPortalClient:
+        """`installation_id` paces the calls under the portal's rate limit (the worker's)."""
+        s = self.settings
         return HubSpotPortalClient(
-            access_token, http=self.http, api_base=self.settings.hubspot_api_base,
+            access_token, http=self.http, api_base=s.hubspot_api_base,
             clock=self._clock_fn,
+            pacer=self._pacer("hubspot", installation_id,
+                              Limit(s.hubspot_rate_limit, s.hubspot_rate_window_seconds)),
         )
 
     def aircall_oauth(self) -> AircallOAuth:
@@ -94,11 +105,39 @@ class Services:
             clock=self._clock_fn,
         )
 
-    def aircall(self, access_token: str) -> AircallClient:
+    def aircall(self, access_token: str, *, installation_id: int | None = None) -> AircallClient:
+        """`installation_id` paces the calls under the company's rate limit (the worker's)."""
+        s = self.settings
         return AircallClient(
-            BearerToken(access_token), http=self.http, api_base=self.settings.aircall_api_base,
+            BearerToken(access_token), http=self.http, api_base=s.aircall_api_base,
             clock=self._clock_fn,
+            pacer=self._pacer("aircall", installation_id,
+                              Limit(s.aircall_rate_limit, s.aircall_rate_window_seconds)),
         )
+
+    def _pacer(self, provider: str, installation_id: int | None, limit: Limit) -> Pacer | None:
+        if self.rate_limiter is None or installation_id is None:
+            return None
+        return Pacer(self.rate_limiter, lambda: self._pace_key(provider, installation_id),
+                     limit, service="HubSpot" if provider == "hubspot" else "Aircall")
+
+    def _pace_key(self, provider: str, installation_id: int) -> str:
+        """The bucket of the provider account behind an installation: its HubSpot portal or
+        its Aircall company (one company may be installed in two portals: one budget)."""
+        cached = self._pace_keys.get((provider, installation_id))
+        if cached is not None:
+            return cached
+        with self.sessions() as session:
+            installation = session.get(Installation, installation_id)
+            account = None
+            if installation is not None:
+                account = (installation.hubspot_portal_id if provider == "hubspot"
+                           else installation.aircall_company_id)
+        if account is None:  # not installed yet: pace per installation, do not remember it
+            return f"{provider}:installation:{installation_id}"
+        key = f"{provider}:{account}"
+        self._pace_keys[(provider, installation_id)] = key
+        return key
 
     # --- Small deployment facts ----------------------------------------------------------------
 
@@ -176,4 +215,5 @@ def build_services(settings: Settings | None = None, *, clock: Clock | None = No
         clock=clock,
         cipher=TokenCipher(settings.secret_keys),
         sandbox_clock_offset=clock_offset,
+        rate_limiter=DatabaseRateLimiter(engine) if settings.client_pacing else None,
     )

@@ -124,6 +124,29 @@ class Settings(BaseSettings):
         "by a rate limit (429) never spend it; a reply also stops when WhatsApp's 24 h window "
         "closes (R44)."
     )
+    # The providers' limits (R44), in this one place. HubSpot: 110 requests / 10 s per portal
+    # for public apps (reference hubspot §7, usage guidelines). Aircall: per company, 120 / min
+    # in the current API reference, 60 / min in older texts, and shared with every other
+    # integration of the company (reference aircall §A3): 60 is the safe default.
+    hubspot_rate_limit: int = Field(
+        110, ge=1, description="HubSpot calls allowed per portal per "
+        "`HUBSPOT_RATE_WINDOW_SECONDS` (public apps: 110 / 10 s); the workers pace below it."
+    )
+    hubspot_rate_window_seconds: float = Field(
+        10, gt=0, description="The window of `HUBSPOT_RATE_LIMIT`, in seconds."
+    )
+    aircall_rate_limit: int = Field(
+        60, ge=1, description="Aircall calls allowed per company per "
+        "`AIRCALL_RATE_WINDOW_SECONDS` (documented 120 / min, older texts 60; the budget is "
+        "shared with the company's other integrations)."
+    )
+    aircall_rate_window_seconds: float = Field(
+        60, gt=0, description="The window of `AIRCALL_RATE_LIMIT`, in seconds."
+    )
+    client_pacing: bool = Field(
+        True, description="Workers pace their HubSpot and Aircall calls under those limits, "
+        "through buckets shared in the database. Off only to measure the difference."
+    )
     sandbox_hubspot_port: int = Field(
         8701, description="Port of the sandbox HubSpot (sandbox mode)."
     )

@@ -4,6 +4,7 @@ conversations worked side by side."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -414,3 +415,54 @@ def test_R44_backoff_never_below_a_floor() -> None:
 
 def test_R44_backoff_cap_is_configurable() -> None:
     assert all(outbox.backoff(20, cap=10).total_seconds() <= 10 for _ in range(100))
+
+
+# --- installations served in turn (R44) -----------------------------------------------------
+
+
+def test_R44_claims_serve_installations_round_robin_not_the_busiest_first(
+    sessions: sessionmaker[Session], new_installation: Callable[[str], int]
+) -> None:
+    """A burst of one portal queued first must not hold the others back until it drains:
+    a worker that claims after its last installation takes the installations in turn."""
+    busy, quiet, other = (new_installation(p) for p in ("1", "2", "3"))
+    for n in range(6):
+        _enqueue(sessions, busy, key=f"busy:{n % 2}", at=NOW + n * MINUTE / 60)
+    for n in range(3):
+        _enqueue(sessions, quiet, at=NOW + MINUTE + n * MINUTE / 60)
+        _enqueue(sessions, other, key="other", at=NOW + MINUTE + n * MINUTE / 60)
+
+    served: list[int] = []
+    last = 0
+    for worker in range(12):
+        with sessions() as session:
+            claimed = outbox.claim(session, worker_id=f"w{worker}", now=NOW + 2 * MINUTE,
+                                   after_installation=last)
+        assert claimed is not None
+        _complete(sessions, claimed.id, f"w{worker}", NOW + 2 * MINUTE)
+        served.append(claimed.installation_id)
+        last = claimed.installation_id
+    with sessions() as session:
+        assert outbox.claim(session, worker_id="w", now=NOW + 2 * MINUTE,
+                            after_installation=last) is None
+    assert served == [busy, quiet, other] * 3 + [busy] * 3
+
+
+def test_R44_R15_round_robin_keeps_each_conversation_in_order(
+    sessions: sessionmaker[Session], new_installation: Callable[[str], int]
+) -> None:
+    first, second = new_installation("1"), new_installation("2")
+    ids = {inst: [_enqueue(sessions, inst, key=f"c{inst}", at=NOW + n * MINUTE)
+                  for n in range(3)] for inst in (first, second)}
+    order: dict[int, list[int]] = {first: [], second: []}
+    last = 0
+    while True:
+        with sessions() as session:
+            claimed = outbox.claim(session, worker_id="w", now=NOW + 5 * MINUTE,
+                                   after_installation=last)
+        if claimed is None:
+            break
+        order[claimed.installation_id].append(claimed.id)
+        _complete(sessions, claimed.id, "w", NOW + 5 * MINUTE)
+        last = claimed.installation_id
+    assert order == ids

@@ -66,3 +66,36 @@ def test_idle_slots_wake_up_for_a_burst(tmp_path, monkeypatch: pytest.MonkeyPatc
     services.engine.dispose()
     assert states == ["done"] * 8
     assert most_at_once >= 3
+
+
+def test_R44_a_worker_serves_installations_in_turn(
+    tmp_path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """One portal's burst queued first does not make the next portal wait for all of it."""
+    services = build_services(Settings(database_url=f"sqlite:///{tmp_path}/w.db",
+                                       _env_file=None))
+    upgrade(services.engine)
+    served: list[int] = []
+
+    async def record(_services: Any, entry: outbox.Claimed) -> str:
+        served.append(entry.installation_id)
+        return "done"
+
+    monkeypatch.setitem(runner.JOBS, "record", record)
+    now = services.clock.now()
+    with services.sessions.begin() as session:
+        for installation in (1, 2):
+            session.add(Installation(id=installation, hubspot_scopes="", aircall_scopes="",
+                                     created_at=now, updated_at=now))
+        session.flush()
+        for installation, count in ((1, 4), (2, 2)):
+            for n in range(count):
+                outbox.enqueue(session, installation_id=installation, kind="record", now=now,
+                               ordering_key=f"conversation:{installation}:{n}")
+
+    async def main() -> None:
+        await Worker(services, concurrency=1).run_until_idle(timeout=20)
+
+    asyncio.run(main())
+    services.engine.dispose()
+    assert served == [1, 2, 1, 2, 1, 1]

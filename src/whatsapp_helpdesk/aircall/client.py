@@ -42,6 +42,7 @@ from whatsapp_helpdesk.http_retry import (
     send,
     system_clock,
 )
+from whatsapp_helpdesk.pacing import Pacer
 
 SERVICE: Final = "Aircall"
 DEFAULT_API_BASE: Final = "https://api.aircall.io"
@@ -347,11 +348,13 @@ class AircallClient:
         http: httpx.AsyncClient,
         api_base: str = DEFAULT_API_BASE,
         clock: Clock = system_clock,
+        pacer: Pacer | None = None,
     ):
         self._credentials = credentials
         self._http = http
         self._api_base = api_base.rstrip("/")
         self._clock = clock
+        self._pacer = pacer
 
     def __repr__(self) -> str:
         kind = "oauth" if isinstance(self._credentials, BearerToken) else "api_key"
@@ -381,19 +384,32 @@ class AircallClient:
         json: Any = None,
     ) -> httpx.Response:
         request = self._build(method, path, params=params, json=json)
-        return await _call(self._http, request, operation=operation, clock=self._clock)
+        return await self._paced(request, operation=operation)
 
     async def _request_unless_missing(
         self, method: str, path: str, *, operation: str
     ) -> httpx.Response | None:
         """Like `_request`, but a 404 answers None (for "this number has none")."""
         request = self._build(method, path)
-        response = await send(self._http, request, service=SERVICE, operation=operation)
-        if response.status_code == 404:
-            return None
-        if not response.is_success:
-            raise aircall_error(response, operation=operation, now=self._clock())
-        return response
+        try:
+            return await self._paced(request, operation=operation)
+        except DeliveryError as exc:
+            if exc.status_code == 404:
+                return None
+            raise
+
+    async def _paced(self, request: httpx.Request, *, operation: str) -> httpx.Response:
+        """One call, paced under the company's rate limit when a pacer is given (R44)."""
+        if self._pacer is None:
+            return await _call(self._http, request, operation=operation, clock=self._clock)
+        await self._pacer.before_call(operation)
+        try:
+            return await _call(self._http, request, operation=operation, clock=self._clock)
+        except RateLimited as exc:
+            # Paced and still refused (the company's other integrations share the budget):
+            # every worker holds off until Aircall's reset.
+            await self._pacer.after_rate_limited(exc.retry_after)
+            raise
 
     async def _get_object(self, path: str, *, operation: str,
                           params: Mapping[str, Any] | None = None) -> dict[str, Any]:

@@ -14,6 +14,7 @@ from typing import Any
 from sqlalchemy import (
     Boolean,
     DateTime,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -271,6 +272,8 @@ class OutboxEntry(Base):
         # first claimable entry without sorting (bench/worker_processes.py: 4-5x faster).
         Index("ix_outbox_claim", "state", "available_at", "id"),
         Index("ix_outbox_ordering", "ordering_key", "state", "ordering_at"),
+        # The round-robin claim's order: the next installation's oldest claimable entry.
+        Index("ix_outbox_claim_turn", "state", "installation_id", "available_at", "id"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -335,3 +338,13 @@ class ServiceState(Base):
 
     key: Mapped[str] = mapped_column(String(64), primary_key=True)
     value: Mapped[str] = mapped_column(Text)
+
+
+class RateBucket(Base):
+    """The pacing bucket of one provider account (R44, pacing.py), shared by every worker
+    process: the moment (UNIX seconds) its next API call may start."""
+
+    __tablename__ = "rate_buckets"
+
+    key: Mapped[str] = mapped_column(String(80), primary_key=True)
+    next_slot_at: Mapped[float] = mapped_column(Float)

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, exists, or_, select, update
+from sqlalchemy import Select, and_, exists, or_, select, update
 from sqlalchemy.orm import Session, aliased
 
 from whatsapp_helpdesk.db.models import DeliveryAttempt, OutboxEntry
@@ -76,9 +76,49 @@ class Claimed:
 
 
 def claim(
-    session: Session, *, worker_id: str, now: datetime, lease: timedelta = LEASE
+    session: Session, *, worker_id: str, now: datetime, lease: timedelta = LEASE,
+    after_installation: int | None = None,
 ) -> Claimed | None:
-    """Take the next entry that may run now, or None. Commits its own transaction."""
+    """Take the next entry that may run now, or None. Commits its own transaction.
+
+    With `after_installation` (the installation this worker served last) installations are
+    served round-robin (R44): the oldest entry of the next installation in id order that
+    has work, wrapping around, so one busy portal does not starve the others. Without it,
+    the oldest entry overall."""
+    claimable = _claimable(now)
+    if after_installation is None:
+        queries = [claimable.order_by(OutboxEntry.available_at, OutboxEntry.id)]
+    else:
+        in_turn = (OutboxEntry.installation_id, OutboxEntry.available_at, OutboxEntry.id)
+        queries = [
+            claimable.where(OutboxEntry.installation_id > after_installation).order_by(*in_turn),
+            claimable.where(OutboxEntry.installation_id <= after_installation).order_by(*in_turn),
+        ]
+    if session.get_bind().dialect.name == "postgresql":
+        queries = [q.with_for_update(skip_locked=True, of=OutboxEntry) for q in queries]
+    with session.begin():
+        entry = None
+        for query in queries:
+            entry = session.scalars(query.limit(1)).first()
+            if entry is not None:
+                break
+        if entry is None:
+            return None
+        entry.locked_by = worker_id
+        entry.locked_until = now + lease
+        entry.attempts += 1
+        return Claimed(
+            id=entry.id,
+            installation_id=entry.installation_id,
+            kind=entry.kind,
+            message_id=entry.message_id,
+            payload=json.loads(entry.payload or "{}"),
+            attempt=entry.attempts,
+        )
+
+
+def _claimable(now: datetime) -> Select[tuple[OutboxEntry]]:
+    """Entries that may run now: pending, due, not held, first of their conversation."""
     other = aliased(OutboxEntry)
     comes_before = or_(
         other.ordering_at < OutboxEntry.ordering_at,
@@ -94,34 +134,12 @@ def claim(
             and_(other.state == FAILED, other.failure_kind == AUTH_REVOKED, comes_before),
         ),
     )
-    query = (
-        select(OutboxEntry)
-        .where(
-            OutboxEntry.state == PENDING,
-            OutboxEntry.available_at <= now,
-            or_(OutboxEntry.locked_until.is_(None), OutboxEntry.locked_until <= now),
-            or_(OutboxEntry.ordering_key.is_(None), ~blocked_by_conversation),
-        )
-        .order_by(OutboxEntry.available_at, OutboxEntry.id)
-        .limit(1)
+    return select(OutboxEntry).where(
+        OutboxEntry.state == PENDING,
+        OutboxEntry.available_at <= now,
+        or_(OutboxEntry.locked_until.is_(None), OutboxEntry.locked_until <= now),
+        or_(OutboxEntry.ordering_key.is_(None), ~blocked_by_conversation),
     )
-    if session.get_bind().dialect.name == "postgresql":
-        query = query.with_for_update(skip_locked=True, of=OutboxEntry)
-    with session.begin():
-        entry = session.scalars(query).first()
-        if entry is None:
-            return None
-        entry.locked_by = worker_id
-        entry.locked_until = now + lease
-        entry.attempts += 1
-        return Claimed(
-            id=entry.id,
-            installation_id=entry.installation_id,
-            kind=entry.kind,
-            message_id=entry.message_id,
-            payload=json.loads(entry.payload or "{}"),
-            attempt=entry.attempts,
-        )
 
 
 def record_attempt(

@@ -66,7 +66,8 @@ async def set_contact_company(services: Services, entry: outbox.Claimed) -> str:
         if conversation is None or conversation.installation_id != entry.installation_id:
             return "skipped: conversation gone"
         customer = conversation.customer_e164
-    portal = services.hubspot_portal(await hubspot_access_token(services, entry.installation_id))
+    portal = services.hubspot_portal(await hubspot_access_token(services, entry.installation_id),
+                                     installation_id=entry.installation_id)
     contact = await portal.search_contact_by_phone(customer)
     if contact is None:
         # HubSpot makes the contact when it takes the message; its search index can lag.

@@ -240,7 +240,8 @@ async def create_native_ticket(services: Services, entry: outbox.Claimed) -> str
     if why_not is not None:
         # Settings changed since the event was queued; R36 holds at all times.
         return f"skipped: {why_not}"
-    portal = services.hubspot_portal(await hubspot_access_token(services, entry.installation_id))
+    portal = services.hubspot_portal(await hubspot_access_token(services, entry.installation_id),
+                                     installation_id=entry.installation_id)
     # Every attempt looks first (not only retries: an admin's retry from the dashboard
     # starts the count again); native tickets are rare, one search each is cheap.
     made = await portal.find_ticket_with_token(reference_token(activity))

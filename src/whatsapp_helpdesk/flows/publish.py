@@ -173,7 +173,8 @@ async def publish_inbound(services: Services, message_id: int) -> str:
     if isinstance(placed, str):
         return placed
     token = await hubspot_access_token(services, placed.installation_id)
-    published = await services.hubspot_portal(token).publish_message(
+    portal = services.hubspot_portal(token, installation_id=placed.installation_id)
+    published = await portal.publish_message(
         channel_id, direction="INCOMING", **placed.request
     )
     await asyncio.to_thread(_record_published, services, message_id, placed.ticket_id, published)

@@ -45,6 +45,7 @@ from whatsapp_helpdesk.flows.channel_accounts import channel_account_by_hubspot_
 from whatsapp_helpdesk.flows.credentials import aircall_access_token
 from whatsapp_helpdesk.flows.statuses import advance_outbound, enqueue_report, find_stored_echo
 from whatsapp_helpdesk.hubspot import OutgoingChannelMessageCreated
+from whatsapp_helpdesk.pacing import Paced
 
 log = structlog.get_logger(__name__)
 
@@ -220,7 +221,8 @@ async def send_reply(services: Services, entry: outbox.Claimed) -> str:
     if not _mark_sending(services, plan, entry, now):
         return "no longer pending"
     try:
-        aircall_id = await services.aircall(token).send_whatsapp_text(
+        aircall = services.aircall(token, installation_id=plan.installation_id)
+        aircall_id = await aircall.send_whatsapp_text(
             plan.line_id, plan.customer_e164, plan.text
         )
     except DeliveryError as exc:
@@ -294,6 +296,8 @@ def aircall_may_have_sent(exc: DeliveryError) -> bool:
     Only a refusal Aircall answered (4xx, 429, 503) or a request that never left proves it
     did not; a timeout, a cut connection, another 5xx or a 2xx we could not read do not.
     """
+    if isinstance(exc, Paced):
+        return False  # our own pacing said "later": nothing was sent
     status = exc.status_code
     if status is None:
         return not isinstance(exc.__cause__, _NEVER_SENT_CAUSES)

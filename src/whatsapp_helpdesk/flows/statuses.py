@@ -256,7 +256,8 @@ async def report_status(services: Services, entry: outbox.Claimed) -> str:
     if not channel_id:
         raise Permanent("The HubSpot custom channel is not registered yet.")
     token = await hubspot_access_token(services, entry.installation_id)
-    await services.hubspot_portal(token).update_message_status(
+    portal = services.hubspot_portal(token, installation_id=entry.installation_id)
+    await portal.update_message_status(
         channel_id, hubspot_message_id, status, payload.get("error") if status == "FAILED" else None
     )
     return f"HubSpot shows {status}"

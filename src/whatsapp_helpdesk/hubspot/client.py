@@ -42,6 +42,7 @@ from whatsapp_helpdesk.http_retry import (
     send,
     system_clock,
 )
+from whatsapp_helpdesk.pacing import Pacer
 
 SERVICE: Final = "HubSpot"
 DEFAULT_API_BASE: Final = "https://api.hubapi.com"
@@ -332,10 +333,12 @@ def _reason(body: Mapping[str, Any], response: httpx.Response) -> str:
 
 
 class _HubSpotApi:
-    def __init__(self, *, http: httpx.AsyncClient, api_base: str, clock: Clock):
+    def __init__(self, *, http: httpx.AsyncClient, api_base: str, clock: Clock,
+                 pacer: Pacer | None = None):
         self._http = http
         self._api_base = api_base.rstrip("/")
         self._clock = clock
+        self._pacer = pacer
 
     def _auth_headers(self) -> dict[str, str]:
         return {}
@@ -360,9 +363,16 @@ class _HubSpotApi:
             json=json,
             headers={"Accept": "application/json", **self._auth_headers()},
         )
+        if self._pacer is not None:
+            await self._pacer.before_call(operation)
         response = await send(self._http, request, service=SERVICE, operation=operation)
         if not response.is_success:
-            raise errors(response, operation=operation, now=self._clock())
+            error = errors(response, operation=operation, now=self._clock())
+            if isinstance(error, RateLimited) and self._pacer is not None:
+                # Paced and still refused (another app of the portal, a clock out of step):
+                # every worker holds off for as long as HubSpot asks.
+                await self._pacer.after_rate_limited(error.retry_after)
+            raise error
         return response
 
     async def _paged(
@@ -511,8 +521,9 @@ class HubSpotPortalClient(_HubSpotApi):
         http: httpx.AsyncClient,
         api_base: str = DEFAULT_API_BASE,
         clock: Clock = system_clock,
+        pacer: Pacer | None = None,
     ):
-        super().__init__(http=http, api_base=api_base, clock=clock)
+        super().__init__(http=http, api_base=api_base, clock=clock, pacer=pacer)
         self._access_token = access_token
 
     def __repr__(self) -> str:

@@ -50,6 +50,7 @@ from whatsapp_helpdesk.flows.publish import publish_inbound
 from whatsapp_helpdesk.flows.reply import SEND_REPLY, send_reply
 from whatsapp_helpdesk.flows.reply import give_up as give_up_reply
 from whatsapp_helpdesk.flows.statuses import REPORT_STATUS, report_status
+from whatsapp_helpdesk.pacing import Paced
 
 log = structlog.get_logger(__name__)
 
@@ -121,6 +122,8 @@ class Worker:
         self._stopping = asyncio.Event()
         # Pulsed when a slot finds work: the idle slots wake up, there may be more.
         self._work_found = asyncio.Event()
+        # The installation this process served last: claims take installations in turn (R44).
+        self._last_installation = 0
 
     def stop(self) -> None:
         self._stopping.set()
@@ -214,10 +217,14 @@ class Worker:
 
     def _claim(self) -> outbox.Claimed | None:
         with self.services.sessions() as session:
-            return outbox.claim(
+            entry = outbox.claim(
                 session, worker_id=self.worker_id, now=self.services.clock.now(),
                 lease=timedelta(seconds=self.services.settings.worker_lease_seconds),
+                after_installation=self._last_installation,
             )
+        if entry is not None:
+            self._last_installation = entry.installation_id
+        return entry
 
     def _finish(self, entry: outbox.Claimed) -> None:
         with self.services.sessions.begin() as session:
@@ -233,6 +240,8 @@ class Worker:
 
     @staticmethod
     def _classify(exc: DeliveryError) -> str:
+        if isinstance(exc, Paced):
+            return "paced"  # our own pacing put it back; no call was made
         if isinstance(exc, RateLimited):
             return "rate_limited"
         if isinstance(exc, Retryable | AuthExpired):

@@ -42,6 +42,22 @@ async def test_r44_over_the_limit_is_429_with_hubspot_body(hub: Hub) -> None:
     assert (await hub.http.get(INBOXES, headers=hub.bearer(token))).status_code == 200
 
 
+async def test_R44_a_shortened_window_rolls_and_is_announced(hub: Hub) -> None:
+    """Tests may shorten the 10 s window (`rate_limit_interval_ms`); the headers say so."""
+    await hub.http.post("/_sandbox/config",
+                        json={"rate_limit_max": 2, "rate_limit_interval_ms": 1000})
+    token = await hub.token()
+    for _ in range(2):
+        assert (await hub.http.get(INBOXES, headers=hub.bearer(token))).status_code == 200
+    limited = await hub.http.get(INBOXES, headers=hub.bearer(token))
+    assert limited.status_code == 429
+    assert limited.headers["x-hubspot-ratelimit-interval-milliseconds"] == "1000"
+    await hub.advance(0.5)
+    assert (await hub.http.get(INBOXES, headers=hub.bearer(token))).status_code == 429
+    await hub.advance(0.5)
+    assert (await hub.http.get(INBOXES, headers=hub.bearer(token))).status_code == 200
+
+
 async def test_unauthenticated_calls_do_not_count(hub: Hub) -> None:
     await hub.http.post("/_sandbox/config", json={"rate_limit_max": 1})
     for _ in range(3):
@@ -119,7 +135,8 @@ async def test_config_rejects_unknown_or_mistyped_settings(hub: Hub) -> None:
     assert mistyped.status_code == 400
     config = (await hub.http.get("/_sandbox/config")).json()
     assert config == {
-        "rate_limit_max": 110, "staging_token_ttl_seconds": 600.0,
+        "rate_limit_max": 110, "rate_limit_interval_ms": 10_000,
+        "staging_token_ttl_seconds": 600.0,
         "associate_new_contacts": False, "webhook_retry_schedule": [0.01, 0.01],
         "webhook_timeout_seconds": 10.0,
     }
@@ -176,3 +193,19 @@ async def test_fault_with_a_probability_answers_that_share_of_calls(hub: Hub) ->
         refused = await hub.http.post("/_sandbox/faults", json={
             "path_prefix": INBOXES, "mode": "drop", "probability": bad})
         assert refused.status_code == 400
+
+
+async def test_R44_an_added_portal_authorises_and_has_its_own_window(hub: Hub) -> None:
+    added = await hub.http.post("/_sandbox/portals", json={"id": 5101, "name": "Bench 1"})
+    assert added.status_code == 201, added.text
+    assert (await hub.http.post("/_sandbox/portals",
+                                json={"id": 5101, "name": "x"})).status_code == 409
+    assert (await hub.http.post("/_sandbox/portals", json={"id": "x"})).status_code == 400
+    await hub.http.post("/_sandbox/config", json={"rate_limit_max": 1})
+    token = await hub.token(portal_id=5101)
+    inboxes = await hub.http.get(INBOXES, headers=hub.bearer(token))
+    assert inboxes.status_code == 200
+    assert "HELP_DESK" in [i.get("type") for i in inboxes.json()["results"]]
+    assert (await hub.http.get(INBOXES, headers=hub.bearer(token))).status_code == 429
+    demo = await hub.token()
+    assert (await hub.http.get(INBOXES, headers=hub.bearer(demo))).status_code == 200

@@ -14,7 +14,7 @@ from whatsapp_helpdesk.sandbox.aircall import constants
 from whatsapp_helpdesk.sandbox.aircall.calls import customer_call
 from whatsapp_helpdesk.sandbox.aircall.clock import to_iso, to_unix_seconds
 from whatsapp_helpdesk.sandbox.aircall.config import SandboxConfig
-from whatsapp_helpdesk.sandbox.aircall.errors import bad_request, not_found
+from whatsapp_helpdesk.sandbox.aircall.errors import bad_request, conflict, not_found
 from whatsapp_helpdesk.sandbox.aircall.faults import fault_json
 from whatsapp_helpdesk.sandbox.aircall.messaging import (
     mark_read,
@@ -32,7 +32,15 @@ from whatsapp_helpdesk.sandbox.aircall.serializers import (
     number_json,
     webhook_json,
 )
-from whatsapp_helpdesk.sandbox.aircall.state import Fault, Message
+from whatsapp_helpdesk.sandbox.aircall.state import (
+    Company,
+    Fault,
+    Integration,
+    Message,
+    Number,
+    User,
+    WhatsAppLine,
+)
 
 Json = dict[str, Any]
 router = APIRouter(prefix="/_sandbox")
@@ -259,6 +267,40 @@ async def customer_read(message_id: str, sandbox: SandboxDep) -> Json:
 
 
 # --- companies, integrations, numbers -------------------------------------------------------
+
+
+@router.post("/companies", status_code=201)
+async def add_company(request: Request, sandbox: SandboxDep) -> Json:
+    """A sandbox extension: one more Aircall company (`{id, name}`) with an admin user, our
+    integration (not installed yet) and one WhatsApp number (id `id * 1000 + 1`), for tests
+    and benchmarks that need many companies (each has its own rate limit, §A3). Gone at the
+    next reset."""
+    body = await json_object(request)
+    company_id, name = body.get("id"), body.get("name")
+    if not isinstance(company_id, int) or isinstance(company_id, bool) \
+            or not 1 <= company_id <= 99_999:
+        raise bad_request("id must be an integer from 1 to 99999")
+    if not isinstance(name, str) or not name.strip():
+        raise bad_request("name must be a non-empty string")
+    state = sandbox.state
+    number_id, user_id = company_id * 1000 + 1, company_id * 1000 + 2
+    if company_id in state.companies or number_id in state.numbers or user_id in state.users:
+        raise conflict(f"company {company_id} (or its number or user ids) already exists")
+    now = sandbox.clock.now()
+    state.companies[company_id] = Company(company_id, name, True, f"sandbox-api-id-{company_id}",
+                                          f"sandbox-api-token-{company_id}")
+    slug = f"company-{company_id}.test"
+    state.users[user_id] = User(user_id, company_id, f"{name} Admin", f"admin@{slug}", now)
+    state.numbers[number_id] = Number(
+        number_id, company_id, f"{name} WhatsApp", f"+33176{company_id:06d}", "FR",
+        "Europe/Paris", now, sms=True,
+        whatsapp=WhatsAppLine(waba_id=f"9{number_id:011d}", status="ONLINE",
+                              can_send_message=True),
+        user_ids=[user_id])
+    state.integrations[company_id] = Integration(
+        id=constants.INTEGRATION_ID_BASE + company_id, company_id=company_id,
+        admin_user_id=user_id, number_ids=[number_id])
+    return {"id": company_id, "name": name, "number_id": number_id}
 
 
 @router.post("/companies/{company_id}/uninstall")

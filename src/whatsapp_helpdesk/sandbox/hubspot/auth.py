@@ -77,7 +77,8 @@ def requires(*any_of_scopes: str) -> Any:
 def count_request(request: Request, sandbox: Sandbox, portal_id: int) -> None:
     window = sandbox.state.request_times.setdefault(portal_id, [])
     decision = ratelimit.take(
-        window, now=sandbox.clock.unix(), limit=sandbox.config.rate_limit_max
+        window, now=sandbox.clock.unix(), limit=sandbox.config.rate_limit_max,
+        interval_ms=sandbox.config.rate_limit_interval_ms,
     )
     request.scope[RATE_LIMIT_SCOPE_KEY] = decision.headers()
     if not decision.allowed:

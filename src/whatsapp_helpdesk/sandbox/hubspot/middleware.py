@@ -84,7 +84,8 @@ class FaultInjectionMiddleware:
             await send_json(send, fault.status, body)
         elif fault.mode == "rate_limit":
             decision = ratelimit.RateDecision(
-                allowed=False, limit=self.sandbox.config.rate_limit_max, remaining=0
+                allowed=False, limit=self.sandbox.config.rate_limit_max, remaining=0,
+                interval_ms=self.sandbox.config.rate_limit_interval_ms,
             )
             await send_json(send, 429, ratelimit.rate_limited_body(None), decision.headers())
         else:

@@ -12,7 +12,6 @@ from typing import Any
 from whatsapp_helpdesk.sandbox.hubspot import constants
 from whatsapp_helpdesk.sandbox.hubspot.errors import HubSpotApiError, correlation_id
 
-WINDOW_SECONDS = constants.RATE_LIMIT_INTERVAL_MS / 1000
 POLICY_NAME = "TEN_SECONDLY_ROLLING"
 
 
@@ -21,22 +20,27 @@ class RateDecision:
     allowed: bool
     limit: int
     remaining: int
+    interval_ms: int = constants.RATE_LIMIT_INTERVAL_MS
 
     def headers(self) -> dict[str, str]:
         return {
             "X-HubSpot-RateLimit-Max": str(self.limit),
             "X-HubSpot-RateLimit-Remaining": str(self.remaining),
-            "X-HubSpot-RateLimit-Interval-Milliseconds": str(constants.RATE_LIMIT_INTERVAL_MS),
+            "X-HubSpot-RateLimit-Interval-Milliseconds": str(self.interval_ms),
         }
 
 
-def take(times: list[float], *, now: float, limit: int) -> RateDecision:
-    """Count one request at `now` in the window `times` (mutated) if the limit allows."""
-    times[:] = [t for t in times if now - t < WINDOW_SECONDS]
+def take(times: list[float], *, now: float, limit: int,
+         interval_ms: int = constants.RATE_LIMIT_INTERVAL_MS) -> RateDecision:
+    """Count one request at `now` in the window `times` (mutated) if the limit allows.
+    `interval_ms` is HubSpot's 10 s unless a test shortens it (`POST /_sandbox/config`)."""
+    window_seconds = interval_ms / 1000
+    times[:] = [t for t in times if now - t < window_seconds]
     if len(times) >= limit:
-        return RateDecision(allowed=False, limit=limit, remaining=0)
+        return RateDecision(allowed=False, limit=limit, remaining=0, interval_ms=interval_ms)
     times.append(now)
-    return RateDecision(allowed=True, limit=limit, remaining=limit - len(times))
+    return RateDecision(allowed=True, limit=limit, remaining=limit - len(times),
+                        interval_ms=interval_ms)
 
 
 def rate_limited_body(portal_id: int | None) -> dict[str, Any]:

@@ -22,7 +22,15 @@ from whatsapp_helpdesk.sandbox.hubspot.parsing import json_object, parse_body
 from whatsapp_helpdesk.sandbox.hubspot.routes_oauth import revoke_refresh
 from whatsapp_helpdesk.sandbox.hubspot.runtime import Sandbox
 from whatsapp_helpdesk.sandbox.hubspot.serializers import account_json, channel_json, message_json
-from whatsapp_helpdesk.sandbox.hubspot.state import Fault, Message, Portal, SandboxState, Ticket
+from whatsapp_helpdesk.sandbox.hubspot.state import (
+    Agent,
+    Fault,
+    Inbox,
+    Message,
+    Portal,
+    SandboxState,
+    Ticket,
+)
 from whatsapp_helpdesk.sandbox.hubspot.webhooks import delivery_json
 
 router = APIRouter(prefix=constants.CONTROL_PREFIX, include_in_schema=False)
@@ -194,6 +202,30 @@ async def list_portals(sandbox: SandboxDep) -> dict[str, Any]:
         }
         for p in sandbox.state.portals.values()
     ]}
+
+
+@router.post("/portals", status_code=201)
+async def add_portal(request: Request, sandbox: SandboxDep) -> dict[str, Any]:
+    """A sandbox extension: one more HubSpot account (`{id, name}`), with an inbox, a help
+    desk and one agent, for tests and benchmarks that need many portals (each has its own
+    rate-limit window, as in HubSpot). Gone at the next reset."""
+    body = await json_object(request)
+    portal_id, name = body.get("id"), body.get("name")
+    if not isinstance(portal_id, int) or isinstance(portal_id, bool) or portal_id < 1:
+        raise errors.validation_error("id must be a positive integer")
+    if not isinstance(name, str) or not name.strip():
+        raise errors.validation_error("name must be a non-empty string")
+    if portal_id in sandbox.state.portals:
+        raise errors.conflict(f"Portal {portal_id} already exists")
+    now = sandbox.clock.now()
+    sandbox.state.portals[portal_id] = Portal(
+        id=portal_id, name=name, domain=f"portal-{portal_id}.example",
+        inboxes=[Inbox(id=f"{portal_id}0", name="Inbox", type="INBOX", created_at=now),
+                 Inbox(id=f"{portal_id}1", name="Help Desk", type="HELP_DESK", created_at=now)],
+        agents=[Agent(user_id=portal_id * 10 + 1, name=f"{name} Agent",
+                      email=f"agent@portal-{portal_id}.example")],
+    )
+    return {"id": portal_id, "name": name}
 
 
 # --- one portal ---------------------------------------------------------------------------

@@ -1,0 +1,29 @@
+"""rate_buckets (pacing shared by every worker) and the round-robin claim's index (R44)
+
+Revision ID: 0008
+Revises: 0007
+Create Date: 2026-12-03 07:00:00
+"""
+import sqlalchemy as sa
+from alembic import op
+
+revision = '0008'
+down_revision = '0007'
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    op.create_table(
+        'rate_buckets',
+        sa.Column('key', sa.String(length=80), nullable=False),
+        sa.Column('next_slot_at', sa.Float(), nullable=False),
+        sa.PrimaryKeyConstraint('key', name=op.f('pk_rate_buckets')),
+    )
+    op.create_index('ix_outbox_claim_turn', 'outbox',
+                    ['state', 'installation_id', 'available_at', 'id'])
+
+
+def downgrade() -> None:
+    op.drop_index('ix_outbox_claim_turn', table_name='outbox')
+    op.drop_table('rate_buckets')

@@ -1,0 +1,118 @@
+"""Client-side pacing (R44): stay under HubSpot's and Aircall's rate limits on purpose.
+
+The port is `RateLimiter`: `acquire(key, limit)` books the next free slot of a bucket that
+every worker process shares (db/rate_buckets.py keeps it in the database), `hold_off` makes
+the whole bucket wait after a 429 came back anyway. The HTTP clients only see a `Pacer`
+(one key, one limit); they never import the database.
+
+The bucket is a GCRA ("virtual scheduling") with no burst: each key keeps the moment its
+next call may start, and every call books one `Limit.interval` after the previous one. Both
+providers count in windows (HubSpot: a rolling 10 s window; Aircall: a minute), and a
+rolling window of W seconds sees at most W / interval + 1 calls of such an even stream, so
+an interval of W / (requests × HEADROOM), and never less than (W + MIN_JITTER_MARGIN) /
+requests, keeps a margin for network jitter (a call that leaves late only lowers the rate;
+one that reaches the provider out of step with the previous window is what could spill
+over). With HubSpot's 110 / 10 s the first bound applies: 106.7 calls per 10 s.
+
+A slot near enough (`Pacer.max_wait`) is waited for in the worker's slot; a farther one is
+not booked, and the job ends with `Paced`: the worker puts the entry back until then, so
+its slot serves other portals meanwhile. Per-conversation order is kept because the claim
+holds later entries of a conversation back while an earlier one is pending.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Protocol
+
+from whatsapp_helpdesk.errors import RateLimited
+
+# Share of the provider's limit the bucket uses: the rest is margin for jitter between our
+# clock and the moment the provider counts a call (see the module docstring)…
+HEADROOM = 0.97
+# …and at least this much, in seconds, whatever the window: a loaded machine delays a call
+# by tens of milliseconds, which 3 % of a short window would not absorb.
+MIN_JITTER_MARGIN = 0.25
+
+
+@dataclass(frozen=True)
+class Limit:
+    requests: int
+    window_seconds: float
+
+    @property
+    def interval(self) -> float:
+        """Seconds between two calls of an even stream: at most HEADROOM of the limit, and
+        the limit's worth of calls spread over the window plus MIN_JITTER_MARGIN."""
+        return max(self.window_seconds / (self.requests * HEADROOM),
+                   (self.window_seconds + MIN_JITTER_MARGIN) / self.requests)
+
+
+@dataclass(frozen=True)
+class Permit:
+    """`granted`: a slot is booked, start the call after `wait` seconds, at `at` (UNIX time).
+    Otherwise nothing is booked and the next slot is `wait` seconds away."""
+
+    wait: float
+    granted: bool
+    at: float = 0.0
+
+
+class RateLimiter(Protocol):
+    def acquire(self, key: str, limit: Limit, *, max_wait: float) -> Permit:
+        """Book the next slot of `key` if it is at most `max_wait` seconds away: the slot
+        starts at max(the bucket's next slot, now), and the next one an interval later."""
+        ...
+
+    def hold_off(self, key: str, seconds: float) -> None:
+        """No slot of `key` before `seconds` from now (the provider said 429)."""
+        ...
+
+
+class Paced(RateLimited):
+    """Our own pacing, not the provider, says "later": no call was made."""
+
+    def __init__(self, message: str, *, retry_after: float):
+        super().__init__(message, retry_after=retry_after, status_code=None)
+
+
+# A slot this near is waited for in the worker's slot; a farther one gives the slot back.
+DEFAULT_MAX_WAIT = 1.0
+
+
+class Pacer:
+    """One provider account's bucket, as an HTTP client uses it before each call.
+
+    `key` is resolved lazily (it may need the database, e.g. an installation's portal id),
+    inside the same worker thread as the booking, so the event loop never waits on it."""
+
+    def __init__(self, limiter: RateLimiter, key: Callable[[], str], limit: Limit, *,
+                 service: str, max_wait: float = DEFAULT_MAX_WAIT):
+        self._limiter = limiter
+        self._key = key
+        self._limit = limit
+        self._service = service
+        self._max_wait = max_wait
+
+    async def before_call(self, operation: str) -> None:
+        permit = await asyncio.to_thread(self._acquire)
+        if not permit.granted:
+            raise Paced(
+                f"{self._service} calls are paced under its rate limit; '{operation}' "
+                f"waits its turn ({permit.wait:.1f} s).",
+                retry_after=permit.wait,
+            )
+        # Until the booked moment itself, not `wait` after the booking returned: a booking
+        # that took longer (a lock wait) must not push its call into the next one's slot.
+        delay = min(permit.wait, permit.at - time.time())
+        if delay > 0:
+            await asyncio.sleep(delay)
+
+    async def after_rate_limited(self, retry_after: float) -> None:
+        await asyncio.to_thread(lambda: self._limiter.hold_off(self._key(), retry_after))
+
+    def _acquire(self) -> Permit:
+        return self._limiter.acquire(self._key(), self._limit, max_wait=self._max_wait)
