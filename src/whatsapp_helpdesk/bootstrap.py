@@ -65,6 +65,7 @@ class Services:
             api_base=s.hubspot_api_base,
             auth_base=s.hubspot_auth_base,
             clock=self._clock_fn,
+            api_version=s.hubspot_api_version,
         )
 
     def hubspot_developer(self) -> HubSpotDeveloperClient:
@@ -75,12 +76,13 @@ class Services:
             http=self.http,
             api_base=s.hubspot_api_base,
             clock=self._clock_fn,
+            api_version=s.hubspot_api_version,
         )
 
     def hubspot_portal(self, access_token: str) -> HubSpotPortalClient:
         return HubSpotPortalClient(
             access_token, http=self.http, api_base=self.settings.hubspot_api_base,
-            clock=self._clock_fn,
+            clock=self._clock_fn, api_version=self.settings.hubspot_api_version,
         )
 
     def aircall_oauth(self) -> AircallOAuth:
