@@ -45,7 +45,6 @@ from whatsapp_helpdesk.hubspot.api_paths import (
     DEFAULT_API_VERSION,
     HubSpotPaths,
     hubspot_paths,
-    path_segment,
 )
 
 SERVICE: Final = "HubSpot"
@@ -457,7 +456,7 @@ class HubSpotDeveloperClient(_HubSpotApi):
         return _channel(response_object(response, operation), operation)
 
     async def update_channel(self, channel_id: str, spec: ChannelSpec) -> Channel:
-        # The PATCH schema (v3 and 2026-03) requires all six keys (§1.2): always send the whole spec.
+        # The PATCH schema (v3 and 2026-03) requires all six keys (§1.2): send the whole spec.
         operation = "update the custom channel"
         response = await self._call(
             "PATCH", self._paths.channel(channel_id), operation=operation, json=spec.body()
