@@ -25,7 +25,7 @@ from whatsapp_helpdesk.sandbox.hubspot.middleware import (
     RateLimitHeadersMiddleware,
 )
 from whatsapp_helpdesk.sandbox.hubspot.runtime import Sandbox
-from whatsapp_helpdesk.sandbox.hubspot.versions import mount_dated_routes
+from whatsapp_helpdesk.sandbox.hubspot.versions import with_dated_routes
 
 
 def create_app(*, public_base_url: str, demo_home_url: str | None = None) -> FastAPI:
@@ -58,8 +58,7 @@ def create_app(*, public_base_url: str, demo_home_url: str | None = None) -> Fas
     for module in (
         routes_oauth, routes_channels, routes_conversations, routes_crm, routes_control, screens
     ):
-        app.include_router(module.router)
-    mount_dated_routes(app)
+        app.include_router(with_dated_routes(module.router))  # v3 and 2026-03 paths (R50)
     _install_error_handlers(app)
     screens.install(app)
     # Added last = outermost: faults see the request first.

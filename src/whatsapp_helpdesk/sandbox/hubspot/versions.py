@@ -5,7 +5,7 @@ of v3 are also served at `/conversations/custom-channels/2026-03/...`,
 `/crm/objects/2026-03/...` and `/files/2026-03/...`, with the same request and answer
 schemas (the published 2026-03 and v3 files differ only in examples, and for files in which
 fields an answer must carry; our answers carry them all). The routes are written once, at
-their v3 path, and `mount_dated_routes` mounts each again at its 2026-03 path. OAuth is
+their v3 path, and `with_dated_routes` mounts each again at its 2026-03 path. OAuth is
 different in shape (introspection), so routes_oauth serves its versions itself.
 """
 
@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from typing import Final
 
-from fastapi import FastAPI
+from fastapi import APIRouter
 from fastapi.routing import APIRoute
 
 DATED_VERSION: Final = "2026-03"
@@ -37,15 +37,17 @@ def dated_path(path: str) -> str | None:
     return None
 
 
-def mount_dated_routes(app: FastAPI) -> None:
-    """Mount every v3 route of `app` a second time at its 2026-03 path."""
-    existing = {(r.path, frozenset(r.methods)) for r in app.routes if isinstance(r, APIRoute)}
-    for route in [r for r in app.routes if isinstance(r, APIRoute)]:
+def with_dated_routes(router: APIRouter) -> APIRouter:
+    """A router with `router`'s routes plus each v3 route again at its 2026-03 path."""
+    both = APIRouter()
+    both.routes.extend(router.routes)
+    taken = {(r.path, frozenset(r.methods)) for r in router.routes if isinstance(r, APIRoute)}
+    for route in [r for r in router.routes if isinstance(r, APIRoute)]:
         path = dated_path(route.path)
-        if path is None or (path, frozenset(route.methods)) in existing:
+        if path is None or (path, frozenset(route.methods)) in taken:
             continue
-        existing.add((path, frozenset(route.methods)))
-        app.router.add_api_route(
+        taken.add((path, frozenset(route.methods)))
+        both.add_api_route(
             path,
             route.endpoint,
             methods=sorted(route.methods),
@@ -56,3 +58,4 @@ def mount_dated_routes(app: FastAPI) -> None:
             include_in_schema=route.include_in_schema,
             name=f"{route.name}_{DATED_VERSION}",
         )
+    return both
