@@ -143,9 +143,9 @@ _PATHS: Final[dict[ApiVersion, HubSpotPaths]] = {
 
 def hubspot_paths(version: str = DEFAULT_API_VERSION) -> HubSpotPaths:
     """The paths of `version` (`2026-03` or `v3`); anything else is a configuration error."""
-    try:
-        return _PATHS[version]  # type: ignore[index]
-    except KeyError:
-        raise ValueError(
-            f"unknown HubSpot API version {version!r}: use one of {', '.join(API_VERSIONS)}"
-        ) from None
+    for known, paths in _PATHS.items():
+        if known == version:
+            return paths
+    raise ValueError(
+        f"unknown HubSpot API version {version!r}: use one of {', '.join(API_VERSIONS)}"
+    )
