@@ -50,15 +50,22 @@ from werkzeug.datastructures import Headers, ImmutableMultiDict
 SERVER = "https://api.hubapi.com"
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SPEC_FILES = (
-    # (path prefix, file); first match wins.
+    # (path prefix, file); first match wins. The prefix names the version, so an exchange is
+    # checked against the schema of the version it speaks (R50).
     ("/conversations/v3/custom-channels", "conversations-custom-channels-v3.json"),
-    ("/conversations/custom-channels", "conversations-custom-channels-v3.json"),
+    ("/conversations/custom-channels/v3", "conversations-custom-channels-v3.json"),
+    ("/conversations/custom-channels/2026-03", "conversations-custom-channels-2026-03.json"),
     ("/conversations/v3/conversations", "conversations-v3.json"),
     ("/conversations/conversations/v3", "conversations-v3.json"),
     ("/crm/v3/objects/contacts", "crm-contacts-v3.json"),
     ("/crm/v3/objects/tickets", "crm-tickets-v3.json"),
+    ("/crm/objects/2026-03/contacts", "crm-contacts-2026-03.json"),
+    ("/crm/objects/2026-03/tickets", "crm-tickets-2026-03.json"),
+    ("/files/v3/", "files-v3.json"),
+    ("/files/2026-03/", "files-2026-03.json"),
     ("/oauth/v1", "oauth-v1.json"),
     ("/oauth/v3", "oauth-v3.json"),
+    ("/oauth/2026-03", "oauth-2026-03.json"),
 )
 PATH_ALIASES = {
     "/conversations/v3/custom-channels": "/conversations/custom-channels/v3",

@@ -70,6 +70,7 @@ class Services:
             api_base=s.hubspot_api_base,
             auth_base=s.hubspot_auth_base,
             clock=self._clock_fn,
+            api_version=s.hubspot_api_version,
         )
 
     def hubspot_developer(self) -> HubSpotDeveloperClient:
@@ -80,6 +81,7 @@ class Services:
             http=self.http,
             api_base=s.hubspot_api_base,
             clock=self._clock_fn,
+            api_version=s.hubspot_api_version,
         )
 
     def hubspot_portal(
@@ -89,7 +91,7 @@ class Services:
         s = self.settings
         return HubSpotPortalClient(
             access_token, http=self.http, api_base=s.hubspot_api_base,
-            clock=self._clock_fn,
+            clock=self._clock_fn, api_version=s.hubspot_api_version,
             pacer=self._pacer("hubspot", installation_id,
                               Limit(s.hubspot_rate_limit, s.hubspot_rate_window_seconds)),
         )

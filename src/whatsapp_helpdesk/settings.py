@@ -16,6 +16,8 @@ from functools import cached_property
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from whatsapp_helpdesk.hubspot.api_paths import DEFAULT_API_VERSION, ApiVersion
+
 PLACEHOLDER_SECRET = "change-me"
 
 # The sandbox emulators' fixed demo credentials. They are public by design (the sandbox
@@ -55,6 +57,12 @@ class Settings(BaseSettings):
     port: int = Field(8700, description="Port the web app listens on.")
 
     hubspot_api_base: str = Field("https://api.hubapi.com", description="HubSpot API base URL.")
+    hubspot_api_version: ApiVersion = Field(
+        DEFAULT_API_VERSION,
+        description="HubSpot API version spoken: `2026-03` (current) or `v3` (legacy custom "
+        "channels, supported until September 2027); selects the paths of custom channels, "
+        "CRM, files and OAuth (R50).",
+    )
     hubspot_auth_base: str = Field(
         "https://app.hubspot.com", description="HubSpot base URL for the OAuth consent page."
     )

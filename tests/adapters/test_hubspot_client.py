@@ -4,12 +4,13 @@ files) and how every failure maps onto the error tree (R44, R5, R8, R23, R35).""
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, timezone
 
 import httpx
 import pytest
 from _http_double import FakeNetwork, fixed_clock, json_of, query_of
-from openapi_hubspot import check_request
+from openapi_hubspot import PATH_ALIASES, check_request, spec_file_for
 
 from whatsapp_helpdesk.errors import (
     AuthExpired,
@@ -25,6 +26,7 @@ from whatsapp_helpdesk.hubspot import (
     HubSpotPortalClient,
     StagingTokenError,
 )
+from whatsapp_helpdesk.hubspot.api_paths import API_VERSIONS
 
 pytestmark = pytest.mark.anyio
 
@@ -57,29 +59,68 @@ ACCOUNT = {
 MESSAGE = {"id": "msg-1", "conversationsThreadId": "8765432100", "type": "MESSAGE"}
 
 
+@dataclass(frozen=True)
+class Want:
+    """The paths a client must call for one API version, copied from HubSpot's OpenAPI files
+    (not from the bridge's mapping, so a wrong mapping fails here) (R50)."""
+
+    version: str
+    channels_create: str
+    channels_list: str
+    channel: str  # the channel's own path, CHANNEL_ID included
+    crm: str  # prefix of the CRM objects
+    spec_version: str  # the version the OpenAPI file checking each request must be
+
+
+WANT = {
+    "2026-03": Want("2026-03", "/conversations/custom-channels/2026-03",
+                    "/conversations/custom-channels/2026-03",
+                    f"/conversations/custom-channels/2026-03/{CHANNEL_ID}",
+                    "/crm/objects/2026-03", "2026-03"),
+    "v3": Want("v3", "/conversations/v3/custom-channels", "/conversations/v3/custom-channels/",
+               f"/conversations/v3/custom-channels/{CHANNEL_ID}", "/crm/v3/objects", "v3"),
+}
+
+
+@pytest.fixture(params=API_VERSIONS)
+def api_version(request: pytest.FixtureRequest) -> str:
+    """Every test of this file runs on both of HubSpot's API versions (R50)."""
+    return str(request.param)
+
+
+@pytest.fixture
+def want(api_version: str) -> Want:
+    return WANT[api_version]
+
+
 @pytest.fixture(autouse=True)
-def every_request_fits_hubspot_openapi(network: FakeNetwork) -> Iterator[None]:
-    """Each request against HubSpot's OpenAPI files (parameters, body), and its credentials:
-    the shared check leaves security out, so it is checked here."""
+def every_request_fits_hubspot_openapi(network: FakeNetwork, want: Want) -> Iterator[None]:
+    """Each request against HubSpot's OpenAPI files (parameters, body) of the version in use
+    (R50), and its credentials: the shared check leaves security out, so it is checked here."""
     yield
     assert network.requests, "the test sent nothing"
     for request in network.requests:
         check_request(request)
+        spec = spec_file_for(PATH_ALIASES.get(request.url.path, request.url.path))
+        # Inboxes: no date-versioned Conversations file is published (see api_paths).
+        assert spec == "conversations-v3.json" or want.spec_version in spec, (request.url, spec)
         developer_key = request.url.params.get("hapikey") == DEV_KEY
         bearer = request.headers.get("authorization") == f"Bearer {ACCESS_TOKEN}"
         assert developer_key != bearer, "exactly one credential: developer key or bearer"
 
 
 @pytest.fixture
-def developer(http: httpx.AsyncClient) -> HubSpotDeveloperClient:
+def developer(http: httpx.AsyncClient, api_version: str) -> HubSpotDeveloperClient:
     return HubSpotDeveloperClient(
-        developer_api_key=DEV_KEY, app_id="1001", http=http, api_base=API, clock=fixed_clock
+        developer_api_key=DEV_KEY, app_id="1001", http=http, api_base=API, clock=fixed_clock,
+        api_version=api_version,
     )
 
 
 @pytest.fixture
-def portal(http: httpx.AsyncClient) -> HubSpotPortalClient:
-    return HubSpotPortalClient(ACCESS_TOKEN, http=http, api_base=API, clock=fixed_clock)
+def portal(http: httpx.AsyncClient, api_version: str) -> HubSpotPortalClient:
+    return HubSpotPortalClient(ACCESS_TOKEN, http=http, api_base=API, clock=fixed_clock,
+                               api_version=api_version)
 
 
 def assert_bearer(request: httpx.Request) -> None:
@@ -106,13 +147,14 @@ async def publish(portal: HubSpotPortalClient, **overrides: object) -> object:
 
 
 async def test_r1_create_channel_posts_the_whole_spec_with_developer_key(
+    want: Want, 
     network: FakeNetwork, developer: HubSpotDeveloperClient
 ) -> None:
     network.reply(201, CHANNEL)
     channel = await developer.create_channel(SPEC)
     request = network.last
     assert request.method == "POST"
-    assert request.url.path == "/conversations/v3/custom-channels"
+    assert request.url.path == want.channels_create
     assert query_of(request) == {"hapikey": DEV_KEY, "appId": "1001"}
     assert "authorization" not in request.headers
     assert json_of(request) == {
@@ -138,28 +180,31 @@ async def test_r1_create_channel_posts_the_whole_spec_with_developer_key(
 
 
 async def test_update_channel_patches_all_six_keys(
+    want: Want, 
     network: FakeNetwork, developer: HubSpotDeveloperClient
 ) -> None:
     network.reply(200, CHANNEL)
     await developer.update_channel(CHANNEL_ID, SPEC)
     request = network.last
     assert (request.method, request.url.path) == (
-        "PATCH", f"/conversations/v3/custom-channels/{CHANNEL_ID}"
+        "PATCH", f"{want.channel}"
     )
     assert query_of(request) == {"hapikey": DEV_KEY, "appId": "1001"}
     assert json_of(request) == SPEC.body()
 
 
-async def test_get_channel(network: FakeNetwork, developer: HubSpotDeveloperClient) -> None:
+async def test_get_channel(
+    want: Want, network: FakeNetwork, developer: HubSpotDeveloperClient) -> None:
     network.reply(200, CHANNEL)
     channel = await developer.get_channel(CHANNEL_ID)
     assert (network.last.method, network.last.url.path) == (
-        "GET", f"/conversations/v3/custom-channels/{CHANNEL_ID}"
+        "GET", f"{want.channel}"
     )
     assert channel.capabilities["threadingModel"] == "INTEGRATION_THREAD_ID"
 
 
 async def test_list_channels_follows_the_paging_cursor(
+    want: Want, 
     network: FakeNetwork, developer: HubSpotDeveloperClient
 ) -> None:
     network.reply(200, {"results": [CHANNEL], "total": 2,
@@ -168,7 +213,7 @@ async def test_list_channels_follows_the_paging_cursor(
     channels = await developer.list_channels()
     assert [c.id for c in channels] == [CHANNEL_ID, "2930389"]
     first, second = network.requests
-    assert first.url.path == "/conversations/v3/custom-channels/"
+    assert first.url.path == want.channels_list
     assert query_of(first) == {"hapikey": DEV_KEY, "appId": "1001", "limit": "100"}
     assert query_of(second) == {"hapikey": DEV_KEY, "appId": "1001", "limit": "100",
                                 "after": "cursor-2"}
@@ -205,6 +250,7 @@ async def test_list_inboxes_reads_every_page(
 
 
 async def test_r4_complete_staging_token_patches_name_and_number(
+    want: Want, 
     network: FakeNetwork, portal: HubSpotPortalClient
 ) -> None:
     network.reply(200, {
@@ -220,7 +266,7 @@ async def test_r4_complete_staging_token_patches_name_and_number(
     request = network.last
     assert request.method == "PATCH"
     assert request.url.raw_path.decode() == (
-        f"/conversations/v3/custom-channels/{CHANNEL_ID}"
+        f"{want.channel}"
         "/channel-account-staging-tokens/tok%2Fwith%3Fodd%20chars"
     )
     assert json_of(request) == {
@@ -295,14 +341,15 @@ async def test_staging_token_other_failures_keep_their_general_meaning(
     assert not isinstance(caught.value, StagingTokenError)
 
 
-async def test_create_channel_account(network: FakeNetwork, portal: HubSpotPortalClient) -> None:
+async def test_create_channel_account(
+    want: Want, network: FakeNetwork, portal: HubSpotPortalClient) -> None:
     network.reply(201, ACCOUNT)
     account = await portal.create_channel_account(
         CHANNEL_ID, inbox_id="1431487401", name="Support", delivery_identifier_e164=BUSINESS
     )
     request = network.last
     assert (request.method, request.url.path) == (
-        "POST", f"/conversations/v3/custom-channels/{CHANNEL_ID}/channel-accounts"
+        "POST", f"{want.channel}/channel-accounts"
     )
     assert json_of(request) == {
         "inboxId": "1431487401", "name": "Support", "authorized": True,
@@ -314,11 +361,12 @@ async def test_create_channel_account(network: FakeNetwork, portal: HubSpotPorta
     assert account.authorized and account.active and not account.archived
 
 
-async def test_get_channel_account(network: FakeNetwork, portal: HubSpotPortalClient) -> None:
+async def test_get_channel_account(
+    want: Want, network: FakeNetwork, portal: HubSpotPortalClient) -> None:
     network.reply(200, ACCOUNT)
     account = await portal.get_channel_account(CHANNEL_ID, ACCOUNT_ID)
     assert network.last.url.path == (
-        f"/conversations/v3/custom-channels/{CHANNEL_ID}/channel-accounts/{ACCOUNT_ID}"
+        f"{want.channel}/channel-accounts/{ACCOUNT_ID}"
     )
     assert account.inbox_id == "1431487401"
 
@@ -338,13 +386,14 @@ async def test_list_channel_accounts_filters_by_number(
 
 
 async def test_r6_update_channel_account_deauthorises(
+    want: Want, 
     network: FakeNetwork, portal: HubSpotPortalClient
 ) -> None:
     network.reply(200, {**ACCOUNT, "authorized": False})
     account = await portal.update_channel_account(CHANNEL_ID, ACCOUNT_ID, authorized=False)
     request = network.last
     assert (request.method, request.url.path) == (
-        "PATCH", f"/conversations/v3/custom-channels/{CHANNEL_ID}/channel-accounts/{ACCOUNT_ID}"
+        "PATCH", f"{want.channel}/channel-accounts/{ACCOUNT_ID}"
     )
     assert json_of(request) == {"authorized": False}
     assert account.authorized is False
@@ -356,6 +405,7 @@ async def test_r6_update_channel_account_deauthorises(
 
 
 async def test_r11_publish_message_sends_a_channel_integration_message_egg(
+    want: Want, 
     network: FakeNetwork, portal: HubSpotPortalClient
 ) -> None:
     network.reply(201, MESSAGE)
@@ -363,7 +413,7 @@ async def test_r11_publish_message_sends_a_channel_integration_message_egg(
     result = await publish(portal, timestamp=datetime(2026, 1, 1, 11, 15, 30, 250000, paris))
     request = network.last
     assert (request.method, request.url.path) == (
-        "POST", f"/conversations/v3/custom-channels/{CHANNEL_ID}/messages"
+        "POST", f"{want.channel}/messages"
     )
     assert_bearer(request)
     assert json_of(request) == {
@@ -432,6 +482,7 @@ async def test_publish_answer_that_is_not_json_is_retryable(
     ],
 )
 async def test_r23_update_message_status(
+    want: Want, 
     network: FakeNetwork, portal: HubSpotPortalClient, status: str, error_message: str | None,
     expected: dict[str, str],
 ) -> None:
@@ -439,7 +490,7 @@ async def test_r23_update_message_status(
     await portal.update_message_status(CHANNEL_ID, "msg-1", status, error_message)  # type: ignore[arg-type]
     request = network.last
     assert (request.method, request.url.path) == (
-        "PATCH", f"/conversations/v3/custom-channels/{CHANNEL_ID}/messages/msg-1"
+        "PATCH", f"{want.channel}/messages/msg-1"
     )
     assert json_of(request) == expected
 
@@ -453,14 +504,15 @@ async def test_update_message_status_refuses_received(
     await portal.update_message_status(CHANNEL_ID, "msg-1", "SENT")
 
 
-async def test_get_message(network: FakeNetwork, portal: HubSpotPortalClient) -> None:
+async def test_get_message(
+    want: Want, network: FakeNetwork, portal: HubSpotPortalClient) -> None:
     network.reply(200, {
         **MESSAGE, "channelAccountId": ACCOUNT_ID, "direction": "OUTGOING", "text": "Hello",
         "status": {"statusType": "FAILED", "failureDetails": {"errorMessage": "window closed"}},
     })
     message = await portal.get_message(CHANNEL_ID, "msg-1")
     assert network.last.method == "GET"
-    assert network.last.url.path == f"/conversations/v3/custom-channels/{CHANNEL_ID}/messages/msg-1"
+    assert network.last.url.path == f"{want.channel}/messages/msg-1"
     assert (message.status, message.failure_message, message.direction) == (
         "FAILED", "window closed", "OUTGOING"
     )
@@ -470,6 +522,7 @@ async def test_get_message(network: FakeNetwork, portal: HubSpotPortalClient) ->
 
 
 async def test_r30_search_contact_by_phone(
+    want: Want, 
     network: FakeNetwork, portal: HubSpotPortalClient
 ) -> None:
     network.reply(200, {"total": 1, "results": [{
@@ -479,7 +532,7 @@ async def test_r30_search_contact_by_phone(
     }]})
     contact = await portal.search_contact_by_phone(CUSTOMER)
     request = network.last
-    assert (request.method, request.url.path) == ("POST", "/crm/v3/objects/contacts/search")
+    assert (request.method, request.url.path) == ("POST", f"{want.crm}/contacts/search")
     assert json_of(request) == {
         "filterGroups": [
             {"filters": [{"propertyName": "phone", "operator": "EQ", "value": CUSTOMER}]},
@@ -503,6 +556,7 @@ async def test_search_contact_by_phone_finds_nobody(
 
 
 async def test_r31_company_goes_on_the_contact_property_not_an_association(
+    want: Want, 
     network: FakeNetwork, portal: HubSpotPortalClient
 ) -> None:
     network.reply(200, {"id": "501", "properties": {"company": "Acme"},
@@ -510,12 +564,13 @@ async def test_r31_company_goes_on_the_contact_property_not_an_association(
                         "updatedAt": "2026-01-01T09:00:00Z", "archived": False})
     contact = await portal.update_contact_properties("501", {"company": "Acme"})
     request = network.last
-    assert (request.method, request.url.path) == ("PATCH", "/crm/v3/objects/contacts/501")
+    assert (request.method, request.url.path) == ("PATCH", f"{want.crm}/contacts/501")
     assert json_of(request) == {"properties": {"company": "Acme"}}
     assert contact.properties == {"company": "Acme"}
 
 
 async def test_r35_find_ticket_by_its_reference_word(
+    want: Want, 
     network: FakeNetwork, portal: HubSpotPortalClient
 ) -> None:
     network.reply(200, {"total": 1, "results": [{
@@ -525,7 +580,7 @@ async def test_r35_find_ticket_by_its_reference_word(
     }]})
     ticket = await portal.find_ticket_with_token("aircallrefabc")
     request = network.last
-    assert (request.method, request.url.path) == ("POST", "/crm/v3/objects/tickets/search")
+    assert (request.method, request.url.path) == ("POST", f"{want.crm}/tickets/search")
     assert json_of(request)["filterGroups"] == [{"filters": [
         {"propertyName": "content", "operator": "CONTAINS_TOKEN", "value": "aircallrefabc"}]}]
     assert ticket is not None and ticket.id == "9001"
@@ -534,6 +589,7 @@ async def test_r35_find_ticket_by_its_reference_word(
 
 
 async def test_r35_create_ticket_associated_with_the_contact(
+    want: Want, 
     network: FakeNetwork, portal: HubSpotPortalClient
 ) -> None:
     network.reply(201, {"id": "9001", "properties": {"subject": "Missed call"},
@@ -542,7 +598,7 @@ async def test_r35_create_ticket_associated_with_the_contact(
     properties = {"subject": "Missed call", "hs_pipeline": "0", "hs_pipeline_stage": "1"}
     ticket = await portal.create_ticket(properties, contact_id="501")
     request = network.last
-    assert (request.method, request.url.path) == ("POST", "/crm/v3/objects/tickets")
+    assert (request.method, request.url.path) == ("POST", f"{want.crm}/tickets")
     assert json_of(request) == {
         "properties": properties,
         "associations": [{

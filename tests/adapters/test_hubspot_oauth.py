@@ -1,4 +1,5 @@
-"""HubSpot OAuth: consent URL, code exchange, refresh, token details (reference §6; R8)."""
+"""HubSpot OAuth: consent URL, code exchange, refresh, token details (reference §6; R8), on
+both API versions, 2026-03 and v3 (R50)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from urllib.parse import parse_qs, urlsplit
 import httpx
 import pytest
 from _http_double import NOW, FakeNetwork, fixed_clock, form_of
-from openapi_hubspot import check_request
+from openapi_hubspot import check_request, spec_file_for
 
 from whatsapp_helpdesk.errors import AuthExpired, AuthRevoked, Permanent, Retryable
 from whatsapp_helpdesk.hubspot import (
@@ -18,6 +19,7 @@ from whatsapp_helpdesk.hubspot import (
     HubSpotOAuth,
     scopes_missing,
 )
+from whatsapp_helpdesk.hubspot.api_paths import API_VERSIONS
 
 pytestmark = pytest.mark.anyio
 
@@ -25,17 +27,30 @@ API = "https://api.hubapi.com"
 SECRET = "client-secret-xyz"
 
 
+# The OAuth paths of each version, from HubSpot's OpenAPI files (oauth-2026-03.json,
+# oauth-v3.json), not from the bridge's mapping.
+TOKEN_PATHS = {"2026-03": "/oauth/2026-03/token", "v3": "/oauth/v3/token"}
+
+
+@pytest.fixture(params=API_VERSIONS)
+def api_version(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
 @pytest.fixture
-def oauth(http: httpx.AsyncClient) -> HubSpotOAuth:
+def oauth(http: httpx.AsyncClient, api_version: str) -> HubSpotOAuth:
     return HubSpotOAuth(client_id="client-1", client_secret=SECRET, http=http, api_base=API,
-                        auth_base="https://app.hubspot.com", clock=fixed_clock)
+                        auth_base="https://app.hubspot.com", clock=fixed_clock,
+                        api_version=api_version)
 
 
 @pytest.fixture(autouse=True)
-def every_request_fits_hubspot_openapi(network: FakeNetwork) -> Iterator[None]:
+def every_request_fits_hubspot_openapi(network: FakeNetwork, api_version: str) -> Iterator[None]:
+    """Each request against the OpenAPI file of the version in use (R50)."""
     yield
     for request in network.requests:
         check_request(request)
+        assert spec_file_for(request.url.path) == f"oauth-{api_version}.json"
 
 
 TOKENS = {"access_token": "at-1", "refresh_token": "rt-1", "expires_in": 1800,
@@ -47,7 +62,7 @@ def test_r8_scopes_are_one_list_with_the_custom_channel_scopes() -> None:
     assert set(HUBSPOT_SCOPES) == {
         "conversations.custom_channels.read", "conversations.custom_channels.write",
         "conversations.read", "conversations.write", "crm.objects.contacts.read",
-        "crm.objects.contacts.write", "tickets",
+        "crm.objects.contacts.write", "tickets", "files",
     }
     granted = [s for s in HUBSPOT_SCOPES if s != "tickets"]
     assert scopes_missing(granted) == ["tickets"]
@@ -76,12 +91,14 @@ def test_authorize_url_defaults_to_the_service_scopes(oauth: HubSpotOAuth) -> No
     assert "optional_scope" not in query
 
 
-async def test_exchange_code_posts_a_form(network: FakeNetwork, oauth: HubSpotOAuth) -> None:
+async def test_exchange_code_posts_a_form(
+    network: FakeNetwork, oauth: HubSpotOAuth, api_version: str
+) -> None:
     network.reply(200, {**TOKENS, "hub_id": 243842089,
                         "scopes": ["conversations.read", "tickets"]})
     tokens = await oauth.exchange_code("code-1", "https://b/cb")
     request = network.last
-    assert (request.method, request.url.path) == ("POST", "/oauth/v1/token")
+    assert (request.method, request.url.path) == ("POST", TOKEN_PATHS[api_version])
     assert form_of(request) == {
         "grant_type": "authorization_code", "client_id": "client-1", "client_secret": SECRET,
         "redirect_uri": "https://b/cb", "code": "code-1",
@@ -105,10 +122,13 @@ async def test_exchange_code_invalid_grant_is_permanent(
     assert "code already used" in caught.value.message
 
 
-async def test_refresh_posts_the_refresh_token(network: FakeNetwork, oauth: HubSpotOAuth) -> None:
+async def test_refresh_posts_the_refresh_token(
+    network: FakeNetwork, oauth: HubSpotOAuth, api_version: str
+) -> None:
     network.reply(200, {**TOKENS, "access_token": "at-2", "refresh_token": "rt-2",
                         "expires_in": 1750})
     tokens = await oauth.refresh("rt-1")
+    assert network.last.url.path == TOKEN_PATHS[api_version]
     assert form_of(network.last) == {
         "grant_type": "refresh_token", "client_id": "client-1", "client_secret": SECRET,
         "refresh_token": "rt-1",
@@ -147,20 +167,36 @@ async def test_refresh_survives_transient_failures_as_retryable(
             await oauth.refresh("rt-1")
 
 
-async def test_token_info_gives_portal_and_scopes(
-    network: FakeNetwork, oauth: HubSpotOAuth
+INTROSPECTION = {"active": True, "token": "at/1", "token_use": "access_token",
+                 "token_type": "bearer", "client_id": "client-1", "user": "admin@example.com",
+                 "hub_id": 243842089, "app_id": 1001, "user_id": 7, "expires_in": 1500,
+                 "is_private_distribution": False,
+                 "scopes": ["conversations.custom_channels.read", "oauth"]}
+
+
+async def test_R50_token_info_introspects_the_token_in_a_form_body(
+    network: FakeNetwork, oauth: HubSpotOAuth, api_version: str
 ) -> None:
-    network.reply(200, {"token": "at-1", "user": "admin@example.com", "hub_id": 243842089,
-                        "app_id": 1001, "user_id": 7, "expires_in": 1500,
-                        "token_type": "access",
-                        "scopes": ["conversations.custom_channels.read", "oauth"]})
+    network.reply(200, INTROSPECTION)
     info = await oauth.token_info("at/1")
     request = network.last
-    assert request.method == "GET"
-    assert request.url.raw_path == b"/oauth/v1/access-tokens/at%2F1"
+    assert (request.method, request.url.path) == ("POST", f"{TOKEN_PATHS[api_version]}/introspect")
+    assert form_of(request) == {"token": "at/1", "token_type_hint": "access_token",
+                                "client_id": "client-1", "client_secret": SECRET}
+    assert "at/1" not in str(request.url) and b"at%2F1" not in request.url.raw_path
     assert info.hub_id == "243842089"
     assert info.scopes == ("conversations.custom_channels.read", "oauth")
     assert (info.app_id, info.user, info.expires_in) == ("1001", "admin@example.com", 1500)
+
+
+@pytest.mark.parametrize("answer", [{"active": False},
+                                    {"token_use": "refresh_token"}])
+async def test_R50_token_info_on_an_inactive_token_asks_for_a_refresh(
+    network: FakeNetwork, oauth: HubSpotOAuth, answer: dict[str, object]
+) -> None:
+    network.reply(200, {**INTROSPECTION, **answer})
+    with pytest.raises(AuthExpired):
+        await oauth.token_info("at-1")
 
 
 async def test_token_info_on_an_unknown_token_asks_for_a_refresh(

@@ -38,8 +38,8 @@ def _failed_publications(stack: Stack, count: int) -> list[int]:
     """`count` customer messages HubSpot refused (400): failed deliveries to retry."""
     stack.connect(1001)
     stack.hubspot.post("/_sandbox/faults", json={
-        "path_prefix": "/conversations/v3/custom-channels/", "method": "POST", "mode": "status",
-        "status": 400, "times": count})
+        "path_prefix": "/conversations/custom-channels/2026-03/", "method": "POST",
+        "mode": "status", "status": 400, "times": count})
     for n in range(count):
         stack.customer_says(f"message {n}", phone=f"+3361234567{n}")
     stack.wait_deliveries()

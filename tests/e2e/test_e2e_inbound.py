@@ -136,7 +136,7 @@ def test_R43_bad_bodies_get_4xx_never_500(stack: Stack) -> None:
 
 def test_R44_hubspot_5xx_then_429_then_drop_is_retried_and_published_once(stack: Stack) -> None:
     stack.connect()
-    path = "/conversations/v3/custom-channels"
+    path = "/conversations/custom-channels/2026-03"
     for fault in ({"mode": "status", "status": 503}, {"mode": "rate_limit"}, {"mode": "drop"}):
         stack.hubspot.post("/_sandbox/faults", json={"path_prefix": path, "method": "POST",
                                                      "times": 1, **fault})
@@ -150,7 +150,7 @@ def test_R44_hubspot_5xx_then_429_then_drop_is_retried_and_published_once(stack:
 def test_R44_issue11_fifteen_429s_then_a_503_do_not_spend_the_retry_budget(stack: Stack) -> None:
     """Issue 11 item 5: 15 answers 429 then one 503 used to fail the message for good."""
     stack.connect()
-    path = "/conversations/v3/custom-channels"
+    path = "/conversations/custom-channels/2026-03"
     for fault in [{"mode": "rate_limit"}] * 15 + [{"mode": "status", "status": 503}]:
         stack.hubspot.post("/_sandbox/faults", json={"path_prefix": path, "method": "POST",
                                                      "times": 1, **fault})
@@ -175,7 +175,7 @@ def test_R44_issue11_fifteen_429s_then_a_503_do_not_spend_the_retry_budget(stack
 def test_R44_permanent_error_keeps_message_and_records_reason(stack: Stack) -> None:
     stack.connect()
     stack.hubspot.post("/_sandbox/faults", json={
-        "path_prefix": "/conversations/v3/custom-channels", "method": "POST",
+        "path_prefix": "/conversations/custom-channels/2026-03", "method": "POST",
         "mode": "status", "status": 400, "times": 1})
     stack.customer_says("this one fails for good")
     stack.wait_deliveries()
@@ -334,7 +334,7 @@ def test_R31_contact_not_there_yet_is_retried_without_holding_up_messages(stack:
     waits and is retried; the conversation's messages are published meanwhile."""
     stack.connect()
     stack.hubspot.post("/_sandbox/faults", json={
-        "path_prefix": "/crm/v3/objects/contacts/search", "mode": "status", "status": 503,
+        "path_prefix": "/crm/objects/2026-03/contacts/search", "mode": "status", "status": 503,
         "times": None})
     stack.customer_says("First", phone=SMITH)
     stack.customer_says("Second", phone=SMITH)

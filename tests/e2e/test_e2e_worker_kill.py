@@ -31,7 +31,7 @@ def test_R14_sigkill_workers_mid_burst_loses_and_duplicates_nothing(stack: Stack
     stack.connect()
     # HubSpot answers slowly, so the kill lands while publishes are in flight.
     stack.hubspot.post("/_sandbox/faults", json={
-        "path_prefix": "/conversations/v3/custom-channels", "method": "POST",
+        "path_prefix": "/conversations/custom-channels/2026-03", "method": "POST",
         "mode": "slow", "delay_seconds": 0.7, "times": None})
     texts = [f"message {i}" for i in range(8)]
     for text in texts:

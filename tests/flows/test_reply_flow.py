@@ -243,7 +243,7 @@ def test_R21_R23_reply_is_sent_once_and_reported_sent(world: World) -> None:
     assert world.fake.sends == [_sent()]
     assert world.fake.patches == [SENT]
     assert world.fake.requests[-1].url.path == (
-        f"/conversations/v3/custom-channels/{CHANNEL}/messages/hs-1")
+        f"/conversations/custom-channels/2026-03/{CHANNEL}/messages/hs-1")
     reply = world.reply_row()
     assert (reply.status, reply.provider_message_id) == ("sent", "AC1")
 

@@ -11,6 +11,7 @@ import socket
 import threading
 import time
 from collections.abc import Callable, Coroutine, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
@@ -154,6 +155,17 @@ def switch_on_every_whatsapp_number(services: Services, installation_id: int) ->
 
 @pytest.fixture
 def stack(database_url: str, tmp_path: Path) -> Iterator[Stack]:
+    with running_stack(database_url, tmp_path) as running:
+        yield running
+
+
+@contextmanager
+def running_stack(
+    database_url: str, tmp_path: Path, *, hubspot_api_version: str | None = None,
+    wrap_hubspot: Callable[[Any], Any] | None = None,
+) -> Iterator[Stack]:
+    """The whole stack; `hubspot_api_version` as HUBSPOT_API_VERSION (default: the
+    setting's), `wrap_hubspot` wraps the sandbox HubSpot's ASGI app (to record exchanges)."""
     hub_sock, air_sock, web_sock = _bound_socket(), _bound_socket(), _bound_socket()
     hub_url = f"http://127.0.0.1:{hub_sock.getsockname()[1]}"
     air_url = f"http://127.0.0.1:{air_sock.getsockname()[1]}"
@@ -167,12 +179,14 @@ def stack(database_url: str, tmp_path: Path) -> Iterator[Stack]:
         spool_dir=str(tmp_path / "spool"),  # each test's own spool (R53)
         spool_replay_interval_seconds=0.2,
         _env_file=None,  # type: ignore[call-arg]
+        **({"hubspot_api_version": hubspot_api_version} if hubspot_api_version else {}),
     )
     services = build_services(settings)
     upgrade(services.engine)
     web_app = bridge_app(services)
     servers = [
-        Served(hub_sock, hubspot_app(public_base_url=hub_url)).start(),
+        Served(hub_sock, (wrap_hubspot or (lambda app: app))(
+            hubspot_app(public_base_url=hub_url))).start(),
         Served(air_sock, aircall_app(public_base_url=air_url)).start(),
         Served(web_sock, web_app).start(),
     ]

@@ -82,7 +82,7 @@ def test_R3_a_number_that_is_not_eligible_is_refused_even_if_posted(stack) -> No
 def test_hubspot_down_nothing_is_connected_and_the_page_says_so(stack) -> None:
     client, popup, page = signed_in_popup(stack)
     stack.hubspot.post("/_sandbox/faults", json={
-        "path_prefix": "/conversations/v3/custom-channels/", "method": "PATCH",
+        "path_prefix": "/conversations/custom-channels/2026-03/", "method": "PATCH",
         "mode": "status", "status": 503, "times": None})
     answer = confirm(client, popup, page.text, number_row(stack, SUPPORT_FR))
     assert answer.status_code == 502

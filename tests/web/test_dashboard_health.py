@@ -23,8 +23,8 @@ SUPPORT_FR, SALES_UK, BERLIN, US_SUPPORT = 1001, 1002, 1003, 1005
 def test_R9_health_shows_a_failed_delivery_with_its_reason_and_retry_sends_it(stack) -> None:
     stack.connect(SUPPORT_FR)
     stack.hubspot.post("/_sandbox/faults", json={
-        "path_prefix": "/conversations/v3/custom-channels/", "method": "POST", "mode": "status",
-        "status": 400, "times": 1})
+        "path_prefix": "/conversations/custom-channels/2026-03/", "method": "POST",
+        "mode": "status", "status": 400, "times": 1})
     stack.customer_says("my parcel is late")
     stack.wait_deliveries()
     stack.drain()

@@ -20,7 +20,6 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Final, Literal
-from urllib.parse import quote
 
 import httpx
 
@@ -42,28 +41,17 @@ from whatsapp_helpdesk.http_retry import (
     send,
     system_clock,
 )
+from whatsapp_helpdesk.hubspot.api_paths import (
+    DEFAULT_API_VERSION,
+    HubSpotPaths,
+    hubspot_paths,
+)
 from whatsapp_helpdesk.pacing import Pacer
 
 SERVICE: Final = "HubSpot"
 DEFAULT_API_BASE: Final = "https://api.hubapi.com"
 
-# --- Paths (reference §1.1, §2.1, §3, §4.3, §8; OpenAPI files) --------------------------------
-# Channel create and list use the v3 paths of the reference table and of every real client
-# (`/conversations/v3/custom-channels`, list with its trailing slash as in the table). The
-# OpenAPI file spells them `/conversations/custom-channels/v3`, an artefact of HubSpot's
-# date-versioned spec generator; the per-channel paths agree in both.
-CHANNELS_CREATE_PATH: Final = "/conversations/v3/custom-channels"
-CHANNELS_LIST_PATH: Final = "/conversations/v3/custom-channels/"
-INBOXES_PATH: Final = "/conversations/v3/conversations/inboxes"
-TICKETS_PATH: Final = "/crm/v3/objects/tickets"
-CONTACTS_PATH: Final = "/crm/v3/objects/contacts"
-CONTACTS_SEARCH_PATH: Final = "/crm/v3/objects/contacts/search"
-TICKETS_SEARCH_PATH: Final = "/crm/v3/objects/tickets/search"
-
-
-def channel_path(channel_id: str) -> str:
-    return f"/conversations/v3/custom-channels/{path_segment(channel_id)}"
-
+# Paths: `api_paths.HubSpotPaths`, one family per `HUBSPOT_API_VERSION` (R50).
 
 # Pages asked for when following `paging.next.after`, and a bound on how many we follow (a
 # cursor that never ends must not loop forever).
@@ -334,9 +322,10 @@ def _reason(body: Mapping[str, Any], response: httpx.Response) -> str:
 
 class _HubSpotApi:
     def __init__(self, *, http: httpx.AsyncClient, api_base: str, clock: Clock,
-                 pacer: Pacer | None = None):
+                 pacer: Pacer | None = None, api_version: str = DEFAULT_API_VERSION):
         self._http = http
         self._api_base = api_base.rstrip("/")
+        self._paths: HubSpotPaths = hubspot_paths(api_version)
         self._clock = clock
         self._pacer = pacer
 
@@ -427,11 +416,6 @@ def _identifier_value(data: Mapping[str, Any]) -> str | None:
     return _optional_text(identifier, "value") if isinstance(identifier, dict) else None
 
 
-def path_segment(value: str) -> str:
-    """One path segment, escaped: ids and tokens come from outside (query strings, webhooks)."""
-    return quote(str(value), safe="")
-
-
 def _phone_identifier(e164: str) -> dict[str, str]:
     return {"type": PHONE_IDENTIFIER, "value": e164}
 
@@ -460,13 +444,15 @@ class HubSpotDeveloperClient(_HubSpotApi):
         http: httpx.AsyncClient,
         api_base: str = DEFAULT_API_BASE,
         clock: Clock = system_clock,
+        api_version: str = DEFAULT_API_VERSION,
     ):
-        super().__init__(http=http, api_base=api_base, clock=clock)
+        super().__init__(http=http, api_base=api_base, clock=clock, api_version=api_version)
         self._developer_api_key = developer_api_key
         self._app_id = str(app_id)
 
     def __repr__(self) -> str:
-        return f"HubSpotDeveloperClient(app_id={self._app_id!r}, api_base={self._api_base!r})"
+        return (f"HubSpotDeveloperClient(app_id={self._app_id!r}, api_base={self._api_base!r}, "
+                f"api_version={self._paths.version!r})")
 
     def _auth_params(self) -> dict[str, str]:
         return {"hapikey": self._developer_api_key, "appId": self._app_id}
@@ -474,27 +460,27 @@ class HubSpotDeveloperClient(_HubSpotApi):
     async def create_channel(self, spec: ChannelSpec) -> Channel:
         operation = "register the custom channel"
         response = await self._call(
-            "POST", CHANNELS_CREATE_PATH, operation=operation, json=spec.body()
+            "POST", self._paths.channels_create, operation=operation, json=spec.body()
         )
         return _channel(response_object(response, operation), operation)
 
     async def update_channel(self, channel_id: str, spec: ChannelSpec) -> Channel:
-        # The v3 PATCH schema requires all six keys (§1.2): always send the whole spec.
+        # The PATCH schema (v3 and 2026-03) requires all six keys (§1.2): send the whole spec.
         operation = "update the custom channel"
         response = await self._call(
-            "PATCH", channel_path(channel_id), operation=operation, json=spec.body()
+            "PATCH", self._paths.channel(channel_id), operation=operation, json=spec.body()
         )
         return _channel(response_object(response, operation), operation)
 
     async def get_channel(self, channel_id: str) -> Channel:
         operation = "read the custom channel"
-        response = await self._call("GET", channel_path(channel_id), operation=operation)
+        response = await self._call("GET", self._paths.channel(channel_id), operation=operation)
         return _channel(response_object(response, operation), operation)
 
     async def list_channels(self) -> list[Channel]:
         operation = "list the app's custom channels"
         return [_channel(r, operation)
-                for r in await self._paged(CHANNELS_LIST_PATH, operation=operation)]
+                for r in await self._paged(self._paths.channels_list, operation=operation)]
 
 
 def _channel(data: Mapping[str, Any], operation: str) -> Channel:
@@ -522,12 +508,15 @@ class HubSpotPortalClient(_HubSpotApi):
         api_base: str = DEFAULT_API_BASE,
         clock: Clock = system_clock,
         pacer: Pacer | None = None,
+        api_version: str = DEFAULT_API_VERSION,
     ):
-        super().__init__(http=http, api_base=api_base, clock=clock, pacer=pacer)
+        super().__init__(http=http, api_base=api_base, clock=clock, pacer=pacer,
+                         api_version=api_version)
         self._access_token = access_token
 
     def __repr__(self) -> str:
-        return f"HubSpotPortalClient(api_base={self._api_base!r})"
+        return (f"HubSpotPortalClient(api_base={self._api_base!r}, "
+                f"api_version={self._paths.version!r})")
 
     def _auth_headers(self) -> dict[str, str]:
         return {"Authorization": f"Bearer {self._access_token}"}
@@ -539,7 +528,7 @@ class HubSpotPortalClient(_HubSpotApi):
         return [
             Inbox(id=required_text(r, "id", operation), name=str(r.get("name") or ""),
                   type=_optional_text(r, "type"))
-            for r in await self._paged(INBOXES_PATH, operation=operation)
+            for r in await self._paged(self._paths.inboxes, operation=operation)
         ]
 
     # Connection pop-up (R2, R4, R5)
@@ -555,10 +544,9 @@ class HubSpotPortalClient(_HubSpotApi):
         """Give HubSpot's staging token the number and name of the channel account that
         HubSpot then creates (reference §2.2 B.4). Fails with `StagingTokenError` (R5)."""
         operation = "connect the number to HubSpot"
-        token_segment = path_segment(account_token)
         response = await self._call(
             "PATCH",
-            f"{channel_path(channel_id)}/channel-account-staging-tokens/{token_segment}",
+            self._paths.staging_token(channel_id, account_token),
             operation=operation,
             json={
                 "accountName": account_name,
@@ -589,7 +577,7 @@ class HubSpotPortalClient(_HubSpotApi):
         operation = "create the channel account"
         response = await self._call(
             "POST",
-            f"{channel_path(channel_id)}/channel-accounts",
+            self._paths.channel_accounts(channel_id),
             operation=operation,
             json={
                 "inboxId": str(inbox_id),
@@ -604,7 +592,7 @@ class HubSpotPortalClient(_HubSpotApi):
         operation = "read the channel account"
         response = await self._call(
             "GET",
-            f"{channel_path(channel_id)}/channel-accounts/{path_segment(channel_account_id)}",
+            self._paths.channel_account(channel_id, channel_account_id),
             operation=operation,
         )
         return _channel_account(response_object(response, operation), operation)
@@ -624,7 +612,7 @@ class HubSpotPortalClient(_HubSpotApi):
         if include_archived:
             params["archived"] = "true"
         results = await self._paged(
-            f"{channel_path(channel_id)}/channel-accounts", operation=operation, params=params
+            self._paths.channel_accounts(channel_id), operation=operation, params=params
         )
         return [_channel_account(r, operation) for r in results]
 
@@ -647,7 +635,7 @@ class HubSpotPortalClient(_HubSpotApi):
         operation = "update the channel account"
         response = await self._call(
             "PATCH",
-            f"{channel_path(channel_id)}/channel-accounts/{path_segment(channel_account_id)}",
+            self._paths.channel_account(channel_id, channel_account_id),
             operation=operation,
             json=body,
         )
@@ -697,7 +685,7 @@ class HubSpotPortalClient(_HubSpotApi):
             body["richText"] = rich_text
         operation = "publish the message"
         response = await self._call(
-            "POST", f"{channel_path(channel_id)}/messages", operation=operation, json=body
+            "POST", self._paths.messages(channel_id), operation=operation, json=body
         )
         data = response_object(response, operation)
         return PublishedMessage(
@@ -721,7 +709,7 @@ class HubSpotPortalClient(_HubSpotApi):
             body["errorMessage"] = error_message
         await self._call(
             "PATCH",
-            f"{channel_path(channel_id)}/messages/{path_segment(message_id)}",
+            self._paths.message(channel_id, message_id),
             operation="update the message status",
             json=body,
         )
@@ -729,7 +717,7 @@ class HubSpotPortalClient(_HubSpotApi):
     async def get_message(self, channel_id: str, message_id: str) -> HubSpotMessage:
         operation = "read the message"
         response = await self._call(
-            "GET", f"{channel_path(channel_id)}/messages/{path_segment(message_id)}",
+            "GET", self._paths.message(channel_id, message_id),
             operation=operation,
         )
         data = response_object(response, operation)
@@ -756,7 +744,7 @@ class HubSpotPortalClient(_HubSpotApi):
         same E.164 form: HubSpot keeps phone properties as typed.
         """
         return await self._first_found(
-            CONTACTS_SEARCH_PATH, "search the contact by phone",
+            self._paths.contacts_search, "search the contact by phone",
             filter_groups=[
                 {"filters": [{"propertyName": prop, "operator": "EQ", "value": e164}]}
                 for prop in ("phone", "mobilephone")
@@ -772,7 +760,7 @@ class HubSpotPortalClient(_HubSpotApi):
         association (R31)."""
         operation = "update the contact"
         response = await self._call(
-            "PATCH", f"{CONTACTS_PATH}/{path_segment(contact_id)}", operation=operation,
+            "PATCH", self._paths.contact(contact_id), operation=operation,
             json={"properties": dict(properties)},
         )
         return _crm_object(response_object(response, operation), operation)
@@ -785,7 +773,7 @@ class HubSpotPortalClient(_HubSpotApi):
         index trails writes by a few seconds, so this only helps a retry made later than
         that (a worker's lease, a backoff)."""
         return await self._first_found(
-            TICKETS_SEARCH_PATH, "search the ticket",
+            self._paths.tickets_search, "search the ticket",
             filter_groups=[{"filters": [
                 {"propertyName": "content", "operator": "CONTAINS_TOKEN", "value": token}]}],
             properties=["subject", "content"],
@@ -824,7 +812,7 @@ class HubSpotPortalClient(_HubSpotApi):
             })
         operation = "create the ticket"
         response = await self._call(
-            "POST", TICKETS_PATH, operation=operation,
+            "POST", self._paths.tickets, operation=operation,
             json={"properties": dict(properties), "associations": associations},
         )
         return _crm_object(response_object(response, operation), operation)

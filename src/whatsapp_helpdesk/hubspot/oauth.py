@@ -1,8 +1,9 @@
 """HubSpot OAuth for a public app (reference hubspot §6): consent URL, code exchange,
 refresh, and what an access token is worth (portal id, granted scopes).
 
-Token endpoints are v1 (`/oauth/v1/token`, `/oauth/v1/access-tokens/{token}`), still the
-documented and widely used ones; HubSpot deprecates them for 16 Feb 2027 (§6).
+Token and introspection paths come from `api_paths` (R50): `/oauth/2026-03/...` or
+`/oauth/v3/...`, same shapes in both. The v1 endpoints (`/oauth/v1/token`,
+`GET /oauth/v1/access-tokens/{token}`) are deprecated for 16 Feb 2027 (§6) and not used.
 """
 
 from __future__ import annotations
@@ -23,19 +24,17 @@ from whatsapp_helpdesk.http_retry import (
     send,
     system_clock,
 )
+from whatsapp_helpdesk.hubspot.api_paths import DEFAULT_API_VERSION, hubspot_paths
 from whatsapp_helpdesk.hubspot.client import (
     DEFAULT_API_BASE,
     SERVICE,
     hubspot_error,
-    path_segment,
     required_text,
     response_object,
 )
 
 DEFAULT_AUTH_BASE: Final = "https://app.hubspot.com"
-AUTHORIZE_PATH: Final = "/oauth/authorize"
-TOKEN_PATH: Final = "/oauth/v1/token"
-ACCESS_TOKEN_INFO_PATH: Final = "/oauth/v1/access-tokens"
+AUTHORIZE_PATH: Final = "/oauth/authorize"  # the consent page is not versioned
 
 # The scopes the service asks every portal for — the one list (reference §6; R3 c, R8).
 CUSTOM_CHANNEL_SCOPES: Final = (
@@ -49,6 +48,7 @@ HUBSPOT_SCOPES: Final = (
     "crm.objects.contacts.read",  # find the sender's contact (R30)
     "crm.objects.contacts.write",  # the contact's company property (R31), email capture
     "tickets",  # native tickets (R35)
+    "files",  # upload inbound media to the File Manager, FILE attachments (R51)
 )
 
 # HubSpot's access tokens live 30 minutes; `expires_in` is always given, this is only the
@@ -94,6 +94,7 @@ class HubSpotOAuth:
         api_base: str = DEFAULT_API_BASE,
         auth_base: str = DEFAULT_AUTH_BASE,
         clock: Clock = system_clock,
+        api_version: str = DEFAULT_API_VERSION,
     ):
         self._client_id = client_id
         self._client_secret = client_secret
@@ -101,6 +102,7 @@ class HubSpotOAuth:
         self._api_base = api_base.rstrip("/")
         self._auth_base = auth_base.rstrip("/")
         self._clock = clock
+        self._paths = hubspot_paths(api_version)
 
     def __repr__(self) -> str:
         return f"HubSpotOAuth(client_id={self._client_id!r}, api_base={self._api_base!r})"
@@ -161,13 +163,23 @@ class HubSpotOAuth:
     async def token_info(self, access_token: str) -> TokenInfo:
         """The portal (`hub_id`) and the scopes an access token carries.
 
-        Any 4xx here means HubSpot does not know this access token (any more): that is
-        `AuthExpired`, since a refresh is the remedy; if the refresh fails, that is revoked.
+        Any 4xx here, or an answer saying `active: false`, means HubSpot does not know this
+        access token (any more): that is `AuthExpired`, since a refresh is the remedy; if the
+        refresh fails, that is revoked.
         """
         operation = "read the access token's details"
+        # Introspection (2026-03 and v3 alike) is a form POST with the app's credentials, the
+        # token in the body and never in the URL (RFC 7662); v1 was GET with the token as a
+        # path segment. Its answer adds `active`, `client_id` and `token_use` to v1's fields.
         request = self._http.build_request(
-            "GET",
-            f"{self._api_base}{ACCESS_TOKEN_INFO_PATH}/{path_segment(access_token)}",
+            "POST",
+            f"{self._api_base}{self._paths.oauth_introspect}",
+            data={
+                "token": access_token,
+                "token_type_hint": "access_token",
+                "client_id": self._client_id,
+                "client_secret": self._client_secret,
+            },
             headers={"Accept": "application/json"},
         )
         response = await send(self._http, request, service=SERVICE, operation=operation)
@@ -180,6 +192,11 @@ class HubSpotOAuth:
                 )
             raise error
         data = response_object(response, operation, reveal_body=False)
+        if data.get("active") is False or data.get("token_use", "access_token") != "access_token":
+            raise AuthExpired(
+                f"{SERVICE} says the access token is no longer active; refresh it.",
+                status_code=response.status_code,
+            )
         return TokenInfo(
             hub_id=required_text(data, "hub_id", operation),
             scopes=_scopes(data.get("scopes")) or (),
@@ -198,7 +215,7 @@ class HubSpotOAuth:
     ) -> TokenSet:
         request = self._http.build_request(
             "POST",
-            f"{self._api_base}{TOKEN_PATH}",
+            f"{self._api_base}{self._paths.oauth_token}",
             data=dict(form),  # application/x-www-form-urlencoded (§6)
             headers={"Accept": "application/json"},
         )

@@ -25,6 +25,7 @@ from whatsapp_helpdesk.sandbox.hubspot.middleware import (
     RateLimitHeadersMiddleware,
 )
 from whatsapp_helpdesk.sandbox.hubspot.runtime import Sandbox
+from whatsapp_helpdesk.sandbox.hubspot.versions import with_dated_routes
 
 
 def create_app(*, public_base_url: str, demo_home_url: str | None = None) -> FastAPI:
@@ -57,7 +58,7 @@ def create_app(*, public_base_url: str, demo_home_url: str | None = None) -> Fas
     for module in (
         routes_oauth, routes_channels, routes_conversations, routes_crm, routes_control, screens
     ):
-        app.include_router(module.router)
+        app.include_router(with_dated_routes(module.router))  # v3 and 2026-03 paths (R50)
     _install_error_handlers(app)
     screens.install(app)
     # Added last = outermost: faults see the request first.
@@ -87,7 +88,8 @@ def _install_error_handlers(app: FastAPI) -> None:
 
 
 # HubSpot's API and OAuth token paths, and the sandbox's control routes: JSON, always.
-_API_PREFIXES = ("/conversations/", "/crm/", "/oauth/v1/", "/oauth/2026", "/_sandbox/")
+_API_PREFIXES = ("/conversations/", "/crm/", "/files/", "/oauth/v1/", "/oauth/v3/",
+                 "/oauth/2026", "/_sandbox/")
 
 
 def _browser_page(request: Request) -> bool:

@@ -4,7 +4,8 @@ Channel registration (create / list / read / update / archive) is app-level and 
 developer API key (`hapikey`) with `appId`; everything under a channel is per portal and
 uses the portal's OAuth bearer token. The spec lists create/list at
 `/conversations/custom-channels/v3`; the guide and all known code use
-`/conversations/v3/custom-channels` — both are served.
+`/conversations/v3/custom-channels` — both are served. Each route is mounted again at its
+2026-03 path, `/conversations/custom-channels/2026-03/...` (versions.py, R50).
 """
 
 from __future__ import annotations

@@ -1,4 +1,5 @@
-"""CRM v3 contacts and tickets (crm-contacts-v3.json, crm-tickets-v3.json)."""
+"""CRM contacts and tickets (crm-{contacts,tickets}-v3.json; mounted again at
+`/crm/objects/2026-03/...` for crm-*-2026-03.json by versions.py, R50)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""OAuth for the sandbox's one public app (reference §6, oauth-v1.json).
+"""OAuth for the sandbox's one public app (reference §6; oauth-v1.json, oauth-v3.json,
+oauth-2026-03.json: the token endpoint of all three, the introspection of v3 and 2026-03).
 
 `GET /oauth/authorize` auto-approves (no login screen): it is HubSpot's install consent with
 the click already made. Token errors use the RFC 6749 fields HubSpot added
@@ -87,6 +88,8 @@ def oauth_error(error: str, status: str, description: str, http_status: int = 40
 
 
 @router.post("/oauth/v1/token")
+@router.post("/oauth/v3/token")
+@router.post("/oauth/2026-03/token")
 async def token(request: Request, sandbox: SandboxDep) -> Response:
     form = dict((await request.form()).items())
     # The spec also lists client_secret / refresh_token as query parameters.
@@ -183,6 +186,83 @@ async def access_token_info(token: str, sandbox: SandboxDep) -> dict[str, Any]:
         "user_id": access.user_id,
         "token_type": "access",
         "is_private_distribution": False,
+    }
+
+
+@router.post("/oauth/v3/token/introspect")
+@router.post("/oauth/2026-03/token/introspect")
+async def introspect(request: Request, sandbox: SandboxDep) -> Response:
+    """`TokenInfoResponseBaseIF`: an access token's or a refresh token's details, all in a
+    form body (RFC 7662). A token HubSpot issued but no longer honours (expired, revoked)
+    answers `active: false` with its details; one it never issued is a 404."""
+    form = {k: str(v) for k, v in (await request.form()).items()}
+    if form.get("client_id") != constants.CLIENT_ID:
+        return oauth_error("invalid_client", "BAD_CLIENT_ID", "missing or unknown client_id")
+    if form.get("client_secret") != constants.CLIENT_SECRET:
+        return oauth_error("invalid_client", "BAD_CLIENT_SECRET", "client_secret does not match")
+    token_text = form.get("token", "")
+    access = sandbox.state.access_tokens.get(token_text)
+    if access is not None:
+        portal = sandbox.state.portals[access.portal_id]
+        agent = portal.agent(access.user_id)
+        expires_in = expires_in_seconds(sandbox, access)
+        return JSONResponse({
+            "active": not access.revoked and expires_in > 0,
+            "token": access.token,
+            "token_use": "access_token",
+            "token_type": "bearer",
+            "client_id": constants.CLIENT_ID,
+            "app_id": constants.APP_ID,
+            "hub_id": portal.id,
+            "hub_domain": portal.domain,
+            "user": agent.email if agent else "",
+            "user_id": access.user_id,
+            "scopes": access.scopes,
+            "expires_in": expires_in,
+            "is_private_distribution": False,
+            "signed_access_token": _signed_access_token(access, portal.id),
+        })
+    refresh = sandbox.state.refresh_tokens.get(token_text)
+    if refresh is None:
+        raise errors.not_found("Token not found")
+    portal = sandbox.state.portals[refresh.portal_id]
+    agent = portal.agent(refresh.user_id)
+    return JSONResponse({
+        "active": not refresh.revoked,
+        "token": refresh.token,
+        "token_use": "refresh_token",
+        "token_type": "bearer",
+        "client_id": constants.CLIENT_ID,
+        "app_id": constants.APP_ID,
+        "hub_id": portal.id,
+        "hub_domain": portal.domain,
+        "user": agent.email if agent else "",
+        "user_id": refresh.user_id,
+        "scopes": refresh.scopes,
+    })
+
+
+def _signed_access_token(access: AccessToken, portal_id: int) -> dict[str, Any]:
+    """`SignedAccessToken`, required in an access token's introspection: HubSpot's own view of
+    the grant. The sandbox signs nothing; the signature fields say so."""
+    return {
+        "appId": constants.APP_ID,
+        "appInstallId": f"sandbox-install-{portal_id}",
+        "audience": constants.CLIENT_ID,
+        "expiresAt": int(access.expires_at * 1000),
+        "hubId": portal_id,
+        "hublet": "na1",
+        "installingUserId": access.user_id,
+        "isPrivateDistribution": False,
+        "isServiceAccount": False,
+        "isUserLevel": False,
+        "newSignature": "sandbox-unsigned",
+        "scopeToScopeGroupPks": "",
+        "scopes": " ".join(access.scopes),
+        "signature": "sandbox-unsigned",
+        "trialScopeToScopeGroupPks": "",
+        "trialScopes": "",
+        "userId": access.user_id,
     }
 
 
