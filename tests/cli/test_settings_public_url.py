@@ -11,6 +11,7 @@ import pytest
 
 from whatsapp_helpdesk.bootstrap import build_services
 from whatsapp_helpdesk.cli import _print_urls
+from whatsapp_helpdesk.db.migrate import upgrade
 from whatsapp_helpdesk.settings import Settings
 from whatsapp_helpdesk.web.app import create_app
 
@@ -74,6 +75,7 @@ def test_R41_sandbox_clock_and_printed_urls_follow_the_port(
 def test_R41_oauth_redirect_uri_follows_the_port(tmp_path) -> None:
     settings = _settings(port=8800, database_url=f"sqlite:///{tmp_path / 'db.sqlite3'}")
     services = build_services(settings)
+    upgrade(services.engine)  # the OAuth state lives in a server-side session (issue 12)
 
     async def install() -> httpx.Response:
         transport = httpx.ASGITransport(app=create_app(services))

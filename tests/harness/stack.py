@@ -162,10 +162,11 @@ def stack(database_url: str, tmp_path: Path) -> Iterator[Stack]:
 @contextmanager
 def running_stack(
     database_url: str, tmp_path: Path, *, hubspot_api_version: str | None = None,
-    wrap_hubspot: Callable[[Any], Any] | None = None,
+    wrap_hubspot: Callable[[Any], Any] | None = None, **settings_overrides: Any,
 ) -> Iterator[Stack]:
     """The whole stack; `hubspot_api_version` as HUBSPOT_API_VERSION (default: the
-    setting's), `wrap_hubspot` wraps the sandbox HubSpot's ASGI app (to record exchanges)."""
+    setting's), `wrap_hubspot` wraps the sandbox HubSpot's ASGI app (to record exchanges),
+    other keywords are settings."""
     hub_sock, air_sock, web_sock = _bound_socket(), _bound_socket(), _bound_socket()
     hub_url = f"http://127.0.0.1:{hub_sock.getsockname()[1]}"
     air_url = f"http://127.0.0.1:{air_sock.getsockname()[1]}"
@@ -180,6 +181,7 @@ def running_stack(
         spool_replay_interval_seconds=0.2,
         _env_file=None,  # type: ignore[call-arg]
         **({"hubspot_api_version": hubspot_api_version} if hubspot_api_version else {}),
+        **settings_overrides,
     )
     services = build_services(settings)
     upgrade(services.engine)
