@@ -203,6 +203,7 @@ class TemplateSend:
     message_id: int
     installation_id: int
     conversation_id: int
+    number_id: int  # our row's id: the dashboard files a failed note under it
     line_id: int
     customer_e164: str
     template_id: str
@@ -236,6 +237,7 @@ def plan_template(session: Session, message: Message, agent_text: str | None
         message_id=message.id,
         installation_id=message.installation_id,
         conversation_id=conversation.id,
+        number_id=number.id,
         line_id=int(number.aircall_number_id),
         customer_e164=conversation.customer_e164,
         template_id=row.template_id,
@@ -333,6 +335,7 @@ async def send_template(services: Services, plan: TemplateSend, entry: outbox.Cl
             now=services.clock.now(),
             # No message_id: a note that finally fails must not mark the reply failed.
             payload={"reply_id": plan.message_id, "channel_id": channel,
+                     "number_id": plan.number_id,
                      "text": reengagement.ticket_note(
                          plan.template_name, cut=plan.fill.cut, fills_text=plan.fills_text)},
         )
