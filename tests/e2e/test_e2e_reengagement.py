@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
 from harness.stack import CUSTOMER, SUPPORT_FR, Stack
 from sqlalchemy import select
 from test_e2e_reply import (
@@ -224,3 +225,35 @@ def test_R52_parameter_mismatch_and_deleted_template_are_failed_with_reasons(
     assert _failure(stack, deleted) == reengagement.refused_reply_message(
         reengagement.refusal_problem(132001))
     assert _phone(stack) == []  # no free text, ever, outside the window
+
+
+def test_R52_R27_worker_dying_after_the_template_went_never_sends_it_twice(
+    stack: Stack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Decision 0002 for a template: Aircall's echo carries the template's text, not the
+    reply's, and must still be recognised as the reply's, so the reply ends SENT (with the
+    ticket's note) instead of "delivery uncertain", and nothing goes twice."""
+    thread_id = _after_the_window(stack)
+    _choose(stack, TEMPLATE_1_VAR, fills_text=True)
+    hubspot_id = _agent_replies(stack, thread_id, "Sent just before the crash")
+
+    class WorkerDied(BaseException):
+        """Not an Exception: nothing in the worker catches it, as with a SIGKILL."""
+
+    def die(*_args: object, **_kwargs: object) -> None:
+        raise WorkerDied
+
+    monkeypatch.setattr(flow, "_record_template_sent", die)
+    with pytest.raises(WorkerDied):
+        stack.drain()
+    monkeypatch.undo()
+    stack.wait_deliveries()
+    # Past the dead worker's lease and past the reconciliation window (decision 0002).
+    _move_all_clocks(stack, 3 * 60)
+    _settle(stack)
+
+    [on_phone] = _phone(stack)
+    assert on_phone["body"].startswith(TEMPLATE_1_PREFIX + "Sent just before the crash")
+    assert _hubspot_message(stack, hubspot_id)["status"] == "SENT"
+    assert _ticket_texts(stack)[-1] == (
+        "OUTGOING", reengagement.ticket_note("reply_waiting", cut=False, fills_text=True))

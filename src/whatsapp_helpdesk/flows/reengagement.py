@@ -31,6 +31,7 @@ from whatsapp_helpdesk.db.models import (
     Conversation,
     Message,
     Number,
+    OutboxEntry,
     ReengagementTemplate,
     Ticket,
 )
@@ -38,7 +39,7 @@ from whatsapp_helpdesk.domain import reengagement, statuses
 from whatsapp_helpdesk.domain.content import Refused
 from whatsapp_helpdesk.errors import DeliveryError, Permanent, TemplateRefused
 from whatsapp_helpdesk.flows.credentials import aircall_access_token, hubspot_access_token
-from whatsapp_helpdesk.flows.statuses import advance_outbound
+from whatsapp_helpdesk.flows.statuses import advance_outbound, went_as_template
 
 log = structlog.get_logger(__name__)
 
@@ -324,22 +325,58 @@ async def send_template(services: Services, plan: TemplateSend, entry: outbox.Cl
         if not may_have_sent(exc):
             _undo_sending(services, plan)
         raise
+    _record_template_sent(services, plan, aircall_id, channel)
+    return f"template sent ({aircall_id})"
+
+
+def _record_template_sent(services: Services, plan: TemplateSend, aircall_id: str,
+                          channel: str | None) -> None:
     with services.sessions.begin() as session:
+        # Locked: the echo may be adopting this very row in a webhook right now.
         message = session.get(Message, plan.message_id, with_for_update=True)
         assert message is not None
         message.provider_message_id = aircall_id
         advance_outbound(session, message, statuses.SENT, now=services.clock.now(),
                          channel_id=channel)
-        outbox.enqueue(
-            session, installation_id=plan.installation_id, kind=REENGAGEMENT_NOTE,
-            now=services.clock.now(),
-            # No message_id: a note that finally fails must not mark the reply failed.
-            payload={"reply_id": plan.message_id, "channel_id": channel,
-                     "number_id": plan.number_id,
-                     "text": reengagement.ticket_note(
-                         plan.template_name, cut=plan.fill.cut, fills_text=plan.fills_text)},
+        ensure_note(session, message, channel, services.clock.now(),
+                    cut=plan.fill.cut, template_name=plan.template_name)
+
+
+def ensure_note(session: Session, reply: Message, channel: str | None, now: datetime, *,
+                cut: bool | None = None, template_name: str | None = None) -> None:
+    """Queue the ticket's note for a reply that went as the template, once per reply:
+    whichever sees it SENT first (the worker's record, Aircall's echo, the reconciliation
+    of an interrupted send, decision 0002) queues it; the others find it queued."""
+    if not went_as_template(session, reply):
+        return
+    already = session.scalar(
+        select(OutboxEntry.id).where(
+            OutboxEntry.installation_id == reply.installation_id,
+            OutboxEntry.kind == REENGAGEMENT_NOTE,
+            OutboxEntry.payload.like(f'{{"reply_id": {int(reply.id)},%'),
+        ).limit(1)
+    )
+    if already is not None:
+        return
+    conversation = session.get(Conversation, reply.conversation_id)
+    assert conversation is not None
+    row = session.scalar(
+        select(ReengagementTemplate).where(
+            ReengagementTemplate.number_id == conversation.number_id
         )
-    return f"template sent ({aircall_id})"
+    )
+    fills_text = bool(row and row.fills_text)
+    if cut is None:
+        cut = reengagement.fill(fills_text, reply.text or "").cut
+    name = template_name or (row.template_name if row else None) or "re-engagement"
+    outbox.enqueue(
+        session, installation_id=reply.installation_id, kind=REENGAGEMENT_NOTE, now=now,
+        # No message_id: a note that finally fails must not mark the reply failed. The
+        # reply's id leads the payload: `ensure_note` finds a queued note by it.
+        payload={"reply_id": reply.id, "channel_id": channel,
+                 "number_id": conversation.number_id,
+                 "text": reengagement.ticket_note(name, cut=cut, fills_text=fills_text)},
+    )
 
 
 # --- The visible line in the ticket (worker job) ----------------------------------------------

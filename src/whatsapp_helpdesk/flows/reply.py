@@ -43,7 +43,12 @@ from whatsapp_helpdesk.domain.window import WINDOW_CLOSED_MESSAGE
 from whatsapp_helpdesk.errors import DeliveryError, Retryable, WindowClosed
 from whatsapp_helpdesk.flows.channel_accounts import channel_account_by_hubspot_id
 from whatsapp_helpdesk.flows.credentials import aircall_access_token
-from whatsapp_helpdesk.flows.reengagement import TemplateSend, plan_template, send_template
+from whatsapp_helpdesk.flows.reengagement import (
+    TemplateSend,
+    ensure_note,
+    plan_template,
+    send_template,
+)
 from whatsapp_helpdesk.flows.statuses import advance_outbound, enqueue_report, find_stored_echo
 from whatsapp_helpdesk.hubspot import OutgoingChannelMessageCreated
 
@@ -359,6 +364,8 @@ def _reconcile(session: Session, message: Message, entry: outbox.Claimed, now: d
     if message.provider_message_id is not None:
         advance_outbound(session, message, statuses.SENT, now=now,
                          channel_id=entry.payload.get("channel_id"))
+        channel = entry.payload.get("channel_id")
+        ensure_note(session, message, channel if isinstance(channel, str) else None, now)
         return "sent (confirmed by Aircall's echo after an interrupted attempt)"
     if now - _sending_since(entry, message) < RECONCILE_WINDOW:
         raise Retryable(
