@@ -2,7 +2,8 @@
 
 Company 1 has five numbers so each eligibility condition of R3 is visible:
 1001 calls+SMS+WhatsApp, 1002 no WhatsApp, 1003 WhatsApp without SMS, 1004 calls only,
-1005 WhatsApp still PENDING. Company 2 exists for cross-tenant tests.
+1005 WhatsApp still PENDING. Company 2 exists for cross-tenant tests. WhatsApp templates
+(R52): 1001 has approved ones with 0, 1 and 2 variables, a pending and a paused one.
 """
 
 from __future__ import annotations
