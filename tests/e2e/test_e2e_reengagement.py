@@ -257,3 +257,22 @@ def test_R52_R27_worker_dying_after_the_template_went_never_sends_it_twice(
     assert _hubspot_message(stack, hubspot_id)["status"] == "SENT"
     assert _ticket_texts(stack)[-1] == (
         "OUTGOING", reengagement.ticket_note("reply_waiting", cut=False, fills_text=True))
+
+
+def test_R52_R44_a_template_send_refused_by_a_503_is_retried_not_failed_as_window_closed(
+    stack: Stack,
+) -> None:
+    """The window is closed by definition when the template goes: Aircall being briefly
+    down must be retried (R44), not end the reply with "window closed" (R24's words)."""
+    thread_id = _after_the_window(stack)
+    _choose(stack, TEMPLATE_1_VAR, fills_text=True)
+    stack.aircall.post("/_sandbox/faults", json={
+        "path_prefix": "/v1/messages/send/whatsapp/native", "method": "POST",
+        "mode": "status", "status": 503, "times": 2})
+    hubspot_id = _agent_replies(stack, thread_id, "Despite the outage")
+    _settle(stack)
+
+    assert _hubspot_message(stack, hubspot_id)["status"] == "SENT"
+    [on_phone] = _phone(stack)
+    assert on_phone["body"].startswith(TEMPLATE_1_PREFIX + "Despite the outage")
+    assert stack.aircall.get("/_sandbox/faults").json()["faults"] == []

@@ -249,6 +249,20 @@ def plan_template(session: Session, message: Message, agent_text: str | None
     )
 
 
+def template_may_follow(session: Session, reply: Message) -> bool:
+    """Whether a closed window would not stop this reply: its number has a usable
+    re-engagement template, so a retry after the window sends that (R44 with R52)."""
+    conversation = session.get(Conversation, reply.conversation_id)
+    if conversation is None:
+        return False
+    row = session.scalar(
+        select(ReengagementTemplate).where(
+            ReengagementTemplate.number_id == conversation.number_id
+        )
+    )
+    return row is not None and row.template_id is not None and row.problem is None
+
+
 def _mark_sending(services: Services, plan: TemplateSend, now: datetime) -> bool:
     """Committed before Aircall is called, like a text reply (decision 0002); the
     conversation is marked waiting in the same transaction, so the next reply of the burst
