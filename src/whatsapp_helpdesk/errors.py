@@ -43,6 +43,16 @@ class WindowClosed(Permanent):
     pass
 
 
+class TemplateRefused(Permanent):
+    """WhatsApp (through Aircall) refused a template send: paused, missing, not approved or
+    wrong parameters (R52). `code` is Meta's error code when the answer names one."""
+
+    def __init__(self, message: str, *, code: int | None, status_code: int | None = None,
+                 detail: str | None = None):
+        super().__init__(message, status_code=status_code, detail=detail)
+        self.code = code
+
+
 class AuthExpired(DeliveryError):
     pass
 

@@ -26,8 +26,10 @@ def test_issue6_readme_shows_every_screenshot_the_story_test_takes() -> None:
     (scripts/update-screenshots.sh copies them from test-artifacts/)."""
     import re
 
-    story = README.parent / "tests" / "browser" / "test_browser_full_story.py"
-    steps = re.findall(r'screenshot\(\w+, "([^"]+)"\)', story.read_text())
+    stories = [README.parent / "tests" / "browser" / name for name in (
+        "test_browser_full_story.py", "test_browser_reply_on_monday.py")]  # R52's story too
+    steps = [step for story in stories
+             for step in re.findall(r'screenshot\(\w+, "([^"]+)"\)', story.read_text())]
     shown = re.findall(r"\]\((docs/screenshots/[^)]+)\)", README.read_text())
     assert len(steps) >= 10, steps
     assert sorted(shown) == sorted(f"docs/screenshots/{step}.png" for step in steps)

@@ -30,6 +30,7 @@ from whatsapp_helpdesk.errors import (
     Permanent,
     RateLimited,
     Retryable,
+    TemplateRefused,
     WindowClosed,
 )
 from whatsapp_helpdesk.http_retry import (
@@ -57,6 +58,7 @@ COMPANY_PATH: Final = "/v1/company"
 INTEGRATION_PATH: Final = "/v1/integrations/me"
 NUMBERS_PATH: Final = "/v1/numbers"
 WEBHOOKS_PATH: Final = "/v1/webhooks"
+TEMPLATES_PAGE_LIMIT: Final = 50
 WHATSAPP_NATIVE_SEND_PATH: Final = "/v1/messages/send/whatsapp/native"  # agent conversation
 
 
@@ -136,6 +138,19 @@ class AircallNumber:
 
 
 @dataclass(frozen=True)
+class WhatsAppTemplate:
+    """One item of `GET /v1/numbers/:id/templates` (§A6). The documented item carries no
+    body; `body` is kept when an answer does carry one."""
+
+    id: str
+    name: str
+    category: str
+    status: str
+    language: str
+    body: str | None = None
+
+
+@dataclass(frozen=True)
 class WhatsAppStatus:
     """`GET /v1/numbers/:id/whatsapp_status`, camelCase in Aircall's answer (§A5)."""
 
@@ -185,6 +200,21 @@ def is_window_closed_refusal(status_code: int, body_text: str) -> bool:
     return 400 <= status_code < 500 and bool(_WINDOW_CLOSED.search(body_text))
 
 
+# How Aircall relays Meta's template refusals is unknown as well (§A6, §B5). We read a 4xx
+# naming Meta's 132xxx template codes (132000 parameter mismatch, 132001 missing or not
+# approved, 132005/132007 translated text too long / policy, 132012 parameter format,
+# 132015/132016 paused / disabled) as a template refusal, keeping the code for the agent's
+# words (domain/reengagement.py).
+_TEMPLATE_CODE = re.compile(r"\b(1320\d\d)\b")
+
+
+def template_refusal_code(status_code: int, body_text: str) -> int | None:
+    if not 400 <= status_code < 500:
+        return None
+    found = _TEMPLATE_CODE.search(body_text)
+    return int(found.group(1)) if found else None
+
+
 def aircall_error(response: httpx.Response, *, operation: str, now: datetime) -> DeliveryError:
     """The error for a non-2xx Aircall answer.
 
@@ -214,6 +244,12 @@ def aircall_error(response: httpx.Response, *, operation: str, now: datetime) ->
         )
     if is_window_closed_refusal(status, detail):
         return WindowClosed(WINDOW_CLOSED_MESSAGE, status_code=status, detail=detail)
+    template_code = template_refusal_code(status, detail)
+    if template_code is not None:
+        return TemplateRefused(
+            f"{SERVICE} refused to {operation} ({status}): {_reason(body, response)}",
+            code=template_code, status_code=status, detail=detail,
+        )
     return Permanent(
         f"{SERVICE} refused to {operation} ({status}): {_reason(body, response)}",
         status_code=status, detail=detail,
@@ -563,6 +599,52 @@ class AircallClient:
         )
         return str(_required(_object(response, operation), "id", operation))
 
+    async def list_whatsapp_templates(
+        self, number_id: int, *, status: str | None = "APPROVED"
+    ) -> list[WhatsAppTemplate]:
+        """The number's WhatsApp templates, following the cursor (`token` → `nextToken`,
+        §A6) until Aircall gives no next token."""
+        operation = "list the number's WhatsApp templates"
+        found: list[WhatsAppTemplate] = []
+        token: Any = None
+        for _ in range(MAX_PAGES):
+            params: dict[str, Any] = {"limit": TEMPLATES_PAGE_LIMIT}
+            if status:
+                params["status"] = status
+            if token is not None:
+                params["token"] = token
+            data = await self._get_object(
+                f"{number_path(number_id)}/templates", operation=operation, params=params
+            )
+            items = [t for t in data.get("templates") or [] if isinstance(t, dict)]
+            found += [_template(t, operation) for t in items]
+            page_info = data.get("pageInfo")
+            next_token = page_info.get("nextToken") if isinstance(page_info, dict) else None
+            # A cursor that does not move would loop: stop there as at the end.
+            if not items or next_token in (None, "") or next_token == token:
+                break
+            token = next_token
+        return found
+
+    async def send_whatsapp_template(
+        self, line_id: int, external_number_e164: str, template_id: str,
+        values: Sequence[str],
+    ) -> str:
+        """Send an approved template into the number's agent conversation with
+        `templateParams` instead of `text` (§A6); `values` fill `{{1}}`, `{{2}}`… in order.
+        A refusal naming a template code raises `TemplateRefused`."""
+        operation = "send the WhatsApp template"
+        params = {
+            "id": str(template_id),
+            "body": [{"key": f"{{{{{i}}}}}", "value": v} for i, v in enumerate(values, 1)],
+        }
+        response = await self._request(
+            "POST", WHATSAPP_NATIVE_SEND_PATH, operation=operation,
+            json={"lineId": int(line_id), "externalNumber": external_number_e164,
+                  "templateParams": params},
+        )
+        return str(_required(_object(response, operation), "id", operation))
+
     async def send_sms(self, number_id: int, to: str, body: str) -> str:
         """Send an SMS into the number's agent conversation (§A6); returns the message id."""
         operation = "send the SMS"
@@ -580,6 +662,18 @@ def _webhook_registration(data: Mapping[str, Any], operation: str) -> WebhookReg
         active=data.get("active") is True,
         events=tuple(str(e) for e in events) if isinstance(events, list) else (),
         url=str(data.get("url") or ""),
+    )
+
+
+def _template(data: Mapping[str, Any], operation: str) -> WhatsAppTemplate:
+    body = data.get("body") or data.get("content") or data.get("text")
+    return WhatsAppTemplate(
+        id=str(_required(data, "id", operation)),
+        name=str(data.get("name") or ""),
+        category=str(data.get("category") or ""),
+        status=str(data.get("status") or ""),
+        language=str(data.get("language") or ""),
+        body=body if isinstance(body, str) and body.strip() else None,
     )
 
 

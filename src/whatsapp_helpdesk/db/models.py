@@ -179,6 +179,9 @@ class Conversation(Base):
     customer_company: Mapped[str | None] = mapped_column(String(200))
     # Provider timestamp of the customer's last message: opens the 24 h window (R24).
     last_inbound_at: Mapped[datetime | None] = mapped_column(_utc())
+    # When the number's re-engagement template last went to this customer (R52): until the
+    # customer writes after it, later replies wait for that answer instead of a second one.
+    template_sent_at: Mapped[datetime | None] = mapped_column(_utc())
     created_at: Mapped[datetime] = mapped_column(_utc())
 
 
@@ -348,3 +351,28 @@ class RateBucket(Base):
 
     key: Mapped[str] = mapped_column(String(80), primary_key=True)
     next_slot_at: Mapped[float] = mapped_column(Float)
+
+
+class ReengagementTemplate(Base):
+    """A number's re-engagement template as the admin chose it on the dashboard (R52), and
+    the number's APPROVED templates as last listed from Aircall (the dashboard's cache)."""
+
+    __tablename__ = "reengagement_templates"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    number_id: Mapped[int] = mapped_column(
+        ForeignKey("numbers.id", ondelete="CASCADE"), unique=True
+    )
+    # The choice; no template_id = none chosen, R24's FAILED stands.
+    template_id: Mapped[str | None] = mapped_column(String(64))
+    template_name: Mapped[str | None] = mapped_column(String(200))
+    template_language: Mapped[str | None] = mapped_column(String(20))
+    # Aircall's listing carries no body: the admin says whether the agent's text is {{1}}.
+    fills_text: Mapped[bool] = mapped_column(Boolean, default=False)
+    # Why the chosen template cannot be used now (left APPROVED, refused by WhatsApp).
+    problem: Mapped[str | None] = mapped_column(Text)
+    problem_at: Mapped[datetime | None] = mapped_column(_utc())
+    # JSON list of the APPROVED templates from the last listing, and when it was taken.
+    listing: Mapped[str | None] = mapped_column(Text)
+    listed_at: Mapped[datetime | None] = mapped_column(_utc())
+    updated_at: Mapped[datetime] = mapped_column(_utc())

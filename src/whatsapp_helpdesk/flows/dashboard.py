@@ -42,6 +42,11 @@ from whatsapp_helpdesk.flows.ingest import PUBLISH_INBOUND
 from whatsapp_helpdesk.flows.install import sync_numbers
 from whatsapp_helpdesk.flows.native_ticketing import ACTIVITY_LABELS, NATIVE_TICKET
 from whatsapp_helpdesk.flows.reconnect import reconnectable_numbers
+from whatsapp_helpdesk.flows.reengagement import (
+    REENGAGEMENT_NOTE,
+    TemplateChoice,
+    choices_by_number,
+)
 from whatsapp_helpdesk.flows.reply import SEND_REPLY
 from whatsapp_helpdesk.flows.statuses import REPORT_STATUS
 from whatsapp_helpdesk.flows.webhook_health import read_health as read_webhook_health
@@ -64,6 +69,7 @@ KIND_LABELS: Final[dict[str, str]] = {
     REPORT_STATUS: "Delivery status to HubSpot",
     NATIVE_TICKET: "Native ticket in HubSpot",
     SET_CONTACT_COMPANY: "Contact's company in HubSpot",
+    REENGAGEMENT_NOTE: "Template note in the ticket",
 }
 # A failed reply is already FAILED in the ticket, with its reason (R23): the agent sends it
 # again from HubSpot. Re-running it from here would send what HubSpot shows as not sent.
@@ -166,6 +172,7 @@ class NumberView:
     missing: list[str]
     health: Health
     reconnectable: bool = False  # disconnected from a channel account HubSpot may re-use
+    reengagement: TemplateChoice | None = None  # R52: its re-engagement template
 
     @property
     def helpdesk_rules_apply(self) -> bool:
@@ -244,6 +251,7 @@ def dashboard_view(services: Services, installation_id: int) -> DashboardView:
         live = live_accounts_by_number(session, installation_id)
         health = _health(session, installation_id)
         reconnectable = reconnectable_numbers(session, installation_id)
+        templates = choices_by_number(session, [n.id for n in numbers])
         views = [
             NumberView(
                 id=n.id, name=n.name, digits=n.digits or n.e164, calls=n.calls_enabled,
@@ -254,6 +262,7 @@ def dashboard_view(services: Services, installation_id: int) -> DashboardView:
                 missing=missing_conditions(number_facts(n), facts),
                 health=health.pop(n.id, Health()),
                 reconnectable=n.id in reconnectable,
+                reengagement=templates.get(n.id),
             )
             for n in numbers
         ]

@@ -16,7 +16,7 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
 import httpx
@@ -36,13 +36,19 @@ from whatsapp_helpdesk.db.models import (
     Ticket,
 )
 from whatsapp_helpdesk.domain import statuses
-from whatsapp_helpdesk.domain.content import Refused
+from whatsapp_helpdesk.domain.content import PlainText, Refused
 from whatsapp_helpdesk.domain.phone import InvalidPhoneNumber, to_e164
 from whatsapp_helpdesk.domain.reply_checks import ChannelFacts, ReplyFacts, check_outbound_reply
 from whatsapp_helpdesk.domain.window import WINDOW_CLOSED_MESSAGE
 from whatsapp_helpdesk.errors import DeliveryError, Retryable, WindowClosed
 from whatsapp_helpdesk.flows.channel_accounts import channel_account_by_hubspot_id
 from whatsapp_helpdesk.flows.credentials import aircall_access_token
+from whatsapp_helpdesk.flows.reengagement import (
+    TemplateSend,
+    ensure_note,
+    plan_template,
+    send_template,
+)
 from whatsapp_helpdesk.flows.statuses import advance_outbound, enqueue_report, find_stored_echo
 from whatsapp_helpdesk.hubspot import OutgoingChannelMessageCreated
 from whatsapp_helpdesk.pacing import Paced
@@ -211,12 +217,22 @@ async def send_reply(services: Services, entry: outbox.Claimed) -> str:
             return _reconcile(session, message, entry, now)
         if message.status != statuses.PENDING:
             return f"already {message.status}"
-        verdict = check_outbound_reply(_facts(session, message, entry.payload), now)
-        if isinstance(verdict, Refused):
+        facts = _facts(session, message, entry.payload)
+        verdict = check_outbound_reply(facts, now)
+        instead = _template_instead(session, message, facts, verdict, now)
+        template = instead if isinstance(instead, TemplateSend) else None
+        if isinstance(instead, Refused):
+            verdict = instead
+        if template is None and isinstance(verdict, Refused):
             advance_outbound(session, message, statuses.FAILED, now=now, reason=verdict.reason,
                              channel_id=entry.payload.get("channel_id"))
             return f"refused: {verdict.reason}"
-        plan = _plan(session, message, verdict.text)
+        plan = _plan(session, message, verdict.text) if isinstance(verdict, PlainText) else None
+    if template is not None:
+        # R52: the window is closed; the number's template goes instead, never free text.
+        return await send_template(services, template, entry,
+                                   may_have_sent=aircall_may_have_sent)
+    assert plan is not None
     token = aircall_access_token(services, plan.installation_id)
     if not _mark_sending(services, plan, entry, now):
         return "no longer pending"
@@ -236,6 +252,21 @@ async def send_reply(services: Services, entry: outbox.Claimed) -> str:
         raise  # the worker retries, or gives up through `give_up`
     _record_sent(services, plan.message_id, aircall_id, entry)
     return f"sent ({aircall_id})"
+
+
+def _template_instead(
+    session: Session, message: Message, facts: ReplyFacts,
+    verdict: PlainText | Refused, now: datetime,
+) -> TemplateSend | Refused | None:
+    """R52: a reply refused only because the window closed goes as the number's
+    re-engagement template, when it has one; the other checks (channel, scopes, content)
+    still apply. None: R24 stands as it was."""
+    if not (isinstance(verdict, Refused) and verdict.reason == WINDOW_CLOSED_MESSAGE):
+        return None
+    other = check_outbound_reply(replace(facts, last_customer_message_at=now), now)
+    if isinstance(other, Refused):
+        return other  # the reply could not go even inside the window: that reason first
+    return plan_template(session, message, other.text)
 
 
 def _facts(session: Session, message: Message, payload: dict[str, object]) -> ReplyFacts:
@@ -337,6 +368,8 @@ def _reconcile(session: Session, message: Message, entry: outbox.Claimed, now: d
     if message.provider_message_id is not None:
         advance_outbound(session, message, statuses.SENT, now=now,
                          channel_id=entry.payload.get("channel_id"))
+        channel = entry.payload.get("channel_id")
+        ensure_note(session, message, channel if isinstance(channel, str) else None, now)
         return "sent (confirmed by Aircall's echo after an interrupted attempt)"
     if now - _sending_since(entry, message) < RECONCILE_WINDOW:
         raise Retryable(

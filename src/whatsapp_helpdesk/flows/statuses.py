@@ -126,6 +126,10 @@ def on_message_sent(
     if ours.direction == "outbound":
         # Aircall accepted it: SENT, if the worker has not said so already (R23).
         advance_outbound(session, ours, statuses.SENT, now=now)
+        # Imported here: flows/reengagement.py builds on this module.
+        from whatsapp_helpdesk.flows.reengagement import ensure_note
+
+        ensure_note(session, ours, None, now)  # R52: its ticket note, if it went as one
     return ("echo_of_our_reply", None)
 
 
@@ -181,9 +185,23 @@ def echo_target(session: Session, installation_id: int, event: MessageEvent) -> 
     if message.direction != "outbound" or not message.is_whatsapp:
         return None
     candidate = _sending_reply(session, installation_id, event)
-    if candidate is None or candidate.text.strip() != (message.body or "").strip():
+    if candidate is None:
         return None
-    return candidate
+    if candidate.text.strip() == (message.body or "").strip():
+        return candidate
+    # R52: a reply that went as the number's template is echoed with the template's text,
+    # not the reply's; it is the one being sent since its conversation's template went.
+    if (message.type or "").lower() == "template" and went_as_template(session, candidate):
+        return candidate
+    return None
+
+
+def went_as_template(session: Session, reply: Message) -> bool:
+    """Whether this reply is the one the conversation's re-engagement template went for
+    (flows/reengagement.py marks the conversation when it sends one)."""
+    conversation = session.get(Conversation, reply.conversation_id)
+    sent = conversation.template_sent_at if conversation is not None else None
+    return sent is not None and sent >= reply.stored_at
 
 
 def _sending_reply(session: Session, installation_id: int, event: MessageEvent) -> Message | None:

@@ -19,7 +19,7 @@ from whatsapp_helpdesk.bootstrap import Services
 from whatsapp_helpdesk.errors import AuthRevoked
 from whatsapp_helpdesk.flows import dashboard, reconnect
 from whatsapp_helpdesk.input_limits import MAX_DB_ID
-from whatsapp_helpdesk.web import auth
+from whatsapp_helpdesk.web import auth, dashboard_templates
 from whatsapp_helpdesk.web.pages import flash, problem, render, static_router
 from whatsapp_helpdesk.web.sessions import revoke_installation
 
@@ -165,6 +165,21 @@ def router(services: Services) -> APIRouter:
     async def refresh(request: Request) -> Response:
         async def run(installation_id: int, fields: dict[str, str]) -> str:
             return await dashboard.refresh_numbers(services, installation_id)
+
+        return await act(request, run)
+
+    @routes.post("/dashboard/numbers/{number_id}/templates/refresh")
+    async def refresh_templates(request: Request, number_id: DbId) -> Response:
+        async def run(installation_id: int, fields: dict[str, str]) -> str:
+            return await dashboard_templates.refresh(services, installation_id, number_id)
+
+        return await act(request, run)
+
+    @routes.post("/dashboard/numbers/{number_id}/templates")
+    async def choose_template(request: Request, number_id: DbId) -> Response:
+        async def run(installation_id: int, fields: dict[str, str]) -> str:
+            return await run_in_threadpool(dashboard_templates.choose, services,
+                                           installation_id, number_id, fields)
 
         return await act(request, run)
 

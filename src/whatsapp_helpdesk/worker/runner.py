@@ -47,6 +47,11 @@ from whatsapp_helpdesk.flows.credentials import hubspot_access_token, mark_reaut
 from whatsapp_helpdesk.flows.ingest import PUBLISH_INBOUND
 from whatsapp_helpdesk.flows.native_ticketing import NATIVE_TICKET, create_native_ticket
 from whatsapp_helpdesk.flows.publish import publish_inbound
+from whatsapp_helpdesk.flows.reengagement import (
+    REENGAGEMENT_NOTE,
+    publish_note,
+    template_may_follow,
+)
 from whatsapp_helpdesk.flows.reply import SEND_REPLY, send_reply
 from whatsapp_helpdesk.flows.reply import give_up as give_up_reply
 from whatsapp_helpdesk.flows.statuses import REPORT_STATUS, report_status
@@ -80,6 +85,7 @@ JOBS: dict[str, Job] = {
     REPORT_STATUS: report_status,
     NATIVE_TICKET: create_native_ticket,
     SET_CONTACT_COMPANY: set_contact_company,
+    REENGAGEMENT_NOTE: publish_note,
 }
 
 
@@ -106,8 +112,8 @@ def _reply_window_start(session: Session, entry: outbox.Claimed) -> datetime | N
     if entry.kind != SEND_REPLY or entry.message_id is None:
         return None
     message = session.get(Message, entry.message_id)
-    if message is None:
-        return None
+    if message is None or template_may_follow(session, message):
+        return None  # R52: past the window the number's template goes, so keep retrying
     conversation = session.get(Conversation, message.conversation_id)
     return conversation.last_inbound_at if conversation is not None else None
 

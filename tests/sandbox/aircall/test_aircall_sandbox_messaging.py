@@ -100,7 +100,7 @@ def test_exactly_one_of_text_and_template(aircall: Sandbox) -> None:
 def test_template_may_open_a_conversation_outside_the_window(aircall: Sandbox) -> None:
     payload = {
         "lineId": 1001, "externalNumber": CUSTOMER,
-        "templateParams": {"id": "1234", "body": [{"key": "{{1}}", "value": "Jordan"}]},
+        "templateParams": {"id": "9101", "body": [{"key": "{{1}}", "value": "Jordan"}]},
     }
     response = aircall.basic.post("/v1/messages/send/whatsapp/native", json=payload)
     assert response.status_code == 200

@@ -78,6 +78,24 @@ WINDOW_CLOSED_BODY: Final[dict[str, Any]] = {
 # our choice is a 400 with code 131009.
 TEXT_TOO_LONG_CODE: Final = 131009
 
+# Template sends (§A6, §B5). Meta's 132000 (parameter count mismatch) and 132001 (template
+# does not exist, or not approved in this language) are relayed, like 131047, as our choice
+# of a synchronous 400 in Aircall's `error/troubleshoot` shape carrying Meta's code. A
+# paused template is refused by Meta with 132015 ("Template is paused"); Aircall's relay is
+# unknown, so the same shape.
+TEMPLATE_PARAM_MISMATCH_CODE: Final = 132000
+TEMPLATE_MISSING_CODE: Final = 132001
+TEMPLATE_PAUSED_CODE: Final = 132015
+TEMPLATE_REFUSAL_STATUS: Final = 400
+# Meta's invalid-parameter code for a text parameter with a new line, a tab or more than
+# four consecutive spaces (its message quoted in templates.py).
+TEMPLATE_PARAMETER_TEXT_CODE: Final = 100
+# `GET /v1/numbers/:id/templates` cursor pagination (§A6: `token`, `limit`): our choice of
+# default and maximum page size; `token` is the offset of the page's first template.
+TEMPLATES_DEFAULT_LIMIT: Final = 10
+TEMPLATES_MAX_LIMIT: Final = 50
+TEMPLATE_STATUSES: Final = ("APPROVED", "PENDING", "PAUSED", "REJECTED")
+
 # `GET /v1/numbers/:id/whatsapp_status` on a number without WhatsApp: behaviour unknown (§A5).
 # Our choice: 404 {"message": "Not Found"}.
 WHATSAPP_STATUS_MISSING_STATUS: Final = 404

@@ -36,6 +36,7 @@ from whatsapp_helpdesk.sandbox.aircall.state import (
     Number,
     SandboxState,
 )
+from whatsapp_helpdesk.sandbox.aircall.templates import render_send
 
 Json = dict[str, Any]
 _ID_ALPHABET = string.ascii_lowercase + string.digits
@@ -152,15 +153,6 @@ def _text_within_limit(text: Any) -> str:
     return text
 
 
-def _template_text(template: Any) -> str:
-    if not isinstance(template, dict) or not str(template.get("id", "")).strip():
-        raise bad_request("templateParams must be an object with an id")
-    values = [
-        str(item.get("value", "")) for item in template.get("body") or [] if isinstance(item, dict)
-    ]
-    return f"[template {template['id']}] " + " ".join(values)
-
-
 def send_whatsapp_native(sandbox: Sandbox, principal: Principal, payload: Json) -> Message:
     """`POST /v1/messages/send/whatsapp/native` (§A6)."""
     line_id = int_field(payload, "lineId")
@@ -176,7 +168,8 @@ def send_whatsapp_native(sandbox: Sandbox, principal: Principal, payload: Json) 
             raise ApiError(constants.WINDOW_CLOSED_STATUS, dict(constants.WINDOW_CLOSED_BODY))
         template_content, message_type = None, constants.WHATSAPP_SERVICE_MESSAGE_TYPE
     else:
-        body = _template_text(payload["templateParams"])
+        # Templates go any time (§B1), but only approved ones with the right parameters.
+        _template, body = render_send(sandbox.state, number, payload["templateParams"])
         template_content, message_type = body, constants.WHATSAPP_TEMPLATE_MESSAGE_TYPE
     contact = sandbox.state.find_contact(principal.company_id, recipient)
     message = Message(

@@ -26,6 +26,7 @@ from whatsapp_helpdesk.sandbox.aircall.serializers import (
     whatsapp_status_json,
 )
 from whatsapp_helpdesk.sandbox.aircall.state import Number
+from whatsapp_helpdesk.sandbox.aircall.templates import list_page
 from whatsapp_helpdesk.sandbox.aircall.webhooks import (
     create_webhook,
     get_visible,
@@ -141,6 +142,16 @@ async def registration_status(
             "status": constants.REGISTRATION_STATUS_APPROVED,
         }
     }
+
+
+@router.get("/numbers/{number_id}/templates")
+async def number_templates(
+    number_id: str, request: Request, sandbox: SandboxDep, principal: PrincipalDep
+) -> Json:
+    number = _company_number(sandbox, principal, number_id)
+    if number.whatsapp is None:
+        raise not_found()
+    return list_page(sandbox.state, number, dict(request.query_params))
 
 
 # --- messages (§A6, §A7) --------------------------------------------------------------------

@@ -41,6 +41,7 @@ from whatsapp_helpdesk.sandbox.aircall.state import (
     User,
     WhatsAppLine,
 )
+from whatsapp_helpdesk.sandbox.aircall.templates import template_json
 
 Json = dict[str, Any]
 router = APIRouter(prefix="/_sandbox")
@@ -369,6 +370,24 @@ async def put_number_ids(company_id: str, request: Request, sandbox: SandboxDep)
         raise bad_request(f"Not numbers of company {integration.company_id}: {foreign}")
     integration.number_ids = list(dict.fromkeys(ids))
     return {"integration": integration_json(sandbox.state, integration, sandbox.base_url)}
+
+
+@router.post("/templates/{template_id}")
+async def set_template_status(template_id: str, request: Request, sandbox: SandboxDep) -> Json:
+    """Meta pauses, rejects or deletes a template ({"status": …} or {"deleted": true}), so a
+    demo or a test can watch the bridge's template refused (R52)."""
+    template = sandbox.state.templates.get(path_id(template_id))
+    if template is None:
+        raise not_found()
+    body = await json_object(request)
+    if body.get("deleted") is True:
+        del sandbox.state.templates[template.id]
+        return {"template": None}
+    status = body.get("status")
+    if status not in constants.TEMPLATE_STATUSES:
+        raise bad_request(f"status must be one of {', '.join(constants.TEMPLATE_STATUSES)}")
+    template.status = status
+    return {"template": {**template_json(template), "body": template.body}}
 
 
 @router.post("/numbers/{number_id}/events")

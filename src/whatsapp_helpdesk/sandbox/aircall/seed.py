@@ -2,7 +2,8 @@
 
 Company 1 has five numbers so each eligibility condition of R3 is visible:
 1001 calls+SMS+WhatsApp, 1002 no WhatsApp, 1003 WhatsApp without SMS, 1004 calls only,
-1005 WhatsApp still PENDING. Company 2 exists for cross-tenant tests.
+1005 WhatsApp still PENDING. Company 2 exists for cross-tenant tests. WhatsApp templates
+(R52): 1001 has approved ones with 0, 1 and 2 variables, a pending and a paused one.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from whatsapp_helpdesk.sandbox.aircall.state import (
     Integration,
     Number,
     SandboxState,
+    Template,
     User,
     WhatsAppLine,
 )
@@ -77,6 +79,29 @@ def _numbers() -> list[Number]:
     ]
 
 
+def _templates() -> list[Template]:
+    """Support France has one template of each kind the bridge must handle: approved with
+    0, 1 and 2 variables, pending, and paused (R52); the others one approved each."""
+    return [
+        Template(9101, 1, 1001, "104857600001", "reply_waiting", "UTILITY", "APPROVED", "en",
+                 "Hello, we have answered your request: {{1}} Reply to this message to "
+                 "continue the conversation."),
+        Template(9102, 1, 1001, "104857600001", "we_answered", "UTILITY", "APPROVED", "fr",
+                 "Bonjour, nous avons répondu à votre demande. Répondez à ce message pour "
+                 "lire notre réponse."),
+        Template(9103, 1, 1001, "104857600001", "order_update", "UTILITY", "APPROVED", "en",
+                 "Hello {{1}}, your order {{2}} has an update. Reply to this message."),
+        Template(9104, 1, 1001, "104857600001", "spring_offer", "MARKETING", "PENDING", "en",
+                 "Our spring offer is here: {{1}}"),
+        Template(9105, 1, 1001, "104857600001", "weekly_digest", "MARKETING", "PAUSED", "en",
+                 "Your weekly digest: {{1}}"),
+        Template(9301, 1, 1003, "104857600003", "antwort_bereit", "UTILITY", "APPROVED", "de",
+                 "Hallo, wir haben Ihnen geantwortet: {{1}}"),
+        Template(9401, 2, 2001, "204857600001", "reply_waiting", "UTILITY", "APPROVED", "en",
+                 "Hello, we have answered your request: {{1}}"),
+    ]
+
+
 def seeded_state() -> SandboxState:
     """A fresh state with the fixed seed and default configuration."""
     state = SandboxState(config=SandboxConfig())
@@ -84,6 +109,7 @@ def seeded_state() -> SandboxState:
     state.users = {u.id: User(**vars(u)) for u in USERS}
     state.contacts = {c.id: Contact(**vars(c)) for c in CONTACTS}
     state.numbers = {n.id: n for n in _numbers()}
+    state.templates = {t.id: t for t in _templates()}
     for company in state.companies.values():
         admin = min(u.id for u in state.users.values() if u.company_id == company.id)
         state.integrations[company.id] = Integration(

@@ -156,6 +156,22 @@ class Message:
 
 
 @dataclass
+class Template:
+    """A WhatsApp message template of one number (§A6). `body` holds `{{1}}`-style slots;
+    Aircall's documented listing does not show it, the customer's phone does."""
+
+    id: int
+    company_id: int
+    number_id: int
+    waba_id: str
+    name: str
+    category: str  # UTILITY, MARKETING, AUTHENTICATION
+    status: str  # APPROVED, PENDING, PAUSED, REJECTED
+    language: str
+    body: str
+
+
+@dataclass
 class Call:
     id: int
     call_uuid: str
@@ -207,6 +223,7 @@ class SandboxState:
     webhooks: dict[str, Webhook] = field(default_factory=dict)
     messages: dict[str, Message] = field(default_factory=dict)
     calls: dict[int, Call] = field(default_factory=dict)
+    templates: dict[int, Template] = field(default_factory=dict)
     media_by_key: dict[str, tuple[str, MediaFile]] = field(default_factory=dict)
     faults: list[Fault] = field(default_factory=list)
     rate_windows: dict[int, RateWindow] = field(default_factory=dict)
