@@ -124,6 +124,13 @@ class Settings(BaseSettings):
         "by a rate limit (429) never spend it; a reply also stops when WhatsApp's 24 h window "
         "closes (R44)."
     )
+    media_retry_seconds: float = Field(
+        120, gt=0,
+        description="How long, from its arrival, an inbound photo, voice note or document is "
+        "fetched from Aircall and uploaded to HubSpot before it is published with a "
+        "placeholder and the reason; the conversation's later messages wait at most this "
+        "long behind it (R51).",
+    )
     sandbox_hubspot_port: int = Field(
         8701, description="Port of the sandbox HubSpot (sandbox mode)."
     )

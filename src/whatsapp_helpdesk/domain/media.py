@@ -13,9 +13,7 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass
 from typing import Any
-from urllib.parse import quote
 
 MB = 1024 * 1024
 KB = 1024
@@ -110,11 +108,6 @@ def text_with_caption(caption: str, file_name: str) -> str:
     return caption or file_name
 
 
-@dataclass(frozen=True)
-class StructuredText:
-    text: str
-
-
 def location_text(raw: bytes) -> str:
     """A shared location → coordinates, the place's name and address when given, a map link.
     Shape: WhatsApp's `location` object {latitude, longitude, name?, address?}."""
@@ -183,10 +176,6 @@ def safe_file_name(name: str | None, fallback: str) -> str:
     base = (name or "").replace("\\", "/").rsplit("/", 1)[-1]
     base = re.sub(r"[\x00-\x1f\x7f]", "", base).strip().lstrip(".")
     return (base or fallback)[:200]
-
-
-def url_quote(name: str) -> str:
-    return quote(name, safe="")
 
 
 def _json_object(raw: bytes) -> dict[str, Any]:

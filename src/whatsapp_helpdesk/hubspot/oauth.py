@@ -49,6 +49,7 @@ HUBSPOT_SCOPES: Final = (
     "crm.objects.contacts.read",  # find the sender's contact (R30)
     "crm.objects.contacts.write",  # the contact's company property (R31), email capture
     "tickets",  # native tickets (R35)
+    "files",  # inbound photos, voice notes and documents into the File Manager (R51)
 )
 
 # HubSpot's access tokens live 30 minutes; `expires_in` is always given, this is only the

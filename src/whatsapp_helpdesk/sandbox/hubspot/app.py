@@ -15,6 +15,7 @@ from whatsapp_helpdesk.sandbox.hubspot import (
     routes_control,
     routes_conversations,
     routes_crm,
+    routes_files,
     routes_oauth,
     screens,
 )
@@ -55,7 +56,8 @@ def create_app(*, public_base_url: str, demo_home_url: str | None = None) -> Fas
     serve_api_docs(app, docs_url="/_sandbox/docs", openapi_url="/_sandbox/openapi.json",
                    title=app.title)
     for module in (
-        routes_oauth, routes_channels, routes_conversations, routes_crm, routes_control, screens
+        routes_oauth, routes_channels, routes_conversations, routes_crm, routes_files,
+        routes_control, screens,
     ):
         app.include_router(module.router)
     _install_error_handlers(app)
@@ -87,7 +89,8 @@ def _install_error_handlers(app: FastAPI) -> None:
 
 
 # HubSpot's API and OAuth token paths, and the sandbox's control routes: JSON, always.
-_API_PREFIXES = ("/conversations/", "/crm/", "/oauth/v1/", "/oauth/2026", "/_sandbox/")
+_API_PREFIXES = ("/conversations/", "/crm/", "/files/", "/oauth/v1/", "/oauth/2026",
+                 "/_sandbox/")
 
 
 def _browser_page(request: Request) -> bool:
