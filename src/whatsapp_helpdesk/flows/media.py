@@ -28,7 +28,7 @@ from sqlalchemy.orm import Session
 from whatsapp_helpdesk.aircall import Media
 from whatsapp_helpdesk.bootstrap import Services
 from whatsapp_helpdesk.db import outbox
-from whatsapp_helpdesk.db.models import Message
+from whatsapp_helpdesk.db.models import Message, OutboxEntry
 from whatsapp_helpdesk.domain import media as rules
 from whatsapp_helpdesk.errors import AuthExpired, DeliveryError, Retryable
 from whatsapp_helpdesk.flows.credentials import hubspot_access_token
@@ -79,22 +79,31 @@ class _Target:
     kind: str
     deadline: datetime
     state: str | None
+    last_stage: str  # what failed last time: the reason, should the budget be spent
 
 
-def _target(services: Services, message_id: int) -> _Target | None:
+def _target(services: Services, entry: outbox.Claimed) -> _Target | None:
     with services.sessions() as session:
-        message = session.get(Message, message_id)
+        message = session.get(Message, entry.message_id)
         if message is None:
             return None
         budget = timedelta(seconds=services.settings.media_retry_seconds)
+        row = session.get(OutboxEntry, entry.id)
+        last_error = (row.last_error or "") if row is not None else ""
+        stage = rules.UPLOAD_FAILED if _sentence(rules.UPLOAD_FAILED) in last_error else (
+            rules.FETCH_FAILED)
         return _Target(message.id, message.installation_id, message.provider_message_id or "",
-                       message.kind, message.stored_at + budget, message.media_state)
+                       message.kind, message.stored_at + budget, message.media_state, stage)
+
+
+def _sentence(reason: str) -> str:
+    return reason[0].upper() + reason[1:]
 
 
 async def fetch_media(services: Services, entry: outbox.Claimed) -> str:
     """Returns a word for the delivery log; raises Retryable (within the budget) only."""
     assert entry.message_id is not None
-    target = await asyncio.to_thread(_target, services, entry.message_id)
+    target = await asyncio.to_thread(_target, services, entry)
     if target is None:
         return "message gone"
     if target.state != PENDING:
@@ -103,7 +112,7 @@ async def fetch_media(services: Services, entry: outbox.Claimed) -> str:
     kind, caption = target.kind, str(payload.get("caption") or "")
     remaining = (target.deadline - services.clock.now()).total_seconds()
     if remaining <= 0:
-        return await _give_up(services, target, rules.FETCH_FAILED, caption)
+        return await _give_up(services, target, target.last_stage, caption)
     stage = rules.FETCH_FAILED
     try:
         async with asyncio.timeout(remaining):
@@ -139,7 +148,7 @@ async def fetch_media(services: Services, entry: outbox.Claimed) -> str:
             log.warning("media.gave_up", message_id=target.message_id, reason=stage,
                         error=getattr(exc, "message", repr(exc)))
             return await _give_up(services, target, stage, caption)
-        raise Retryable(f"{stage[0].upper()}{stage[1:]} ({_describe(exc)}); will retry.",
+        raise Retryable(f"{_sentence(stage)} ({_describe(exc)}); will retry.",
                         retry_in=min(wait, left)) from exc
     usage = rules.file_usage_type(kind, content_type)
     await asyncio.to_thread(

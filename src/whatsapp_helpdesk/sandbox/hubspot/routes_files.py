@@ -175,3 +175,12 @@ async def download(file_id: str, file_name: str, request: Request,
                             status_code=403)
     return Response(stored.content, media_type=stored.content_type,
                     headers={"Content-Disposition": f"inline; filename*=UTF-8''{quote(file_name)}"})
+
+
+@router.get("/_sandbox/portals/{portal_id}/files", include_in_schema=False)
+async def list_files(portal_id: int, sandbox: SandboxDep) -> dict[str, Any]:
+    """Control: every file a portal's File Manager holds, with its folder (tests, demo)."""
+    return {"files": [
+        {**file_json(f), "folderPath": f.folder_path, "contentType": f.content_type}
+        for f in sandbox.state.files.values() if f.portal_id == portal_id
+    ]}
