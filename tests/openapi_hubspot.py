@@ -59,6 +59,8 @@ SPEC_FILES = (
     ("/crm/v3/objects/tickets", "crm-tickets-v3.json"),
     ("/oauth/v1", "oauth-v1.json"),
     ("/oauth/v3", "oauth-v3.json"),
+    ("/files/2026-03", "files-2026-03.json"),
+    ("/files/v3", "files-v3.json"),
 )
 PATH_ALIASES = {
     "/conversations/v3/custom-channels": "/conversations/custom-channels/v3",
@@ -127,7 +129,7 @@ class _OpenAPIRequest:
         self.path = PATH_ALIASES.get(url.path, url.path)
         self.host_url = SERVER
         self.method = request.method.lower()
-        self.body: bytes | None = request.content or None
+        self.body: bytes | None = _content(request) or None
         self.content_type = request.headers.get("content-type", "application/json").lower()
         self.parameters = RequestParameters(
             query=ImmutableMultiDict(
@@ -136,6 +138,14 @@ class _OpenAPIRequest:
             header=Headers(dict(request.headers)),
             cookie=ImmutableMultiDict(),
         )
+
+
+def _content(request: httpx.Request) -> bytes:
+    """The body, also of a streamed one (a multipart upload, which httpx can read again)."""
+    try:
+        return request.content
+    except httpx.RequestNotRead:
+        return request.read()
 
 
 class _OpenAPIResponse:
