@@ -207,3 +207,19 @@ def test_R51_exactly_once_a_second_run_neither_uploads_nor_publishes_again(
     assert len(_files(stack)) == 1
     [ticket] = stack.tickets()
     assert len(ticket["messages"]) == 1
+
+
+def test_R51_after_a_worker_outage_longer_than_the_budget_the_file_is_still_tried(
+    stack: Stack,
+) -> None:
+    """The budget bounds retries; it does not make a worker that was down skip the file."""
+    from datetime import timedelta
+
+    stack.connect()
+    stack.customer_says("", type="image")
+    stack.wait_deliveries()
+    with stack.services.sessions.begin() as session:
+        message = session.scalars(select(Message)).one()
+        message.stored_at = message.stored_at - timedelta(hours=1)
+    stack.drain()
+    assert _only_message(stack)["attachments"][0]["fileUsageType"] == "IMAGE"

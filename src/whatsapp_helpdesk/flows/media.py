@@ -111,6 +111,10 @@ async def fetch_media(services: Services, entry: outbox.Claimed) -> str:
     payload = entry.payload
     kind, caption = target.kind, str(payload.get("caption") or "")
     remaining = (target.deadline - services.clock.now()).total_seconds()
+    if entry.attempt == 1:
+        # A worker that was down past the budget still tries once (bounded by the budget):
+        # the link may well be valid still, and the outage, not the file, held things up.
+        remaining = max(remaining, services.settings.media_retry_seconds)
     if remaining <= 0:
         return await _give_up(services, target, target.last_stage, caption)
     stage = rules.FETCH_FAILED
