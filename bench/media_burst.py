@@ -107,9 +107,16 @@ def child_worker(settings_json: str) -> None:
         services = build_services(settings)
         await Worker(services, concurrency=4, poll_interval=0.02).run_until_idle(timeout=900)
 
+    import os
+    import tracemalloc
+
+    if os.environ.get("BENCH_TRACEMALLOC"):
+        tracemalloc.start(12)
     start = time.perf_counter()
     asyncio.run(main())
-    print(json.dumps({"seconds": time.perf_counter() - start,
+    # Python's own allocations at their peak (tracing slows the worker several times over).
+    traced = tracemalloc.get_traced_memory()[1] / 2**20 if tracemalloc.is_tracing() else 0.0
+    print(json.dumps({"seconds": time.perf_counter() - start, "traced_peak_mb": traced,
                       "max_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
 
 
@@ -181,7 +188,8 @@ def run(photos: int, texts: int, tmp: Path) -> dict[str, float]:
     return {"photo_ack_p50": statistics.median(photo_acks),
             "photo_ack_p95": _p95(photo_acks),
             "text_ack_p50": statistics.median(text_acks), "text_ack_p95": _p95(text_acks),
-            "worker_seconds": child["seconds"], "worker_max_rss_mb": child["max_rss_mb"]}
+            "worker_seconds": child["seconds"], "worker_max_rss_mb": child["max_rss_mb"],
+            "worker_traced_peak_mb": child["traced_peak_mb"]}
 
 
 def _p95(values: list[float]) -> float:
@@ -196,17 +204,26 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--photos", default="20,100", help="burst sizes, comma-separated")
     parser.add_argument("--texts", type=int, default=200)
+    parser.add_argument("--trace-memory", action="store_true",
+                        help="also trace the worker's Python allocations (tracemalloc); slow")
     args = parser.parse_args()
+    if args.trace_memory:
+        import os
+
+        os.environ["BENCH_TRACEMALLOC"] = "1"  # inherited by the worker process
     tmp = Path("var/bench")
     tmp.mkdir(parents=True, exist_ok=True)
     print(f"{'run':<22} {'ack p50/p95 ms (webhooks of the burst)':>40} "
-          f"{'text acks during drain p50/p95 ms':>36} {'worker s':>9} {'worker peak RSS MB':>19}")
+          f"{'text acks during drain p50/p95 ms':>36} {'worker s':>9} {'worker peak RSS MB':>19}"
+          f"{' traced peak MB' if args.trace_memory else ''}")
     for photos in [0, *(int(p) for p in args.photos.split(","))]:
         f = run(photos, args.texts, tmp)
         label = f"{photos} photos x 1 MB" if photos else f"baseline: {args.texts} texts"
         print(f"{label:<22} {f['photo_ack_p50']:>31.1f} / {f['photo_ack_p95']:<6.1f} "
               f"{f['text_ack_p50']:>27.1f} / {f['text_ack_p95']:<6.1f} "
-              f"{f['worker_seconds']:>9.1f} {f['worker_max_rss_mb']:>19.1f}", flush=True)
+              f"{f['worker_seconds']:>9.1f} {f['worker_max_rss_mb']:>19.1f}"
+              + (f" {f['worker_traced_peak_mb']:>14.1f}" if args.trace_memory else ""),
+              flush=True)
 
 
 if __name__ == "__main__":
