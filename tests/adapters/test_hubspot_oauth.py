@@ -48,6 +48,7 @@ def test_r8_scopes_are_one_list_with_the_custom_channel_scopes() -> None:
         "conversations.custom_channels.read", "conversations.custom_channels.write",
         "conversations.read", "conversations.write", "crm.objects.contacts.read",
         "crm.objects.contacts.write", "tickets",
+        "files",  # inbound media into the File Manager (R51)
     }
     granted = [s for s in HUBSPOT_SCOPES if s != "tickets"]
     assert scopes_missing(granted) == ["tickets"]
