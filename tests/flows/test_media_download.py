@@ -97,3 +97,17 @@ def test_R51_octet_stream_falls_back_to_aircalls_file_type() -> None:
         {"url": URL, "file_type": "application/pdf"}))  # type: ignore[arg-type]
     os.unlink(path)
     assert content_type == "application/pdf"
+
+
+def test_R51_media_url_list_is_accepted_as_well_as_media_details() -> None:
+    """Aircall sometimes sends `media_url[]` instead of `media_details[]`: both are fetched."""
+    from whatsapp_helpdesk.aircall import AircallMessage
+
+    only_urls = AircallMessage.model_validate({
+        "id": "m1", "direction": "inbound", "channel": "whatsapp", "type": "image",
+        "media_url": [URL]})
+    assert media.wants_fetch("image", only_urls.media)
+    assert only_urls.media[0].url == URL and only_urls.media[0].file_name is None
+    assert not media.wants_fetch("image", AircallMessage.model_validate({
+        "id": "m2", "direction": "inbound", "channel": "whatsapp", "type": "image"}).media)
+    assert not media.wants_fetch("reaction", only_urls.media)  # not a kind R51 carries
