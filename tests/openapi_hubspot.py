@@ -134,7 +134,7 @@ class _OpenAPIRequest:
         self.path = PATH_ALIASES.get(url.path, url.path)
         self.host_url = SERVER
         self.method = request.method.lower()
-        self.body: bytes | None = request.content or None
+        self.body: bytes | None = _content(request) or None
         self.content_type = request.headers.get("content-type", "application/json").lower()
         self.parameters = RequestParameters(
             query=ImmutableMultiDict(
@@ -143,6 +143,14 @@ class _OpenAPIRequest:
             header=Headers(dict(request.headers)),
             cookie=ImmutableMultiDict(),
         )
+
+
+def _content(request: httpx.Request) -> bytes:
+    """The body, also of a streamed one (a multipart upload, which httpx can read again)."""
+    try:
+        return request.content
+    except httpx.RequestNotRead:
+        return request.read()
 
 
 class _OpenAPIResponse:

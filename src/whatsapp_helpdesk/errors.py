@@ -25,7 +25,11 @@ class DeliveryError(Exception):
 
 
 class Retryable(DeliveryError):
-    pass
+    def __init__(self, message: str, *, status_code: int | None = None,
+                 detail: str | None = None, retry_in: float | None = None):
+        super().__init__(message, status_code=status_code, detail=detail)
+        # When the job knows better than exponential backoff (a budget of its own, R51).
+        self.retry_in = retry_in
 
 
 class RateLimited(Retryable):

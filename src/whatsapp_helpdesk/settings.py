@@ -155,6 +155,13 @@ class Settings(BaseSettings):
         True, description="Workers pace their HubSpot and Aircall calls under those limits, "
         "through buckets shared in the database. Off only to measure the difference."
     )
+    media_retry_seconds: float = Field(
+        120, gt=0,
+        description="How long, from its arrival, an inbound photo, voice note or document is "
+        "fetched from Aircall and uploaded to HubSpot before it is published with a "
+        "placeholder and the reason; the conversation's later messages wait at most this "
+        "long behind it (R51).",
+    )
     sandbox_hubspot_port: int = Field(
         8701, description="Port of the sandbox HubSpot (sandbox mode)."
     )

@@ -126,8 +126,10 @@ def _reply_from_ticket(ticket: Any, text: str) -> None:
     ticket.get_by_role("button", name="Send", exact=True).click()
 
 
-def _customer_writes(phone: Any, text: str) -> None:
+def _customer_writes(phone: Any, text: str, *, kind: str = "text") -> None:
     phone.get_by_label("Message", exact=True).fill(text)
+    if kind != "text":
+        phone.get_by_label("Message type").select_option(kind)
     phone.get_by_role("button", name="Send", exact=True).click()
     from playwright.sync_api import expect
 
@@ -259,6 +261,14 @@ def _play_the_story(served: Served, context: Any, screenshot: Any) -> None:
     expect(phone.locator("#thread")).to_contain_text("We are sending a new one today.")
     screenshot(phone, "10-phone-after-the-second-ticket")
 
+    # 7. The customer sends a photo of the damaged box: the ticket shows it (R51), fetched
+    # from Aircall, stored PRIVATE in HubSpot's File Manager, shown through a signed URL.
+    _customer_writes(phone, "Here is the damaged box", kind="image")
+    photo = _message(tickets, "Here is the damaged box").locator("img")
+    expect(photo).to_be_visible(timeout=20_000)
+    expect(photo).to_have_js_property("naturalWidth", 160)  # the sample photo, loaded
+    screenshot(tickets, "11-photo-in-the-ticket")
+
     # The contact record: every message of both tickets (R22), and its company — here the
     # one HubSpot already had, kept over Aircall's (R31; the setting of an empty one is in
     # tests/e2e/test_e2e_inbound.py).
@@ -267,8 +277,8 @@ def _play_the_story(served: Served, context: Any, screenshot: Any) -> None:
                  "the box is damaged", "We are sending a new one today."):
         expect(tickets.locator("main")).to_contain_text(text)
     expect(tickets.locator("main")).to_contain_text("Doe Bakery")
-    screenshot(tickets, "11-contact-record")
+    screenshot(tickets, "12-contact-record")
 
     # The dashboard followed without a reload: the last message in is now 25 h later.
     expect(_stat(card, "Last message in")).not_to_have_text(first_exchange)
-    screenshot(dashboard, "12-dashboard")
+    screenshot(dashboard, "13-dashboard")

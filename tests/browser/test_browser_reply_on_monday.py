@@ -68,7 +68,7 @@ def test_R52_reply_on_monday(stack, browser_page, screenshot) -> None:
     card.get_by_role("button", name="Save").click()
     expect(card).to_contain_text("Re-engagement template: reply_waiting (en)")
     card.scroll_into_view_if_needed()
-    screenshot(page, "13-choose-re-engagement-template")
+    screenshot(page, "14-choose-re-engagement-template")
 
     # Friday: the customer writes.
     phone = page.context.new_page()
@@ -89,8 +89,8 @@ def test_R52_reply_on_monday(stack, browser_page, screenshot) -> None:
     note = reengagement.ticket_note("reply_waiting", cut=False, fills_text=True)
     expect(tickets.locator("li.msg").filter(has_text="WhatsApp template")).to_contain_text(
         note)
-    screenshot(tickets, "14-reply-on-monday-sends-the-template")
+    screenshot(tickets, "15-reply-on-monday-sends-the-template")
 
     expect(phone.locator("#thread")).to_contain_text(
         TEMPLATE_TEXT + "Yes, your new address is saved.")
-    screenshot(phone, "15-template-on-the-phone")
+    screenshot(phone, "16-template-on-the-phone")

@@ -88,22 +88,35 @@ def test_R20_new_ticket_after_24h_of_inactivity_old_one_keeps_its_messages(stack
     assert [_texts(t) for t in tickets] == [["first", "within a day"], ["a day later"]]
 
 
+def _media_links_refused(stack: Stack) -> None:
+    """Since R51 a photo reaches the ticket as a file; R16's placeholder is what is left when
+    the file cannot be had (tests/e2e/test_e2e_inbound_media.py has every case)."""
+    stack.aircall.post("/_sandbox/faults", json={
+        "path_prefix": "/_sandbox/media/", "mode": "status", "status": 404})
+
+
+REFUSED = ("the file could not be fetched from Aircall (it answered 404: the link expired or "
+           "was refused)")
+
+
 def test_R16_non_text_message_becomes_placeholder(stack: Stack) -> None:
     stack.connect()
+    _media_links_refused(stack)
     stack.customer_says("", type="image")
     stack.wait_deliveries()
     stack.drain()
     [ticket] = stack.tickets()
-    assert _texts(ticket) == ["[image received — not supported yet]"]
+    assert _texts(ticket) == [f"[photo received — {REFUSED}]"]
 
 
 def test_R16_issue11_image_caption_is_published_with_the_placeholder(stack: Stack) -> None:
     stack.connect()
+    _media_links_refused(stack)
     stack.customer_says("Voici la photo du colis abîmé", type="image")
     stack.wait_deliveries()
     stack.drain()
     [ticket] = stack.tickets()
-    assert _texts(ticket) == ["[image received — not supported yet]\nVoici la photo du colis abîmé"]
+    assert _texts(ticket) == [f"[photo received — {REFUSED}]\nVoici la photo du colis abîmé"]
 
 
 def test_R43_message_for_unconnected_number_is_acknowledged_never_published(stack: Stack) -> None:

@@ -232,6 +232,12 @@ class Message(Base):
     status: Mapped[str] = mapped_column(String(16), default="pending")
     failure_reason: Mapped[str | None] = mapped_column(Text)
     sender_name: Mapped[str | None] = mapped_column(String(200))
+    # Inbound media (R51): pending → uploaded | failed (then `text` holds the reason). The
+    # file id is stored before the publish, so a retry never uploads twice.
+    media_state: Mapped[str | None] = mapped_column(String(16))
+    media_file_id: Mapped[str | None] = mapped_column(String(40))
+    media_file_name: Mapped[str | None] = mapped_column(String(255))
+    media_usage_type: Mapped[str | None] = mapped_column(String(20))
 
 
 class WebhookEvent(Base):

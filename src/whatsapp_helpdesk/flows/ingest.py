@@ -47,7 +47,7 @@ from whatsapp_helpdesk.db.models import (
 )
 from whatsapp_helpdesk.domain.content import inbound_placeholder
 from whatsapp_helpdesk.domain.phone import InvalidPhoneNumber, to_e164
-from whatsapp_helpdesk.flows import contact_company, native_ticketing, statuses
+from whatsapp_helpdesk.flows import contact_company, media, native_ticketing, statuses
 
 log = structlog.get_logger(__name__)
 
@@ -267,6 +267,12 @@ def _message_event(
         conversation.last_inbound_at = sent_at
     if customer_name:
         conversation.customer_name = customer_name
+    ordering_key = f"conversation:{conversation.id}"
+    if media.wants_fetch(kind, message.media):
+        # Fetched at once, ahead of the publish: the pre-signed URL expires (R51).
+        media.queue_fetch(session, message=stored, media=message.media,
+                          caption=(message.body or "").strip(), now=now,
+                          ordering_key=ordering_key)
     grace = timedelta(seconds=services.settings.reorder_grace_seconds)
     contact_company.queue_if_new(
         session, conversation, message.contact.company_name if message.contact else None,
@@ -279,7 +285,7 @@ def _message_event(
         kind=PUBLISH_INBOUND,
         now=now,
         message_id=stored.id,
-        ordering_key=f"conversation:{conversation.id}",
+        ordering_key=ordering_key,
         ordering_at=sent_at,
         # A short wait lets a message Aircall delivered late overtake its successors (R15).
         delay=grace,

@@ -22,7 +22,7 @@ from whatsapp_helpdesk.domain.tickets import Activity, JoinTicket, choose_ticket
 from whatsapp_helpdesk.domain.window import window_is_open
 from whatsapp_helpdesk.errors import Permanent
 from whatsapp_helpdesk.flows.credentials import hubspot_access_token
-from whatsapp_helpdesk.hubspot import PublishedMessage
+from whatsapp_helpdesk.hubspot import FileAttachment, PublishedMessage
 
 
 def _is_activity(session: Session, row: Message) -> bool:
@@ -139,10 +139,20 @@ def _place(services: Services, message_id: int) -> _Placed | str:
                 timestamp=message.sent_at,
                 idempotency_id=message.provider_message_id,
                 integration_thread_id=ticket.integration_thread_id,
+                attachments=_attachments(message),
             ),
             installation_id=message.installation_id,
             ticket_id=ticket.id,
         )
+
+
+def _attachments(message: Message) -> tuple[FileAttachment, ...]:
+    """The file fetched and uploaded ahead of the publish (flows/media.py, R51)."""
+    if message.media_file_id is None:
+        return ()
+    return (FileAttachment(file_id=message.media_file_id,
+                           usage_type=message.media_usage_type or "OTHER",
+                           name=message.media_file_name),)
 
 
 def _record_published(

@@ -7,6 +7,7 @@ from whatsapp_helpdesk.hubspot.client import (
     ChannelAccount,
     ChannelSpec,
     CrmObject,
+    FileAttachment,
     HubSpotDeveloperClient,
     HubSpotMessage,
     HubSpotPortalClient,
@@ -17,6 +18,7 @@ from whatsapp_helpdesk.hubspot.client import (
     StagingToken,
     StagingTokenError,
     StagingTokenErrorKind,
+    UploadedFile,
 )
 from whatsapp_helpdesk.hubspot.oauth import (
     CUSTOM_CHANNEL_SCOPES,
@@ -65,7 +67,9 @@ __all__ = [
     "MessageDirection",
     "MessageStatus",
     "OutgoingChannelMessageCreated",
+    "FileAttachment",
     "PublishedMessage",
+    "UploadedFile",
     "StagingToken",
     "StagingTokenError",
     "StagingTokenErrorKind",

@@ -15,6 +15,7 @@ Every answer other than a 2xx becomes an error of `whatsapp_helpdesk.errors` (se
 
 from __future__ import annotations
 
+import json as _json
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -188,6 +189,28 @@ class StagingToken:
 class PublishedMessage:
     message_id: str
     conversations_thread_id: str
+
+
+@dataclass(frozen=True)
+class UploadedFile:
+    id: str
+    name: str | None
+
+
+@dataclass(frozen=True)
+class FileAttachment:
+    """A `FILE` attachment of a published message (reference §4.3): a File Manager id."""
+
+    file_id: str
+    usage_type: str  # AUDIO | IMAGE | OTHER | STICKER | VOICE_RECORDING
+    name: str | None = None
+
+    def body(self) -> dict[str, Any]:
+        body: dict[str, Any] = {"type": "FILE", "fileId": self.file_id,
+                                "fileUsageType": self.usage_type}
+        if self.name:
+            body["name"] = self.name
+        return body
 
 
 @dataclass(frozen=True)
@@ -657,6 +680,7 @@ class HubSpotPortalClient(_HubSpotApi):
         idempotency_id: str,
         integration_thread_id: str,
         rich_text: str | None = None,
+        attachments: tuple[FileAttachment, ...] = (),
     ) -> PublishedMessage:
         """Publish one message on the channel account (R11) as a `ChannelIntegrationMessageEgg`.
 
@@ -677,7 +701,7 @@ class HubSpotPortalClient(_HubSpotApi):
             "senders": [sender],
             "recipients": [{"deliveryIdentifier": _phone_identifier(recipient_e164)}],
             "timestamp": iso_utc(timestamp),
-            "attachments": [],
+            "attachments": [a.body() for a in attachments],
             "integrationIdempotencyId": idempotency_id,
             "integrationThreadId": integration_thread_id,
         }
@@ -692,6 +716,34 @@ class HubSpotPortalClient(_HubSpotApi):
             message_id=required_text(data, "id", operation),
             conversations_thread_id=required_text(data, "conversationsThreadId", operation),
         )
+
+    # Files (R51; files-2026-03.json)
+
+    async def upload_file(
+        self, path: str, *, file_name: str, content_type: str, folder_path: str,
+        overwrite_key: str,
+    ) -> UploadedFile:
+        """Upload the file at `path` (streamed from disk) to the File Manager, PRIVATE: only
+        signed URLs reach it. `overwrite_key` names the file in `folder_path`, and HubSpot
+        overwrites a file of the same path: a retry after a lost answer replaces the file it
+        uploaded instead of adding a second one."""
+        operation = "upload the file"
+        options = {"access": "PRIVATE", "overwrite": True,
+                   "duplicateValidationStrategy": "NONE"}
+        with open(path, "rb") as stream:
+            request = self._http.build_request(
+                "POST", self._api_base + self._paths.files_upload,
+                data={"folderPath": folder_path, "fileName": overwrite_key,
+                      "options": _json.dumps(options)},
+                files={"file": (file_name, stream, content_type)},
+                headers={"Accept": "application/json", **self._auth_headers()},
+            )
+            response = await send(self._http, request, service=SERVICE, operation=operation)
+        if not response.is_success:
+            raise hubspot_error(response, operation=operation, now=self._clock())
+        data = response_object(response, operation)
+        return UploadedFile(id=required_text(data, "id", operation),
+                            name=_optional_text(data, "name"))
 
     async def update_message_status(
         self,

@@ -45,6 +45,7 @@ from whatsapp_helpdesk.flows import webhook_health
 from whatsapp_helpdesk.flows.contact_company import SET_CONTACT_COMPANY, set_contact_company
 from whatsapp_helpdesk.flows.credentials import hubspot_access_token, mark_reauth_required
 from whatsapp_helpdesk.flows.ingest import PUBLISH_INBOUND
+from whatsapp_helpdesk.flows.media import FETCH_MEDIA, fetch_media
 from whatsapp_helpdesk.flows.native_ticketing import NATIVE_TICKET, create_native_ticket
 from whatsapp_helpdesk.flows.publish import publish_inbound
 from whatsapp_helpdesk.flows.reengagement import (
@@ -86,6 +87,7 @@ JOBS: dict[str, Job] = {
     NATIVE_TICKET: create_native_ticket,
     SET_CONTACT_COMPANY: set_contact_company,
     REENGAGEMENT_NOTE: publish_note,
+    FETCH_MEDIA: fetch_media,
 }
 
 
@@ -279,6 +281,8 @@ class Worker:
                         wait = timedelta(seconds=exc.retry_after)
                     elif isinstance(exc, AuthExpired) and since is None:
                         wait = timedelta(0)  # refreshed just now: at once, the first time
+                    elif isinstance(exc, Retryable) and exc.retry_in is not None:
+                        wait = timedelta(seconds=exc.retry_in)
                     else:
                         wait = outbox.backoff(entry.attempt)
                     decision = after_temporary_failure(

@@ -131,6 +131,17 @@ MEDIA_PLACEHOLDERS: Final[dict[str, tuple[str, str]]] = {
     "contacts": ("text/vcard", "contact.vcf"),
 }
 
+# What the phone's location and shared-contact messages carry: WhatsApp's `location` object
+# and a vCard (the shape Aircall forwards is undocumented [U]; these are WhatsApp's own).
+SAMPLE_LOCATION: Final = (
+    '{"latitude": 48.858370, "longitude": 2.294481, "name": "Tour Eiffel", '
+    '"address": "Champ de Mars, 5 Av. Anatole France, 75007 Paris"}'
+)
+SAMPLE_VCARD: Final = (
+    "BEGIN:VCARD\r\nVERSION:3.0\r\nN:Martin;Paul;;;\r\nFN:Paul Martin\r\n"
+    "TEL;TYPE=CELL:+33 6 98 76 54 32\r\nEND:VCARD\r\n"
+)
+
 # --- Calls (§A8.2/§A8.3) ----------------------------------------------------------------------
 
 # The enum of `missed_call_reason` is not in the reference [U]; Aircall's API reference uses

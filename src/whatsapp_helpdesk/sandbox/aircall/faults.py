@@ -20,6 +20,9 @@ from whatsapp_helpdesk.sandbox.aircall.runtime import Sandbox
 from whatsapp_helpdesk.sandbox.aircall.state import Fault
 
 CONTROL_PREFIX = "/_sandbox"
+# The pre-signed media links stand for Aircall's file store, not for a control: a test can
+# fault them (an expired link's 403, a slow download, R51).
+MEDIA_PREFIX = "/_sandbox/media/"
 
 
 def fault_json(fault: Fault) -> dict[str, Any]:
@@ -58,7 +61,8 @@ class FaultInjectionMiddleware:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         path = scope.get("path", "")
-        if scope["type"] != "http" or path.startswith(CONTROL_PREFIX):
+        controls = path.startswith(CONTROL_PREFIX) and not path.startswith(MEDIA_PREFIX)
+        if scope["type"] != "http" or controls:
             await self.app(scope, receive, send)
             return
         fault = take_matching_fault(self.sandbox.state.faults, scope["method"], path)

@@ -5,6 +5,7 @@ These paths do not exist at Aircall; they need no credentials and are never faul
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from fastapi import APIRouter, Request, Response
@@ -430,8 +431,24 @@ async def media(key: str, file_name: str, request: Request, sandbox: SandboxDep)
     if sandbox.clock.unix() >= int(expires):
         return _s3_error(403, "AccessDenied", "Request has expired")
     media_file = found[1]
-    content = f"sandbox placeholder for {media_file.file_name}\n".encode()
-    return Response(content, media_type=media_file.file_type)
+    return Response(media_content(media_file.file_name), media_type=media_file.file_type)
+
+
+_SAMPLES = Path(__file__).resolve().parent / "samples"
+
+
+def media_content(file_name: str) -> bytes:
+    """The bytes behind an inbound message's media: the shipped sample files (a photo, a
+    voice note, a PDF), WhatsApp's location object, a vCard; a few bytes of text for the
+    rest (video, sticker), which only name the file."""
+    if file_name == "location.json":
+        return constants.SAMPLE_LOCATION.encode()
+    if file_name == "contact.vcf":
+        return constants.SAMPLE_VCARD.encode()
+    sample = _SAMPLES / file_name
+    if sample.is_file():
+        return sample.read_bytes()
+    return f"sandbox placeholder for {file_name}\n".encode()
 
 
 def _s3_error(status: int, code: str, message: str) -> Response:

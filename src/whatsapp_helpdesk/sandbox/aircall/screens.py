@@ -35,11 +35,15 @@ templates = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
 CLOCK_JUMPS = ((3600, "+1 h"), (25 * 3600, "+25 h"))
 MEDIA_CHOICES = (
     ("text", "Text"),
-    ("image", "Image (placeholder)"),
-    ("document", "Document (placeholder)"),
-    ("location", "Location (placeholder)"),
-    ("audio", "Voice note (placeholder)"),
-    ("sticker", "Sticker (placeholder)"),
+    # A photo, a voice note and a PDF are real small files (samples/); location and contact
+    # card carry WhatsApp's data; video and sticker are a few bytes naming the file.
+    ("image", "Photo"),
+    ("audio", "Voice note"),
+    ("document", "PDF document"),
+    ("location", "Location"),
+    ("contacts", "Contact card"),
+    ("video", "Video (placeholder file)"),
+    ("sticker", "Sticker (placeholder file)"),
 )
 TICKS = {
     "pending": ("🕓", "pending"),

@@ -15,6 +15,7 @@ from whatsapp_helpdesk.sandbox.hubspot import (
     routes_control,
     routes_conversations,
     routes_crm,
+    routes_files,
     routes_oauth,
     screens,
 )
@@ -56,7 +57,8 @@ def create_app(*, public_base_url: str, demo_home_url: str | None = None) -> Fas
     serve_api_docs(app, docs_url="/_sandbox/docs", openapi_url="/_sandbox/openapi.json",
                    title=app.title)
     for module in (
-        routes_oauth, routes_channels, routes_conversations, routes_crm, routes_control, screens
+        routes_oauth, routes_channels, routes_conversations, routes_crm, routes_files,
+        routes_control, screens,
     ):
         app.include_router(with_dated_routes(module.router))  # v3 and 2026-03 paths (R50)
     _install_error_handlers(app)

@@ -38,6 +38,7 @@ SCOPE_CONVERSATIONS_WRITE: Final = "conversations.write"
 SCOPE_CONTACTS_READ: Final = "crm.objects.contacts.read"
 SCOPE_CONTACTS_WRITE: Final = "crm.objects.contacts.write"
 SCOPE_TICKETS: Final = "tickets"
+SCOPE_FILES: Final = "files"
 
 # --- Error sub-categories ----------------------------------------------------------------
 # The real sub-category strings for these staging-token / channel-account conflicts are

@@ -17,7 +17,13 @@ from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 
-from whatsapp_helpdesk.sandbox.hubspot import connections, constants, errors, messaging
+from whatsapp_helpdesk.sandbox.hubspot import (
+    connections,
+    constants,
+    errors,
+    messaging,
+    routes_files,
+)
 from whatsapp_helpdesk.sandbox.hubspot.auth import SandboxDep
 from whatsapp_helpdesk.sandbox.hubspot.clock import from_unix
 from whatsapp_helpdesk.sandbox.hubspot.crm import tickets_of_contact
@@ -41,12 +47,24 @@ templates = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
 
 
 @dataclass(frozen=True)
+class FileView:
+    """A `FILE` attachment held in the File Manager: shown inline when it is an image,
+    otherwise as a link; both go through a fresh signed URL (the file is PRIVATE)."""
+
+    name: str
+    href: str
+    image: bool
+
+
+@dataclass(frozen=True)
 class MessageView:
     message: Message
     author: str
     status_label: str
     status_kind: str  # css modifier: received / sending / sent / read / failed
     failure: str | None
+    files: tuple[FileView, ...] = ()
+    other_attachments: tuple[dict[str, Any], ...] = ()
 
     @property
     def outgoing(self) -> bool:
@@ -94,7 +112,19 @@ def message_view(state: SandboxState, message: Message) -> MessageView:
         label, kind = {"SENT": ("Sent", "sent"), "READ": ("Read", "read"),
                        "FAILED": ("Failed", "failed")}.get(status, (status.title(), "sent"))
     failure = message.status.error_message if message.status and status == "FAILED" else None
-    return MessageView(message, author, label, kind, failure)
+    files, others = [], []
+    for attachment in message.attachments:
+        stored = state.files.get(str(attachment.get("fileId"))) if (
+            attachment.get("type") == "FILE") else None
+        if stored is None:
+            others.append(attachment)
+            continue
+        files.append(FileView(
+            name=str(attachment.get("name") or stored.name),
+            href=f"/help-desk/{stored.portal_id}/files/{stored.id}",
+            image=stored.content_type.startswith("image/"),
+        ))
+    return MessageView(message, author, label, kind, failure, tuple(files), tuple(others))
 
 
 def ticket_row(state: SandboxState, ticket: Ticket) -> TicketRow:
@@ -241,6 +271,17 @@ async def ticket_view(
         "portal": portal, "section": "tickets", "row": row, "messages": messages,
         "channel_accounts": channel_accounts, "error": request.query_params.get("error"),
     })
+
+
+@router.get("/help-desk/{portal_id}/files/{file_id}")
+async def file_link(portal_id: int, file_id: str, sandbox: SandboxDep) -> Response:
+    """An attachment's link in the ticket: a short-lived signed URL to the PRIVATE file."""
+    _portal(sandbox, portal_id)
+    stored = sandbox.state.files.get(file_id)
+    if stored is None or stored.portal_id != portal_id:
+        raise PageNotFound(f"There is no file {file_id}.")
+    url, _ = routes_files.signed_url(sandbox, stored, 300)
+    return RedirectResponse(url, status_code=302)
 
 
 @router.post("/help-desk/{portal_id}/tickets/{ticket_id}/reply")

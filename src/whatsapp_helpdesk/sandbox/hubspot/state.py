@@ -317,6 +317,21 @@ class IdSequence:
 
 
 @dataclass
+class StoredFile:
+    """A File Manager file (files-2026-03.json `File`); its bytes kept in memory."""
+
+    id: str
+    portal_id: int
+    name: str
+    extension: str
+    folder_path: str
+    access: str
+    content_type: str
+    content: bytes
+    created_at: datetime
+
+
+@dataclass
 class SandboxState:
     portals: dict[int, Portal] = field(default_factory=dict)
     config: SandboxConfig = field(default_factory=SandboxConfig)
@@ -330,6 +345,7 @@ class SandboxState:
     tickets: dict[str, Ticket] = field(default_factory=dict)
     threads: dict[str, Thread] = field(default_factory=dict)
     messages: dict[str, Message] = field(default_factory=dict)
+    files: dict[str, StoredFile] = field(default_factory=dict)
     deliveries: list[WebhookDelivery] = field(default_factory=list)
     faults: list[Fault] = field(default_factory=list)
     # Rolling rate-limit windows: portal id -> sandbox-clock times of counted requests.
@@ -343,6 +359,7 @@ class SandboxState:
     fault_ids: IdSequence = field(default_factory=lambda: IdSequence(1))
     delivery_ids: IdSequence = field(default_factory=lambda: IdSequence(1))
     message_sequence: IdSequence = field(default_factory=lambda: IdSequence(1))
+    file_ids: IdSequence = field(default_factory=lambda: IdSequence(190000000001))
 
     def portal_accounts(self, portal_id: int) -> list[ChannelAccount]:
         return [a for a in self.channel_accounts.values() if a.portal_id == portal_id]
