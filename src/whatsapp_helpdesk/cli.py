@@ -115,7 +115,10 @@ def _ports_taken(settings: Settings, *, web: bool, sandbox: bool) -> bool:
 def web_server_options(settings: Settings) -> dict[str, Any]:
     """How `web` serves (uvicorn's options), shared with bench/ingest.py's bare endpoint so
     that the two are measured on the same server stack."""
-    return {"host": settings.host, "port": settings.port, "log_level": "warning"}
+    return {"host": settings.host, "port": settings.port, "log_level": "warning",
+            # uvicorn's 5 s equals common clients' idle expiry: a request sent as the server
+            # closed the connection got no response (issue 17, ~1 in 1,400 under load).
+            "timeout_keep_alive": settings.web_keep_alive_seconds}
 
 
 def cmd_web(settings: Settings, _args: argparse.Namespace) -> int:
