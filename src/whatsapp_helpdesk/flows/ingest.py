@@ -16,7 +16,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import structlog
-from sqlalchemy import and_, case, func, insert, or_, select
+from sqlalchemy import Table, and_, bindparam, case, func, insert, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
@@ -45,6 +45,7 @@ from whatsapp_helpdesk.db.models import (
     Number,
     WebhookEvent,
 )
+from whatsapp_helpdesk.db.session import local_writer
 from whatsapp_helpdesk.domain.content import inbound_placeholder
 from whatsapp_helpdesk.domain.phone import InvalidPhoneNumber, to_e164
 from whatsapp_helpdesk.flows import contact_company, native_ticketing, statuses
@@ -125,37 +126,40 @@ def _ingest(
     handler = HANDLERS.get(type(event))
     now = services.clock.now()
     try:
-        with services.sessions.begin() as session:
+        with local_writer(services.engine), services.sessions.begin() as session:
             if installation_id is None:
                 # Looked up by the SHA-256 of the token: the comparison the database makes
                 # is on the digest, so its timing tells nothing about the token (R42).
-                installation_id = session.scalar(select(Installation.id).where(
-                    Installation.aircall_webhook_token_hash == webhook_digest))
+                installation_id = session.scalar(_INSTALLATION_BY_DIGEST,
+                                                 {"digest": webhook_digest})
                 if installation_id is None:
                     # Unauthenticated: nothing is stored, nothing changes (R42).
                     return Outcome(401, "unauthorized", "unknown webhook token")
-            record = WebhookEvent(
-                source="aircall",
-                installation_id=installation_id,
-                event_type=envelope.event,
-                scope=scope,
-                dedupe_key=_dedupe_key(envelope),
-                outcome="stored",
-                payload=_stored_payload(payload_text, webhook_digest),
-                received_at=now,
-            )
-            session.add(record)
-            session.flush()  # the unique (source, scope, dedupe_key): "seen before?"
+            # The unique (source, scope, dedupe_key) answers "seen before?" here, before any
+            # handler runs: a second copy raises IntegrityError and changes nothing.
+            record_id = session.execute(_INSERT_EVENT, {
+                "source": "aircall",
+                "installation_id": installation_id,
+                "event_type": envelope.event,
+                "scope": scope,
+                "dedupe_key": _dedupe_key(envelope),
+                "outcome": "stored",
+                "detail": None,
+                "payload": _stored_payload(payload_text, webhook_digest),
+                "received_at": now,
+            }).scalar_one()
+            result, detail = "stored", None
             if isinstance(event, UnsupportedAircallEvent):
                 ignored = event.event in IGNORED_EVENTS
-                record.outcome = "ignored" if ignored else "unsupported"
+                result = "ignored" if ignored else "unsupported"
                 if not ignored:
                     log.warning("aircall.unsupported_event", event_type=event.event)
             elif handler is not None:
-                record.outcome, record.detail = handler(
-                    services, session, installation_id, envelope, event, now
-                )
-            outcome = Outcome(200, record.outcome, record.detail)
+                result, detail = handler(services, session, installation_id, envelope, event, now)
+            if (result, detail) != ("stored", None):
+                session.execute(_SET_EVENT_OUTCOME,
+                                {"event_id": record_id, "outcome": result, "detail": detail})
+            outcome = Outcome(200, result, detail)
     except IntegrityError:
         # Same delivery seen before (or racing with itself): already kept once (R14).
         return Outcome(200, "duplicate")
@@ -238,14 +242,8 @@ def _message_event(
         return ("ignored", "not an inbound message")
 
     # One statement for the number and its live channel account (issue 17 item 1).
-    found = session.execute(
-        select(Number.id, Number.name, Number.digits, ChannelAccount.id)
-        .outerjoin(ChannelAccount, and_(ChannelAccount.number_id == Number.id,
-                                        ChannelAccount.disconnected_at.is_(None)))
-        .where(Number.installation_id == installation_id,
-               Number.aircall_number_id == str(event.number_id))
-        .limit(1)
-    ).first()
+    found = session.execute(_NUMBER_AND_ACCOUNT, {
+        "installation_id": installation_id, "aircall_number_id": str(event.number_id)}).first()
     if found is None:
         return ("unknown_number", f"Aircall number {event.number_id} is not known here")
     number_id, number_name, number_digits, account_id = found
@@ -264,20 +262,18 @@ def _message_event(
     kind = (message.type or "text").lower()
     text = inbound_text(message)
     # Core, not the ORM: a unit-of-work flush per row was most of a delivery's CPU.
-    message_id = session.execute(
-        insert(Message).values(
-            installation_id=installation_id,
-            conversation_id=conversation_id,
-            direction="inbound",
-            provider_message_id=message.id,
-            kind=kind,
-            text=text,
-            sent_at=sent_at,
-            stored_at=now,
-            status="pending",
-            sender_name=customer_name,
-        ).returning(Message.id)
-    ).scalar_one()  # unique (installation, provider_message_id): a second copy stops here
+    message_id = session.execute(_INSERT_MESSAGE, {
+        "installation_id": installation_id,
+        "conversation_id": conversation_id,
+        "direction": "inbound",
+        "provider_message_id": message.id,
+        "kind": kind,
+        "text": text,
+        "sent_at": sent_at,
+        "stored_at": now,
+        "status": "pending",
+        "sender_name": customer_name,
+    }).scalar_one()  # unique (installation, provider_message_id): a second copy stops here
     grace = timedelta(seconds=services.settings.reorder_grace_seconds)
     company = message.contact.company_name if message.contact else None
     if company and company != company_sent:
@@ -317,25 +313,56 @@ def _conversation(
 ) -> tuple[int, str | None]:
     """Get or create, safe under concurrent first messages (R15: one ticket per burst), and
     note this message in one statement: (conversation id, the company last sent for it)."""
-    insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
-    table = Conversation.__table__
-    statement = insert(Conversation).values(
-        installation_id=installation_id, number_id=number_id, customer_e164=customer,
-        created_at=now, last_inbound_at=sent_at, customer_name=customer_name or None)
-    latest = case(
-        (or_(table.c.last_inbound_at.is_(None),
-             statement.excluded.last_inbound_at > table.c.last_inbound_at),
-         statement.excluded.last_inbound_at),
-        else_=table.c.last_inbound_at)
-    row = session.execute(
-        statement.on_conflict_do_update(
+    row = session.execute(_conversation_upsert(session.get_bind().dialect.name), {
+        "installation_id": installation_id, "number_id": number_id, "customer_e164": customer,
+        "created_at": now, "last_inbound_at": sent_at, "customer_name": customer_name or None,
+    }).one()
+    return row[0], row[1]
+
+
+# The hot path's statements are built once: building a statement (and its cache key) each
+# time cost more CPU than executing it (issue 17 item 1, bench/ingest.py --profile).
+_NUMBER_AND_ACCOUNT = (
+    select(Number.id, Number.name, Number.digits, ChannelAccount.id)
+    .outerjoin(ChannelAccount, and_(ChannelAccount.number_id == Number.id,
+                                    ChannelAccount.disconnected_at.is_(None)))
+    .where(Number.installation_id == bindparam("installation_id"),
+           Number.aircall_number_id == bindparam("aircall_number_id"))
+    .limit(1)
+)
+_MESSAGES: Table = Message.__table__  # type: ignore[assignment]
+_EVENTS: Table = WebhookEvent.__table__  # type: ignore[assignment]
+_INSTALLATION_BY_DIGEST = select(Installation.id).where(
+    Installation.aircall_webhook_token_hash == bindparam("digest"))
+_INSERT_EVENT = insert(_EVENTS).returning(_EVENTS.c.id)
+_SET_EVENT_OUTCOME = (
+    update(_EVENTS).where(_EVENTS.c.id == bindparam("event_id"))
+    .values(outcome=bindparam("outcome"), detail=bindparam("detail")))
+# Core on the table, not the ORM entity: a plain INSERT, no unit of work.
+_INSERT_MESSAGE = insert(_MESSAGES).returning(_MESSAGES.c.id)
+_CONVERSATION_UPSERTS: dict[str, Any] = {}
+
+
+def _conversation_upsert(dialect: str) -> Any:
+    if dialect not in _CONVERSATION_UPSERTS:
+        insert_for = pg_insert if dialect == "postgresql" else sqlite_insert
+        table: Table = Conversation.__table__  # type: ignore[assignment]
+        statement = insert_for(table).values({
+            name: bindparam(name) for name in (
+                "installation_id", "number_id", "customer_e164", "created_at",
+                "last_inbound_at", "customer_name")})
+        latest = case(
+            (or_(table.c.last_inbound_at.is_(None),
+                 statement.excluded.last_inbound_at > table.c.last_inbound_at),
+             statement.excluded.last_inbound_at),
+            else_=table.c.last_inbound_at)
+        _CONVERSATION_UPSERTS[dialect] = statement.on_conflict_do_update(
             index_elements=["number_id", "customer_e164"],
             set_={"last_inbound_at": latest,
                   "customer_name": func.coalesce(statement.excluded.customer_name,
                                                  table.c.customer_name)},
         ).returning(table.c.id, table.c.customer_company)
-    ).one()
-    return row[0], row[1]
+    return _CONVERSATION_UPSERTS[dialect]
 
 
 def _call_event(
