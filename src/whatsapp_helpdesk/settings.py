@@ -55,6 +55,10 @@ class Settings(BaseSettings):
     )
     host: str = Field("127.0.0.1", description="Interface the web app listens on.")
     port: int = Field(8700, description="Port the web app listens on.")
+    web_keep_alive_seconds: float = Field(
+        75.0, gt=0, description="How long the web app keeps an idle HTTP connection open; "
+        "longer than its clients and proxies keep one (httpx 5 s, load balancers 60 s), so "
+        "that a request is never sent on a connection the server is closing.")
 
     hubspot_api_base: str = Field("https://api.hubapi.com", description="HubSpot API base URL.")
     hubspot_api_version: ApiVersion = Field(

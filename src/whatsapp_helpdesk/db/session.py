@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import threading
+import weakref
+from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -64,3 +67,18 @@ def make_session_factory(engine: Engine) -> sessionmaker[Session]:
 
 def is_postgres(engine: Engine) -> bool:
     return engine.dialect.name == "postgresql"
+
+
+_SQLITE_WRITERS: weakref.WeakKeyDictionary[Engine, threading.Lock] = weakref.WeakKeyDictionary()
+_WRITERS_GUARD = threading.Lock()
+
+
+def local_writer(engine: Engine) -> AbstractContextManager[Any]:
+    """SQLite takes one writer at a time: threads of one process queue on a lock rather than
+    in SQLite's busy handler, whose sleeps made the ack p99 of webhooks seconds under load
+    (issue 17 item 1). Other processes still wait on the database's own lock. PostgreSQL
+    writes rows concurrently: no lock."""
+    if engine.dialect.name != "sqlite":
+        return nullcontext()
+    with _WRITERS_GUARD:
+        return _SQLITE_WRITERS.setdefault(engine, threading.Lock())

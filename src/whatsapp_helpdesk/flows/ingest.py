@@ -16,7 +16,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import structlog
-from sqlalchemy import select
+from sqlalchemy import Table, and_, bindparam, case, func, insert, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
@@ -45,6 +45,7 @@ from whatsapp_helpdesk.db.models import (
     Number,
     WebhookEvent,
 )
+from whatsapp_helpdesk.db.session import local_writer
 from whatsapp_helpdesk.domain.content import inbound_placeholder
 from whatsapp_helpdesk.domain.phone import InvalidPhoneNumber, to_e164
 from whatsapp_helpdesk.flows import contact_company, media, native_ticketing, statuses
@@ -88,14 +89,13 @@ def handle_aircall_delivery(services: Services, raw_body: bytes) -> Outcome:
         envelope = parse_envelope(raw_body)
     except InvalidAircallPayload as exc:
         return Outcome(400, "invalid", str(exc))
-    installation_id = _installation_for_token(services, envelope.token)
-    if installation_id is None:
+    if not envelope.token:
         # Unauthenticated: nothing is stored, nothing changes (R42).
         return Outcome(401, "unauthorized", "unknown webhook token")
-    return ingest_authenticated_aircall(
-        services, installation_id, token_digest(envelope.token), envelope,
-        raw_body.decode("utf-8", "replace"),
-    )
+    # The token is checked inside the delivery's own transaction: one transaction per
+    # delivery, not a lookup and then a write (issue 17 item 1).
+    return _ingest(services, None, token_digest(envelope.token), envelope,
+                   raw_body.decode("utf-8", "replace"))
 
 
 def ingest_authenticated_aircall(
@@ -104,39 +104,62 @@ def ingest_authenticated_aircall(
 ) -> Outcome:
     """A delivery whose token was verified (now, or before it was spooled, R53): stored
     once per webhook registration, `webhook_digest` naming the registration."""
+    return _ingest(services, installation_id, webhook_digest, envelope, payload_text)
+
+
+def _ingest(
+    services: Services, installation_id: int | None, webhook_digest: str,
+    envelope: AircallEnvelope, payload_text: str,
+) -> Outcome:
+    """`installation_id` None: the registration is looked up by `webhook_digest` (R42)."""
     scope = f"webhook:{webhook_digest}"
     try:
         event = parse_event(envelope)
     except InvalidAircallPayload as exc:
+        if installation_id is None:
+            installation_id = _installation_for_digest(services, webhook_digest)
+            if installation_id is None:
+                return Outcome(401, "unauthorized", "unknown webhook token")
         _record_only(services, installation_id, scope, envelope, "invalid", str(exc))
         return Outcome(400, "invalid", str(exc))
 
     handler = HANDLERS.get(type(event))
     now = services.clock.now()
     try:
-        with services.sessions.begin() as session:
-            record = WebhookEvent(
-                source="aircall",
-                installation_id=installation_id,
-                event_type=envelope.event,
-                scope=scope,
-                dedupe_key=_dedupe_key(envelope),
-                outcome="stored",
-                payload=_stored_payload(payload_text, webhook_digest),
-                received_at=now,
-            )
-            session.add(record)
-            session.flush()  # the unique (source, scope, dedupe_key): "seen before?"
+        with local_writer(services.engine), services.sessions.begin() as session:
+            if installation_id is None:
+                # Looked up by the SHA-256 of the token: the comparison the database makes
+                # is on the digest, so its timing tells nothing about the token (R42).
+                installation_id = session.scalar(_INSTALLATION_BY_DIGEST,
+                                                 {"digest": webhook_digest})
+                if installation_id is None:
+                    # Unauthenticated: nothing is stored, nothing changes (R42).
+                    return Outcome(401, "unauthorized", "unknown webhook token")
+            # The unique (source, scope, dedupe_key) answers "seen before?" here, before any
+            # handler runs: a second copy raises IntegrityError and changes nothing.
+            record_id = session.execute(_INSERT_EVENT, {
+                "source": "aircall",
+                "installation_id": installation_id,
+                "event_type": envelope.event,
+                "scope": scope,
+                "dedupe_key": _dedupe_key(envelope),
+                "outcome": "stored",
+                "detail": None,
+                "payload": _stored_payload(payload_text, webhook_digest),
+                "received_at": now,
+            }).scalar_one()
+            result, detail = "stored", None
             if isinstance(event, UnsupportedAircallEvent):
                 ignored = event.event in IGNORED_EVENTS
-                record.outcome = "ignored" if ignored else "unsupported"
+                result = "ignored" if ignored else "unsupported"
                 if not ignored:
                     log.warning("aircall.unsupported_event", event_type=event.event)
             elif handler is not None:
-                record.outcome, record.detail = handler(
-                    services, session, installation_id, envelope, event, now
-                )
-            outcome = Outcome(200, record.outcome, record.detail)
+                result, detail = handler(services, session, installation_id, envelope, event, now)
+            if (result, detail) != ("stored", None):
+                session.execute(_SET_EVENT_OUTCOME,
+                                {"event_id": record_id, "outcome": result, "detail": detail})
+            outcome = Outcome(200, result, detail)
     except IntegrityError:
         # Same delivery seen before (or racing with itself): already kept once (R14).
         return Outcome(200, "duplicate")
@@ -153,12 +176,7 @@ def _stored_payload(payload_text: str, webhook_digest: str) -> str:
     return json.dumps(body, ensure_ascii=False)
 
 
-def _installation_for_token(services: Services, token: str) -> int | None:
-    if not token:
-        return None
-    digest = token_digest(token)
-    # Looked up by the SHA-256 of the token: the comparison the database makes is on the
-    # digest, so its timing tells nothing about the token itself (R42).
+def _installation_for_digest(services: Services, digest: str) -> int | None:
     with services.sessions() as session:
         return session.scalar(
             select(Installation.id).where(Installation.aircall_webhook_token_hash == digest)
@@ -223,22 +241,15 @@ def _message_event(
     if message.direction != "inbound":
         return ("ignored", "not an inbound message")
 
-    number = session.scalar(
-        select(Number).where(
-            Number.installation_id == installation_id,
-            Number.aircall_number_id == str(event.number_id),
-        )
-    )
-    if number is None:
+    # One statement for the number and its live channel account (issue 17 item 1).
+    found = session.execute(_NUMBER_AND_ACCOUNT, {
+        "installation_id": installation_id, "aircall_number_id": str(event.number_id)}).first()
+    if found is None:
         return ("unknown_number", f"Aircall number {event.number_id} is not known here")
-    account = session.scalar(
-        select(ChannelAccount).where(
-            ChannelAccount.number_id == number.id, ChannelAccount.disconnected_at.is_(None)
-        )
-    )
-    if account is None:
+    number_id, number_name, number_digits, account_id = found
+    if account_id is None:
         return ("number_not_connected",
-                f"{number.name or number.digits} is not a help-desk channel")
+                f"{number_name or number_digits} is not a help-desk channel")
     try:
         customer = to_e164(message.external_number or "")
     except InvalidPhoneNumber as exc:
@@ -246,45 +257,46 @@ def _message_event(
 
     sent_at = message.provider_time or envelope.timestamp or now
     customer_name = message.contact.full_name if message.contact else None
-    conversation = _conversation(session, installation_id, number.id, customer, now)
+    conversation_id, company_sent = _conversation(
+        session, installation_id, number_id, customer, now, sent_at, customer_name)
     kind = (message.type or "text").lower()
     text = inbound_text(message)
-    stored = Message(
-        installation_id=installation_id,
-        conversation_id=conversation.id,
-        direction="inbound",
-        provider_message_id=message.id,
-        kind=kind,
-        text=text,
-        sent_at=sent_at,
-        stored_at=now,
-        status="pending",
-        sender_name=customer_name,
-    )
-    session.add(stored)
-    session.flush()  # unique (installation, provider_message_id): a second copy stops here
-    if conversation.last_inbound_at is None or sent_at > conversation.last_inbound_at:
-        conversation.last_inbound_at = sent_at
-    if customer_name:
-        conversation.customer_name = customer_name
-    ordering_key = f"conversation:{conversation.id}"
-    if media.wants_fetch(kind, message.media):
+    fetch = media.wants_fetch(kind, message.media)
+    # Core, not the ORM: a unit-of-work flush per row was most of a delivery's CPU.
+    message_id = session.execute(_INSERT_MESSAGE, {
+        "installation_id": installation_id,
+        "conversation_id": conversation_id,
+        "direction": "inbound",
+        "provider_message_id": message.id,
+        "kind": kind,
+        "text": text,
+        "sent_at": sent_at,
+        "stored_at": now,
+        "status": "pending",
+        "sender_name": customer_name,
         # Fetched at once, ahead of the publish: the pre-signed URL expires (R51).
-        media.queue_fetch(session, message=stored, media=message.media,
+        **({"media_state": media.PENDING} if fetch else {}),
+    }).scalar_one()  # unique (installation, provider_message_id): a second copy stops here
+    ordering_key = f"conversation:{conversation_id}"
+    if fetch:
+        media.queue_fetch(session, message_id=message_id, installation_id=installation_id,
+                          kind=kind, sent_at=sent_at, media=message.media,
                           caption=(message.body or "").strip(), now=now,
                           ordering_key=ordering_key)
     grace = timedelta(seconds=services.settings.reorder_grace_seconds)
-    contact_company.queue_if_new(
-        session, conversation, message.contact.company_name if message.contact else None,
-        # After the message's publication, which makes HubSpot create or match the contact.
-        now=now, after=2 * grace,
-    )
+    company = message.contact.company_name if message.contact else None
+    if company and company != company_sent:
+        contact_company.queue_if_new(
+            session, session.get_one(Conversation, conversation_id), company,
+            # After the message's publication, which makes HubSpot create or match the contact.
+            now=now, after=2 * grace,
+        )
     outbox.enqueue(
         session,
         installation_id=installation_id,
         kind=PUBLISH_INBOUND,
         now=now,
-        message_id=stored.id,
+        message_id=message_id,
         ordering_key=ordering_key,
         ordering_at=sent_at,
         # A short wait lets a message Aircall delivered late overtake its successors (R15).
@@ -305,22 +317,61 @@ def inbound_text(message: AircallMessage) -> str:
 
 
 def _conversation(
-    session: Session, installation_id: int, number_id: int, customer: str, now: datetime
-) -> Conversation:
-    """Get or create, safe under concurrent first messages (R15: one ticket per burst)."""
-    insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
-    session.execute(
-        insert(Conversation)
-        .values(installation_id=installation_id, number_id=number_id, customer_e164=customer,
-                created_at=now)
-        .on_conflict_do_nothing(index_elements=["number_id", "customer_e164"])
-    )
-    conversation = session.scalars(
-        select(Conversation).where(
-            Conversation.number_id == number_id, Conversation.customer_e164 == customer
-        )
-    ).one()
-    return conversation
+    session: Session, installation_id: int, number_id: int, customer: str, now: datetime,
+    sent_at: datetime, customer_name: str | None,
+) -> tuple[int, str | None]:
+    """Get or create, safe under concurrent first messages (R15: one ticket per burst), and
+    note this message in one statement: (conversation id, the company last sent for it)."""
+    row = session.execute(_conversation_upsert(session.get_bind().dialect.name), {
+        "installation_id": installation_id, "number_id": number_id, "customer_e164": customer,
+        "created_at": now, "last_inbound_at": sent_at, "customer_name": customer_name or None,
+    }).one()
+    return row[0], row[1]
+
+
+# The hot path's statements are built once: building a statement (and its cache key) each
+# time cost more CPU than executing it (issue 17 item 1, bench/ingest.py --profile).
+_NUMBER_AND_ACCOUNT = (
+    select(Number.id, Number.name, Number.digits, ChannelAccount.id)
+    .outerjoin(ChannelAccount, and_(ChannelAccount.number_id == Number.id,
+                                    ChannelAccount.disconnected_at.is_(None)))
+    .where(Number.installation_id == bindparam("installation_id"),
+           Number.aircall_number_id == bindparam("aircall_number_id"))
+    .limit(1)
+)
+_MESSAGES: Table = Message.__table__  # type: ignore[assignment]
+_EVENTS: Table = WebhookEvent.__table__  # type: ignore[assignment]
+_INSTALLATION_BY_DIGEST = select(Installation.id).where(
+    Installation.aircall_webhook_token_hash == bindparam("digest"))
+_INSERT_EVENT = insert(_EVENTS).returning(_EVENTS.c.id)
+_SET_EVENT_OUTCOME = (
+    update(_EVENTS).where(_EVENTS.c.id == bindparam("event_id"))
+    .values(outcome=bindparam("outcome"), detail=bindparam("detail")))
+# Core on the table, not the ORM entity: a plain INSERT, no unit of work.
+_INSERT_MESSAGE = insert(_MESSAGES).returning(_MESSAGES.c.id)
+_CONVERSATION_UPSERTS: dict[str, Any] = {}
+
+
+def _conversation_upsert(dialect: str) -> Any:
+    if dialect not in _CONVERSATION_UPSERTS:
+        insert_for = pg_insert if dialect == "postgresql" else sqlite_insert
+        table: Table = Conversation.__table__  # type: ignore[assignment]
+        statement = insert_for(table).values({
+            name: bindparam(name) for name in (
+                "installation_id", "number_id", "customer_e164", "created_at",
+                "last_inbound_at", "customer_name")})
+        latest = case(
+            (or_(table.c.last_inbound_at.is_(None),
+                 statement.excluded.last_inbound_at > table.c.last_inbound_at),
+             statement.excluded.last_inbound_at),
+            else_=table.c.last_inbound_at)
+        _CONVERSATION_UPSERTS[dialect] = statement.on_conflict_do_update(
+            index_elements=["number_id", "customer_e164"],
+            set_={"last_inbound_at": latest,
+                  "customer_name": func.coalesce(statement.excluded.customer_name,
+                                                 table.c.customer_name)},
+        ).returning(table.c.id, table.c.customer_company)
+    return _CONVERSATION_UPSERTS[dialect]
 
 
 def _call_event(

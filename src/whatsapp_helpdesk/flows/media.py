@@ -51,18 +51,18 @@ def wants_fetch(kind: str, media: list[Media]) -> bool:
 
 
 def queue_fetch(
-    session: Session, *, message: Message, media: list[Media], caption: str, now: datetime,
-    ordering_key: str,
+    session: Session, *, message_id: int, installation_id: int, kind: str, sent_at: datetime,
+    media: list[Media], caption: str, now: datetime, ordering_key: str,
 ) -> None:
     """In the delivery's transaction, ahead of the message's publish (same ordering key and
-    time, smaller id): the publish waits for it, and it waits for nothing else."""
+    time, smaller id): the publish waits for it, and it waits for nothing else. The message
+    was stored with `media_state` PENDING."""
     first = next(m for m in media if m.url)
-    message.media_state = PENDING
     outbox.enqueue(
-        session, installation_id=message.installation_id, kind=FETCH_MEDIA, now=now,
-        message_id=message.id, ordering_key=ordering_key, ordering_at=message.sent_at,
+        session, installation_id=installation_id, kind=FETCH_MEDIA, now=now,
+        message_id=message_id, ordering_key=ordering_key, ordering_at=sent_at,
         payload={"url": first.url, "file_name": first.file_name, "file_type": first.file_type,
-                 "caption": caption, "kind": message.kind},
+                 "caption": caption, "kind": kind},
     )
 
 

@@ -74,7 +74,9 @@ class ServerSessions:
         scope["session"] = data
 
         async def save_then_send(message: Message) -> None:
-            if message["type"] == "http.response.start":
+            # No session came in and none was started (every webhook): nothing to save, so
+            # no thread hop per request (issue 17 item 1).
+            if message["type"] == "http.response.start" and (session_id or data):
                 header = await run_in_threadpool(
                     self._save, session_id if loaded is not None else None, data, before)
                 if header is not None:

@@ -1,0 +1,349 @@
+"""Benchmark: Aircall `message.received` ingest against a bare endpoint, side by side (R40, R44).
+
+    .venv/bin/python bench/ingest.py [--seconds 5] [--rounds 3] [--connections 32]
+        [--databases sqlite,postgresql] [--worker] [--hubspot-latency-ms 500]
+
+For each database: starts both sandboxes in this process, installs and connects a number,
+then serves, each in its own process pinned to core 1 (taskset), the bridge exactly as
+`whatsapp-helpdesk web` runs it and a bare endpoint (one POST route answering a constant
+JSON body) on the same server stack (`cli.web_server_options`). The load generator runs
+here, pinned to core 0: a closed loop of keep-alive connections for `--seconds` against
+each (interleaved), then an open loop at half the bridge's measured maximum rate for the
+ack p50/p99. Every request must be answered (a missing answer is counted and reported).
+With `--worker` a `whatsapp-helpdesk worker` process runs on core 1 too, publishing what is
+ingested; `--hubspot-latency-ms` makes the sandbox HubSpot answer that late.
+Read the ratios of one run, not the absolute numbers (2 shared cores).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+import httpx
+import psycopg
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+from harness.stack import PORTAL, SUPPORT_FR, Served, _bound_socket  # noqa: E402
+
+from whatsapp_helpdesk.bootstrap import build_services  # noqa: E402
+from whatsapp_helpdesk.cli import install_on_sandbox, web_server_options  # noqa: E402
+from whatsapp_helpdesk.db.migrate import upgrade  # noqa: E402
+from whatsapp_helpdesk.flows.connect import connect_number  # noqa: E402
+from whatsapp_helpdesk.sandbox.aircall import create_app as aircall_app  # noqa: E402
+from whatsapp_helpdesk.sandbox.hubspot import create_app as hubspot_app  # noqa: E402
+from whatsapp_helpdesk.settings import Settings  # noqa: E402
+
+PG_ADMIN = "postgresql://postgres@127.0.0.1:5432/postgres"
+ROOT = Path(__file__).resolve().parents[1]
+EXE = ROOT / ".venv" / "bin" / "whatsapp-helpdesk"
+
+
+def fresh_pg(name: str) -> str:
+    with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        conn.execute(f'CREATE DATABASE "{name}"')
+    return f"postgresql+psycopg://postgres@127.0.0.1:5432/{name}"
+
+
+def serve_bare(port: int) -> None:
+    """The bare endpoint: the same server and options as the bridge, no work at all."""
+    import uvicorn
+    from starlette.applications import Starlette
+    from starlette.requests import Request
+    from starlette.responses import JSONResponse
+    from starlette.routing import Route
+
+    async def webhook(request: Request) -> JSONResponse:
+        await request.body()
+        return JSONResponse({"result": "stored"})
+
+    app = Starlette(routes=[Route("/webhooks/aircall", webhook, methods=["POST"])])
+    settings = Settings(port=port, _env_file=None)
+    uvicorn.run(app, **web_server_options(settings))
+
+
+# --- the load generator: raw HTTP/1.1 keep-alive on asyncio, cheap enough for one core -----
+
+
+class Load:
+    def __init__(self, port: int, make_body: callable) -> None:  # type: ignore[valid-type]
+        self.port = port
+        self.make_body = make_body
+        self.latencies: list[float] = []
+        self.statuses: dict[int, int] = {}
+        self.unanswered = 0
+        self.sent = 0
+
+    async def _request(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        body = self.make_body()
+        head = (f"POST /webhooks/aircall HTTP/1.1\r\nhost: 127.0.0.1\r\n"
+                f"content-type: application/json\r\ncontent-length: {len(body)}\r\n\r\n")
+        self.sent += 1
+        start = time.perf_counter()
+        writer.write(head.encode() + body)
+        status_line = await reader.readline()
+        if not status_line:
+            raise ConnectionResetError("closed without a response")
+        length = 0
+        while True:
+            line = await reader.readline()
+            if line in (b"\r\n", b""):
+                break
+            name, _, value = line.partition(b":")
+            if name.strip().lower() == b"content-length":
+                length = int(value)
+        await reader.readexactly(length)
+        self.latencies.append(time.perf_counter() - start)
+        status = int(status_line.split()[1])
+        self.statuses[status] = self.statuses.get(status, 0) + 1
+
+    async def closed_loop(self, connections: int, seconds: float) -> float:
+        deadline = time.perf_counter() + seconds
+
+        async def one() -> None:
+            reader, writer = await asyncio.open_connection("127.0.0.1", self.port)
+            try:
+                while time.perf_counter() < deadline:
+                    try:
+                        await self._request(reader, writer)
+                    except (ConnectionError, asyncio.IncompleteReadError):
+                        self.unanswered += 1
+                        writer.close()
+                        reader, writer = await asyncio.open_connection("127.0.0.1", self.port)
+            finally:
+                writer.close()
+
+        start = time.perf_counter()
+        await asyncio.gather(*(one() for _ in range(connections)))
+        return len(self.latencies) / (time.perf_counter() - start)
+
+    async def open_loop(self, rate: float, seconds: float, connections: int) -> None:
+        """Requests sent at a fixed rate whatever the answers (an idle connection is used,
+        a new one opened when none is idle): latency includes any queueing."""
+        idle: list[tuple[asyncio.StreamReader, asyncio.StreamWriter]] = []
+        for _ in range(connections):
+            idle.append(await asyncio.open_connection("127.0.0.1", self.port))
+        tasks: set[asyncio.Task[None]] = set()
+
+        async def fire() -> None:
+            conn = idle.pop() if idle else await asyncio.open_connection("127.0.0.1", self.port)
+            try:
+                await asyncio.wait_for(self._request(*conn), 30)
+                idle.append(conn)
+            except (ConnectionError, asyncio.IncompleteReadError, TimeoutError):
+                self.unanswered += 1
+                conn[1].close()
+
+        start = time.perf_counter()
+        n = int(rate * seconds)
+        for i in range(n):
+            delay = start + i / rate - time.perf_counter()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            task = asyncio.create_task(fire())
+            tasks.add(task)
+            task.add_done_callback(tasks.discard)
+        while tasks:
+            await asyncio.gather(*list(tasks))
+        for _, writer in idle:
+            writer.close()
+
+
+def profile_in_process(label: str, settings: Settings, body: callable,  # type: ignore[valid-type]
+                       deliveries: int) -> None:
+    """The webhook handler without HTTP, under cProfile: where a delivery's CPU goes."""
+    import cProfile
+    import pstats
+
+    from whatsapp_helpdesk.web.webhook_spool import WebhookSpool
+
+    spool = WebhookSpool(build_services(settings))
+    spool.refresh_digests()
+    bodies = [body() for _ in range(deliveries)]
+    profiler = cProfile.Profile()
+    cpu = time.process_time()
+    profiler.enable()
+    for raw in bodies:
+        assert spool.receive_aircall(raw).status_code == 200
+    profiler.disable()
+    cpu = time.process_time() - cpu
+    print(f"{label}: {cpu / deliveries * 1000:.2f} ms CPU per delivery under the profiler")
+    pstats.Stats(profiler).sort_stats("cumulative").print_stats(30)
+    pstats.Stats(profiler).sort_stats("tottime").print_stats(15)
+
+
+def pct(values: list[float], q: float) -> float:
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1000
+
+
+def wait_port(port: int, process: subprocess.Popen[bytes]) -> None:
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"server exited with {process.returncode}")
+        try:
+            httpx.get(f"http://127.0.0.1:{port}/", timeout=1)
+            return
+        except httpx.HTTPError:
+            time.sleep(0.1)
+    raise RuntimeError("server did not start")
+
+
+def run_database(label: str, database_url: str, args: argparse.Namespace) -> dict[str, float]:
+    socks = [_bound_socket() for _ in range(2)]
+    hub, air = (f"http://127.0.0.1:{s.getsockname()[1]}" for s in socks)
+    web_sock, bare_sock = _bound_socket(), _bound_socket()
+    web_port, bare_port = web_sock.getsockname()[1], bare_sock.getsockname()[1]
+    web_sock.close()
+    bare_sock.close()
+    web = f"http://127.0.0.1:{web_port}"
+    env_values = {"DATABASE_URL": database_url, "PUBLIC_URL": web, "PORT": str(web_port),
+                  "SANDBOX_HUBSPOT_PORT": str(socks[0].getsockname()[1]),
+                  "SANDBOX_AIRCALL_PORT": str(socks[1].getsockname()[1]),
+                  "REORDER_GRACE_SECONDS": "0", "LOG_LEVEL": "WARNING"}
+    settings = Settings(**{k.lower(): v for k, v in env_values.items()}, _env_file=None)
+    services = build_services(settings)
+    upgrade(services.engine)
+    servers = [Served(socks[0], hubspot_app(public_base_url=hub)).start(),
+               Served(socks[1], aircall_app(public_base_url=air)).start()]
+    processes: list[subprocess.Popen[bytes]] = []
+    workdir = tempfile.mkdtemp(prefix="bench-ingest-")  # no .env, its own spool
+    env = {**os.environ, **env_values}
+    try:
+        asyncio.run(install_on_sandbox(settings))
+        with httpx.Client(base_url=hub) as h:
+            h.post("/_sandbox/config", json={"rate_limit_max": 1_000_000})
+            if args.hubspot_latency_ms:
+                h.post("/_sandbox/faults", json={
+                    "path_prefix": "/", "mode": "slow",
+                    "delay_seconds": args.hubspot_latency_ms / 1000})
+            token = h.post(f"/_sandbox/portals/{PORTAL}/channel-connections",
+                           json={"channelId": services.channel_id()}).json()["accountToken"]
+
+        async def connect(s):  # type: ignore[no-untyped-def]
+            from sqlalchemy import select
+
+            from whatsapp_helpdesk.db.models import Number
+            with s.sessions() as session:
+                nid = session.scalars(select(Number.id).where(
+                    Number.aircall_number_id == str(SUPPORT_FR))).one()
+            try:
+                await connect_number(s, installation_id=1, number_id=nid, account_token=token)
+            finally:
+                await s.aclose()
+        asyncio.run(connect(build_services(settings)))
+        with httpx.Client(base_url=air) as a:
+            webhook_token = a.get("/_sandbox/webhooks").json()["webhooks"][0]["token"]
+
+        counter = iter(range(10**9))
+
+        def body() -> bytes:
+            i = next(counter)
+            return json.dumps({
+                "resource": "message", "event": "message.received", "timestamp": 1_764_000_000,
+                "token": webhook_token,
+                "data": {"id": uuid.uuid4().hex, "direction": "inbound", "channel": "whatsapp",
+                         "status": "received", "type": "text", "body": f"bench {i}",
+                         "external_number": f"+3361234{i % 200:04d}",
+                         "created_at": 1_764_000_000_000 + i,
+                         "number": {"id": SUPPORT_FR, "digits": "+33 1 76 36 06 95"}},
+            }).encode()
+
+        if args.profile:
+            profile_in_process(label, settings, body, args.profile)
+            return {}
+        pin = ["taskset", "-c", "1"]
+        processes.append(subprocess.Popen([*pin, str(EXE), "web"], env=env, cwd=workdir))
+        processes.append(subprocess.Popen(
+            [*pin, sys.executable, __file__, "--serve-bare", str(bare_port)], env=env,
+            cwd=workdir))
+        wait_port(web_port, processes[0])
+        wait_port(bare_port, processes[1])
+        if args.worker:
+            processes.append(subprocess.Popen([*pin, str(EXE), "worker"], env=env, cwd=workdir))
+
+        os.sched_setaffinity(0, {0})
+        figures: dict[str, float] = {}
+        bridge_rates, bare_rates = [], []
+        bridge_lat: list[float] = []
+        unanswered = 0
+        non_2xx = 0
+        for _ in range(args.rounds):  # interleaved, so drift hits both alike
+            for port, rates in ((web_port, bridge_rates), (bare_port, bare_rates)):
+                load = Load(port, body)
+                rates.append(asyncio.run(load.closed_loop(args.connections, args.seconds)))
+                unanswered += load.unanswered
+                if port == web_port:
+                    bridge_lat += load.latencies
+                    non_2xx += sum(n for s, n in load.statuses.items() if not 200 <= s < 300)
+        figures["bridge"] = statistics.median(bridge_rates)
+        figures["bare"] = statistics.median(bare_rates)
+        figures["sat_p50"], figures["sat_p99"] = pct(bridge_lat, 0.5), pct(bridge_lat, 0.99)
+        half = Load(web_port, body)
+        asyncio.run(half.open_loop(figures["bridge"] / 2, args.seconds, args.connections))
+        figures["half_rate"] = figures["bridge"] / 2
+        figures["half_p50"], figures["half_p99"] = pct(half.latencies, 0.5), pct(
+            half.latencies, 0.99)
+        figures["half_sent"] = half.sent
+        unanswered += half.unanswered
+        non_2xx += sum(n for s, n in half.statuses.items() if not 200 <= s < 300)
+        figures["unanswered"], figures["non_2xx"] = unanswered, non_2xx
+        os.sched_setaffinity(0, set(range(os.cpu_count() or 1)))
+        print(f"{label:10} bridge {figures['bridge']:7.0f} req/s  bare {figures['bare']:7.0f} "
+              f"req/s  ratio {figures['bridge'] / figures['bare']:.3f}  "
+              f"saturated ack p50 {figures['sat_p50']:.1f} ms p99 {figures['sat_p99']:.1f} ms  "
+              f"| at {figures['half_rate']:.0f}/s (half): p50 {figures['half_p50']:.1f} ms "
+              f"p99 {figures['half_p99']:.1f} ms  | unanswered {unanswered}  non-2xx {non_2xx}",
+              flush=True)
+        return figures
+    finally:
+        for process in processes:
+            process.terminate()
+        for process in processes:
+            process.wait(timeout=30)
+        for server in reversed(servers):
+            server.stop()
+        services.engine.dispose()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--serve-bare", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--seconds", type=float, default=5.0)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--connections", type=int, default=32)
+    parser.add_argument("--databases", default="sqlite,postgresql")
+    parser.add_argument("--worker", action="store_true")
+    parser.add_argument("--hubspot-latency-ms", type=int, default=0)
+    parser.add_argument("--profile", type=int, default=0, metavar="DELIVERIES",
+                        help="profile this many deliveries in-process instead of serving")
+    args = parser.parse_args()
+    if args.serve_bare:
+        serve_bare(args.serve_bare)
+        return
+    print(f"nproc {os.cpu_count()}  {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}  "
+          f"worker {'on' if args.worker else 'off'}  hubspot latency {args.hubspot_latency_ms} ms"
+          f"  {args.connections} connections, {args.rounds}×{args.seconds:g} s interleaved")
+    tmp = Path(tempfile.mkdtemp(prefix="bench-ingest-db-"))
+    for name in args.databases.split(","):
+        if name == "sqlite":
+            run_database("SQLite", f"sqlite:///{tmp / 'bench.sqlite3'}", args)
+        else:
+            run_database("PostgreSQL", fresh_pg("whatsapp_helpdesk_bench_ingest"), args)
+
+
+if __name__ == "__main__":
+    main()
