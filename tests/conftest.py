@@ -133,9 +133,16 @@ def tier_of(item: pytest.Item) -> str:
     return "unit" if folder in UNIT_FOLDERS else "integration"
 
 
+# A unit test that asks for one of these is not one: it belongs in another folder.
+NOT_FOR_UNIT_TESTS = {"database_url", "migrated_engine", "postgres_server", "stack"}
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     for item in items:
         tier = tier_of(item)
+        wanted = NOT_FOR_UNIT_TESTS & set(getattr(item, "fixturenames", ()))
+        if tier == "unit" and wanted:
+            raise pytest.UsageError(f"{item.nodeid} is in a unit folder but uses {wanted}")
         if tier == "browser" and item.get_closest_marker("browser") is None:
             item.add_marker(pytest.mark.browser)
         elif tier != "browser":
