@@ -18,7 +18,9 @@ fi
 
 cd "$root"
 set +e
-"$root/.venv/bin/python" -m pytest "$@"
+# Spread over the machine's cores (pytest-xdist; work stealing, as e2e files differ in
+# length). TEST_WORKERS=0 runs in one process; a `-n` among the arguments wins (it comes last).
+"$root/.venv/bin/python" -m pytest -n "${TEST_WORKERS:-2}" --dist worksteal "$@"
 status=$?
 set -e
 # pytest exits 5 when it collected no test: that is a failure of the suite, not a pass.

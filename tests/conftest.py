@@ -89,7 +89,9 @@ def postgres_server() -> Iterator[PostgresServer]:
         server.admin.dispose()
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
+# The PostgreSQL half carries the `postgresql` marker, so that a tier can take or leave it
+# (`-m "not postgresql"`); ids stay "sqlite" and "postgresql".
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgresql)])
 def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     """A URL to a fresh, empty database (no tables), on each of the two databases."""
     if request.param == "sqlite":
@@ -114,3 +116,34 @@ def migrated_engine(database_url: str) -> Iterator[Engine]:
         yield engine
     finally:
         engine.dispose()
+
+
+# --- The three tiers (issue 13 item 5) ---------------------------------------------------------
+# Each test gets exactly one of `unit`, `integration` or `browser`, from its folder (a browser
+# test elsewhere already says `browser`), so that each tier is one command of the README.
+UNIT_FOLDERS = {"domain", "adapters", "architecture", "docs"}
+
+
+def tier_of(item: pytest.Item) -> str:
+    if item.get_closest_marker("browser") is not None:
+        return "browser"
+    folder = Path(str(item.path)).resolve().relative_to(Path(TESTS_DIR)).parts[0]
+    if folder == "browser":
+        return "browser"
+    return "unit" if folder in UNIT_FOLDERS else "integration"
+
+
+# A unit test that asks for one of these is not one: it belongs in another folder.
+NOT_FOR_UNIT_TESTS = {"database_url", "migrated_engine", "postgres_server", "stack"}
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        tier = tier_of(item)
+        wanted = NOT_FOR_UNIT_TESTS & set(getattr(item, "fixturenames", ()))
+        if tier == "unit" and wanted:
+            raise pytest.UsageError(f"{item.nodeid} is in a unit folder but uses {wanted}")
+        if tier == "browser" and item.get_closest_marker("browser") is None:
+            item.add_marker(pytest.mark.browser)
+        elif tier != "browser":
+            item.add_marker(getattr(pytest.mark, tier))

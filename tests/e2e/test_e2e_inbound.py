@@ -7,7 +7,6 @@ web app → database → worker → sandbox HubSpot over HTTP.
 from __future__ import annotations
 
 import json
-import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -373,6 +372,5 @@ def test_R31_contact_not_there_yet_is_retried_without_holding_up_messages(stack:
 
     stack.hubspot.delete("/_sandbox/faults")
     stack.bridge.post("/_sandbox/clock", json={"advance_seconds": 600})  # past any backoff
-    time.sleep(0.6)
     stack.drain()
     assert _contact(stack, SMITH)["properties"]["company"] == "Smith & Co"

@@ -110,12 +110,12 @@ def _hubspot_message(stack: Stack, hubspot_message_id: str) -> dict[str, Any]:
 
 
 def _move_all_clocks(stack: Stack, seconds: float) -> None:
-    """The service's clock first: its cached offset (0.5 s) must be fresh before HubSpot
-    signs with its moved clock."""
+    """The service's clock first, so that it is moved before HubSpot signs with its own: the
+    web app that moves its offset uses it at once (bootstrap.StoredClockOffset.move), and
+    each drain's worker reads it afresh; no wait for the 0.5 s cache."""
     stack.bridge.post("/_sandbox/clock", json={"advance_seconds": seconds})
     stack.hubspot.post("/_sandbox/clock", json={"advance_seconds": seconds})
     stack.aircall.post("/_sandbox/clock", json={"advance_seconds": seconds})
-    time.sleep(0.6)
 
 
 def _count(stack: Stack, model: type) -> int:
@@ -347,7 +347,6 @@ def test_R27_worker_dying_between_send_and_record_never_sends_twice(
     stack.wait_deliveries()
     # The dead worker's lease runs out; the next worker finds the reply and reconciles it.
     stack.bridge.post("/_sandbox/clock", json={"advance_seconds": 61})
-    time.sleep(0.6)
     _settle(stack)
 
     assert [m["body"] for m in _phone(stack)] == ["Sent just before the crash"]
@@ -391,7 +390,6 @@ def test_R27_sigkill_mid_send_neither_duplicates_nor_loses_silently(stack: Stack
     stack.wait_deliveries()
     # Past the lease and past the reconciliation window: the outcome is final now.
     stack.bridge.post("/_sandbox/clock", json={"advance_seconds": 121})
-    time.sleep(0.6)
     _settle(stack)
 
     received = _phone(stack)

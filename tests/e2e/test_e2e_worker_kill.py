@@ -38,7 +38,12 @@ def test_R14_sigkill_workers_mid_burst_loses_and_duplicates_nothing(stack: Stack
         stack.customer_says(text)
     stack.wait_deliveries()
     workers = [_worker(stack), _worker(stack)]  # several processes on one database
-    time.sleep(2.5)
+    # Kill once the burst is under way: the first message is in HubSpot, the rest in flight
+    # or waiting (a fixed wait came too early on a busy machine, or too late on a fast one).
+    deadline = time.monotonic() + 30
+    while not any(t["messages"] for t in stack.tickets()):
+        assert time.monotonic() < deadline, "the workers never published anything"
+        time.sleep(0.05)
     for worker in workers:
         worker.send_signal(signal.SIGKILL)
         worker.wait()

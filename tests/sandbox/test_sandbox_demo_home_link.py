@@ -32,6 +32,7 @@ AIRCALL_SCREENS = ["/", "/phone"]
 def test_screens_link_back_to_the_demo_home_when_given(make, paths) -> None:  # type: ignore[no-untyped-def]
     linked = asyncio.run(_pages(make(public_base_url="http://sandbox.test",
                                      demo_home_url=HOME), paths))
+    assert len(linked) == len(paths)  # else the next line would hold of nothing
     assert all(f'href="{HOME}"' in page and "Demo home" in page for page in linked)
     alone = asyncio.run(_pages(make(public_base_url="http://sandbox.test"), paths))
     assert not any("Demo home" in page for page in alone)

@@ -133,6 +133,7 @@ def test_issue11_stop_terminates_every_running_child_and_removes_the_state(tmp_p
     supervisor.start("web", ["web"])
     supervisor.start("worker", ["worker"])
     supervisor.stop()
+    assert len(spawned) == 2  # else the next line would hold of nothing
     assert all(p.terminated for p in spawned)
     assert not (tmp_path / "children.json").exists()
 

@@ -183,22 +183,31 @@ def test_reset_waits_for_the_job_a_worker_is_running(stack) -> None:
 
     _play_a_little(stack)
     stack.customer_says("Waiting in the outbox")
+    stack.customer_says("Waiting behind it")  # work that must not be taken meanwhile
     stack.wait_deliveries()
     with stack.services.sessions.begin() as session:
         entry = session.scalars(select(OutboxEntry).where(
-            OutboxEntry.state == "pending")).first()
+            OutboxEntry.state == "pending").order_by(OutboxEntry.id)).first()
         entry.locked_by, entry.locked_until = "worker-x", stack.services.clock.now() + \
             timedelta(seconds=60)
         leased = entry.id
     answers: list[Any] = []
     resetting = threading.Thread(target=lambda: answers.append(_reset(stack)))
     resetting.start()
-    time.sleep(1.0)
+
+    def other_work_paused() -> bool:
+        with stack.services.sessions() as session:
+            others = session.scalars(select(OutboxEntry).where(
+                OutboxEntry.id != leased, OutboxEntry.state == "pending")).all()
+        later = stack.services.clock.now() + timedelta(hours=1)
+        return bool(others) and all(e.available_at > later for e in others)
+
+    # The reset holds the rest of the work back, then waits for the job in flight.
+    deadline = time.monotonic() + 10
+    while not other_work_paused():
+        assert time.monotonic() < deadline, "the reset never held the other work back"
+        time.sleep(0.05)
     assert not answers and len(stack.tickets()) == 1  # still waiting, nothing reset
-    with stack.services.sessions() as session:
-        paused = session.scalars(select(OutboxEntry).where(OutboxEntry.id != leased)).all()
-    assert all(e.available_at > stack.services.clock.now() + timedelta(hours=1)
-               for e in paused if e.state == "pending")
     with stack.services.sessions.begin() as session:  # the worker finishes its job
         session.execute(update(OutboxEntry).where(OutboxEntry.id == leased).values(
             state="done", locked_until=None))
