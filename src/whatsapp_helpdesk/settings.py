@@ -124,6 +124,11 @@ class Settings(BaseSettings):
         "by a rate limit (429) never spend it; a reply also stops when WhatsApp's 24 h window "
         "closes (R44)."
     )
+    webhook_payload_retention_days: float = Field(
+        30, gt=0, description="How long the raw payload of a received webhook is kept; the "
+        "worker then empties it (the event's row stays, so a late redelivery is still a "
+        "duplicate)."
+    )
     sandbox_hubspot_port: int = Field(
         8701, description="Port of the sandbox HubSpot (sandbox mode)."
     )

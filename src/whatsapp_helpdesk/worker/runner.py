@@ -41,7 +41,7 @@ from whatsapp_helpdesk.errors import (
     RateLimited,
     Retryable,
 )
-from whatsapp_helpdesk.flows import webhook_health
+from whatsapp_helpdesk.flows import payload_retention, webhook_health
 from whatsapp_helpdesk.flows.contact_company import SET_CONTACT_COMPANY, set_contact_company
 from whatsapp_helpdesk.flows.credentials import hubspot_access_token, mark_reauth_required
 from whatsapp_helpdesk.flows.ingest import PUBLISH_INBOUND
@@ -133,6 +133,8 @@ class Worker:
                 *(self._loop(i) for i in range(self.concurrency)),
                 # Aircall disables a failing webhook: checked and re-enabled here (R53).
                 webhook_health.run_periodically(self.services, self._stopping),
+                # Raw webhook payloads older than WEBHOOK_PAYLOAD_RETENTION_DAYS (issue 17).
+                payload_retention.run_periodically(self.services, self._stopping),
             )
         finally:
             await self.services.aclose()

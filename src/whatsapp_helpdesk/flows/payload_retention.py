@@ -1,0 +1,96 @@
+"""Raw webhook payloads are kept WEBHOOK_PAYLOAD_RETENTION_DAYS, then emptied (issue 17
+item 8): they were 60-65 % of the bytes per message, kept forever.
+
+The payload is emptied, the row kept: its (source, scope, dedupe_key) is what makes a late
+redelivery a duplicate (R11), and its outcome stays for the record. Only the payload's text
+goes, so what remains is a couple of hundred bytes per event.
+
+Runs in the worker every PRUNE_INTERVAL; with several workers the one that moves the shared
+"next prune" time forward does it (the same turn-taking as the webhook check, R53). Work goes
+in id order from a watermark kept in `service_state`, in short batches: each run reads only
+the rows received since the last one (by primary key, no scan and no extra index), and a
+batch holds SQLite's write lock for milliseconds, not for the whole backlog.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from datetime import timedelta
+from typing import Final
+
+import structlog
+from sqlalchemy import select, update
+
+from whatsapp_helpdesk.bootstrap import Services
+from whatsapp_helpdesk.db.models import ServiceState, WebhookEvent
+from whatsapp_helpdesk.flows.webhook_health import claim_check_turn
+
+log = structlog.get_logger(__name__)
+
+NEXT_PRUNE_KEY: Final = "webhook_payload_prune_next_at"
+WATERMARK_KEY: Final = "webhook_payload_pruned_through_id"
+PRUNE_INTERVAL: Final = timedelta(hours=1)
+BATCH_SIZE: Final = 2000
+
+
+def claim_prune_turn(services: Services, interval: timedelta = PRUNE_INTERVAL) -> bool:
+    """Whether this worker prunes now (one worker per interval, coordinated in the database)."""
+    return claim_check_turn(services, interval, key=NEXT_PRUNE_KEY)
+
+
+def prune_webhook_payloads(services: Services, *, batch_size: int = BATCH_SIZE) -> int:
+    """Empty the payloads received before the retention period; how many were emptied.
+
+    A row received out of id order (a spooled delivery replayed late keeps its first
+    receipt time) waits for the watermark to reach it: pruned late, never early."""
+    cutoff = services.clock.now() - timedelta(
+        days=services.settings.webhook_payload_retention_days)
+    pruned = 0
+    while True:
+        with services.sessions.begin() as session:
+            mark = session.get(ServiceState, WATERMARK_KEY)
+            through = int(mark.value) if mark is not None else 0
+            rows = session.execute(
+                select(WebhookEvent.id, WebhookEvent.received_at)
+                .where(WebhookEvent.id > through)
+                .order_by(WebhookEvent.id)
+                .limit(batch_size)
+            ).all()
+            due = []
+            for row_id, received_at in rows:
+                if received_at >= cutoff:
+                    break
+                due.append(row_id)
+            if not due:
+                return pruned
+            result = session.execute(
+                update(WebhookEvent)
+                .where(WebhookEvent.id > through, WebhookEvent.id <= due[-1],
+                       WebhookEvent.payload != "")
+                .values(payload="")
+            )
+            pruned += result.rowcount  # type: ignore[attr-defined]
+            if mark is None:
+                session.add(ServiceState(key=WATERMARK_KEY, value=str(due[-1])))
+            else:
+                mark.value = str(due[-1])
+        if len(due) < len(rows) or len(rows) < batch_size:
+            return pruned
+
+
+async def run_periodically(services: Services, stopping: asyncio.Event,
+                           interval: timedelta = PRUNE_INTERVAL) -> None:
+    """The worker's scheduled pruning, one worker per interval."""
+    while not stopping.is_set():
+        try:
+            if await asyncio.to_thread(claim_prune_turn, services, interval):
+                pruned = await asyncio.to_thread(prune_webhook_payloads, services)
+                if pruned:
+                    log.info("webhook_payloads.pruned", count=pruned)
+        except Exception:
+            # A database hiccup must not stop the worker; the next round tries again.
+            log.exception("webhook_payloads.prune_failed")
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stopping.wait(),
+                                   timeout=min(interval.total_seconds(), 60.0))
