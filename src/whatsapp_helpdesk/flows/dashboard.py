@@ -29,19 +29,20 @@ from whatsapp_helpdesk.db.models import (
     OutboxEntry,
 )
 from whatsapp_helpdesk.domain import statuses
-from whatsapp_helpdesk.domain.eligibility import explain, missing_conditions
-from whatsapp_helpdesk.errors import AuthRevoked, DeliveryError
-from whatsapp_helpdesk.flows.connect import (
-    installation_facts,
-    live_accounts_by_number,
-    number_facts,
+from whatsapp_helpdesk.domain.eligibility import (
+    InstallationFacts,
+    company_whatsapp_from_numbers,
+    explain,
+    missing_conditions,
 )
+from whatsapp_helpdesk.errors import AuthRevoked, DeliveryError
+from whatsapp_helpdesk.flows.connect import number_facts
 from whatsapp_helpdesk.flows.contact_company import SET_CONTACT_COMPANY
 from whatsapp_helpdesk.flows.credentials import hubspot_access_token
 from whatsapp_helpdesk.flows.ingest import PUBLISH_INBOUND
 from whatsapp_helpdesk.flows.install import sync_numbers
 from whatsapp_helpdesk.flows.native_ticketing import ACTIVITY_LABELS, NATIVE_TICKET
-from whatsapp_helpdesk.flows.reconnect import reconnectable_numbers
+from whatsapp_helpdesk.flows.reconnect import previous_account
 from whatsapp_helpdesk.flows.reply import SEND_REPLY
 from whatsapp_helpdesk.flows.statuses import REPORT_STATUS
 from whatsapp_helpdesk.flows.webhook_health import read_health as read_webhook_health
@@ -69,6 +70,8 @@ KIND_LABELS: Final[dict[str, str]] = {
 # again from HubSpot. Re-running it from here would send what HubSpot shows as not sent.
 NOT_RETRYABLE: Final = frozenset({SEND_REPLY})
 FAILED_SHOWN: Final = 50  # newest failed deliveries listed per installation
+PAGE_SIZE: Final = 50  # numbers per dashboard page (5,005 on one page made 13.3 MB)
+MAX_SEARCH: Final = 100  # characters of a number search kept (R43: bounded input)
 
 HUBSPOT_INSTALL_URL: Final = "/oauth/hubspot/install"
 AIRCALL_INSTALL_URL: Final = "/oauth/aircall/install"
@@ -191,6 +194,11 @@ class DashboardView:
     unattributed_failures: list[FailedDelivery]
     # What the worker's webhook check last had to do, e.g. re-enable it (R53).
     aircall_webhook_note: str | None = None
+    # Issue 17 item 6: numbers come PAGE_SIZE at a time, optionally filtered by a search.
+    page: int = 1
+    pages: int = 1
+    total_numbers: int = 0
+    search: str = ""
 
 
 def attention(installation: Installation) -> list[Attention]:
@@ -230,20 +238,52 @@ def installation_summary(services: Services, installation_id: int) -> Installati
         )
 
 
-def dashboard_view(services: Services, installation_id: int) -> DashboardView:
+def dashboard_view(services: Services, installation_id: int, *, page: int = 1,
+                   search: str = "", number_id: int | None = None) -> DashboardView:
+    """One page of the dashboard: PAGE_SIZE numbers (those matching `search`, or the one
+    `number_id`), and the health of those only (issue 17 item 6: 5,005 numbers made a
+    13.3 MB page; every query here now reads the page's numbers, by index)."""
     # Read before the session opens: on SQLite every session takes the write lock, so a
     # second session opened inside the first would wait for it forever.
     channel_registered = bool(services.channel_id())
     webhook_health = read_webhook_health(services, installation_id)
+    search = search.strip()[:MAX_SEARCH]
     with services.sessions() as session:
         installation = _installation(session, installation_id)
+        matching = select(Number).where(Number.installation_id == installation_id)
+        if number_id is not None:
+            matching = matching.where(Number.id == number_id)
+        elif search:
+            pattern = f"%{_escape_like(search)}%"
+            matching = matching.where(
+                Number.name.ilike(pattern, escape="\\") | Number.digits.like(pattern, escape="\\")
+                | Number.e164.like(pattern, escape="\\")
+            )
+        total = session.scalar(select(func.count()).select_from(matching.subquery())) or 0
+        pages = max(1, -(-total // PAGE_SIZE))
+        page = min(max(page, 1), pages)
         numbers = list(session.scalars(
-            select(Number).where(Number.installation_id == installation_id).order_by(Number.id)
+            matching.order_by(Number.id).offset((page - 1) * PAGE_SIZE).limit(PAGE_SIZE)
         ))
-        facts = installation_facts(installation, numbers)
-        live = live_accounts_by_number(session, installation_id)
-        health = _health(session, installation_id)
-        reconnectable = reconnectable_numbers(session, installation_id)
+        page_ids = [n.id for n in numbers]
+        # R3 (b) is a fact of the company, not of the page: any WhatsApp number, by EXISTS.
+        any_whatsapp = session.scalar(select(exists().where(
+            Number.installation_id == installation_id, Number.whatsapp_enabled.is_(True))))
+        facts = InstallationFacts(
+            company_whatsapp_enabled=company_whatsapp_from_numbers(
+                installation.company_whatsapp_override, [bool(any_whatsapp)]),
+            granted_scopes=frozenset((installation.hubspot_scopes or "").split()),
+        )
+        live = {
+            row.number_id: row for row in session.scalars(select(ChannelAccount).where(
+                ChannelAccount.installation_id == installation_id,
+                ChannelAccount.disconnected_at.is_(None),
+                ChannelAccount.number_id.in_(page_ids),
+            ))
+        }
+        health = _health(session, installation_id, page_ids)
+        reconnectable = {n for n in page_ids
+                         if n not in live and previous_account(session, n) is not None}
         views = [
             NumberView(
                 id=n.id, name=n.name, digits=n.digits or n.e164, calls=n.calls_enabled,
@@ -257,6 +297,8 @@ def dashboard_view(services: Services, installation_id: int) -> DashboardView:
             )
             for n in numbers
         ]
+        # What is left belongs to no number of the installation (NO_NUMBER, or a number
+        # since deleted): shown on every page under "Other failed deliveries".
         leftover = [f for h in health.values() for f in h.failed]
         return DashboardView(
             installation=InstallationSummary(
@@ -270,7 +312,12 @@ def dashboard_view(services: Services, installation_id: int) -> DashboardView:
             channel_registered=channel_registered,
             unattributed_failures=leftover,
             aircall_webhook_note=webhook_health.sentence() if webhook_health else None,
+            page=page, pages=pages, total_numbers=total, search=search,
         )
+
+
+def _escape_like(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
 def _installation(session: Session, installation_id: int) -> Installation:
@@ -292,40 +339,79 @@ def _channel_info(row: ChannelAccount | None) -> ChannelInfo | None:
 NO_NUMBER: Final = 0
 
 
-def _health(session: Session, installation_id: int) -> dict[int, Health]:
+def _health(session: Session, installation_id: int, number_ids: list[int]
+            ) -> dict[int, Health]:
+    """The health of the given numbers, plus failures that belong to no number. Every
+    query starts from the page's numbers or from a small index (failed entries, failed
+    messages): nothing here reads all of an installation's messages or outbox."""
+    conversations = select(Conversation.id).where(Conversation.number_id.in_(number_ids))
     last: dict[int, dict[str, datetime]] = defaultdict(dict)
     for number_id, direction, at in session.execute(
         select(Conversation.number_id, Message.direction, func.max(Message.sent_at))
         .join(Conversation, Conversation.id == Message.conversation_id)
-        .where(Message.installation_id == installation_id)
+        .where(Message.conversation_id.in_(conversations))
         .group_by(Conversation.number_id, Message.direction)
     ):
         last[number_id][direction] = at
 
-    waiting: dict[int, int] = defaultdict(int)
-    native: dict[int, int] = defaultdict(int)
-    for _, number_id in _entries(session, installation_id, [outbox.PENDING]):
-        waiting[number_id] += 1
+    waiting = _count_entries(session, installation_id, number_ids, outbox.PENDING)
     # A native-ticket job also ends "done" when it had nothing to do (settings changed):
     # only the ones whose attempt made a ticket count.
     made_ticket = exists().where(
         DeliveryAttempt.outbox_id == OutboxEntry.id, DeliveryAttempt.outcome == "ok",
         DeliveryAttempt.detail.like("ticket %"),
     )
-    for _, number_id in _entries(session, installation_id, [outbox.DONE], NATIVE_TICKET,
-                                 made_ticket):
-        native[number_id] += 1
+    native = _count_entries(session, installation_id, number_ids, outbox.DONE, NATIVE_TICKET,
+                            made_ticket)
     failed, failed_total = _failed(session, installation_id)
+    # Failures of numbers on other pages are theirs; those of no number (NO_NUMBER, or a
+    # number since deleted) are shown on every page.
+    other = set(failed_total) - set(number_ids) - {NO_NUMBER}
+    existing = set(session.scalars(select(Number.id).where(
+        Number.installation_id == installation_id, Number.id.in_(other)))) if other else set()
 
-    keys = set(last) | set(waiting) | set(native) | set(failed_total)
+    keys = (set(last) | set(waiting) | set(native) | set(failed_total)) - existing
     return {
         key: Health(
             last_in=last[key].get("inbound"), last_out=last[key].get("outbound"),
-            waiting=waiting[key], native_tickets=native[key], failed=failed.get(key, []),
-            failed_total=failed_total.get(key, 0),
+            waiting=waiting.get(key, 0), native_tickets=native.get(key, 0),
+            failed=failed.get(key, []), failed_total=failed_total.get(key, 0),
         )
         for key in keys
     }
+
+
+def _count_entries(
+    session: Session, installation_id: int, number_ids: list[int] | None, state: str,
+    kind: str | None = None, *conditions: ColumnElement[bool],
+) -> dict[int, int]:
+    """How many entries in `state` concern each of the numbers (None: every number, and
+    NO_NUMBER), counted in SQL: entries of a message through its conversation, the others
+    (native tickets) by their payload."""
+    of_state = [OutboxEntry.installation_id == installation_id, OutboxEntry.state == state,
+                *conditions]
+    if kind is not None:
+        of_state.append(OutboxEntry.kind == kind)
+    counts: dict[int, int] = defaultdict(int)
+    of_messages = (
+        select(Conversation.number_id, func.count())
+        .select_from(OutboxEntry)
+        .join(Message, Message.id == OutboxEntry.message_id)
+        .join(Conversation, Conversation.id == Message.conversation_id)
+        .where(*of_state)
+        .group_by(Conversation.number_id)
+    )
+    if number_ids is not None:
+        of_messages = of_messages.where(Conversation.number_id.in_(number_ids))
+    for number_id, count in session.execute(of_messages):
+        counts[number_id] += count
+    for (payload,) in session.execute(
+        select(OutboxEntry.payload).where(*of_state, OutboxEntry.message_id.is_(None))
+    ):
+        number_id = _payload_number_of(payload)
+        if number_ids is None or number_id in number_ids:
+            counts[number_id] += 1
+    return counts
 
 
 def _entries(
@@ -350,16 +436,24 @@ def _entries(
 
 
 def _payload(entry: OutboxEntry) -> dict[str, Any]:
+    return _payload_of(entry.payload)
+
+
+def _payload_of(text: str | None) -> dict[str, Any]:
     try:
-        value = json.loads(entry.payload or "{}")
+        value = json.loads(text or "{}")
     except ValueError:
         return {}
     return value if isinstance(value, dict) else {}
 
 
 def _payload_number(entry: OutboxEntry) -> int:
+    return _payload_number_of(entry.payload)
+
+
+def _payload_number_of(payload: str | None) -> int:
     """Jobs without a message (native tickets) name their number in the payload."""
-    value = _payload(entry).get("number_id")
+    value = _payload_of(payload).get("number_id")
     return value if isinstance(value, int) else NO_NUMBER
 
 
@@ -369,9 +463,7 @@ def _failed(
     """Per number: the newest failures (failed jobs, and replies refused before sending,
     whose job is done), and how many there are in all (issue 15: the count on the page
     is the number of failures, not of the ones listed)."""
-    totals: dict[int, int] = defaultdict(int)
-    for _, number_id in _entries(session, installation_id, [outbox.FAILED]):
-        totals[number_id] += 1
+    totals = _count_entries(session, installation_id, None, outbox.FAILED)
     refused = (
         select(Message, Conversation.number_id)
         .join(Conversation, Conversation.id == Message.conversation_id)
