@@ -40,8 +40,8 @@ from whatsapp_helpdesk.flows.connect import number_facts
 from whatsapp_helpdesk.flows.contact_company import SET_CONTACT_COMPANY
 from whatsapp_helpdesk.flows.credentials import hubspot_access_token
 from whatsapp_helpdesk.flows.ingest import PUBLISH_INBOUND
-from whatsapp_helpdesk.flows.install import sync_numbers
 from whatsapp_helpdesk.flows.native_ticketing import ACTIVITY_LABELS, NATIVE_TICKET
+from whatsapp_helpdesk.flows.numbers_refresh import REFRESH_NUMBERS, refresh_status, request_refresh
 from whatsapp_helpdesk.flows.reconnect import previous_account
 from whatsapp_helpdesk.flows.reply import SEND_REPLY
 from whatsapp_helpdesk.flows.statuses import REPORT_STATUS
@@ -65,6 +65,7 @@ KIND_LABELS: Final[dict[str, str]] = {
     REPORT_STATUS: "Delivery status to HubSpot",
     NATIVE_TICKET: "Native ticket in HubSpot",
     SET_CONTACT_COMPANY: "Contact's company in HubSpot",
+    REFRESH_NUMBERS: "Numbers refreshed from Aircall",
 }
 # A failed reply is already FAILED in the ticket, with its reason (R23): the agent sends it
 # again from HubSpot. Re-running it from here would send what HubSpot shows as not sent.
@@ -195,6 +196,7 @@ class DashboardView:
     # What the worker's webhook check last had to do, e.g. re-enable it (R53).
     aircall_webhook_note: str | None = None
     # Issue 17 item 6: numbers come PAGE_SIZE at a time, optionally filtered by a search.
+    numbers_refresh: str | None = None  # a refresh under way, or when the last one ended
     page: int = 1
     pages: int = 1
     total_numbers: int = 0
@@ -247,6 +249,7 @@ def dashboard_view(services: Services, installation_id: int, *, page: int = 1,
     # second session opened inside the first would wait for it forever.
     channel_registered = bool(services.channel_id())
     webhook_health = read_webhook_health(services, installation_id)
+    numbers_refresh = refresh_status(services, installation_id)
     search = search.strip()[:MAX_SEARCH]
     with services.sessions() as session:
         installation = _installation(session, installation_id)
@@ -312,6 +315,7 @@ def dashboard_view(services: Services, installation_id: int, *, page: int = 1,
             channel_registered=channel_registered,
             unattributed_failures=leftover,
             aircall_webhook_note=webhook_health.sentence() if webhook_health else None,
+            numbers_refresh=numbers_refresh,
             page=page, pages=pages, total_numbers=total, search=search,
         )
 
@@ -655,10 +659,7 @@ async def disconnect_number(services: Services, installation_id: int, number_id:
     return f"{label} is disconnected from the Help Desk."
 
 
-async def refresh_numbers(services: Services, installation_id: int) -> str:
-    """Re-read the numbers and their capabilities from Aircall (R7)."""
-    try:
-        await sync_numbers(services, installation_id)
-    except DeliveryError as exc:
-        raise ActionRefused(f"Aircall could not be read: {exc.message}") from exc
-    return "Numbers refreshed from Aircall."
+def refresh_numbers(services: Services, installation_id: int) -> str:
+    """Queue a refresh of the numbers and their capabilities from Aircall (R7); the worker
+    does it (issue 17 item 7: 5,000 numbers held the request for 56 s)."""
+    return request_refresh(services, installation_id)

@@ -170,7 +170,8 @@ def router(services: Services) -> APIRouter:
     @routes.post("/dashboard/numbers/refresh")
     async def refresh(request: Request) -> Response:
         async def run(installation_id: int, fields: dict[str, str]) -> str:
-            return await dashboard.refresh_numbers(services, installation_id)
+            return await run_in_threadpool(dashboard.refresh_numbers, services,
+                                           installation_id)
 
         return await act(request, run)
 

@@ -46,6 +46,7 @@ from whatsapp_helpdesk.flows.contact_company import SET_CONTACT_COMPANY, set_con
 from whatsapp_helpdesk.flows.credentials import hubspot_access_token, mark_reauth_required
 from whatsapp_helpdesk.flows.ingest import PUBLISH_INBOUND
 from whatsapp_helpdesk.flows.native_ticketing import NATIVE_TICKET, create_native_ticket
+from whatsapp_helpdesk.flows.numbers_refresh import REFRESH_NUMBERS, refresh_numbers_job
 from whatsapp_helpdesk.flows.publish import publish_inbound
 from whatsapp_helpdesk.flows.reply import SEND_REPLY, send_reply
 from whatsapp_helpdesk.flows.reply import give_up as give_up_reply
@@ -79,6 +80,7 @@ JOBS: dict[str, Job] = {
     REPORT_STATUS: report_status,
     NATIVE_TICKET: create_native_ticket,
     SET_CONTACT_COMPANY: set_contact_company,
+    REFRESH_NUMBERS: refresh_numbers_job,
 }
 
 
