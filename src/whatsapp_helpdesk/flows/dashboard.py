@@ -42,7 +42,6 @@ from whatsapp_helpdesk.flows.credentials import hubspot_access_token
 from whatsapp_helpdesk.flows.ingest import PUBLISH_INBOUND
 from whatsapp_helpdesk.flows.native_ticketing import ACTIVITY_LABELS, NATIVE_TICKET
 from whatsapp_helpdesk.flows.numbers_refresh import REFRESH_NUMBERS, refresh_status, request_refresh
-from whatsapp_helpdesk.flows.reconnect import previous_account
 from whatsapp_helpdesk.flows.reply import SEND_REPLY
 from whatsapp_helpdesk.flows.statuses import REPORT_STATUS
 from whatsapp_helpdesk.flows.webhook_health import read_health as read_webhook_health
@@ -277,16 +276,21 @@ def dashboard_view(services: Services, installation_id: int, *, page: int = 1,
                 installation.company_whatsapp_override, [bool(any_whatsapp)]),
             granted_scopes=frozenset((installation.hubspot_scopes or "").split()),
         )
-        live = {
-            row.number_id: row for row in session.scalars(select(ChannelAccount).where(
-                ChannelAccount.installation_id == installation_id,
-                ChannelAccount.disconnected_at.is_(None),
-                ChannelAccount.number_id.in_(page_ids),
-            ))
-        }
+        # Every channel account of the page's numbers in one query, newest first: the live
+        # one, and for the others whether the last one may be re-used (as
+        # flows/reconnect.previous_account decides, one query per number).
+        live: dict[int, ChannelAccount] = {}
+        newest: dict[int, ChannelAccount] = {}
+        for row in session.scalars(select(ChannelAccount).where(
+            ChannelAccount.installation_id == installation_id,
+            ChannelAccount.number_id.in_(page_ids),
+        ).order_by(ChannelAccount.id.desc())):
+            newest.setdefault(row.number_id, row)
+            if row.disconnected_at is None:
+                live[row.number_id] = row
         health = _health(session, installation_id, page_ids)
-        reconnectable = {n for n in page_ids
-                         if n not in live and previous_account(session, n) is not None}
+        reconnectable = {n for n, row in newest.items() if n not in live
+                         and row.disconnected_at is not None and row.hubspot_channel_account_id}
         views = [
             NumberView(
                 id=n.id, name=n.name, digits=n.digits or n.e164, calls=n.calls_enabled,
