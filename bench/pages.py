@@ -16,7 +16,8 @@ outbox entries). Then:
      flows/dashboard.py (`--before REV`, default the parent of the change) is timed the same
      way for its data and rendering, for the before/after table;
   2. storage: bytes per message (whole database / messages) with every payload kept, then
-     after the retention job (flows/payload_retention.py, 30 days) pruned the older ones,
+     after the retention job (flows/payload_retention.py, 30 days) pruned the older ones
+     (payloads emptied, done outbox entries deleted),
      measured as live bytes (SQLite VACUUM, PostgreSQL VACUUM FULL: the space a steady state
      re-uses is not counted as used);
   3. the peak resident memory of this process (the web app serving the pages).
@@ -35,6 +36,7 @@ import json
 import os
 import random
 import resource
+import shutil
 import sqlite3
 import statistics
 import subprocess
@@ -245,7 +247,7 @@ def live_bytes(services: Services) -> int:
 
 def run_one(kind: str, args: argparse.Namespace) -> dict[str, Any]:
     print(f"\n== {kind}", flush=True)
-    admin = None
+    admin, folder = None, None
     if kind == "sqlite":
         folder = tempfile.mkdtemp(prefix="bench-pages-")
         url = f"sqlite:///{folder}/bench.db"
@@ -277,12 +279,15 @@ def run_one(kind: str, args: argparse.Namespace) -> dict[str, Any]:
         kept = live_bytes(services)
         t0 = time.monotonic()
         pruned = payload_retention.prune_webhook_payloads(services)
+        pruned_done = payload_retention.prune_done_entries(services)
         prune_s = time.monotonic() - t0
         after = live_bytes(services)
         return {"pages": pages, "before_ms": before, "kept": kept, "after": after,
-                "pruned": pruned, "prune_s": prune_s}
+                "pruned": pruned, "pruned_done": pruned_done, "prune_s": prune_s}
     finally:
         services.engine.dispose()
+        if folder is not None:
+            shutil.rmtree(folder, ignore_errors=True)
         if admin is not None:
             with admin.connect() as db:
                 db.execute(text(
@@ -316,8 +321,8 @@ def main() -> None:
         before = f"{r['before_ms']:.0f} ms" if r["before_ms"] is not None else "n/a"
         print(f"  {k}: dashboard data before the change ({args.before}): {before}")
         print(f"  {k}: bytes per message, payloads kept {r['kept'] / args.messages:,.0f}; "
-              f"after pruning {r['pruned']:,} payloads older than 30 days "
-              f"({r['prune_s']:.1f} s): {r['after'] / args.messages:,.0f}")
+              f"after pruning {r['pruned']:,} payloads and {r['pruned_done']:,} done entries "
+              f"older than 30 days ({r['prune_s']:.1f} s): {r['after'] / args.messages:,.0f}")
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(f"  peak RSS of this process (web app serving the pages): {peak:.0f} MB")
 

@@ -14,7 +14,7 @@ from sqlalchemy import select
 
 from whatsapp_helpdesk.bootstrap import Services, build_services
 from whatsapp_helpdesk.db.migrate import upgrade
-from whatsapp_helpdesk.db.models import WebhookEvent
+from whatsapp_helpdesk.db.models import DeliveryAttempt, Installation, OutboxEntry, WebhookEvent
 from whatsapp_helpdesk.domain.clock import ManualClock
 from whatsapp_helpdesk.flows import payload_retention
 from whatsapp_helpdesk.settings import Settings
@@ -107,3 +107,33 @@ def test_the_worker_job_prunes_on_its_own_R40(services: Services) -> None:
 
     asyncio.run(main())
     assert _payloads(services)[ids[1]] == PAYLOAD % 1
+
+
+def test_done_entries_older_than_retention_go_with_their_attempts_R40(
+        services: Services) -> None:
+    """Failed ones stay (R9), pending ones stay, native tickets made stay (R35 count)."""
+    now = services.clock.now()
+    ids: dict[str, int] = {}
+    with services.sessions.begin() as session:
+        session.add(Installation(id=1, hubspot_scopes="", aircall_scopes="", created_at=now,
+                                 updated_at=now))
+        session.flush()
+        for name, age, state, kind in [("old_done", 40, "done", "publish_inbound"),
+                                       ("old_failed", 40, "failed", "publish_inbound"),
+                                       ("old_native", 40, "done", "native_ticket"),
+                                       ("new_done", 2, "done", "publish_inbound")]:
+            at = now - timedelta(days=age)
+            entry = OutboxEntry(installation_id=1, kind=kind, payload="{}", ordering_at=at,
+                                state=state, attempts=1, available_at=at, created_at=at,
+                                finished_at=at)
+            session.add(entry)
+            session.flush()
+            session.add(DeliveryAttempt(outbox_id=entry.id, attempt=1, started_at=at,
+                                        duration_ms=5, outcome="ok"))
+            ids[name] = entry.id
+    assert payload_retention.prune_done_entries(services, batch_size=2) == 1
+    with services.sessions() as session:
+        left = set(session.scalars(select(OutboxEntry.id)))
+        attempts = set(session.scalars(select(DeliveryAttempt.outbox_id)))
+    assert left == {ids["old_failed"], ids["old_native"], ids["new_done"]}
+    assert attempts == left
