@@ -125,9 +125,10 @@ class Settings(BaseSettings):
         "closes (R44)."
     )
     webhook_payload_retention_days: float = Field(
-        30, gt=0, description="How long the raw payload of a received webhook is kept; the "
-        "worker then empties it (the event's row stays, so a late redelivery is still a "
-        "duplicate)."
+        30, gt=0, description="How long the raw payload of a received webhook, and a "
+        "delivery once done, are kept; the worker then empties the payload (the event's row "
+        "stays, so a late redelivery is still a duplicate) and deletes the done delivery "
+        "(failed ones stay)."
     )
     sandbox_hubspot_port: int = Field(
         8701, description="Port of the sandbox HubSpot (sandbox mode)."
