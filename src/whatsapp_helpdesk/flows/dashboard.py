@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 from typing import Any, Final, Literal
 
 import structlog
-from sqlalchemy import ColumnElement, exists, func, select
+from sqlalchemy import ColumnElement, exists, func, literal_column, select
 from sqlalchemy.orm import Session
 
 from whatsapp_helpdesk.bootstrap import Services
@@ -476,7 +476,9 @@ def _failed(
         select(Message, Conversation.number_id)
         .join(Conversation, Conversation.id == Message.conversation_id)
         .where(Message.installation_id == installation_id, Message.direction == "outbound",
-               Message.status == statuses.FAILED,
+               # A literal, not a bound parameter: only then may either database use the
+               # partial index on failed messages (ix_messages_failed, migration 0011).
+               Message.status == literal_column(f"'{statuses.FAILED}'"),
                ~exists().where(OutboxEntry.message_id == Message.id,
                                OutboxEntry.state == outbox.FAILED))
     )
