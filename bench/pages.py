@@ -159,7 +159,7 @@ def seed(services: Services, numbers: int, messages: int, pending: int) -> int:
                  "finished_at": row["sent_at"]}
                 for message_id, row in zip(ids, rows, strict=True)
             ])
-            if start == 0:
+            if start + CHUNK >= messages:  # the newest entries, as in a live outbox
                 db.execute(insert(OutboxEntry), [
                     {"installation_id": installation_id, "kind": "publish_inbound",
                      "message_id": ids[k % len(ids)], "payload": "{}",

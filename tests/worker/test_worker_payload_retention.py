@@ -118,7 +118,8 @@ def test_done_entries_older_than_retention_go_with_their_attempts_R40(
         session.add(Installation(id=1, hubspot_scopes="", aircall_scopes="", created_at=now,
                                  updated_at=now))
         session.flush()
-        for name, age, state, kind in [("old_done", 40, "done", "publish_inbound"),
+        for name, age, state, kind in [("old_pending", 40, "pending", "publish_inbound"),
+                                       ("old_done", 40, "done", "publish_inbound"),
                                        ("old_failed", 40, "failed", "publish_inbound"),
                                        ("old_native", 40, "done", "native_ticket"),
                                        ("new_done", 2, "done", "publish_inbound")]:
@@ -135,5 +136,5 @@ def test_done_entries_older_than_retention_go_with_their_attempts_R40(
     with services.sessions() as session:
         left = set(session.scalars(select(OutboxEntry.id)))
         attempts = set(session.scalars(select(DeliveryAttempt.outbox_id)))
-    assert left == {ids["old_failed"], ids["old_native"], ids["new_done"]}
+    assert left == {ids["old_pending"], ids["old_failed"], ids["old_native"], ids["new_done"]}
     assert attempts == left

@@ -108,8 +108,10 @@ def prune_done_entries(services: Services, *, batch_size: int = BATCH_SIZE) -> i
             passed: list[int] = []
             doomed: list[int] = []
             for row_id, created_at, state, kind, finished_at in rows:
-                if created_at >= cutoff or state == outbox.PENDING:
-                    break  # still young, or still to do: the watermark waits here
+                if created_at >= cutoff:
+                    break  # still young: the watermark waits here
+                # An old entry still pending or failed is passed over and kept: one stuck
+                # entry must not hold every later one back.
                 passed.append(row_id)
                 if (state == outbox.DONE and kind not in KEPT_DONE_KINDS
                         and finished_at is not None and finished_at < cutoff):
