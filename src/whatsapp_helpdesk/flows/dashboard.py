@@ -518,14 +518,13 @@ def _failed_jobs(session: Session, installation_id: int) -> dict[int, list[Faile
             .join(latest, latest.c.id == DeliveryAttempt.id)
         ):
             last_detail[outbox_id] = detail
+    message_ids = [e.message_id for e, _ in rows if e.message_id is not None]
+    # By primary key only, and not at all when there is none: given "installation_id = ?
+    # AND id IN (empty)", SQLite read every message of the installation (0.7 s at 10^6).
     messages = {
-        m.id: m for m in session.scalars(
-            select(Message).where(
-                Message.installation_id == installation_id,
-                Message.id.in_([e.message_id for e, _ in rows if e.message_id is not None]),
-            )
-        )
-    }
+        m.id: m for m in session.scalars(select(Message).where(Message.id.in_(message_ids)))
+        if m.installation_id == installation_id
+    } if message_ids else {}
     grouped: dict[int, list[FailedDelivery]] = defaultdict(list)
     for entry, number_id in rows:
         message = messages.get(entry.message_id) if entry.message_id is not None else None
