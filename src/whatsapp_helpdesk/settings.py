@@ -166,6 +166,12 @@ class Settings(BaseSettings):
         "placeholder and the reason; the conversation's later messages wait at most this "
         "long behind it (R51).",
     )
+    webhook_payload_retention_days: float = Field(
+        30, gt=0, description="How long the raw payload of a received webhook, and a "
+        "delivery once done, are kept; the worker then empties the payload (the event's row "
+        "stays, so a late redelivery is still a duplicate) and deletes the done delivery "
+        "(failed ones stay)."
+    )
     sandbox_hubspot_port: int = Field(
         8701, description="Port of the sandbox HubSpot (sandbox mode)."
     )

@@ -35,7 +35,10 @@ def _snapshot(stack) -> list[tuple]:  # type: ignore[no-untyped-def]
             Number.helpdesk_enabled, Number.native_ticketing).order_by(Number.id)).all()
         installations = session.execute(select(
             Installation.id, Installation.company_whatsapp_override)).all()
-        outbox = session.execute(select(OutboxEntry.id, OutboxEntry.state)).all()
+        # A refresh of the numbers is queued for the asker's own installation (checked
+        # below), so it is not part of what must stay unchanged.
+        outbox = session.execute(select(OutboxEntry.id, OutboxEntry.state).where(
+            OutboxEntry.kind != "refresh_numbers")).all()
     return [*numbers, *installations, *outbox, *live_accounts(stack)]
 
 
@@ -91,6 +94,9 @@ def test_R10_an_admin_of_one_installation_can_neither_see_nor_change_the_other(s
     # Installation-wide actions act on their own installation only.
     intruder.post("/dashboard/company-whatsapp", data={"csrf_token": token, "choice": "no"})
     intruder.post("/dashboard/numbers/refresh", data={"csrf_token": token})
+    with stack.services.sessions() as session:
+        assert session.scalars(select(OutboxEntry.installation_id).where(
+            OutboxEntry.kind == "refresh_numbers")).all() == [other]
     with stack.services.sessions.begin() as session:
         assert session.get(Installation, other).company_whatsapp_override is False  # type: ignore[union-attr]
         session.execute(update(Installation).where(Installation.id == other).values(

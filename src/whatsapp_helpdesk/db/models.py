@@ -212,6 +212,9 @@ class Message(Base):
             "installation_id", "hubspot_message_id", name="uq_messages_hubspot_message_id"
         ),
         Index("ix_messages_conversation_sent_at", "conversation_id", "sent_at"),
+        # The dashboard's failed replies (issue 17 item 6): only failed rows are indexed.
+        Index("ix_messages_failed", "installation_id",
+              sqlite_where=text("status = 'failed'"), postgresql_where=text("status = 'failed'")),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -283,6 +286,8 @@ class OutboxEntry(Base):
         Index("ix_outbox_ordering", "ordering_key", "state", "ordering_at"),
         # The round-robin claim's order: the next installation's oldest claimable entry.
         Index("ix_outbox_claim_turn", "state", "installation_id", "available_at", "id"),
+        # The dashboard's native-ticket count reads one kind's done entries (issue 17 item 6).
+        Index("ix_outbox_installation_kind_state", "installation_id", "kind", "state"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)

@@ -139,17 +139,18 @@ async def _check_one(services: Services, installation_id: int, webhook_id: str |
     return OK
 
 
-def claim_check_turn(services: Services, interval: timedelta) -> bool:
+def claim_check_turn(services: Services, interval: timedelta, *,
+                     key: str = NEXT_CHECK_KEY) -> bool:
     """Whether this worker runs the check now: with several workers, the one that moves
-    the shared "next check" time forward does it, the others skip."""
+    the shared "next check" time forward does it, the others skip. `key` names the
+    schedule, so other periodic jobs (payload pruning) take turns the same way."""
     now = services.clock.now()
     with services.sessions.begin() as session:
-        row = session.get(ServiceState, NEXT_CHECK_KEY)
+        row = session.get(ServiceState, key)
         if row is None:
             try:
                 with session.begin_nested():
-                    session.add(ServiceState(key=NEXT_CHECK_KEY,
-                                             value=(now + interval).isoformat()))
+                    session.add(ServiceState(key=key, value=(now + interval).isoformat()))
             except IntegrityError:
                 return False
             return True
@@ -157,7 +158,7 @@ def claim_check_turn(services: Services, interval: timedelta) -> bool:
             return False
         moved = session.execute(
             update(ServiceState)
-            .where(ServiceState.key == NEXT_CHECK_KEY, ServiceState.value == row.value)
+            .where(ServiceState.key == key, ServiceState.value == row.value)
             .values(value=(now + interval).isoformat())
         )
         return bool(moved.rowcount)  # type: ignore[attr-defined]

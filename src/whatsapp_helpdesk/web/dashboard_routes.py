@@ -8,10 +8,11 @@ dashboard with a message (post/redirect/get), so every action works without Java
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from functools import partial
 from typing import Annotated, Final
 
 import structlog
-from fastapi import APIRouter, Path, Request
+from fastapi import APIRouter, Path, Query, Request
 from fastapi.responses import RedirectResponse, Response
 from starlette.concurrency import run_in_threadpool
 
@@ -29,6 +30,9 @@ DASHBOARD: Final = "/dashboard"
 # An id in a path is a primary key: beyond 32 bits it names nothing, and PostgreSQL would
 # refuse the query (R43). FastAPI answers 422 before the route runs.
 DbId = Annotated[int, Path(ge=1, le=MAX_DB_ID)]
+# Issue 17 item 6: the numbers come a page at a time; past the last page is the last page.
+PageNumber = Annotated[int, Query(ge=1, le=MAX_DB_ID)]
+Search = Annotated[str, Query(max_length=dashboard.MAX_SEARCH)]
 COMPANY_WHATSAPP_CHOICES: Final[dict[str, bool | None]] = {"auto": None, "yes": True, "no": False}
 
 
@@ -38,12 +42,13 @@ def router(services: Services) -> APIRouter:
     routes.include_router(static_router())
 
     @routes.get(DASHBOARD)
-    async def dashboard_page(request: Request) -> Response:
+    async def dashboard_page(request: Request, page: PageNumber = 1, q: Search = "") -> Response:
         installation_id = auth.signed_in(request)
         if installation_id is None:
             return RedirectResponse(auth.sign_in_url(auth.current_path(request)), status_code=303)
         try:
-            view = await run_in_threadpool(dashboard.dashboard_view, services, installation_id)
+            view = await run_in_threadpool(
+                partial(dashboard.dashboard_view, services, installation_id, page=page, search=q))
         except dashboard.NotFound:
             request.session.clear()  # the installation was removed since the sign-in
             return RedirectResponse(auth.sign_in_url(DASHBOARD), status_code=303)
@@ -135,7 +140,8 @@ def router(services: Services) -> APIRouter:
         installation = await summary(installation_id)
         back = (DASHBOARD, "Back to the dashboard")
         try:
-            view = await run_in_threadpool(dashboard.dashboard_view, services, installation_id)
+            view = await run_in_threadpool(
+                partial(dashboard.dashboard_view, services, installation_id, number_id=number_id))
             number = next((n for n in view.numbers if n.id == number_id), None)
             if number is None:
                 raise dashboard.NotFound("number")
@@ -164,7 +170,8 @@ def router(services: Services) -> APIRouter:
     @routes.post("/dashboard/numbers/refresh")
     async def refresh(request: Request) -> Response:
         async def run(installation_id: int, fields: dict[str, str]) -> str:
-            return await dashboard.refresh_numbers(services, installation_id)
+            return await run_in_threadpool(dashboard.refresh_numbers, services,
+                                           installation_id)
 
         return await act(request, run)
 

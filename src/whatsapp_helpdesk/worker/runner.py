@@ -41,12 +41,13 @@ from whatsapp_helpdesk.errors import (
     RateLimited,
     Retryable,
 )
-from whatsapp_helpdesk.flows import webhook_health
+from whatsapp_helpdesk.flows import payload_retention, webhook_health
 from whatsapp_helpdesk.flows.contact_company import SET_CONTACT_COMPANY, set_contact_company
 from whatsapp_helpdesk.flows.credentials import hubspot_access_token, mark_reauth_required
 from whatsapp_helpdesk.flows.ingest import PUBLISH_INBOUND
 from whatsapp_helpdesk.flows.media import FETCH_MEDIA, fetch_media
 from whatsapp_helpdesk.flows.native_ticketing import NATIVE_TICKET, create_native_ticket
+from whatsapp_helpdesk.flows.numbers_refresh import REFRESH_NUMBERS, refresh_numbers_job
 from whatsapp_helpdesk.flows.publish import publish_inbound
 from whatsapp_helpdesk.flows.reengagement import (
     REENGAGEMENT_NOTE,
@@ -88,6 +89,7 @@ JOBS: dict[str, Job] = {
     SET_CONTACT_COMPANY: set_contact_company,
     REENGAGEMENT_NOTE: publish_note,
     FETCH_MEDIA: fetch_media,
+    REFRESH_NUMBERS: refresh_numbers_job,
 }
 
 
@@ -144,6 +146,8 @@ class Worker:
                 *(self._loop(i) for i in range(self.concurrency)),
                 # Aircall disables a failing webhook: checked and re-enabled here (R53).
                 webhook_health.run_periodically(self.services, self._stopping),
+                # Raw webhook payloads older than WEBHOOK_PAYLOAD_RETENTION_DAYS (issue 17).
+                payload_retention.run_periodically(self.services, self._stopping),
             )
         finally:
             await self.services.aclose()
