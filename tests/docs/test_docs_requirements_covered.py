@@ -22,11 +22,7 @@ SPEC_CANDIDATES = [os.environ.get("SPEC_PATH"), ROOT / "docs" / "SPEC.md",
                    ROOT.parent / "shared" / "spec" / "SPEC.md", "/work/shared/spec/SPEC.md"]
 
 # Requirements whose behaviour is not on this branch yet (another helper is building it).
-PENDING: dict[str, str] = {
-    "R50": "HubSpot's dated API versions: being built on its own branch",
-    "R51": "inbound media to HubSpot's File Manager: being built on its own branch",
-    "R52": "re-engagement templates: being built on its own branch",
-}
+PENDING: dict[str, str] = {}
 
 # "- R13. The whole conversation…": the list items that define a requirement.
 DEFINITION = re.compile(r"^- (R\d+)\.", re.MULTILINE)
