@@ -14,7 +14,8 @@ from openapi_hubspot import SpecMismatch, check_request, check_response
 
 from whatsapp_helpdesk.errors import Retryable
 from whatsapp_helpdesk.hubspot import FileAttachment, HubSpotPortalClient
-from whatsapp_helpdesk.hubspot.client import FILES_UPLOAD_PATH
+
+FILES_UPLOAD_PATH = "/files/2026-03/files"  # the default API version's (files-2026-03.json)
 
 API = "https://api.hubapi.com"
 FILE = {"id": "190000000001", "name": "m1-photo", "extension": "png", "access": "PRIVATE",
