@@ -77,7 +77,7 @@ def _jobs(services: Services) -> list[dict[str, Any]]:
 
 
 def _run(services: Services, portal: StubPortal, payload: dict[str, Any]) -> str:
-    services.hubspot_portal = lambda _token: portal  # type: ignore[method-assign]
+    services.hubspot_portal = lambda _token, **_: portal  # type: ignore[method-assign]
     claimed = outbox.Claimed(id=1, installation_id=1, kind=contact_company.SET_CONTACT_COMPANY,
                              message_id=None, payload=payload, attempt=1)
     return asyncio.run(contact_company.set_contact_company(services, claimed))
