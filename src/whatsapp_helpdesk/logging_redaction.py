@@ -114,6 +114,8 @@ def configure_logging(level: str, *, secrets: Iterable[str] = (),
         logging.getLogger(noisy).setLevel(logging.WARNING)
     structlog.configure(
         processors=[
+            # The traceback of `log.exception` as text first, so that it is redacted too.
+            structlog.processors.format_exc_info,
             redact_event,
             structlog.processors.add_log_level,
             structlog.processors.TimeStamper(fmt="iso"),

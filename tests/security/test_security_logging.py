@@ -75,3 +75,22 @@ def test_R41_engine_statement_log_is_off_even_at_debug(logs: io.StringIO,
     with migrated_engine.connect() as connection:
         connection.execute(text("SELECT :value"), {"value": SECRET})
     assert SECRET not in logs.getvalue()
+
+
+def test_R45_a_logged_crash_carries_its_traceback_with_secrets_redacted(
+    logs: io.StringIO,
+) -> None:
+    """`log.exception` (the worker's job_crashed, loop_error) must say where it crashed: the
+    JSON line used to hold only `"exc_info": true`. The traceback is redacted like the rest."""
+    import json
+
+    def crash() -> None:
+        raise RuntimeError("boom near client-secret-of-this-deployment")
+
+    try:
+        crash()
+    except RuntimeError:
+        structlog.get_logger("test").exception("worker.job_crashed", kind="publish_inbound")
+    [line] = [json.loads(raw) for raw in logs.getvalue().splitlines() if "job_crashed" in raw]
+    assert "Traceback" in line["exception"] and "in crash" in line["exception"]
+    assert "client-secret-of-this-deployment" not in json.dumps(line)
