@@ -9,28 +9,22 @@ HubSpot exactly once, in order.
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import pytest
 from harness.outage import DatabaseOutage
+from harness.pages import wait_for
 from harness.stack import CUSTOMER, PORTAL, Stack
 from sqlalchemy import func, select
 
 from whatsapp_helpdesk.db.models import Message
 from whatsapp_helpdesk.spool import read_records
 
-
-def _wait_for(condition: Callable[[], Any], *, timeout: float = 20.0, what: str = "") -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what or condition}")
+# The outage tests wait longer than the pages' default (a replay follows the database's return).
+_wait_for = partial(wait_for, timeout=20.0)
 
 
 @pytest.fixture

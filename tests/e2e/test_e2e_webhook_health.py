@@ -12,10 +12,12 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable, Iterator
+from functools import partial
 from typing import Any
 
 import pytest
 from harness.outage import DatabaseOutage
+from harness.pages import wait_for
 from harness.stack import Stack
 
 from whatsapp_helpdesk.bootstrap import Services
@@ -25,15 +27,8 @@ from whatsapp_helpdesk.flows.credentials import aircall_access_token
 from whatsapp_helpdesk.flows.dashboard import dashboard_view
 from whatsapp_helpdesk.flows.install import AIRCALL_EVENTS
 
-
-def _wait_for(condition: Callable[[], Any], *, timeout: float = 20.0, what: str = "") -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what or condition}")
+# The outage tests wait longer than the pages' default (a replay follows the database's return).
+_wait_for = partial(wait_for, timeout=20.0)
 
 
 @pytest.fixture

@@ -137,15 +137,17 @@ def hubspot_accounts(stack: Any, portal: int = PORTAL) -> list[dict[str, Any]]:
         "channelAccounts"]
 
 
-def wait_for(condition: Any, *, timeout: float = 10.0) -> None:
+def wait_for(condition: Any, *, timeout: float = 10.0, what: str = "") -> Any:
+    """Poll `condition` until it gives something true, and return that (no fixed sleeps)."""
     import time
 
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if condition():
-            return
+        value = condition()
+        if value:
+            return value
         time.sleep(0.05)
-    raise AssertionError("condition not met in time")
+    raise AssertionError(f"timed out waiting for {what or condition}")
 
 
 

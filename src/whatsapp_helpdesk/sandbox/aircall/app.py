@@ -12,11 +12,11 @@ from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from whatsapp_helpdesk.sandbox.aircall import routes_api, routes_control, routes_oauth, screens
-from whatsapp_helpdesk.sandbox.aircall.api_docs import serve_api_docs
 from whatsapp_helpdesk.sandbox.aircall.auth import AuthGateMiddleware
 from whatsapp_helpdesk.sandbox.aircall.errors import ApiError
 from whatsapp_helpdesk.sandbox.aircall.faults import FaultInjectionMiddleware
 from whatsapp_helpdesk.sandbox.aircall.runtime import Sandbox
+from whatsapp_helpdesk.sandbox.api_docs import serve_api_docs
 
 
 def create_app(*, public_base_url: str, clock_followers: Sequence[str] = (),

@@ -10,6 +10,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from whatsapp_helpdesk.sandbox.api_docs import serve_api_docs
 from whatsapp_helpdesk.sandbox.hubspot import (
     routes_channels,
     routes_control,
@@ -19,7 +20,6 @@ from whatsapp_helpdesk.sandbox.hubspot import (
     routes_oauth,
     screens,
 )
-from whatsapp_helpdesk.sandbox.hubspot.api_docs import serve_api_docs
 from whatsapp_helpdesk.sandbox.hubspot.errors import HubSpotApiError, error_body
 from whatsapp_helpdesk.sandbox.hubspot.middleware import (
     FaultInjectionMiddleware,

@@ -1,7 +1,6 @@
-"""This sandbox's API docs page (Swagger UI), its assets served from the `swagger-ui-bundle-v2`
+"""A sandbox's API docs page (Swagger UI), its assets served from the `swagger-ui-bundle-v2`
 package: FastAPI's default page loads them from a CDN, so it was blank offline (issue 15).
-Each sandbox stands alone (it imports nothing outside its package): the Aircall sandbox
-has its own copy."""
+Shared by both emulators (the sandbox package's own kit; the bridge never imports it)."""
 
 from __future__ import annotations
 
