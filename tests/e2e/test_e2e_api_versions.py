@@ -162,3 +162,49 @@ def test_R50_whole_story_speaks_one_version_and_fits_its_schema(
         except SpecMismatch as error:
             mismatches.append(str(error))
     assert mismatches == []
+
+
+MEDIA = [("image", "photo.png", "IMAGE"), ("audio", "voice-note.ogg", "VOICE_RECORDING"),
+         ("document", "document.pdf", "OTHER"), ("video", "clip.mp4", "OTHER"),
+         ("sticker", "sticker.webp", "STICKER")]
+FILES = {"2026-03": "/files/2026-03", "v3": "/files/v3"}
+
+
+def test_R50_R51_each_media_type_reaches_the_ticket_as_a_file_on_this_version(
+    recorded: tuple[str, Stack, RecordingApp],
+) -> None:
+    """Each media type end to end on both API versions: the bytes go through the version's
+    Files API (folder, upload) and the message carries the FILE attachment; every request and
+    answer fits the version's published schema."""
+    version, stack, recorder = recorded
+    stack.connect()
+    for kind, _, _ in MEDIA:
+        stack.customer_says(f"the {kind}", type=kind)
+    stack.wait_deliveries()
+    stack.drain()
+    [ticket] = stack.tickets()
+    published = [(m["text"], [(a["type"], a["fileUsageType"], a["name"])
+                              for a in m["attachments"]]) for m in ticket["messages"]]
+    assert published == [(f"the {kind}", [("FILE", usage, name)]) for kind, name, usage in MEDIA]
+    files = stack.hubspot.get(f"/_sandbox/portals/{PORTAL}/files").json()["files"]
+    # One stored private file per message, the one its attachment names.
+    assert sorted(f["id"] for f in files) == sorted(
+        m["attachments"][0]["fileId"] for m in ticket["messages"])
+    assert {f["access"] for f in files} == {"PRIVATE"}
+
+    exchanges = [e for e in _api_exchanges(recorder)
+                 if e.request.url.path.startswith(("/files/",))]
+    assert exchanges, "no request reached HubSpot's Files API"
+    assert {e.request.url.path[:len(FILES[version]) + 1] for e in exchanges} == {
+        FILES[version] + "/"}  # the version's Files paths only
+    uploads = [e for e in exchanges if e.request.method == "POST"
+               and e.request.url.path == f"{FILES[version]}/files"]
+    assert len(uploads) == len(MEDIA)
+    mismatches = []
+    for exchange in exchanges:
+        try:
+            check_request(exchange.request)
+            check_response(exchange.response, exchange.request)
+        except SpecMismatch as error:
+            mismatches.append(str(error))
+    assert mismatches == []
