@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Sets everything up and runs the whole test suite:
-# virtualenv + test extras, Debian's chromium for the browser tests, PostgreSQL started if down.
+# virtualenv + test extras, Debian's chromium for the browser tests. PostgreSQL: the server on
+# TEST_POSTGRES_URL (default 127.0.0.1:5432) when one answers, else the tests start a private
+# cluster of their own from the pgserver package (tests/harness/private_postgres.py).
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 "$root/scripts/setup.sh" test
@@ -8,12 +10,6 @@ root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 if [ ! -x /usr/bin/chromium ]; then
   echo "installing Debian's chromium for the browser tests"
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
-fi
-
-if ! pg_isready -q -h 127.0.0.1 -p 5432; then
-  echo "starting PostgreSQL"
-  pg_ctlcluster --skip-systemctl-redirect "$(ls /etc/postgresql)" main start
-  for _ in $(seq 1 30); do pg_isready -q -h 127.0.0.1 -p 5432 && break; sleep 1; done
 fi
 
 cd "$root"

@@ -30,6 +30,11 @@ TESTS_DIR = str(Path(__file__).resolve().parent)
 if TESTS_DIR not in sys.path:
     sys.path.insert(0, TESTS_DIR)
 
+from harness.private_postgres import (  # noqa: E402
+    PrivatePostgres,
+    started_in_a_temporary_directory,
+)
+
 from whatsapp_helpdesk.db.migrate import upgrade  # noqa: E402
 from whatsapp_helpdesk.db.session import make_engine  # noqa: E402
 
@@ -69,24 +74,38 @@ class PostgresServer:
 
 @pytest.fixture(scope="session")
 def postgres_server() -> Iterator[PostgresServer]:
-    """The PostgreSQL server, with a database of this session's own (dropped at the end)."""
+    """The PostgreSQL server, with a database of this session's own (dropped at the end).
+
+    The configured server (TEST_POSTGRES_URL, default 127.0.0.1:5432) when it answers;
+    otherwise a private cluster this session starts from the server binaries at hand
+    (Debian's, or the `pgserver` package's) and removes at the end. PostgreSQL tests are
+    never skipped: if neither works, they fail and say why."""
     admin_url = make_url(os.environ.get("TEST_POSTGRES_URL", DEFAULT_POSTGRES_URL))
     server = PostgresServer(admin_url)
+    private: PrivatePostgres | None = None
     try:
         server.create_database(DATABASE_PREFIX)
     except OperationalError as exc:
         server.admin.dispose()
-        pytest.fail(
-            f"PostgreSQL is not reachable at {admin_url.render_as_string()} ({exc.orig}). "
-            "Run the suite with scripts/test.sh (it starts PostgreSQL), or start it yourself, "
-            "or set TEST_POSTGRES_URL. PostgreSQL tests are never skipped.",
-            pytrace=False,
-        )
+        try:
+            private = started_in_a_temporary_directory()
+        except Exception as start_error:  # noqa: BLE001 — said in the failure below
+            pytest.fail(
+                f"PostgreSQL is not reachable at {admin_url.render_as_string()} ({exc.orig}), "
+                f"and a private cluster could not be started: {start_error}. "
+                "Set TEST_POSTGRES_URL, or install the test extras (pgserver). "
+                "PostgreSQL tests are never skipped.",
+                pytrace=False,
+            )
+        server = PostgresServer(make_url(private.sqlalchemy_url()))
+        server.create_database(DATABASE_PREFIX)
     try:
         yield server
     finally:
         server.drop_database(DATABASE_PREFIX)
         server.admin.dispose()
+        if private is not None:
+            private.destroy()
 
 
 # The PostgreSQL half carries the `postgresql` marker, so that a tier can take or leave it

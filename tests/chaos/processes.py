@@ -1,5 +1,5 @@
-"""The chaos suite's moving parts: a private PostgreSQL cluster, the service's OS processes,
-and a round-robin TCP proxy in front of the web processes.
+"""The chaos suite's moving parts: the service's OS processes and a round-robin TCP proxy in
+front of the web processes (its private PostgreSQL cluster is harness/private_postgres.py).
 
 Nothing here is shared with anything else on the machine: the cluster lives in a temporary
 directory on its own port (stopping it affects nobody), every child runs in its own process
@@ -11,28 +11,18 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-import pwd
-import shutil
 import signal
-import socket
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
 
 import httpx
+from harness.private_postgres import free_port
 
 CLI = [sys.executable, "-m", "whatsapp_helpdesk.cli"]
-
-
-def free_port() -> int:
-    # Bound then released: a small race with other programs, acceptable on loopback.
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def wait_until(condition: Callable[[], bool], *, timeout: float, what: str,
@@ -51,93 +41,6 @@ def http_ok(url: str) -> bool:
     except httpx.HTTPError:
         return False
 
-
-# --- PostgreSQL ------------------------------------------------------------------------------
-
-
-def _postgres_bin() -> Path:
-    candidates = sorted(Path("/usr/lib/postgresql").glob("*/bin/pg_ctl"),
-                        key=lambda p: int(p.parent.parent.name))
-    if not candidates:
-        raise RuntimeError("no PostgreSQL server binaries under /usr/lib/postgresql/*/bin")
-    return candidates[-1].parent
-
-
-class PrivatePostgres:
-    """A throw-away cluster (initdb + pg_ctl) the harness may stop and start at will.
-
-    initdb refuses to run as root: as root, the cluster is owned by and run as the
-    `postgres` system user (runuser); otherwise as the current user."""
-
-    def __init__(self, root: Path):
-        self.bin = _postgres_bin()
-        self.root = root
-        self.data = root / "data"
-        self.socket_dir = root / "socket"
-        self.log = root / "postgres.log"
-        self.port = free_port()
-        self.as_user: str | None = None
-        if os.geteuid() == 0:
-            self.as_user = "postgres"
-            pwd.getpwnam(self.as_user)  # KeyError here says plainly what is missing
-
-    def _run(self, *command: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-        prefix = ["runuser", "-u", self.as_user, "--"] if self.as_user else []
-        done = subprocess.run([*prefix, *command], capture_output=True, text=True,
-                              timeout=120)
-        if check and done.returncode:
-            raise RuntimeError(f"{' '.join(command)} failed ({done.returncode}):\n"
-                               f"{done.stdout}{done.stderr}")
-        return done
-
-    def init(self) -> None:
-        self.root.mkdir(parents=True, exist_ok=True)
-        self.socket_dir.mkdir(exist_ok=True)
-        if self.as_user:
-            owner = pwd.getpwnam(self.as_user)
-            for path in (self.root, self.socket_dir):
-                os.chown(path, owner.pw_uid, owner.pw_gid)
-            # The cluster's user must reach its directory through the run's (private) one.
-            for parent in self.root.parents:
-                if parent == Path(tempfile.gettempdir()):
-                    break
-                parent.chmod(parent.stat().st_mode | 0o011)
-        self._run(str(self.bin / "initdb"), "-D", str(self.data), "-U", "postgres",
-                  "-A", "trust", "--no-sync", "-E", "UTF8")
-
-    def start(self) -> None:
-        # fsync off: an immediate stop kills the server, not the OS, so committed data
-        # survives in the page cache; the cluster is thrown away at the end anyway.
-        options = (f"-p {self.port} -c listen_addresses=127.0.0.1 "
-                   f"-c unix_socket_directories={self.socket_dir} -c fsync=off "
-                   "-c max_connections=300")
-        self._run(str(self.bin / "pg_ctl"), "-D", str(self.data), "-l", str(self.log),
-                  "-o", options, "-w", "-t", "60", "start")
-
-    def stop(self, mode: str = "immediate") -> None:
-        self._run(str(self.bin / "pg_ctl"), "-D", str(self.data), "-m", mode, "-w", "stop",
-                  check=False)
-
-    def running(self) -> bool:
-        return self._run(str(self.bin / "pg_ctl"), "-D", str(self.data), "status",
-                         check=False).returncode == 0
-
-    def libpq_url(self, database: str = "postgres") -> str:
-        return f"postgresql://postgres@127.0.0.1:{self.port}/{database}"
-
-    def sqlalchemy_url(self, database: str) -> str:
-        return f"postgresql+psycopg://postgres@127.0.0.1:{self.port}/{database}"
-
-    def create_database(self, name: str) -> None:
-        import psycopg
-
-        with psycopg.connect(self.libpq_url(), autocommit=True) as conn:
-            conn.execute(f'CREATE DATABASE "{name}"')
-
-    def destroy(self) -> None:
-        if self.data.exists():
-            self.stop("immediate")
-        shutil.rmtree(self.root, ignore_errors=True)
 
 
 # --- the service's processes -----------------------------------------------------------------

@@ -51,15 +51,9 @@ from urllib.parse import parse_qs, urlparse
 import httpx
 import psycopg
 import structlog
+from harness.private_postgres import PrivatePostgres, free_port
 
-from chaos.processes import (
-    Children,
-    PrivatePostgres,
-    RoundRobinProxy,
-    free_port,
-    http_ok,
-    wait_until,
-)
+from chaos.processes import Children, RoundRobinProxy, http_ok, wait_until
 from chaos.scenario import Scenario
 
 PORTAL_A, PORTAL_B = 4242, 4343
