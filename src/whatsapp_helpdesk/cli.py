@@ -19,12 +19,16 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 import uvicorn
 
 from whatsapp_helpdesk.settings import Settings
+
+if TYPE_CHECKING:  # imported lazily at run time: `whatsapp-helpdesk --help` stays quick
+    from whatsapp_helpdesk.bootstrap import Services
+    from whatsapp_helpdesk.doctor import Finding
 
 
 def _configure_logging(settings: Settings) -> None:
@@ -34,7 +38,7 @@ def _configure_logging(settings: Settings) -> None:
     configure_logging(settings.log_level, secrets=settings_secrets(settings))
 
 
-def _services(settings: Settings):  # type: ignore[no-untyped-def]
+def _services(settings: Settings) -> Services:
     from whatsapp_helpdesk.bootstrap import build_services
     from whatsapp_helpdesk.db.migrate import upgrade
 
@@ -198,7 +202,7 @@ def cmd_doctor(settings: Settings, _args: argparse.Namespace) -> int:
 
     services = build_services(settings)
 
-    async def main() -> list:  # type: ignore[type-arg]
+    async def main() -> list[Finding]:
         try:
             return await run_checks(services)
         finally:

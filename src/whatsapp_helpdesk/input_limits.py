@@ -61,20 +61,20 @@ def _storable_check(value: str) -> str:
         raise ValueError(str(exc)) from None  # pydantic reports a ValueError as a field error
 
 
-def bounded(max_length: int) -> Any:
-    """A pydantic string type: at most `max_length` characters, storable."""
-    return Annotated[str, StringConstraints(max_length=max_length),
-                     AfterValidator(_storable_check)]
+_STORABLE = AfterValidator(_storable_check)
 
-
-EventType = bounded(MAX_EVENT_TYPE)
-ProviderId = bounded(MAX_PROVIDER_ID)
-Kind = bounded(MAX_KIND)
-Name = bounded(MAX_NAME)
-HubSpotId = bounded(MAX_HUBSPOT_ID)
-Digits = bounded(MAX_DIGITS)
-Status = bounded(MAX_STATUS)
-Text = bounded(MAX_TEXT)
+# pydantic string types: at most so many characters, storable. Written out as aliases (not
+# built by a function) so that the type checker sees `str`.
+EventType = Annotated[str, StringConstraints(max_length=MAX_EVENT_TYPE), _STORABLE]
+ProviderId = Annotated[str, StringConstraints(max_length=MAX_PROVIDER_ID), _STORABLE]
+Kind = Annotated[str, StringConstraints(max_length=MAX_KIND), _STORABLE]
+Name = Annotated[str, StringConstraints(max_length=MAX_NAME), _STORABLE]
+HubSpotId = Annotated[str, StringConstraints(max_length=MAX_HUBSPOT_ID), _STORABLE]
+Digits = Annotated[str, StringConstraints(max_length=MAX_DIGITS), _STORABLE]
+Status = Annotated[str, StringConstraints(max_length=MAX_STATUS), _STORABLE]
+Text = Annotated[str, StringConstraints(max_length=MAX_TEXT), _STORABLE]
+# HubSpot's thread ids (hubspot/payloads.py): its own documented-less bound [UNK].
+ThreadId = Annotated[str, StringConstraints(max_length=64), _STORABLE]
 
 
 def moment_in_range(moment: datetime) -> datetime:

@@ -87,7 +87,7 @@ class Supervisor:
 
     def backoff(self, crashes_in_a_row: int) -> float:
         doublings = min(max(crashes_in_a_row - 1, 0), 16)  # bounded: no float overflow
-        return min(self.backoff_cap, self.backoff_base * 2 ** doublings)
+        return min(self.backoff_cap, self.backoff_base * 2.0 ** doublings)
 
     def tick(self) -> None:
         """Notice exited children, and start again those whose back-off is over."""
@@ -151,6 +151,7 @@ def read_state(path: str) -> dict[str, Any] | None:
     if not path:
         return None
     try:
-        return json.loads(Path(path).read_text())  # type: ignore[no-any-return]
+        state: dict[str, Any] = json.loads(Path(path).read_text())
+        return state
     except (FileNotFoundError, json.JSONDecodeError):
         return None

@@ -1,7 +1,6 @@
 """Aircall adapter: API client, OAuth, webhook token check and webhook payloads."""
 
 from whatsapp_helpdesk.aircall.client import (
-    WINDOW_CLOSED_MESSAGE,
     AircallClient,
     AircallCompany,
     AircallCredentials,
@@ -34,6 +33,7 @@ from whatsapp_helpdesk.aircall.payloads import (
     parse_event,
 )
 from whatsapp_helpdesk.aircall.webhook import token_digest, tokens_match
+from whatsapp_helpdesk.domain.window import WINDOW_CLOSED_MESSAGE
 
 __all__ = [
     "WINDOW_CLOSED_MESSAGE",

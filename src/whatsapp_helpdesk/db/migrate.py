@@ -33,6 +33,7 @@ def _migrating(engine: Engine) -> Iterator[tuple[Config, Connection]]:
     with engine.connect() as connection:
         sqlite = connection.dialect.name == "sqlite"
         raw = connection.connection.driver_connection
+        assert raw is not None  # a live connection has its driver's connection
         if sqlite:
             raw.execute("PRAGMA foreign_keys=OFF")  # outside any transaction, or it is ignored
         try:

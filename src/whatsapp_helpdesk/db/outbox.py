@@ -24,6 +24,7 @@ from sqlalchemy import Select, and_, exists, or_, select, update
 from sqlalchemy.orm import Session, aliased
 
 from whatsapp_helpdesk.db.models import DeliveryAttempt, OutboxEntry
+from whatsapp_helpdesk.db.session import rows_changed
 
 PENDING = "pending"
 DONE = "done"
@@ -117,7 +118,7 @@ def claim(
         )
 
 
-def _claimable(now: datetime) -> Select[tuple[OutboxEntry]]:
+def _claimable(now: datetime) -> Select[OutboxEntry]:
     """Entries that may run now: pending, due, not held, first of their conversation."""
     other = aliased(OutboxEntry)
     comes_before = or_(
@@ -217,7 +218,7 @@ def requeue(session: Session, *, entry_id: int, installation_id: int, now: datet
         .values(state=PENDING, attempts=0, available_at=now, finished_at=None, locked_by=None,
                 retrying_since=None, failure_kind=None)
     )
-    return bool(result.rowcount)
+    return bool(rows_changed(result))
 
 
 def backoff(attempt: int, *, base: float = 1.0, cap: float = 300.0) -> timedelta:

@@ -17,15 +17,17 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from typing import cast
 
-from sqlalchemy import Connection, Engine, func, select, update
+from sqlalchemy import Connection, Engine, Table, func, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from whatsapp_helpdesk.db.models import RateBucket
+from whatsapp_helpdesk.db.session import rows_changed
 from whatsapp_helpdesk.pacing import Limit, Permit
 
-BUCKETS = RateBucket.__table__
+BUCKETS = cast(Table, RateBucket.__table__)  # a declarative model's table is a Table
 
 
 class DatabaseRateLimiter:
@@ -67,8 +69,8 @@ class DatabaseRateLimiter:
                 held = connection.execute(
                     update(BUCKETS).where(BUCKETS.c.key == key)
                     .values(next_slot_at=self._greatest(BUCKETS.c.next_slot_at, until))
-                ).rowcount
-                if held or self._create(connection, key, until):
+                )
+                if rows_changed(held) or self._create(connection, key, until):
                     return
 
     @staticmethod

@@ -6,9 +6,9 @@ import threading
 import weakref
 from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import CursorResult, Engine, Result, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -82,3 +82,9 @@ def local_writer(engine: Engine) -> AbstractContextManager[Any]:
         return nullcontext()
     with _WRITERS_GUARD:
         return _SQLITE_WRITERS.setdefault(engine, threading.Lock())
+
+
+def rows_changed(result: Result[Any]) -> int:
+    """Rows an UPDATE or DELETE changed. Executing one gives a CursorResult, which has the
+    count; the session's `execute` is typed as returning any Result."""
+    return cast(CursorResult[Any], result).rowcount

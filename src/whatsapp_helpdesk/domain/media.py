@@ -139,7 +139,7 @@ def contacts_text(raw: bytes) -> str:
     # vCard folds long lines with a leading space (RFC 6350 §3.2).
     text = re.sub(r"\n[ \t]", "", text)
     cards: list[tuple[str, list[str]]] = []
-    name, phones = "", []
+    name, phones = "", list[str]()
     inside = False
     for line in text.split("\n"):
         field, _, value = line.partition(":")

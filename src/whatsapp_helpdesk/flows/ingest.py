@@ -13,7 +13,7 @@ import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
 import structlog
 from sqlalchemy import Table, and_, bindparam, case, func, insert, or_, select, update
@@ -339,8 +339,8 @@ _NUMBER_AND_ACCOUNT = (
            Number.aircall_number_id == bindparam("aircall_number_id"))
     .limit(1)
 )
-_MESSAGES: Table = Message.__table__  # type: ignore[assignment]
-_EVENTS: Table = WebhookEvent.__table__  # type: ignore[assignment]
+_MESSAGES = cast(Table, Message.__table__)  # a declarative model's table is a Table
+_EVENTS = cast(Table, WebhookEvent.__table__)
 _INSTALLATION_BY_DIGEST = select(Installation.id).where(
     Installation.aircall_webhook_token_hash == bindparam("digest"))
 _INSERT_EVENT = insert(_EVENTS).returning(_EVENTS.c.id)
@@ -355,7 +355,7 @@ _CONVERSATION_UPSERTS: dict[str, Any] = {}
 def _conversation_upsert(dialect: str) -> Any:
     if dialect not in _CONVERSATION_UPSERTS:
         insert_for = pg_insert if dialect == "postgresql" else sqlite_insert
-        table: Table = Conversation.__table__  # type: ignore[assignment]
+        table = cast(Table, Conversation.__table__)
         statement = insert_for(table).values({
             name: bindparam(name) for name in (
                 "installation_id", "number_id", "customer_e164", "created_at",

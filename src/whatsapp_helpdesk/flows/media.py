@@ -19,6 +19,7 @@ import os
 import tempfile
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 import httpx
 import structlog
@@ -171,7 +172,9 @@ def _describe(exc: BaseException) -> str:
     return type(exc).__name__
 
 
-async def _download(services: Services, kind: str, payload: dict) -> tuple[str, str]:  # type: ignore[type-arg]
+async def _download(
+    services: Services, kind: str, payload: dict[str, Any]
+) -> tuple[str, str]:
     """Stream the file to a temporary file; returns its path and content type."""
     limit = rules.size_limit(kind)
     async with _get(services, str(payload["url"])) as response:
@@ -197,7 +200,7 @@ async def _download(services: Services, kind: str, payload: dict) -> tuple[str, 
     return path, content_type
 
 
-async def _download_small(services: Services, payload: dict) -> bytes:  # type: ignore[type-arg]
+async def _download_small(services: Services, payload: dict[str, Any]) -> bytes:
     chunks: list[bytes] = []
     size = 0
     async with _get(services, str(payload["url"])) as response:
@@ -240,7 +243,7 @@ class _get:  # noqa: N801 (used as `async with _get(…)`)
             await self._response.aclose()
 
 
-def _content_type(response: httpx.Response, payload: dict) -> str:  # type: ignore[type-arg]
+def _content_type(response: httpx.Response, payload: dict[str, Any]) -> str:
     """The answer's content type; Aircall's `file_type` when the store says nothing useful."""
     served = rules.bare_type(response.headers.get("content-type", ""))
     if served and served not in ("application/octet-stream", "binary/octet-stream"):

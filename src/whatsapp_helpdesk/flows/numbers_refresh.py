@@ -14,6 +14,7 @@ from datetime import datetime
 from typing import Final
 
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from whatsapp_helpdesk.bootstrap import Services
 from whatsapp_helpdesk.db import outbox
@@ -36,7 +37,7 @@ def request_refresh(services: Services, installation_id: int) -> str:
             "this page says when it is done.")
 
 
-def _queued_at(session, installation_id: int) -> datetime | None:  # type: ignore[no-untyped-def]
+def _queued_at(session: Session, installation_id: int) -> datetime | None:
     return session.scalar(
         select(OutboxEntry.created_at).where(
             OutboxEntry.installation_id == installation_id,

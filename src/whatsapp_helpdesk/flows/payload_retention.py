@@ -28,6 +28,7 @@ from sqlalchemy import delete, select, update
 from whatsapp_helpdesk.bootstrap import Services
 from whatsapp_helpdesk.db import outbox
 from whatsapp_helpdesk.db.models import DeliveryAttempt, OutboxEntry, ServiceState, WebhookEvent
+from whatsapp_helpdesk.db.session import rows_changed
 from whatsapp_helpdesk.flows.native_ticketing import NATIVE_TICKET
 from whatsapp_helpdesk.flows.webhook_health import claim_check_turn
 
@@ -78,7 +79,7 @@ def prune_webhook_payloads(services: Services, *, batch_size: int = BATCH_SIZE) 
                        WebhookEvent.payload != "")
                 .values(payload="")
             )
-            pruned += result.rowcount  # type: ignore[attr-defined]
+            pruned += rows_changed(result)
             if mark is None:
                 session.add(ServiceState(key=WATERMARK_KEY, value=str(due[-1])))
             else:

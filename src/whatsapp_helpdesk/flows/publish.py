@@ -48,7 +48,7 @@ def _is_activity(session: Session, row: Message) -> bool:
 NEIGHBOURS_LOOKED_AT = 50
 
 
-def _nearest_activity(session: Session, candidates: Select[tuple[Message]]) -> Activity | None:
+def _nearest_activity(session: Session, candidates: Select[Message]) -> Activity | None:
     """The first candidate that counts as activity (almost always the very first)."""
     for row in session.scalars(candidates.limit(NEIGHBOURS_LOOKED_AT)).all():
         if _is_activity(session, row):

@@ -35,6 +35,7 @@ from whatsapp_helpdesk.db.models import (
     ReengagementTemplate,
     Ticket,
 )
+from whatsapp_helpdesk.db.session import rows_changed
 from whatsapp_helpdesk.domain import reengagement, statuses
 from whatsapp_helpdesk.domain.content import Refused
 from whatsapp_helpdesk.errors import DeliveryError, Permanent, TemplateRefused
@@ -102,9 +103,9 @@ def _options(row: ReengagementTemplate | None) -> list[TemplateOption]:
 
 
 def choices_by_number(session: Session, number_ids: list[int]) -> dict[int, TemplateChoice]:
-    rows = session.scalars(
+    rows: list[ReengagementTemplate] = list(session.scalars(
         select(ReengagementTemplate).where(ReengagementTemplate.number_id.in_(number_ids))
-    ) if number_ids else []
+    )) if number_ids else []
     found = {row.number_id: row for row in rows}
     return {number_id: _choice(found.get(number_id)) for number_id in number_ids}
 
@@ -268,11 +269,11 @@ def _mark_sending(services: Services, plan: TemplateSend, now: datetime) -> bool
     conversation is marked waiting in the same transaction, so the next reply of the burst
     (the outbox sends a conversation's replies one at a time) sees it."""
     with services.sessions.begin() as session:
-        claimed = session.execute(
+        claimed = rows_changed(session.execute(
             update(Message)
             .where(Message.id == plan.message_id, Message.status == statuses.PENDING)
             .values(status=statuses.SENDING)
-        ).rowcount
+        ))
         if claimed:
             session.execute(
                 update(Conversation).where(Conversation.id == plan.conversation_id)
@@ -428,16 +429,15 @@ async def publish_note(services: Services, entry: outbox.Claimed) -> str:
         if ticket is None or number is None or account is None \
                 or not account.hubspot_channel_account_id:
             return "no ticket thread to note in"
-        request = dict(
-            channel_account_id=account.hubspot_channel_account_id, text=text,
-            sender_e164=number.e164, sender_name=None,
-            recipient_e164=conversation.customer_e164, timestamp=services.clock.now(),
-            idempotency_id=f"reengagement-note-{reply_id}",
-            integration_thread_id=ticket.integration_thread_id,
-        )
+        channel_account_id = account.hubspot_channel_account_id
+        sender_e164, recipient_e164 = number.e164, conversation.customer_e164
+        integration_thread_id = ticket.integration_thread_id
         installation_id = message.installation_id
     token = await hubspot_access_token(services, installation_id)
     await services.hubspot_portal(token).publish_message(
-        str(channel_id), direction="OUTGOING", **request
+        str(channel_id), direction="OUTGOING", channel_account_id=channel_account_id, text=text,
+        sender_e164=sender_e164, sender_name=None, recipient_e164=recipient_e164,
+        timestamp=services.clock.now(), idempotency_id=f"reengagement-note-{reply_id}",
+        integration_thread_id=integration_thread_id,
     )
     return "note added to the ticket"

@@ -35,6 +35,7 @@ from whatsapp_helpdesk.db.models import (
     OutboxEntry,
     Ticket,
 )
+from whatsapp_helpdesk.db.session import rows_changed
 from whatsapp_helpdesk.domain import statuses
 from whatsapp_helpdesk.domain.content import PlainText, Refused
 from whatsapp_helpdesk.domain.phone import InvalidPhoneNumber, to_e164
@@ -309,12 +310,12 @@ def _plan(session: Session, message: Message, text: str) -> _Send:
 def _mark_sending(services: Services, plan: _Send, entry: outbox.Claimed, now: datetime) -> bool:
     """Committed before Aircall is called: from here on a crash leaves a trace (0002)."""
     with services.sessions.begin() as session:
-        claimed = session.execute(
+        claimed = rows_changed(session.execute(
             update(Message)
             .where(Message.id == plan.message_id, Message.status == statuses.PENDING)
             # The text Aircall gets is what its echo will carry: keep exactly that.
             .values(status=statuses.SENDING, text=plan.text)
-        ).rowcount
+        ))
         row = session.get(OutboxEntry, entry.id)
         if claimed and row is not None:
             row.payload = json.dumps({**entry.payload, "sending_since": now.isoformat()})

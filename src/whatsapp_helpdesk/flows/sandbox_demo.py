@@ -103,7 +103,7 @@ async def install_demo(services: Services) -> int:
         # The sandbox consent pages approve at once and redirect with the code.
         response = await services.http.get(authorize_url, follow_redirects=False)
         location = response.headers.get("location", "")
-        return parse_qs(urlparse(location).query)["code"][0]
+        return str(parse_qs(urlparse(location).query)["code"][0])
 
     hubspot_cb, aircall_cb = f"{base}/oauth/hubspot/callback", f"{base}/oauth/aircall/callback"
     code = await code_from(services.hubspot_oauth().authorize_url(hubspot_cb, "demo"))

@@ -24,6 +24,7 @@ from sqlalchemy.exc import IntegrityError
 from whatsapp_helpdesk.aircall import token_digest
 from whatsapp_helpdesk.bootstrap import Services
 from whatsapp_helpdesk.db.models import Installation, ServiceState
+from whatsapp_helpdesk.db.session import rows_changed
 from whatsapp_helpdesk.errors import DeliveryError
 from whatsapp_helpdesk.flows.credentials import aircall_access_token
 from whatsapp_helpdesk.flows.install import AIRCALL_EVENTS
@@ -161,7 +162,7 @@ def claim_check_turn(services: Services, interval: timedelta, *,
             .where(ServiceState.key == key, ServiceState.value == row.value)
             .values(value=(now + interval).isoformat())
         )
-        return bool(moved.rowcount)  # type: ignore[attr-defined]
+        return bool(rows_changed(moved))
 
 
 async def run_periodically(services: Services, stopping: asyncio.Event) -> None:

@@ -24,13 +24,12 @@ from whatsapp_helpdesk.input_limits import (
     ProviderId,
     Status,
     Text,
-    bounded,
+    ThreadId,
     check_json,
     load_json,
 )
 
-# Our own INTEGRATION_THREAD_IDs echoed back (tickets.integration_thread_id).
-ThreadId = bounded(64)
+# ThreadId: our own INTEGRATION_THREAD_IDs echoed back (tickets.integration_thread_id).
 
 OUTGOING_MESSAGE_EVENT: Final = "OUTGOING_CHANNEL_MESSAGE_CREATED"
 CHANNEL_ACCOUNT_EVENTS: Final = ("CHANNEL_ACCOUNT_CREATED", "CHANNEL_ACCOUNT_UPDATED")

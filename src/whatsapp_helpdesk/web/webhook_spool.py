@@ -207,7 +207,8 @@ class WebhookSpool:
             rows = session.execute(select(
                 Installation.aircall_webhook_token_hash, Installation.id
             ).where(Installation.aircall_webhook_token_hash.is_not(None))).all()
-        digests = {digest: installation_id for digest, installation_id in rows}
+        digests = {digest: installation_id for digest, installation_id in rows
+                   if digest is not None}
         if digests != self._digests:
             self._save_digests(digests)
         self._digests = digests
@@ -242,7 +243,7 @@ class WebhookSpool:
     def tick(self) -> None:
         """One round of the background thread: refresh the cache when due, replay."""
         if time.monotonic() - self._digests_read_at >= DIGEST_REFRESH_SECONDS:
-            with contextlib.suppress(DATABASE_DOWN):
+            with contextlib.suppress(*DATABASE_DOWN):
                 self.refresh_digests()
         self.replay_once()
 

@@ -177,7 +177,7 @@ class Worker:
         if slot == 0:
             return self.poll_interval
         doublings = min(idle_rounds, IDLE_MAX_DOUBLINGS)
-        return min(self.poll_interval * 2 ** doublings, IDLE_SLOT_MAX_WAIT)
+        return min(self.poll_interval * 2.0 ** doublings, IDLE_SLOT_MAX_WAIT)
 
     async def _loop(self, slot: int) -> None:
         idle_rounds = 0
@@ -243,8 +243,8 @@ class Worker:
             outbox.complete(session, entry_id=entry.id, worker_id=self.worker_id,
                             now=self.services.clock.now())
 
-    def _log_attempt(self, entry: outbox.Claimed, started, duration_ms, outcome, status_code,
-                     detail) -> None:  # type: ignore[no-untyped-def]
+    def _log_attempt(self, entry: outbox.Claimed, started: datetime, duration_ms: int,
+                     outcome: str, status_code: int | None, detail: str | None) -> None:
         with self.services.sessions.begin() as session:
             outbox.record_attempt(session, outbox_id=entry.id, attempt=entry.attempt,
                                   started_at=started, duration_ms=duration_ms, outcome=outcome,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from whatsapp_helpdesk.sandbox.hubspot import constants, errors
@@ -117,7 +118,7 @@ def split_name(full_name: str | None) -> dict[str, str]:
 
 
 def search(
-    records: list[Contact] | list[Ticket], body: dict[str, Any]
+    records: Sequence[Contact | Ticket], body: dict[str, Any]
 ) -> tuple[list[Contact | Ticket], int, str | None]:
     """Apply a `PublicObjectSearchRequest`: groups are ORed, filters inside a group ANDed.
 
@@ -169,7 +170,7 @@ def _filter_matches(record: Contact | Ticket, condition: dict[str, Any]) -> bool
     return _ordered(actual, operator, value, condition.get("highValue"))
 
 
-def _comparable(name: str) -> Any:
+def _comparable(name: str) -> Callable[[str], str]:
     if name in PHONE_PROPERTIES:
         return phone_digits
     return lambda text: text.strip().lower()
@@ -185,7 +186,7 @@ def _ordered(actual: str, operator: str, value: Any, high: Any) -> bool:
     left, right = number(actual), number(value)
     if type(left) is not type(right):
         left, right = str(left), str(right)
-    comparisons = {
+    comparisons: dict[str, Callable[[], object]] = {
         "GT": lambda: left > right,  # type: ignore[operator]
         "GTE": lambda: left >= right,  # type: ignore[operator]
         "LT": lambda: left < right,  # type: ignore[operator]

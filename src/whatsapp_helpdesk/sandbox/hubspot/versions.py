@@ -41,16 +41,18 @@ def with_dated_routes(router: APIRouter) -> APIRouter:
     """A router with `router`'s routes plus each v3 route again at its 2026-03 path."""
     both = APIRouter()
     both.routes.extend(router.routes)
-    taken = {(r.path, frozenset(r.methods)) for r in router.routes if isinstance(r, APIRoute)}
+    taken = {(r.path, frozenset(r.methods or ())) for r in router.routes
+             if isinstance(r, APIRoute)}
     for route in [r for r in router.routes if isinstance(r, APIRoute)]:
         path = dated_path(route.path)
-        if path is None or (path, frozenset(route.methods)) in taken:
+        methods = frozenset(route.methods or ())  # an APIRoute always has its methods
+        if path is None or (path, methods) in taken:
             continue
-        taken.add((path, frozenset(route.methods)))
+        taken.add((path, methods))
         both.add_api_route(
             path,
             route.endpoint,
-            methods=sorted(route.methods),
+            methods=sorted(methods),
             status_code=route.status_code,
             response_model=route.response_model,
             response_class=route.response_class,
