@@ -131,13 +131,15 @@ async def refresh_numbers_job(services: Services, entry: outbox.Claimed) -> str:
         budget_share=services.settings.numbers_refresh_budget_share,
     )
     run_ends = time.monotonic() + min(RUN_SECONDS, services.settings.worker_lease_seconds / 3)
+    read_this_run = 0  # at least one number per run, however short the run
     while True:
         page = await client.list_numbers_page(progress.page)
         if page.total is not None:
             progress.total = page.total
         for number in page.numbers[progress.index :]:
-            if time.monotonic() >= run_ends:
+            if read_this_run and time.monotonic() >= run_ends:
                 raise RefreshContinues(progress)
+            read_this_run += 1
             whatsapp = await client.get_whatsapp_status(number.id)
             sms = await client.get_sms_registration(number.id)
             progress.index += 1
