@@ -18,8 +18,14 @@ SALES_UK = 1002
 
 def _queued(stack) -> int:
     with stack.services.sessions() as session:
-        return session.scalar(select(func.count()).select_from(OutboxEntry).where(
-            OutboxEntry.kind == REFRESH_NUMBERS, OutboxEntry.state == "pending")) or 0
+        return (
+            session.scalar(
+                select(func.count())
+                .select_from(OutboxEntry)
+                .where(OutboxEntry.kind == REFRESH_NUMBERS, OutboxEntry.state == "pending")
+            )
+            or 0
+        )
 
 
 def test_R7_refresh_is_queued_then_done_by_the_worker(stack) -> None:
@@ -63,10 +69,12 @@ def test_refresh_shows_its_progress_and_continues_where_it_stopped(
     # between two numbers would leave it.
     monkeypatch.setattr(numbers_refresh, "RUN_SECONDS", 0.0)
     with running_stack(database_url, tmp_path, **FAST_AIRCALL) as stack:
-        added = stack.aircall.post(f"/_sandbox/companies/{DEMO_COMPANY}/numbers",
-                                   json={"count": 6, "notify": False}).json()["number_ids"]
-        listed = stack.aircall.get("/v1/numbers", params={"per_page": 1},
-                                   auth=("sandbox-api-id", "sandbox-api-token"))
+        added = stack.aircall.post(
+            f"/_sandbox/companies/{DEMO_COMPANY}/numbers", json={"count": 6, "notify": False}
+        ).json()["number_ids"]
+        listed = stack.aircall.get(
+            "/v1/numbers", params={"per_page": 1}, auth=("sandbox-api-id", "sandbox-api-token")
+        )
         total = listed.json()["meta"]["total"]
         before = len(_status_reads(stack))
         client, _ = signed_in(stack)
@@ -89,17 +97,23 @@ def test_refresh_shows_its_progress_and_continues_where_it_stopped(
         assert number_settings(stack, added[-1]).whatsapp_enabled
 
 
-def test_refresh_marks_removed_a_number_aircall_no_longer_has(
-    database_url, tmp_path
-) -> None:
+def test_refresh_marks_removed_a_number_aircall_no_longer_has(database_url, tmp_path) -> None:
     with running_stack(database_url, tmp_path, **FAST_AIRCALL) as stack:
         # A number whose number.deleted never reached us (our webhook was down that day).
         with stack.services.sessions.begin() as session:
-            session.add(Number(installation_id=stack.installation_id,
-                               aircall_number_id="999999", name="Short-lived line",
-                               digits="+33 1 70 00 00 00", e164="+33170000000",
-                               whatsapp_enabled=True, connected_to_hubspot=False,
-                               helpdesk_enabled=False, native_ticketing=False))
+            session.add(
+                Number(
+                    installation_id=stack.installation_id,
+                    aircall_number_id="999999",
+                    name="Short-lived line",
+                    digits="+33 1 70 00 00 00",
+                    e164="+33170000000",
+                    whatsapp_enabled=True,
+                    connected_to_hubspot=False,
+                    helpdesk_enabled=False,
+                    native_ticketing=False,
+                )
+            )
         client, _ = signed_in(stack)
         assert "Short-lived line" in client.get("/dashboard").text
 
@@ -109,6 +123,8 @@ def test_refresh_marks_removed_a_number_aircall_no_longer_has(
         assert number_settings(stack, 999999).removed_at is not None
         # Only that number was asked for, one by one (one request), not the others.
         calls = stack.aircall.get(f"/_sandbox/companies/{DEMO_COMPANY}/api-calls").json()
-        assert [c["path"] for c in calls["calls"]
-                if c["path"].startswith("/v1/numbers/") and c["path"].count("/") == 3
-                ] == ["/v1/numbers/999999"]
+        assert [
+            c["path"]
+            for c in calls["calls"]
+            if c["path"].startswith("/v1/numbers/") and c["path"].count("/") == 3
+        ] == ["/v1/numbers/999999"]
