@@ -50,6 +50,8 @@ PROGRESS_KEY: Final = "numbers_refresh_progress:{installation_id}"
 # A run of the refresh job ends after this long and the entry is claimed again: far under
 # the worker's lease (60 s by default), so that a running refresh is never taken over.
 RUN_SECONDS: Final = 20.0
+# numbers.aircall_number_id holds 32 characters; Aircall's ids are far smaller.
+MAX_NUMBER_ID: Final = 10**18
 
 
 class RefreshContinues(Paced):
@@ -244,7 +246,7 @@ def _describe(row: Number, name: str | None, digits: str | None, country: str | 
         except InvalidPhoneNumber:
             row.e164 = ""
     if country is not None:
-        row.country = country
+        row.country = country if len(country) == 2 else None  # ISO 3166 alpha-2 (§A5)
 
 
 def write_number(
@@ -306,6 +308,8 @@ def on_number_event(
 ) -> tuple[str, str | None]:
     """A `number.*` webhook (§A8.3), in the ingest's transaction: no call to Aircall here."""
     data = event.number
+    if not 0 < data.id < MAX_NUMBER_ID:
+        return ("kept", "number id out of range")
     aircall_id = str(data.id)
     row = _row(session, installation_id, aircall_id)
     if event.event == "number.deleted":
