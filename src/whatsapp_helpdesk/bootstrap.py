@@ -22,7 +22,7 @@ from whatsapp_helpdesk.db.rate_buckets import DatabaseRateLimiter
 from whatsapp_helpdesk.db.session import READ_ONLY, make_engine, make_session_factory
 from whatsapp_helpdesk.domain.clock import Clock, OffsetClock, SystemClock
 from whatsapp_helpdesk.hubspot import HubSpotDeveloperClient, HubSpotOAuth, HubSpotPortalClient
-from whatsapp_helpdesk.pacing import Limit, Pacer, RateLimiter
+from whatsapp_helpdesk.pacing import Limit, Pacer, RateLimiter, SharePacer
 from whatsapp_helpdesk.settings import Settings
 
 CLOCK_OFFSET_KEY = "sandbox_clock_offset_seconds"
@@ -107,14 +107,21 @@ class Services:
             clock=self._clock_fn,
         )
 
-    def aircall(self, access_token: str, *, installation_id: int | None = None) -> AircallClient:
-        """`installation_id` paces the calls under the company's rate limit (the worker's)."""
+    def aircall(self, access_token: str, *, installation_id: int | None = None,
+                budget_share: float | None = None) -> AircallClient:
+        """`installation_id` paces the calls under the company's rate limit (the worker's);
+        `budget_share` keeps them to that share of it (a long background job's)."""
         s = self.settings
+        limit = Limit(s.aircall_rate_limit, s.aircall_rate_window_seconds)
+        pacer = self._pacer("aircall", installation_id, limit)
+        if pacer is not None and budget_share is not None:
+            assert self.rate_limiter is not None and installation_id is not None
+            pacer = SharePacer(self.rate_limiter,
+                               lambda: self._pace_key("aircall", installation_id), limit,
+                               service="Aircall", share=budget_share)
         return AircallClient(
             BearerToken(access_token), http=self.http, api_base=s.aircall_api_base,
-            clock=self._clock_fn,
-            pacer=self._pacer("aircall", installation_id,
-                              Limit(s.aircall_rate_limit, s.aircall_rate_window_seconds)),
+            clock=self._clock_fn, pacer=pacer,
         )
 
     def _pacer(self, provider: str, installation_id: int | None, limit: Limit) -> Pacer | None:

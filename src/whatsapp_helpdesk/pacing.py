@@ -116,3 +116,30 @@ class Pacer:
 
     def _acquire(self) -> Permit:
         return self._limiter.acquire(self._key(), self._limit, max_wait=self._max_wait)
+
+
+class SharePacer(Pacer):
+    """Calls that may use only `share` of an account's bucket (issue 17 item 7): a long
+    background job, such as reading 5,000 numbers from Aircall, must not starve the replies
+    that share the company's budget.
+
+    Each call first books a slot of the job's own bucket (`<key>:share`, the limit times
+    `share`), waits for it, then books the account's bucket as any call does. The account's
+    bucket thus sees the job at most at `share` of its rate, and the slots in between stay
+    free for others; with GCRA a reply waits at most one interval behind the job."""
+
+    def __init__(self, limiter: RateLimiter, key: Callable[[], str], limit: Limit, *,
+                 service: str, share: float):
+        if not 0 < share <= 1:
+            raise ValueError("share must be in (0, 1]")
+        own = Limit(max(1, int(limit.requests * share)), limit.window_seconds)
+        # Only this job books its own bucket, so its next slot is at most one of its
+        # intervals away: waited for in the worker's slot, never given back.
+        max_wait = own.interval + DEFAULT_MAX_WAIT
+        super().__init__(limiter, key, limit, service=service, max_wait=max_wait)
+        self._own = Pacer(limiter, lambda: f"{key()}:share", own, service=service,
+                          max_wait=max_wait)
+
+    async def before_call(self, operation: str) -> None:
+        await self._own.before_call(operation)
+        await super().before_call(operation)

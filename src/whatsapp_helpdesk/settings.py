@@ -155,6 +155,11 @@ class Settings(BaseSettings):
     aircall_rate_window_seconds: float = Field(
         60, gt=0, description="The window of `AIRCALL_RATE_LIMIT`, in seconds."
     )
+    numbers_refresh_budget_share: float = Field(
+        0.5, gt=0, le=1, description="Share of `AIRCALL_RATE_LIMIT` that \"Refresh numbers "
+        "from Aircall\" (two calls per number) may use, so that replies sent meanwhile are "
+        "not starved; 0.5 reads 5,000 numbers in about 6 hours at 60 / min."
+    )
     client_pacing: bool = Field(
         True, description="Workers pace their HubSpot and Aircall calls under those limits, "
         "through buckets shared in the database. Off only to measure the difference."

@@ -297,7 +297,8 @@ def test_R43_hypothesis_generated_payloads_never_500(stack: Stack) -> None:
     @settings(max_examples=60, deadline=None, suppress_health_check=list(HealthCheck))
     @given(data=json_values, event=st.sampled_from(
         ["message.received", "message.sent", "message.status_updated", "call.ended",
-         "number.opened", "integration.deleted", "unknown.event"]))
+         "number.opened", "number.created", "number.deleted", "integration.deleted",
+         "unknown.event"]))
     def check(data: object, event: str) -> None:
         # The live token: a wrong one would only ever test the 401 path (issue 12).
         body = {"resource": "message", "event": event, "timestamp": 1, "token": token,

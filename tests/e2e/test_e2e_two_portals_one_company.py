@@ -61,3 +61,24 @@ def test_issue11_R14_one_aircall_company_in_two_portals_each_keeps_its_messages(
                                                     "number_not_connected")] * 3
         + [(second, "stored")] * 3 + [(second, "number_not_connected")] * 3
     )
+
+
+def test_issue17_a_number_bought_or_deleted_at_aircall_follows_in_both_installations(
+    stack: Stack,
+) -> None:
+    second = install_other_company(stack, company=1)
+    [bought] = stack.aircall.post("/_sandbox/companies/1/numbers",
+                                  json={"name": "Lyon Desk"}).json()["number_ids"]
+    stack.wait_deliveries()
+    stack.drain()
+
+    def rows() -> dict[int, tuple[bool, bool]]:
+        with stack.services.sessions() as session:
+            return {row.installation_id: (row.removed_at is None, row.whatsapp_enabled)
+                    for row in session.scalars(select(Number).where(
+                        Number.aircall_number_id == str(bought)))}
+
+    assert rows() == {stack.installation_id: (True, True), second: (True, True)}
+    stack.aircall.post(f"/_sandbox/numbers/{bought}/events", json={"event": "number.deleted"})
+    stack.wait_deliveries()
+    assert rows() == {stack.installation_id: (False, False), second: (False, False)}

@@ -138,6 +138,13 @@ class AircallNumber:
 
 
 @dataclass(frozen=True)
+class NumbersPage:
+    numbers: list[AircallNumber]
+    total: int | None  # meta.total, when given
+    has_next: bool
+
+
+@dataclass(frozen=True)
 class WhatsAppTemplate:
     """One item of `GET /v1/numbers/:id/templates` (§A6). The documented item carries no
     body; `body` is kept when an answer does carry one."""
@@ -487,18 +494,38 @@ class AircallClient:
 
     async def list_numbers(self) -> list[AircallNumber]:
         """Every number of the company, page by page (`per_page` 50, the maximum)."""
-        operation = "list the numbers"
         numbers: list[AircallNumber] = []
         for page in range(1, MAX_PAGES + 1):
-            data = await self._get_object(
-                NUMBERS_PATH, operation=operation, params={"page": page, "per_page": PER_PAGE}
-            )
-            chunk = [n for n in data.get("numbers") or [] if isinstance(n, dict)]
-            numbers += [_number(n, operation) for n in chunk]
-            meta = data.get("meta")
-            if not chunk or not isinstance(meta, dict) or not meta.get("next_page_link"):
+            chunk = await self.list_numbers_page(page)
+            numbers += chunk.numbers
+            if not chunk.has_next:
                 break
         return numbers
+
+    async def list_numbers_page(self, page: int) -> NumbersPage:
+        """One page of the company's numbers (1-based, `per_page` 50), with the total that
+        `meta.total` announces when Aircall gives it (§A1)."""
+        operation = "list the numbers"
+        data = await self._get_object(
+            NUMBERS_PATH, operation=operation, params={"page": page, "per_page": PER_PAGE}
+        )
+        chunk = [n for n in data.get("numbers") or [] if isinstance(n, dict)]
+        meta = data.get("meta")
+        meta = meta if isinstance(meta, dict) else {}
+        return NumbersPage(
+            numbers=[_number(n, operation) for n in chunk],
+            total=_int(meta.get("total")),
+            has_next=bool(chunk) and bool(meta.get("next_page_link")),
+        )
+
+    async def get_number(self, number_id: int) -> AircallNumber | None:
+        """The number, or None when the company no longer has it (404)."""
+        operation = "read the number"
+        response = await self._request_unless_missing(
+            "GET", number_path(number_id), operation=operation)
+        if response is None:
+            return None
+        return _number(_member(_object(response, operation), "number", operation), operation)
 
     async def get_whatsapp_status(self, number_id: int) -> WhatsAppStatus | None:
         """The number's WhatsApp line, or None when it has none.

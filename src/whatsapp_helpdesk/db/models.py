@@ -127,6 +127,9 @@ class Number(Base):
     native_ticketing: Mapped[bool] = mapped_column(Boolean, default=False)
 
     synced_at: Mapped[datetime | None] = mapped_column(_utc())
+    # Aircall deleted the number (number.deleted, or a refresh no longer finds it): the row
+    # stays for its conversations, out of every list and switched off.
+    removed_at: Mapped[datetime | None] = mapped_column(_utc())
 
     installation: Mapped[Installation] = relationship(back_populates="numbers")
 

@@ -94,7 +94,8 @@ def candidates(services: Services, installation_id: int) -> list[Candidate]:
             return []
         numbers = list(
             session.scalars(
-                select(Number).where(Number.installation_id == installation_id).order_by(Number.id)
+                select(Number).where(Number.installation_id == installation_id,
+                                     Number.removed_at.is_(None)).order_by(Number.id)
             )
         )
         facts = installation_facts(installation, numbers)

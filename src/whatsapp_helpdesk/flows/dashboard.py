@@ -259,7 +259,8 @@ def dashboard_view(services: Services, installation_id: int, *, page: int = 1,
     search = search.strip()[:MAX_SEARCH]
     with services.sessions() as session:
         installation = _installation(session, installation_id)
-        matching = select(Number).where(Number.installation_id == installation_id)
+        matching = select(Number).where(Number.installation_id == installation_id,
+                                        Number.removed_at.is_(None))
         if number_id is not None:
             matching = matching.where(Number.id == number_id)
         elif search:
@@ -277,7 +278,8 @@ def dashboard_view(services: Services, installation_id: int, *, page: int = 1,
         page_ids = [n.id for n in numbers]
         # R3 (b) is a fact of the company, not of the page: any WhatsApp number, by EXISTS.
         any_whatsapp = session.scalar(select(exists().where(
-            Number.installation_id == installation_id, Number.whatsapp_enabled.is_(True))))
+            Number.installation_id == installation_id, Number.whatsapp_enabled.is_(True),
+            Number.removed_at.is_(None))))
         facts = InstallationFacts(
             company_whatsapp_enabled=company_whatsapp_from_numbers(
                 installation.company_whatsapp_override, [bool(any_whatsapp)]),

@@ -49,6 +49,7 @@ from whatsapp_helpdesk.db.session import local_writer
 from whatsapp_helpdesk.domain.content import inbound_placeholder
 from whatsapp_helpdesk.domain.phone import InvalidPhoneNumber, to_e164
 from whatsapp_helpdesk.flows import contact_company, media, native_ticketing, statuses
+from whatsapp_helpdesk.flows.numbers_refresh import on_number_event
 
 log = structlog.get_logger(__name__)
 
@@ -386,7 +387,8 @@ def _number_event(
     services: Services, session: Session, installation_id: int,
     envelope: AircallEnvelope, event: NumberEvent, now: datetime,
 ) -> tuple[str, str | None]:
-    return ("kept", "numbers are re-read from Aircall on the dashboard")
+    # The installation's numbers list follows Aircall's without a refresh (issue 17 item 7).
+    return on_number_event(session, installation_id, event, now)
 
 
 def _integration_deleted(services: Services, session: Session, installation_id: int,

@@ -15,10 +15,10 @@ from sqlalchemy import select
 
 from whatsapp_helpdesk.aircall import token_digest
 from whatsapp_helpdesk.bootstrap import CHANNEL_ID_KEY, Services
-from whatsapp_helpdesk.db.models import Installation, Number, ServiceState
-from whatsapp_helpdesk.domain.phone import InvalidPhoneNumber, to_e164
+from whatsapp_helpdesk.db.models import Installation, ServiceState
 from whatsapp_helpdesk.errors import DeliveryError
 from whatsapp_helpdesk.flows.credentials import aircall_access_token
+from whatsapp_helpdesk.flows.numbers_refresh import write_number
 from whatsapp_helpdesk.flows.reauth import requeue_auth_revoked
 from whatsapp_helpdesk.hubspot import WHATSAPP_CHANNEL_CAPABILITIES, ChannelSpec
 
@@ -214,36 +214,8 @@ async def sync_numbers(services: Services, installation_id: int) -> None:
     )
     now = services.clock.now()
     with services.sessions.begin() as session:
-        existing = {
-            n.aircall_number_id: n
-            for n in session.scalars(
-                select(Number).where(Number.installation_id == installation_id)
-            )
-        }
         for number, wa, sms_reg in zip(numbers, whatsapp, sms, strict=True):
-            row = existing.get(str(number.id))
-            if row is None:
-                row = Number(
-                    installation_id=installation_id,
-                    aircall_number_id=str(number.id),
-                    connected_to_hubspot=False,
-                    helpdesk_enabled=False,
-                    native_ticketing=False,
-                )
-                session.add(row)
-            row.name = number.name
-            row.digits = number.digits
-            try:
-                row.e164 = to_e164(number.digits)
-            except InvalidPhoneNumber:
-                row.e164 = ""
-            row.country = number.country
-            row.calls_enabled = True  # every Aircall number takes calls
-            row.sms_enabled = sms_reg is not None
-            # A WhatsApp line counts when Aircall can send on it (reference §A5).
-            row.whatsapp_enabled = wa is not None and wa.can_send_message
-            row.whatsapp_status = wa.status if wa is not None else None
-            row.synced_at = now
+            write_number(session, installation_id, number, wa, sms_reg, now)
 
 
 async def register_channel(services: Services) -> str:

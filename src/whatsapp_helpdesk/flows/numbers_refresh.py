@@ -1,28 +1,76 @@
-""""Refresh numbers from Aircall" as a background job of the worker (issue 17 item 7, R7).
+""" "Refresh numbers from Aircall" as a paced, resumable background job, and the number
+webhooks that keep the list current without it (issue 17 item 7, R7).
 
 With 5,000 numbers the refresh held one browser request for 56 s (one request per number
-for its WhatsApp status, one for its SMS registration). The dashboard now only queues an
-outbox entry and returns; the worker runs the refresh, and the dashboard says it is under
-way, then when it ended. One refresh per installation is queued at a time: a second click
-while one waits adds nothing.
+for its WhatsApp status, one for its SMS registration). The dashboard only queues an outbox
+entry; the worker runs the refresh:
+
+- paced to `NUMBERS_REFRESH_BUDGET_SHARE` of the company's Aircall budget (pacing.SharePacer),
+  so that replies sent meanwhile still find slots;
+- one number at a time, each written with the refresh's progress in one transaction: a
+  worker killed mid-refresh continues at the next number (only the current page's listing
+  is read again, never a number's status requests already done);
+- in runs of at most `RUN_SECONDS`, well under the worker's lease: the entry is then put
+  back (`RefreshContinues`) and claimed again at once, so no other worker takes over a
+  refresh that is still running, and the worker's slot is given back between runs.
+
+The dashboard shows "Refreshing: 1,200 of 5,000 numbers" while it runs (meta.total of the
+first page), then when it ended. One refresh per installation is queued at a time.
+
+Aircall's `number.created/opened/closed/deleted` webhooks (§A8.3) update one number:
+created, its row appears at once and a `sync_number` job reads its WhatsApp and SMS status
+(the event does not carry them); deleted, the row is marked removed (kept for its
+conversations) and its channel account disconnected. A full refresh runs only on demand.
 """
 
 from __future__ import annotations
 
 import json
+import time
+from dataclasses import asdict, dataclass
 from datetime import datetime
 from typing import Final
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from whatsapp_helpdesk.aircall.client import AircallNumber, SmsRegistration, WhatsAppStatus
+from whatsapp_helpdesk.aircall.payloads import NumberEvent
 from whatsapp_helpdesk.bootstrap import Services
 from whatsapp_helpdesk.db import outbox
-from whatsapp_helpdesk.db.models import Number, OutboxEntry, ServiceState
-from whatsapp_helpdesk.flows.install import sync_numbers
+from whatsapp_helpdesk.db.models import ChannelAccount, Number, OutboxEntry, ServiceState
+from whatsapp_helpdesk.domain.phone import InvalidPhoneNumber, to_e164
+from whatsapp_helpdesk.flows.credentials import aircall_access_token
+from whatsapp_helpdesk.pacing import Paced
 
 REFRESH_NUMBERS: Final = "refresh_numbers"
+SYNC_NUMBER: Final = "sync_number"
 LAST_REFRESH_KEY: Final = "numbers_refresh:{installation_id}"
+PROGRESS_KEY: Final = "numbers_refresh_progress:{installation_id}"
+# A run of the refresh job ends after this long and the entry is claimed again: far under
+# the worker's lease (60 s by default), so that a running refresh is never taken over.
+RUN_SECONDS: Final = 20.0
+# numbers.aircall_number_id holds 32 characters; Aircall's ids are far smaller.
+MAX_NUMBER_ID: Final = 10**18
+
+
+class RefreshContinues(Paced):
+    """The refresh's run ended, not the refresh: the worker puts the entry back, due now."""
+
+    def __init__(self, progress: Progress):
+        super().__init__(
+            f"Refreshing the numbers: {_progress_text(progress)} read; continues at once.",
+            retry_after=0.0,
+        )
+
+
+@dataclass
+class Progress:
+    started_at: str  # ISO; numbers not seen since are checked at the end
+    page: int = 1  # the listing page being read
+    index: int = 0  # numbers of that page already done
+    done: int = 0
+    total: int | None = None
 
 
 def request_refresh(services: Services, installation_id: int) -> str:
@@ -31,45 +79,297 @@ def request_refresh(services: Services, installation_id: int) -> str:
     with services.sessions.begin() as session:
         if _queued_at(session, installation_id) is not None:
             return "A refresh of the numbers from Aircall is already under way."
-        outbox.enqueue(session, installation_id=installation_id, kind=REFRESH_NUMBERS, now=now,
-                       ordering_key=f"numbers:{installation_id}")
-    return ("Refreshing the numbers from Aircall in the background; "
-            "this page says when it is done.")
+        outbox.enqueue(
+            session,
+            installation_id=installation_id,
+            kind=REFRESH_NUMBERS,
+            now=now,
+            ordering_key=f"numbers:{installation_id}",
+        )
+    return "Refreshing the numbers from Aircall in the background; this page says when it is done."
 
 
 def _queued_at(session: Session, installation_id: int) -> datetime | None:
     return session.scalar(
-        select(OutboxEntry.created_at).where(
+        select(OutboxEntry.created_at)
+        .where(
             OutboxEntry.installation_id == installation_id,
-            OutboxEntry.kind == REFRESH_NUMBERS, OutboxEntry.state == outbox.PENDING,
-        ).limit(1)
+            OutboxEntry.kind == REFRESH_NUMBERS,
+            OutboxEntry.state == outbox.PENDING,
+        )
+        .limit(1)
     )
 
 
+def _read_progress(session: Session, installation_id: int) -> Progress | None:
+    row = session.get(ServiceState, PROGRESS_KEY.format(installation_id=installation_id))
+    return Progress(**json.loads(row.value)) if row is not None else None
+
+
+def _set_state(session: Session, key: str, value: str | None) -> None:
+    row = session.get(ServiceState, key)
+    if value is None:
+        if row is not None:
+            session.delete(row)
+    elif row is None:
+        session.add(ServiceState(key=key, value=value))
+    else:
+        row.value = value
+
+
 async def refresh_numbers_job(services: Services, entry: outbox.Claimed) -> str:
-    """The worker's job: read the numbers from Aircall, then record when it ended."""
-    await sync_numbers(services, entry.installation_id)
-    now = services.clock.now()
-    key = LAST_REFRESH_KEY.format(installation_id=entry.installation_id)
+    """The worker's job: one run of the refresh, from where the last run stopped."""
+    installation_id = entry.installation_id
+    progress_key = PROGRESS_KEY.format(installation_id=installation_id)
     with services.sessions.begin() as session:
-        count = len(list(session.scalars(
-            select(Number.id).where(Number.installation_id == entry.installation_id))))
-        value = json.dumps({"at": now.isoformat(), "numbers": count})
-        row = session.get(ServiceState, key)
-        if row is None:
-            session.add(ServiceState(key=key, value=value))
-        else:
-            row.value = value
+        progress = _read_progress(session, installation_id)
+        if progress is None:
+            progress = Progress(started_at=services.clock.now().isoformat())
+            _set_state(session, progress_key, json.dumps(asdict(progress)))
+    started_at = datetime.fromisoformat(progress.started_at)
+    client = services.aircall(
+        aircall_access_token(services, installation_id),
+        installation_id=installation_id,
+        budget_share=services.settings.numbers_refresh_budget_share,
+    )
+    run_ends = time.monotonic() + min(RUN_SECONDS, services.settings.worker_lease_seconds / 3)
+    read_this_run = 0  # at least one number per run, however short the run
+    while True:
+        page = await client.list_numbers_page(progress.page)
+        if page.total is not None:
+            progress.total = page.total
+        for number in page.numbers[progress.index :]:
+            if read_this_run and time.monotonic() >= run_ends:
+                raise RefreshContinues(progress)
+            read_this_run += 1
+            whatsapp = await client.get_whatsapp_status(number.id)
+            sms = await client.get_sms_registration(number.id)
+            progress.index += 1
+            progress.done += 1
+            now = services.clock.now()
+            with services.sessions.begin() as session:
+                write_number(
+                    session, installation_id, number, whatsapp, sms, now, removed_since=started_at
+                )
+                _set_state(session, progress_key, json.dumps(asdict(progress)))
+        if not page.has_next:
+            break
+        progress.page, progress.index = progress.page + 1, 0
+        with services.sessions.begin() as session:
+            _set_state(session, progress_key, json.dumps(asdict(progress)))
+    await _check_unseen(services, client, installation_id, started_at)
+    now = services.clock.now()
+    with services.sessions.begin() as session:
+        count = (
+            session.scalar(
+                select(func.count())
+                .select_from(Number)
+                .where(Number.installation_id == installation_id, Number.removed_at.is_(None))
+            )
+            or 0
+        )
+        _set_state(
+            session,
+            LAST_REFRESH_KEY.format(installation_id=installation_id),
+            json.dumps({"at": now.isoformat(), "numbers": count}),
+        )
+        _set_state(session, progress_key, None)
     return f"{count} numbers refreshed"
 
 
+async def _check_unseen(
+    services: Services,
+    client,
+    installation_id: int,  # type: ignore[no-untyped-def]
+    started_at: datetime,
+) -> None:
+    """Numbers the listing did not show since the refresh began: gone, or shifted to an
+    earlier page while it was read (a number deleted meanwhile). One request each tells."""
+    with services.sessions() as session:
+        unseen = list(
+            session.scalars(
+                select(Number.aircall_number_id).where(
+                    Number.installation_id == installation_id,
+                    Number.removed_at.is_(None),
+                    (Number.synced_at.is_(None)) | (Number.synced_at < started_at),
+                )
+            )
+        )
+    for aircall_id in unseen:
+        number = await client.get_number(int(aircall_id))
+        if number is None:
+            with services.sessions.begin() as session:
+                row = _row(session, installation_id, aircall_id)
+                if row is not None:
+                    remove_number(session, row, services.clock.now())
+            continue
+        whatsapp = await client.get_whatsapp_status(number.id)
+        sms = await client.get_sms_registration(number.id)
+        with services.sessions.begin() as session:
+            write_number(
+                session,
+                installation_id,
+                number,
+                whatsapp,
+                sms,
+                services.clock.now(),
+                removed_since=started_at,
+            )
+
+
+def _row(session: Session, installation_id: int, aircall_id: str) -> Number | None:
+    return session.scalars(
+        select(Number).where(
+            Number.installation_id == installation_id, Number.aircall_number_id == aircall_id
+        )
+    ).first()
+
+
+def _new_row(installation_id: int, aircall_id: str) -> Number:
+    # Our own switches start off: the admin connects a number on purpose (R3).
+    return Number(
+        installation_id=installation_id,
+        aircall_number_id=aircall_id,
+        connected_to_hubspot=False,
+        helpdesk_enabled=False,
+        native_ticketing=False,
+    )
+
+
+def _describe(row: Number, name: str | None, digits: str | None, country: str | None) -> None:
+    if name is not None:
+        row.name = name
+    if digits is not None:
+        row.digits = digits
+        try:
+            row.e164 = to_e164(digits)
+        except InvalidPhoneNumber:
+            row.e164 = ""
+    if country is not None:
+        row.country = country if len(country) == 2 else None  # ISO 3166 alpha-2 (§A5)
+
+
+def write_number(
+    session: Session,
+    installation_id: int,
+    number: AircallNumber,
+    whatsapp: WhatsAppStatus | None,
+    sms: SmsRegistration | None,
+    now: datetime,
+    *,
+    removed_since: datetime | None = None,
+) -> Number:
+    """Store what Aircall says of one number; our own switches are kept (R7).
+
+    A number removed after `removed_since` (a `number.deleted` that came in while this
+    refresh read it) stays removed."""
+    row = _row(session, installation_id, str(number.id))
+    if row is None:
+        row = _new_row(installation_id, str(number.id))
+        session.add(row)
+    elif (
+        row.removed_at is not None and removed_since is not None and row.removed_at >= removed_since
+    ):
+        return row
+    row.removed_at = None
+    _describe(row, number.name, number.digits, number.country)
+    _capabilities(row, whatsapp, sms, now)
+    return row
+
+
+def _capabilities(
+    row: Number, whatsapp: WhatsAppStatus | None, sms: SmsRegistration | None, now: datetime
+) -> None:
+    row.calls_enabled = True  # every Aircall number takes calls
+    row.sms_enabled = sms is not None
+    # A WhatsApp line counts when Aircall can send on it (reference §A5).
+    row.whatsapp_enabled = whatsapp is not None and whatsapp.can_send_message
+    row.whatsapp_status = whatsapp.status if whatsapp is not None else None
+    row.synced_at = now
+
+
+def remove_number(session: Session, row: Number, now: datetime) -> None:
+    """Aircall deleted the number: out of the lists, switched off, and its channel account
+    disconnected (nothing can be sent from it any more). The row and its conversations
+    stay; HubSpot keeps the channel account until an admin removes it there."""
+    row.removed_at = now
+    row.connected_to_hubspot = row.helpdesk_enabled = row.native_ticketing = False
+    row.whatsapp_enabled = row.sms_enabled = False
+    for account in session.scalars(
+        select(ChannelAccount).where(
+            ChannelAccount.number_id == row.id, ChannelAccount.disconnected_at.is_(None)
+        )
+    ):
+        account.disconnected_at = now
+
+
+def on_number_event(
+    session: Session, installation_id: int, event: NumberEvent, now: datetime
+) -> tuple[str, str | None]:
+    """A `number.*` webhook (§A8.3), in the ingest's transaction: no call to Aircall here."""
+    data = event.number
+    if not 0 < data.id < MAX_NUMBER_ID:
+        return ("kept", "number id out of range")
+    aircall_id = str(data.id)
+    row = _row(session, installation_id, aircall_id)
+    if event.event == "number.deleted":
+        if row is None or row.removed_at is not None:
+            return ("kept", "number not known or already removed")
+        remove_number(session, row, now)
+        return ("number_removed", None)
+    read_status = event.event == "number.created" or row is None or row.removed_at is not None
+    if row is None:
+        row = _new_row(installation_id, aircall_id)
+        session.add(row)
+    row.removed_at = None
+    _describe(row, data.name, data.e164_digits or data.digits, data.country)
+    if read_status:
+        # The event has no capabilities (§A5): the worker reads them from Aircall.
+        outbox.enqueue(
+            session,
+            installation_id=installation_id,
+            kind=SYNC_NUMBER,
+            now=now,
+            payload={"aircall_number_id": aircall_id},
+            ordering_key=f"number:{installation_id}:{aircall_id}",
+        )
+    return ("number_updated", None)
+
+
+async def sync_number_job(services: Services, entry: outbox.Claimed) -> str:
+    """The worker's job after `number.created`: the number's WhatsApp and SMS status."""
+    installation_id = entry.installation_id
+    aircall_id = str(entry.payload["aircall_number_id"])
+    client = services.aircall(
+        aircall_access_token(services, installation_id), installation_id=installation_id
+    )
+    whatsapp = await client.get_whatsapp_status(int(aircall_id))
+    sms = await client.get_sms_registration(int(aircall_id))
+    with services.sessions.begin() as session:
+        row = _row(session, installation_id, aircall_id)
+        if row is None or row.removed_at is not None:
+            return "number removed meanwhile"
+        _capabilities(row, whatsapp, sms, services.clock.now())
+    return "number status read"
+
+
+def _progress_text(progress: Progress) -> str:
+    if progress.total:
+        return f"{progress.done:,} of {progress.total:,} numbers"
+    return f"{progress.done:,} numbers"
+
+
 def refresh_status(services: Services, installation_id: int) -> str | None:
-    """What the dashboard says about the refresh: under way, or when the last one ended."""
+    """What the dashboard says about the refresh: how far it is, or when the last one ended."""
     with services.sessions() as session:
         queued = _queued_at(session, installation_id)
         if queued is not None:
-            return (f"Refreshing the numbers from Aircall: under way since "
-                    f"{queued:%Y-%m-%d %H:%M} UTC.")
+            progress = _read_progress(session, installation_id)
+            if progress is not None and progress.done:
+                return f"Refreshing: {_progress_text(progress)} read from Aircall."
+            return (
+                f"Refreshing the numbers from Aircall: under way since {queued:%Y-%m-%d %H:%M} UTC."
+            )
         row = session.get(ServiceState, LAST_REFRESH_KEY.format(installation_id=installation_id))
     if row is None:
         return None

@@ -47,7 +47,12 @@ from whatsapp_helpdesk.flows.credentials import hubspot_access_token, mark_reaut
 from whatsapp_helpdesk.flows.ingest import PUBLISH_INBOUND
 from whatsapp_helpdesk.flows.media import FETCH_MEDIA, fetch_media
 from whatsapp_helpdesk.flows.native_ticketing import NATIVE_TICKET, create_native_ticket
-from whatsapp_helpdesk.flows.numbers_refresh import REFRESH_NUMBERS, refresh_numbers_job
+from whatsapp_helpdesk.flows.numbers_refresh import (
+    REFRESH_NUMBERS,
+    SYNC_NUMBER,
+    refresh_numbers_job,
+    sync_number_job,
+)
 from whatsapp_helpdesk.flows.publish import publish_inbound
 from whatsapp_helpdesk.flows.reengagement import (
     REENGAGEMENT_NOTE,
@@ -90,6 +95,7 @@ JOBS: dict[str, Job] = {
     REENGAGEMENT_NOTE: publish_note,
     FETCH_MEDIA: fetch_media,
     REFRESH_NUMBERS: refresh_numbers_job,
+    SYNC_NUMBER: sync_number_job,
 }
 
 

@@ -35,7 +35,8 @@ def test_config_defaults_and_validation(aircall: Sandbox) -> None:
         "retry_schedule": [2.0, 5.0, 15.0, 60.0, 300.0, 900.0], "disable_after_failures": 50,
         "retry_max_retries": 50,
         "retry_give_up_after_seconds": 43200.0, "delivery_timeout_seconds": 5.0,
-        "rate_limit_per_minute": 60, "status_progression_delay_ms": 300,
+        "rate_limit_per_minute": 60, "rate_limit_window_seconds": 60,
+        "status_progression_delay_ms": 300,
         "undeliverable_numbers": [], "insecure_webhook_hosts": [],
     }
     for bad in ({"timestamp_format": "unix"}, {"retry_schedule": []}, {"unknown": 1},

@@ -19,7 +19,7 @@ from whatsapp_helpdesk.sandbox.aircall import constants
 from whatsapp_helpdesk.sandbox.aircall.asgi_util import header, send_json, with_extra_headers
 from whatsapp_helpdesk.sandbox.aircall.ratelimit import consume, too_many_requests_body
 from whatsapp_helpdesk.sandbox.aircall.runtime import Sandbox
-from whatsapp_helpdesk.sandbox.aircall.state import SandboxState
+from whatsapp_helpdesk.sandbox.aircall.state import ApiCall, SandboxState
 
 PRINCIPAL_SCOPE_KEY = "aircall.principal"
 UNGATED_PATHS = frozenset({"/v1/oauth/token"})
@@ -86,7 +86,10 @@ class AuthGateMiddleware:
         if principal is None:
             await send_json(send, 403, dict(constants.FORBIDDEN_BODY))
             return
-        decision = consume(self.sandbox.state, principal.company_id, self.sandbox.clock.unix())
+        now = self.sandbox.clock.unix()
+        decision = consume(self.sandbox.state, principal.company_id, now)
+        self.sandbox.state.api_calls.append(ApiCall(
+            now, principal.company_id, scope.get("method", ""), path, not decision.allowed))
         if not decision.allowed:
             await send_json(send, 429, too_many_requests_body(decision), decision.headers())
             return

@@ -47,6 +47,11 @@ class SandboxConfig(BaseModel):
     rate_limit_per_minute: int = Field(
         default=constants.DEFAULT_RATE_LIMIT_PER_MINUTE, ge=1, description="Per company (§A3)."
     )
+    rate_limit_window_seconds: float = Field(
+        default=constants.RATE_LIMIT_WINDOW_SECONDS, gt=0, le=3_600,
+        description="A sandbox extension: the window of `rate_limit_per_minute` (Aircall's is a "
+        "minute, §A3); shorter to run a paced test or benchmark in seconds.",
+    )
     status_progression_delay_ms: int = Field(
         default=constants.DEFAULT_STATUS_PROGRESSION_DELAY_MS, ge=0, le=60_000,
         description="Pause before each status_updated (sent, delivered) of an outbound message.",

@@ -1,4 +1,5 @@
-"""Per-company request budget (§A3): fixed one-minute windows on the sandbox clock."""
+"""Per-company request budget (§A3): fixed one-minute windows on the sandbox clock (the
+window is a sandbox setting, `rate_limit_window_seconds`, to run paced tests in seconds)."""
 
 from __future__ import annotations
 
@@ -28,11 +29,12 @@ class RateDecision:
 def consume(state: SandboxState, company_id: int, now: float) -> RateDecision:
     """Count one request of `company_id`; refuse it once the minute's budget is spent."""
     limit = state.config.rate_limit_per_minute
+    length = state.config.rate_limit_window_seconds
     window = state.rate_windows.get(company_id)
-    if window is None or now >= window.started_at + constants.RATE_LIMIT_WINDOW_SECONDS:
+    if window is None or now >= window.started_at + length:
         window = RateWindow(started_at=now)
         state.rate_windows[company_id] = window
-    reset_at = math.ceil(window.started_at + constants.RATE_LIMIT_WINDOW_SECONDS)
+    reset_at = math.ceil(window.started_at + length)
     if window.count >= limit:
         return RateDecision(False, limit, 0, reset_at)
     window.count += 1

@@ -305,6 +305,85 @@ async def add_company(request: Request, sandbox: SandboxDep) -> Json:
     return {"id": company_id, "name": name, "number_id": number_id}
 
 
+@router.post("/companies/{company_id}/numbers", status_code=201)
+async def add_numbers(company_id: str, request: Request, sandbox: SandboxDep) -> Json:
+    """A sandbox extension: the admin buys `count` numbers (default 1) in the company, each
+    with a WhatsApp line unless `whatsapp` is false and SMS unless `sms` is false. Aircall
+    sends `number.created` for each (§A8.3, the Number object as in §A8.2), unless `notify`
+    is false (a benchmark's bulk set-up). Gone at the next reset."""
+    state = sandbox.state
+    wanted = path_id(company_id)
+    if wanted not in state.companies:
+        raise not_found()
+    body = await json_object(request)
+    count, name = body.get("count", 1), body.get("name")
+    if not isinstance(count, int) or isinstance(count, bool) or not 1 <= count <= 20_000:
+        raise bad_request("count must be an integer from 1 to 20000")
+    if name is not None and (not isinstance(name, str) or not name.strip()):
+        raise bad_request("name must be a non-empty string")
+    flags = {k: body.get(k, True) for k in ("whatsapp", "sms", "notify")}
+    if not all(isinstance(v, bool) for v in flags.values()):
+        raise bad_request("whatsapp, sms and notify must be booleans")
+    now = sandbox.clock.now()
+    first = max(state.numbers, default=0) + 1
+    users = [u.id for u in state.users.values() if u.company_id == wanted][:1]
+    created: list[Number] = []
+    for number_id in range(first, first + count):
+        # +33 1 7x xx xx xx: a French landline shape, unique per id.
+        e164 = f"+3317{number_id % 10_000_000:07d}"
+        line = (
+            WhatsAppLine(waba_id=f"9{number_id:011d}", status="ONLINE", can_send_message=True)
+            if flags["whatsapp"]
+            else None
+        )
+        number = Number(
+            number_id,
+            wanted,
+            name or f"Line {number_id}",
+            e164,
+            "FR",
+            "Europe/Paris",
+            now,
+            sms=flags["sms"],
+            whatsapp=line,
+            user_ids=users,
+        )
+        state.numbers[number_id] = number
+        created.append(number)
+    webhook_ids: list[str] = []
+    if flags["notify"]:
+        for number in created:
+            data = number_json(state, number, sandbox.base_url, in_webhook=True)
+            emitted = sandbox.dispatcher.emit(
+                company_id=wanted, event="number.created", data=data, number_id=number.id
+            )
+            webhook_ids += emitted.webhook_ids
+    return {"number_ids": [n.id for n in created], "webhook_ids": webhook_ids}
+
+
+@router.get("/companies/{company_id}/api-calls")
+async def api_calls(company_id: str, request: Request, sandbox: SandboxDep) -> Json:
+    """A sandbox extension: the company's authenticated /v1 calls, oldest first, with the
+    sandbox time each arrived (what the rate limit counted, §A3); `since` (UNIX seconds)
+    keeps the later ones."""
+    wanted = path_id(company_id)
+    if wanted not in sandbox.state.companies:
+        raise not_found()
+    try:
+        since = float(request.query_params.get("since", "0"))
+    except ValueError as error:
+        raise bad_request("since must be a number") from error
+    calls = [c for c in sandbox.state.api_calls if c.company_id == wanted and c.at >= since]
+    return {
+        "window_seconds": sandbox.config.rate_limit_window_seconds,
+        "limit": sandbox.config.rate_limit_per_minute,
+        "calls": [
+            {"at": c.at, "method": c.method, "path": c.path, "rate_limited": c.rate_limited}
+            for c in calls
+        ],
+    }
+
+
 @router.post("/companies/{company_id}/uninstall")
 async def uninstall(company_id: str, sandbox: SandboxDep) -> Json:
     """The admin removes our app: tokens revoked, `integration.deleted` to OAuth webhooks."""

@@ -5,6 +5,7 @@ Plain dataclasses; the JSON shapes Aircall shows live in `serializers.py`.
 
 from __future__ import annotations
 
+import collections
 import itertools
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -202,6 +203,18 @@ class Fault:
     hits: int = 0
 
 
+API_CALL_LOG_SIZE = 100_000
+
+
+@dataclass(frozen=True)
+class ApiCall:
+    at: float  # sandbox UNIX seconds
+    company_id: int
+    method: str
+    path: str
+    rate_limited: bool  # answered 429
+
+
 @dataclass
 class RateWindow:
     started_at: float  # sandbox UNIX seconds
@@ -227,6 +240,10 @@ class SandboxState:
     media_by_key: dict[str, tuple[str, MediaFile]] = field(default_factory=dict)
     faults: list[Fault] = field(default_factory=list)
     rate_windows: dict[int, RateWindow] = field(default_factory=dict)
+    # Every authenticated /v1 call (sandbox UNIX time, company, method and path), so
+    # that a test or a benchmark can count what a company spent per window.
+    api_calls: collections.deque[ApiCall] = field(
+        default_factory=lambda: collections.deque(maxlen=API_CALL_LOG_SIZE))
     # (number id, customer E.164) -> time of the customer's last inbound WhatsApp message
     last_inbound_whatsapp: dict[tuple[int, str], datetime] = field(default_factory=dict)
     ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1))

@@ -1,0 +1,206 @@
+"""Issue 17 item 7 end to end: the numbers refresh keeps to its share of the company's
+Aircall budget while a reply goes out, and Aircall's number webhooks keep the list current
+without a refresh.
+
+The Aircall window is shortened on both sides (sandbox `rate_limit_window_seconds`, our
+AIRCALL_RATE_WINDOW_SECONDS) so that several windows go by in seconds; the sandbox counts
+every call, and refuses past its limit, exactly as with Aircall's minute."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from harness.pages import (
+    live_accounts,
+    number_row,
+    number_settings,
+    signed_in,
+    signed_in_popup,
+    wait_for,
+)
+from harness.stack import CUSTOMER, PORTAL, SUPPORT_FR, Stack, running_stack
+
+from whatsapp_helpdesk.bootstrap import build_services
+from whatsapp_helpdesk.db.models import OutboxEntry, ServiceState
+from whatsapp_helpdesk.flows.numbers_refresh import (
+    LAST_REFRESH_KEY,
+    PROGRESS_KEY,
+    REFRESH_NUMBERS,
+    request_refresh,
+)
+from whatsapp_helpdesk.worker.runner import Worker
+
+DEMO_COMPANY = 1
+LIMIT = 20
+WINDOW = 2.0
+SHARE = 0.5
+EXTRA_NUMBERS = 40  # with the demo's, about 90 refresh calls: some nine windows
+REFRESH_CALL = re.compile(r"^/v1/numbers(/\d+(/whatsapp_status|/registration_status)?)?$")
+
+
+@contextmanager
+def _worker_running(stack: Stack) -> Iterator[None]:
+    """A worker process's loop, in a thread, until the block ends."""
+    stop = threading.Event()
+
+    def main() -> None:
+        async def run() -> None:
+            services = build_services(stack.settings)
+            worker = Worker(services, concurrency=4, poll_interval=0.05)
+            task = asyncio.create_task(worker.run())
+            while not stop.is_set():
+                await asyncio.sleep(0.05)
+            worker.stop()
+            await task
+            await services.aclose()
+            services.engine.dispose()
+
+        asyncio.run(run())
+
+    thread = threading.Thread(target=main, daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join(timeout=30)
+
+
+def _state(stack: Stack, key: str) -> str | None:
+    with stack.services.sessions() as session:
+        row = session.get(ServiceState, key.format(installation_id=stack.installation_id))
+        return row.value if row is not None else None
+
+
+def _most_in_any_window(times: list[float], window: float) -> int:
+    """The most calls any window of `window` seconds saw, wherever it starts (Aircall's
+    windows start where they start: every start counts)."""
+    times = sorted(times)
+    most, first = 0, 0
+    for last, at in enumerate(times):
+        while at - times[first] >= window:
+            first += 1
+        most = max(most, last - first + 1)
+    return most
+
+
+def test_refresh_keeps_to_its_share_of_the_budget_and_a_reply_goes_out_meanwhile(
+    database_url, tmp_path
+) -> None:
+    with running_stack(
+        database_url,
+        tmp_path,
+        aircall_rate_limit=LIMIT,
+        aircall_rate_window_seconds=WINDOW,
+        numbers_refresh_budget_share=SHARE,
+    ) as stack:
+        stack.connect()
+        stack.customer_says("Hello, where is my order?")
+        stack.wait_deliveries()
+        stack.drain()
+        [ticket] = stack.tickets()
+        stack.aircall.post(
+            f"/_sandbox/companies/{DEMO_COMPANY}/numbers",
+            json={"count": EXTRA_NUMBERS, "notify": False},
+        ).raise_for_status()
+        stack.aircall.post(
+            "/_sandbox/config",
+            json={
+                "rate_limit_per_minute": LIMIT,
+                "rate_limit_window_seconds": WINDOW,
+            },
+        ).raise_for_status()
+        since = stack.aircall.get("/_sandbox/clock").json()["now_unix"]
+        request_refresh(stack.services, stack.installation_id)
+
+        with _worker_running(stack):
+            wait_for(
+                lambda: json.loads(_state(stack, PROGRESS_KEY) or '{"done": 0}')["done"] >= 10,
+                timeout=30,
+                what="refresh under way",
+            )
+            asked = time.monotonic()
+            answer = stack.hubspot.post(
+                f"/_sandbox/portals/{PORTAL}/threads/{ticket['threadId']}/replies",
+                json={"text": "On its way!"},
+            )
+            assert answer.status_code == 201, answer.text
+            wait_for(
+                lambda: [
+                    m
+                    for m in stack.aircall.get(
+                        "/_sandbox/customer/inbox", params={"phone": CUSTOMER}
+                    ).json()["messages"]
+                    if m.get("body") == "On its way!"
+                ],
+                timeout=20,
+                what="the reply on the phone",
+            )
+            replied_in = time.monotonic() - asked
+            # The reply went out while the refresh was still reading numbers…
+            assert _state(stack, LAST_REFRESH_KEY) is None
+            assert _state(stack, PROGRESS_KEY) is not None
+            wait_for(lambda: _state(stack, LAST_REFRESH_KEY), timeout=120, what="refresh done")
+
+        calls = stack.aircall.get(
+            f"/_sandbox/companies/{DEMO_COMPANY}/api-calls", params={"since": since}
+        ).json()["calls"]
+        refresh = [c["at"] for c in calls if REFRESH_CALL.match(c["path"])]
+        assert len(refresh) > 2 * EXTRA_NUMBERS
+        # …and the refresh never used more than its share of any window, nor met a 429.
+        assert _most_in_any_window(refresh, WINDOW) <= LIMIT * SHARE
+        assert not [c for c in calls if c["rate_limited"]]
+        # A few seconds, not the refresh's remaining minutes (the webhooks on the way count).
+        assert replied_in < 10
+
+
+def test_numbers_follow_aircall_webhooks_without_a_refresh(stack: Stack) -> None:
+    stack.connect()
+    client, _ = signed_in(stack)
+    bought = stack.aircall.post(
+        f"/_sandbox/companies/{DEMO_COMPANY}/numbers", json={"name": "Paris Kiosk"}
+    )
+    assert bought.status_code == 201, bought.text
+    [kiosk] = bought.json()["number_ids"]
+    stack.wait_deliveries()
+    # The row is there at once, from the event; its WhatsApp status is read by the worker.
+    assert "Paris Kiosk" in client.get("/dashboard", params={"q": "Kiosk"}).text
+    stack.drain()
+    assert number_settings(stack, kiosk).whatsapp_enabled
+    _, _, popup = signed_in_popup(stack, client)
+    # Listed in HubSpot's pop-up (to pick once its Help Desk setting is on, R3).
+    assert "Paris Kiosk" in popup.text
+    with stack.services.sessions() as session:
+        kinds = {e.kind for e in session.query(OutboxEntry)}
+    assert REFRESH_NUMBERS not in kinds
+
+    stack.aircall.post(f"/_sandbox/numbers/{kiosk}/events", json={"event": "number.deleted"})
+    stack.wait_deliveries()
+    assert "Paris Kiosk" not in client.get("/dashboard", params={"q": "Kiosk"}).text
+    _, _, popup = signed_in_popup(stack, client)
+    assert "Paris Kiosk" not in popup.text
+
+    # The connected number deleted at Aircall: its channel account is disconnected (nothing
+    # can be sent from the number any more); the row stays for its conversations.
+    support = number_row(stack, SUPPORT_FR)
+    assert [n for n, _ in live_accounts(stack)] == [support]
+    stack.aircall.post(f"/_sandbox/numbers/{SUPPORT_FR}/events", json={"event": "number.deleted"})
+    stack.wait_deliveries()
+    assert live_accounts(stack) == []
+    removed = number_settings(stack, SUPPORT_FR)
+    assert removed.removed_at is not None and not removed.connected_to_hubspot
+
+    # Aircall gives it back (number.created, same id): listed again, but connecting it is
+    # the admin's decision again.
+    stack.aircall.post(f"/_sandbox/numbers/{SUPPORT_FR}/events", json={"event": "number.created"})
+    stack.wait_deliveries()
+    stack.drain()
+    back = number_settings(stack, SUPPORT_FR)
+    assert back.removed_at is None and back.whatsapp_enabled
+    assert not back.connected_to_hubspot and live_accounts(stack) == []
