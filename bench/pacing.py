@@ -66,9 +66,9 @@ from worker_processes import (
 
 from whatsapp_helpdesk.bootstrap import Services, build_services
 from whatsapp_helpdesk.cli import install_on_sandbox
+from whatsapp_helpdesk.connect.install import complete_aircall_oauth, complete_hubspot_oauth
+from whatsapp_helpdesk.connect.popup import connect_number
 from whatsapp_helpdesk.db.models import Installation, Number
-from whatsapp_helpdesk.flows.connect import connect_number
-from whatsapp_helpdesk.flows.install import complete_aircall_oauth, complete_hubspot_oauth
 from whatsapp_helpdesk.settings import Settings
 
 DB_PREFIX = "whatsapp_helpdesk_bench_pacing"

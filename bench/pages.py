@@ -62,7 +62,7 @@ from whatsapp_helpdesk.db.models import (
     WebhookEvent,
 )
 from whatsapp_helpdesk.domain.clock import ManualClock
-from whatsapp_helpdesk.flows import payload_retention
+from whatsapp_helpdesk.operations import payload_retention
 from whatsapp_helpdesk.settings import Settings
 from whatsapp_helpdesk.web.app import create_app
 

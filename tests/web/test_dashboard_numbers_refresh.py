@@ -7,8 +7,8 @@ from __future__ import annotations
 from harness.pages import number_settings, post_form, signed_in
 from sqlalchemy import func, select, update
 
+from whatsapp_helpdesk.connect.numbers_refresh import REFRESH_NUMBERS
 from whatsapp_helpdesk.db.models import Number, OutboxEntry
-from whatsapp_helpdesk.flows.numbers_refresh import REFRESH_NUMBERS
 
 SALES_UK = 1002
 

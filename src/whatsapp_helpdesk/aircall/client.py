@@ -33,7 +33,7 @@ from whatsapp_helpdesk.errors import (
     TemplateRefused,
     WindowClosed,
 )
-from whatsapp_helpdesk.http_retry import (
+from whatsapp_helpdesk.http_transport import (
     Clock,
     aircall_retry_after,
     body_excerpt,

@@ -32,7 +32,7 @@ from whatsapp_helpdesk.errors import (
     RateLimited,
     Retryable,
 )
-from whatsapp_helpdesk.http_retry import (
+from whatsapp_helpdesk.http_transport import (
     Clock,
     body_excerpt,
     expect_json_object,

@@ -15,12 +15,12 @@ from sqlalchemy import text
 from starlette.concurrency import run_in_threadpool
 
 from whatsapp_helpdesk.bootstrap import Services
-from whatsapp_helpdesk.errors import DeliveryError
-from whatsapp_helpdesk.flows.install import (
+from whatsapp_helpdesk.connect.install import (
     CompanyChange,
     complete_aircall_oauth,
     complete_hubspot_oauth,
 )
+from whatsapp_helpdesk.errors import DeliveryError
 from whatsapp_helpdesk.input_limits import InputRejected
 from whatsapp_helpdesk.supervisor import read_state
 from whatsapp_helpdesk.web import (

@@ -29,8 +29,8 @@ from fastapi import APIRouter, Request
 from fastapi.responses import RedirectResponse, Response
 
 from whatsapp_helpdesk.bootstrap import Services
+from whatsapp_helpdesk.connect.popup import installation_for_portal
 from whatsapp_helpdesk.errors import DeliveryError
-from whatsapp_helpdesk.flows.connect import installation_for_portal
 from whatsapp_helpdesk.input_limits import MAX_FORM_FIELD
 from whatsapp_helpdesk.web.sessions import renew
 

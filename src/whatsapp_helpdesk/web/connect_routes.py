@@ -26,15 +26,15 @@ from fastapi.responses import RedirectResponse, Response
 from starlette.concurrency import run_in_threadpool
 
 from whatsapp_helpdesk.bootstrap import Services
-from whatsapp_helpdesk.errors import AuthRevoked, DeliveryError
-from whatsapp_helpdesk.flows.connect import (
+from whatsapp_helpdesk.connect.popup import (
     Candidate,
     NotConnectable,
     candidates,
     connect_number,
     installation_for_portal,
 )
-from whatsapp_helpdesk.flows.dashboard import HUBSPOT_INSTALL_URL, installation_summary
+from whatsapp_helpdesk.dashboard.reads import HUBSPOT_INSTALL_URL, installation_summary
+from whatsapp_helpdesk.errors import AuthRevoked, DeliveryError
 from whatsapp_helpdesk.hubspot import StagingTokenError
 from whatsapp_helpdesk.input_limits import db_id, form_value
 from whatsapp_helpdesk.web.auth import CSRF_FIELD, csrf_valid, sign_in_url, signed_in

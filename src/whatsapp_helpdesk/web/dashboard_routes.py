@@ -17,8 +17,9 @@ from fastapi.responses import RedirectResponse, Response
 from starlette.concurrency import run_in_threadpool
 
 from whatsapp_helpdesk.bootstrap import Services
+from whatsapp_helpdesk.connect import reconnect
+from whatsapp_helpdesk.dashboard import reads as dashboard
 from whatsapp_helpdesk.errors import AuthRevoked
-from whatsapp_helpdesk.flows import dashboard, reconnect
 from whatsapp_helpdesk.input_limits import MAX_DB_ID
 from whatsapp_helpdesk.web import auth, dashboard_templates
 from whatsapp_helpdesk.web.pages import flash, problem, render, static_router

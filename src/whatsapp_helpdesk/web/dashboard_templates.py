@@ -6,9 +6,10 @@ from __future__ import annotations
 from typing import Final
 
 from whatsapp_helpdesk.bootstrap import Services
+from whatsapp_helpdesk.dashboard import reads as dashboard
 from whatsapp_helpdesk.errors import DeliveryError
-from whatsapp_helpdesk.flows import dashboard, reengagement
 from whatsapp_helpdesk.input_limits import MAX_DB_ID
+from whatsapp_helpdesk.replies import reengagement
 
 # The form's "how is it filled" field: no variable, or the agent's text as {{1}}.
 FILL_CHOICES: Final[dict[str, bool]] = {"none": False, "text": True}

@@ -24,7 +24,7 @@ from starlette.concurrency import run_in_threadpool
 from whatsapp_helpdesk.bootstrap import Services
 from whatsapp_helpdesk.db.models import Installation
 from whatsapp_helpdesk.errors import DeliveryError
-from whatsapp_helpdesk.flows.sandbox_demo import reset_demo
+from whatsapp_helpdesk.operations.sandbox_demo import reset_demo
 from whatsapp_helpdesk.web import auth
 from whatsapp_helpdesk.web.pages import flash, problem, render
 

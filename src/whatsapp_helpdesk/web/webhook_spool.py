@@ -38,16 +38,16 @@ from whatsapp_helpdesk.aircall import (
 )
 from whatsapp_helpdesk.bootstrap import Services
 from whatsapp_helpdesk.db.models import Installation
-from whatsapp_helpdesk.flows.hubspot_delivery import (
+from whatsapp_helpdesk.hubspot import InvalidSignature, verify_signature_v3
+from whatsapp_helpdesk.inbound.hubspot_delivery import (
     handle_hubspot_delivery,
     store_verified_hubspot_body,
 )
-from whatsapp_helpdesk.flows.ingest import (
+from whatsapp_helpdesk.inbound.ingest import (
     Outcome,
     handle_aircall_delivery,
     ingest_authenticated_aircall,
 )
-from whatsapp_helpdesk.hubspot import InvalidSignature, verify_signature_v3
 from whatsapp_helpdesk.spool import Spool, SpoolFull
 
 log = structlog.get_logger(__name__)

@@ -30,6 +30,8 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from whatsapp_helpdesk.bootstrap import Services
+from whatsapp_helpdesk.connect.numbers_refresh import REFRESH_NUMBERS, refresh_numbers_job
+from whatsapp_helpdesk.credentials import hubspot_access_token, mark_reauth_required
 from whatsapp_helpdesk.db import outbox
 from whatsapp_helpdesk.db.models import Conversation, Message, OutboxEntry
 from whatsapp_helpdesk.domain.retry_budget import RetryIn, after_temporary_failure
@@ -41,23 +43,24 @@ from whatsapp_helpdesk.errors import (
     RateLimited,
     Retryable,
 )
-from whatsapp_helpdesk.flows import payload_retention, webhook_health
-from whatsapp_helpdesk.flows.contact_company import SET_CONTACT_COMPANY, set_contact_company
-from whatsapp_helpdesk.flows.credentials import hubspot_access_token, mark_reauth_required
-from whatsapp_helpdesk.flows.ingest import PUBLISH_INBOUND
-from whatsapp_helpdesk.flows.media import FETCH_MEDIA, fetch_media
-from whatsapp_helpdesk.flows.native_ticketing import NATIVE_TICKET, create_native_ticket
-from whatsapp_helpdesk.flows.numbers_refresh import REFRESH_NUMBERS, refresh_numbers_job
-from whatsapp_helpdesk.flows.publish import publish_inbound
-from whatsapp_helpdesk.flows.reengagement import (
+from whatsapp_helpdesk.inbound.ingest import PUBLISH_INBOUND
+from whatsapp_helpdesk.inbound.media import FETCH_MEDIA, fetch_media
+from whatsapp_helpdesk.inbound.publish import publish_inbound
+from whatsapp_helpdesk.native_tickets.contact_company import (
+    SET_CONTACT_COMPANY,
+    set_contact_company,
+)
+from whatsapp_helpdesk.native_tickets.tickets import NATIVE_TICKET, create_native_ticket
+from whatsapp_helpdesk.operations import payload_retention, webhook_health
+from whatsapp_helpdesk.pacing import Paced
+from whatsapp_helpdesk.replies.reengagement import (
     REENGAGEMENT_NOTE,
     publish_note,
     template_may_follow,
 )
-from whatsapp_helpdesk.flows.reply import SEND_REPLY, send_reply
-from whatsapp_helpdesk.flows.reply import give_up as give_up_reply
-from whatsapp_helpdesk.flows.statuses import REPORT_STATUS, report_status
-from whatsapp_helpdesk.pacing import Paced
+from whatsapp_helpdesk.replies.reply import SEND_REPLY, send_reply
+from whatsapp_helpdesk.replies.reply import give_up as give_up_reply
+from whatsapp_helpdesk.replies.statuses import REPORT_STATUS, report_status
 
 log = structlog.get_logger(__name__)
 

@@ -22,13 +22,11 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from whatsapp_helpdesk.bootstrap import Services
-from whatsapp_helpdesk.db.models import ChannelAccount, Installation, WebhookEvent
-from whatsapp_helpdesk.flows.channel_accounts import (
+from whatsapp_helpdesk.connect.channel_accounts import (
     on_channel_account_created,
     on_channel_account_updated,
 )
-from whatsapp_helpdesk.flows.ingest import Outcome
-from whatsapp_helpdesk.flows.reply import store_outgoing_reply
+from whatsapp_helpdesk.db.models import ChannelAccount, Installation, WebhookEvent
 from whatsapp_helpdesk.hubspot import (
     ChannelAccountEvent,
     HubSpotEvent,
@@ -39,7 +37,9 @@ from whatsapp_helpdesk.hubspot import (
     parse_hubspot_event,
     verify_signature_v3,
 )
+from whatsapp_helpdesk.inbound.ingest import Outcome
 from whatsapp_helpdesk.input_limits import InputRejected, load_json
+from whatsapp_helpdesk.replies.reply import store_outgoing_reply
 
 log = structlog.get_logger(__name__)
 

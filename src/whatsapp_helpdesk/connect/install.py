@@ -15,11 +15,11 @@ from sqlalchemy import select
 
 from whatsapp_helpdesk.aircall import token_digest
 from whatsapp_helpdesk.bootstrap import CHANNEL_ID_KEY, Services
+from whatsapp_helpdesk.connect.reauth import requeue_auth_revoked
+from whatsapp_helpdesk.credentials import aircall_access_token
 from whatsapp_helpdesk.db.models import Installation, Number, ServiceState
 from whatsapp_helpdesk.domain.phone import InvalidPhoneNumber, to_e164
 from whatsapp_helpdesk.errors import DeliveryError
-from whatsapp_helpdesk.flows.credentials import aircall_access_token
-from whatsapp_helpdesk.flows.reauth import requeue_auth_revoked
 from whatsapp_helpdesk.hubspot import WHATSAPP_CHANNEL_CAPABILITIES, ChannelSpec
 
 log = structlog.get_logger(__name__)

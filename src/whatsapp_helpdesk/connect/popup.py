@@ -16,6 +16,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from whatsapp_helpdesk.bootstrap import Services
+from whatsapp_helpdesk.credentials import hubspot_access_token
 from whatsapp_helpdesk.db.models import ChannelAccount, Installation, Number
 from whatsapp_helpdesk.domain.eligibility import (
     InstallationFacts,
@@ -25,7 +26,6 @@ from whatsapp_helpdesk.domain.eligibility import (
     missing_conditions,
 )
 from whatsapp_helpdesk.errors import DeliveryError, Permanent
-from whatsapp_helpdesk.flows.credentials import hubspot_access_token
 from whatsapp_helpdesk.hubspot import HubSpotPortalClient
 
 log = structlog.get_logger(__name__)

@@ -27,11 +27,11 @@ from sqlalchemy.orm import Session
 
 from whatsapp_helpdesk.aircall import Media
 from whatsapp_helpdesk.bootstrap import Services
+from whatsapp_helpdesk.credentials import hubspot_access_token
 from whatsapp_helpdesk.db import outbox
 from whatsapp_helpdesk.db.models import Message, OutboxEntry
 from whatsapp_helpdesk.domain import media as rules
 from whatsapp_helpdesk.errors import AuthExpired, DeliveryError, Retryable
-from whatsapp_helpdesk.flows.credentials import hubspot_access_token
 
 log = structlog.get_logger(__name__)
 

@@ -27,12 +27,12 @@ from whatsapp_helpdesk.aircall import (
     parse_event,
 )
 from whatsapp_helpdesk.bootstrap import Services
+from whatsapp_helpdesk.credentials import hubspot_access_token
 from whatsapp_helpdesk.db import outbox
 from whatsapp_helpdesk.db.models import Conversation, Message, Number, WebhookEvent
 from whatsapp_helpdesk.domain import statuses
 from whatsapp_helpdesk.domain.phone import InvalidPhoneNumber, to_e164
 from whatsapp_helpdesk.errors import Permanent
-from whatsapp_helpdesk.flows.credentials import hubspot_access_token
 
 log = structlog.get_logger(__name__)
 
@@ -127,7 +127,7 @@ def on_message_sent(
         # Aircall accepted it: SENT, if the worker has not said so already (R23).
         advance_outbound(session, ours, statuses.SENT, now=now)
         # Imported here: flows/reengagement.py builds on this module.
-        from whatsapp_helpdesk.flows.reengagement import ensure_note
+        from whatsapp_helpdesk.replies.reengagement import ensure_note
 
         ensure_note(session, ours, None, now)  # R52: its ticket note, if it went as one
     return ("echo_of_our_reply", None)

@@ -25,6 +25,8 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from whatsapp_helpdesk.bootstrap import Services
+from whatsapp_helpdesk.connect.channel_accounts import channel_account_by_hubspot_id
+from whatsapp_helpdesk.credentials import aircall_access_token
 from whatsapp_helpdesk.db import outbox
 from whatsapp_helpdesk.db.models import (
     ChannelAccount,
@@ -41,17 +43,15 @@ from whatsapp_helpdesk.domain.phone import InvalidPhoneNumber, to_e164
 from whatsapp_helpdesk.domain.reply_checks import ChannelFacts, ReplyFacts, check_outbound_reply
 from whatsapp_helpdesk.domain.window import WINDOW_CLOSED_MESSAGE
 from whatsapp_helpdesk.errors import DeliveryError, Retryable, WindowClosed
-from whatsapp_helpdesk.flows.channel_accounts import channel_account_by_hubspot_id
-from whatsapp_helpdesk.flows.credentials import aircall_access_token
-from whatsapp_helpdesk.flows.reengagement import (
+from whatsapp_helpdesk.hubspot import OutgoingChannelMessageCreated
+from whatsapp_helpdesk.pacing import Paced
+from whatsapp_helpdesk.replies.reengagement import (
     TemplateSend,
     ensure_note,
     plan_template,
     send_template,
 )
-from whatsapp_helpdesk.flows.statuses import advance_outbound, enqueue_report, find_stored_echo
-from whatsapp_helpdesk.hubspot import OutgoingChannelMessageCreated
-from whatsapp_helpdesk.pacing import Paced
+from whatsapp_helpdesk.replies.statuses import advance_outbound, enqueue_report, find_stored_echo
 
 log = structlog.get_logger(__name__)
 

@@ -16,9 +16,9 @@ from typing import Final
 from sqlalchemy import select
 
 from whatsapp_helpdesk.bootstrap import Services
+from whatsapp_helpdesk.connect.install import sync_numbers
 from whatsapp_helpdesk.db import outbox
 from whatsapp_helpdesk.db.models import Number, OutboxEntry, ServiceState
-from whatsapp_helpdesk.flows.install import sync_numbers
 
 REFRESH_NUMBERS: Final = "refresh_numbers"
 LAST_REFRESH_KEY: Final = "numbers_refresh:{installation_id}"

@@ -17,10 +17,10 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from whatsapp_helpdesk.bootstrap import Services
+from whatsapp_helpdesk.connect.popup import candidates
+from whatsapp_helpdesk.credentials import hubspot_access_token
 from whatsapp_helpdesk.db.models import ChannelAccount, Number
 from whatsapp_helpdesk.errors import AuthRevoked, DeliveryError
-from whatsapp_helpdesk.flows.connect import candidates
-from whatsapp_helpdesk.flows.credentials import hubspot_access_token
 
 log = structlog.get_logger(__name__)
 

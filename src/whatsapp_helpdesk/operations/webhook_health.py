@@ -23,10 +23,10 @@ from sqlalchemy.exc import IntegrityError
 
 from whatsapp_helpdesk.aircall import token_digest
 from whatsapp_helpdesk.bootstrap import Services
+from whatsapp_helpdesk.connect.install import AIRCALL_EVENTS
+from whatsapp_helpdesk.credentials import aircall_access_token
 from whatsapp_helpdesk.db.models import Installation, ServiceState
 from whatsapp_helpdesk.errors import DeliveryError
-from whatsapp_helpdesk.flows.credentials import aircall_access_token
-from whatsapp_helpdesk.flows.install import AIRCALL_EVENTS
 
 log = structlog.get_logger(__name__)
 

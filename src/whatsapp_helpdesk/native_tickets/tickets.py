@@ -30,11 +30,11 @@ from sqlalchemy.orm import Session
 
 from whatsapp_helpdesk.aircall import CallEvent, MessageEvent
 from whatsapp_helpdesk.bootstrap import Services
+from whatsapp_helpdesk.credentials import hubspot_access_token
 from whatsapp_helpdesk.db import outbox
 from whatsapp_helpdesk.db.models import ChannelAccount, Number
 from whatsapp_helpdesk.domain.phone import InvalidPhoneNumber, to_e164
 from whatsapp_helpdesk.errors import Permanent
-from whatsapp_helpdesk.flows.credentials import hubspot_access_token
 
 NATIVE_TICKET: Final = "native_ticket"
 

@@ -48,7 +48,10 @@ from whatsapp_helpdesk.db.models import (
 from whatsapp_helpdesk.db.session import local_writer
 from whatsapp_helpdesk.domain.content import inbound_placeholder
 from whatsapp_helpdesk.domain.phone import InvalidPhoneNumber, to_e164
-from whatsapp_helpdesk.flows import contact_company, media, native_ticketing, statuses
+from whatsapp_helpdesk.inbound import media
+from whatsapp_helpdesk.native_tickets import contact_company
+from whatsapp_helpdesk.native_tickets import tickets as native_ticketing
+from whatsapp_helpdesk.replies import statuses
 
 log = structlog.get_logger(__name__)
 

@@ -17,11 +17,11 @@ from sqlalchemy import Select, func, select
 from sqlalchemy.orm import Session
 
 from whatsapp_helpdesk.bootstrap import Services
+from whatsapp_helpdesk.credentials import hubspot_access_token
 from whatsapp_helpdesk.db.models import ChannelAccount, Conversation, Message, Number, Ticket
 from whatsapp_helpdesk.domain.tickets import Activity, JoinTicket, choose_ticket
 from whatsapp_helpdesk.domain.window import window_is_open
 from whatsapp_helpdesk.errors import Permanent
-from whatsapp_helpdesk.flows.credentials import hubspot_access_token
 from whatsapp_helpdesk.hubspot import FileAttachment, PublishedMessage
 
 

@@ -25,6 +25,7 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from whatsapp_helpdesk.bootstrap import Services
+from whatsapp_helpdesk.credentials import aircall_access_token, hubspot_access_token
 from whatsapp_helpdesk.db import outbox
 from whatsapp_helpdesk.db.models import (
     ChannelAccount,
@@ -38,8 +39,7 @@ from whatsapp_helpdesk.db.models import (
 from whatsapp_helpdesk.domain import reengagement, statuses
 from whatsapp_helpdesk.domain.content import Refused
 from whatsapp_helpdesk.errors import DeliveryError, Permanent, TemplateRefused
-from whatsapp_helpdesk.flows.credentials import aircall_access_token, hubspot_access_token
-from whatsapp_helpdesk.flows.statuses import advance_outbound, went_as_template
+from whatsapp_helpdesk.replies.statuses import advance_outbound, went_as_template
 
 log = structlog.get_logger(__name__)
 
