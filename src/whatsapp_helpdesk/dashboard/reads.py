@@ -7,6 +7,7 @@ rows: a number, a delivery or a channel of another installation is simply "not f
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -642,13 +643,9 @@ async def disconnect_number(services: Services, installation_id: int, number_id:
     """R6: HubSpot de-authorises the channel account, then its traffic stops here and the
     number is free to be connected again. If HubSpot cannot be told, nothing changes (the
     number would otherwise stay taken at HubSpot while looking free here)."""
-    with services.sessions() as session:
-        number = _owned_number(session, installation_id, number_id)
-        account = _live_account(session, number.id)
-        if account is None:
-            raise ActionRefused(f"{number.name or number.digits} is not a Help Desk channel.")
-        account_id, channel_id = account.hubspot_channel_account_id, account.hubspot_channel_id
-        e164, label = account.delivery_identifier, number.name or number.digits
+    # The database work runs in threads: this is awaited on the web app's event loop.
+    account_id, channel_id, e164, label = await asyncio.to_thread(
+        _account_to_disconnect, services, installation_id, number_id)
     try:
         portal = services.hubspot_portal(await hubspot_access_token(services, installation_id))
         # The id is unknown when HubSpot's lookup and its webhook both failed at connection
@@ -667,14 +664,31 @@ async def disconnect_number(services: Services, installation_id: int, number_id:
             raise ActionRefused(
                 f"HubSpot could not be told, so nothing was changed: {exc.message}"
             ) from exc
+    await asyncio.to_thread(_mark_disconnected, services, number_id)
+    log.info("dashboard.disconnected", installation_id=installation_id, number_id=number_id)
+    return f"{label} is disconnected from the Help Desk."
+
+
+def _account_to_disconnect(
+    services: Services, installation_id: int, number_id: int
+) -> tuple[str | None, str, str, str]:
+    """(HubSpot account id, channel id, E.164, label) of the number's live account."""
+    with services.sessions() as session:
+        number = _owned_number(session, installation_id, number_id)
+        account = _live_account(session, number.id)
+        if account is None:
+            raise ActionRefused(f"{number.name or number.digits} is not a Help Desk channel.")
+        return (account.hubspot_channel_account_id, account.hubspot_channel_id,
+                account.delivery_identifier, number.name or number.digits)
+
+
+def _mark_disconnected(services: Services, number_id: int) -> None:
     now = services.clock.now()
     with services.sessions.begin() as session:
         account = _live_account(session, number_id)
         if account is not None:
             account.authorized = False
             account.disconnected_at = now
-    log.info("dashboard.disconnected", installation_id=installation_id, number_id=number_id)
-    return f"{label} is disconnected from the Help Desk."
 
 
 def refresh_numbers(services: Services, installation_id: int) -> str:

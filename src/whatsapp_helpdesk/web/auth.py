@@ -27,6 +27,7 @@ from urllib.parse import urlencode, urlsplit
 import structlog
 from fastapi import APIRouter, Request
 from fastapi.responses import RedirectResponse, Response
+from starlette.concurrency import run_in_threadpool
 
 from whatsapp_helpdesk.bootstrap import Services
 from whatsapp_helpdesk.connect.popup import installation_for_portal
@@ -125,7 +126,9 @@ def router(services: Services) -> APIRouter:
         except DeliveryError as exc:
             return problem(request, "HubSpot did not confirm who you are.", exc.message,
                            status_code=400)
-        installation_id = installation_for_portal(services, info.hub_id, prefer=signed_in(request))
+        # A query: off the event loop, which serves every other request meanwhile.
+        installation_id = await run_in_threadpool(
+            installation_for_portal, services, info.hub_id, prefer=signed_in(request))
         if installation_id is None:
             return problem(
                 request, "This HubSpot account has not installed WhatsApp with Aircall.",
