@@ -37,7 +37,8 @@ from whatsapp_helpdesk.dashboard.reads import HUBSPOT_INSTALL_URL, installation_
 from whatsapp_helpdesk.errors import AuthRevoked, DeliveryError
 from whatsapp_helpdesk.hubspot import StagingTokenError
 from whatsapp_helpdesk.input_limits import db_id, form_value
-from whatsapp_helpdesk.web.auth import CSRF_FIELD, csrf_valid, sign_in_url, signed_in
+from whatsapp_helpdesk.web.auth import sign_in_url, signed_in
+from whatsapp_helpdesk.web.csrf import CSRF_FIELD, csrf_valid
 from whatsapp_helpdesk.web.pages import problem, render
 
 # R5, in the page's words: a title, then what happened and what to do (the client's

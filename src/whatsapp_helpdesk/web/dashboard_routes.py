@@ -22,6 +22,7 @@ from whatsapp_helpdesk.dashboard import reads as dashboard
 from whatsapp_helpdesk.errors import AuthRevoked
 from whatsapp_helpdesk.input_limits import MAX_DB_ID
 from whatsapp_helpdesk.web import auth, dashboard_templates
+from whatsapp_helpdesk.web.csrf import CSRF_FIELD, csrf_valid
 from whatsapp_helpdesk.web.pages import flash, problem, render, static_router
 from whatsapp_helpdesk.web.sessions import revoke_installation
 
@@ -65,7 +66,7 @@ def router(services: Services) -> APIRouter:
             return problem(request, "Please sign in", "Your session has ended.",
                            status_code=403, action=(auth.sign_in_url(DASHBOARD), "Sign in"))
         form = await request.form()
-        if not auth.csrf_valid(request, form.get(auth.CSRF_FIELD)):
+        if not csrf_valid(request, form.get(CSRF_FIELD)):
             return problem(request, "This form has expired",
                            "Nothing was changed. Reload the dashboard and try again.",
                            status_code=403, action=(DASHBOARD, "Back to the dashboard"),
@@ -200,7 +201,7 @@ def router(services: Services) -> APIRouter:
         """Every session of this installation ends, this one too (R10; issue 12, item 4)."""
         installation_id = auth.signed_in(request)
         form = await request.form()
-        if installation_id is None or not auth.csrf_valid(request, form.get(auth.CSRF_FIELD)):
+        if installation_id is None or not csrf_valid(request, form.get(CSRF_FIELD)):
             return problem(request, "This form has expired",
                            "Nothing was changed. Reload the dashboard and try again.",
                            status_code=403, action=(DASHBOARD, "Back to the dashboard"))
