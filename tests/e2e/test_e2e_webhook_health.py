@@ -20,8 +20,8 @@ from harness.outage import DatabaseOutage
 from harness.pages import wait_for
 from harness.stack import Stack
 
+from whatsapp_helpdesk.aircall import AIRCALL_EVENTS
 from whatsapp_helpdesk.bootstrap import Services
-from whatsapp_helpdesk.connect.install import AIRCALL_EVENTS
 from whatsapp_helpdesk.credentials import aircall_access_token
 from whatsapp_helpdesk.dashboard.reads import dashboard_view
 from whatsapp_helpdesk.db.models import Installation

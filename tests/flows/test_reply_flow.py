@@ -52,6 +52,7 @@ from whatsapp_helpdesk.replies.reply import (
 )
 from whatsapp_helpdesk.replies.statuses import PROVIDER_FAILED_MESSAGE
 from whatsapp_helpdesk.settings import SANDBOX_HUBSPOT_CLIENT_SECRET, Settings
+from whatsapp_helpdesk.web.webhook_spool import HUBSPOT_HANDLERS
 from whatsapp_helpdesk.worker.runner import Worker
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "hubspot"
@@ -134,8 +135,8 @@ class World:
             SANDBOX_HUBSPOT_CLIENT_SECRET.encode(), b"POST" + url.encode() + body + stamp.encode(),
             hashlib.sha256).digest()).decode()
         outcome = handle_hubspot_delivery(
-            self.services, method="POST", url=url, raw_body=body, timestamp_header=stamp,
-            signature_header=signature)
+            self.services, HUBSPOT_HANDLERS, method="POST", url=url, raw_body=body,
+            timestamp_header=stamp, signature_header=signature)
         assert outcome.status_code == 200, outcome
         return outcome.result
 

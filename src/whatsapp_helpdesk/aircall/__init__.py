@@ -33,9 +33,10 @@ from whatsapp_helpdesk.aircall.payloads import (
     parse_envelope,
     parse_event,
 )
-from whatsapp_helpdesk.aircall.webhook import token_digest, tokens_match
+from whatsapp_helpdesk.aircall.webhook import AIRCALL_EVENTS, token_digest, tokens_match
 
 __all__ = [
+    "AIRCALL_EVENTS",
     "WINDOW_CLOSED_MESSAGE",
     "AircallCall",
     "AircallClient",

@@ -13,7 +13,7 @@ from datetime import datetime
 import structlog
 from sqlalchemy import select
 
-from whatsapp_helpdesk.aircall import token_digest
+from whatsapp_helpdesk.aircall import AIRCALL_EVENTS, token_digest
 from whatsapp_helpdesk.bootstrap import CHANNEL_ID_KEY, Services
 from whatsapp_helpdesk.connect.reauth import requeue_auth_revoked
 from whatsapp_helpdesk.credentials import aircall_access_token
@@ -25,18 +25,6 @@ from whatsapp_helpdesk.hubspot import WHATSAPP_CHANNEL_CAPABILITIES, ChannelSpec
 log = structlog.get_logger(__name__)
 
 CHANNEL_NAME = "WhatsApp with Aircall"
-AIRCALL_EVENTS = (
-    "message.received",
-    "message.sent",
-    "message.status_updated",
-    "call.ended",
-    "call.voicemail_left",
-    "number.created",
-    "number.deleted",
-    "number.opened",
-    "number.closed",
-    "integration.deleted",
-)
 
 
 def _new_installation(now: datetime) -> Installation:

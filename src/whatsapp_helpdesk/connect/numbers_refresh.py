@@ -18,9 +18,9 @@ from sqlalchemy import select
 from whatsapp_helpdesk.bootstrap import Services
 from whatsapp_helpdesk.connect.install import sync_numbers
 from whatsapp_helpdesk.db import outbox
+from whatsapp_helpdesk.db.job_kinds import REFRESH_NUMBERS
 from whatsapp_helpdesk.db.models import Number, OutboxEntry, ServiceState
 
-REFRESH_NUMBERS: Final = "refresh_numbers"
 LAST_REFRESH_KEY: Final = "numbers_refresh:{installation_id}"
 
 

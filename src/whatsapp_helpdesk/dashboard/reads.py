@@ -19,14 +19,20 @@ from sqlalchemy import ColumnElement, exists, func, literal_column, select
 from sqlalchemy.orm import Session
 
 from whatsapp_helpdesk.bootstrap import Services
-from whatsapp_helpdesk.connect.numbers_refresh import (
-    REFRESH_NUMBERS,
-    refresh_status,
-    request_refresh,
-)
+from whatsapp_helpdesk.connect.numbers_refresh import refresh_status, request_refresh
 from whatsapp_helpdesk.connect.popup import number_facts
 from whatsapp_helpdesk.credentials import hubspot_access_token
 from whatsapp_helpdesk.db import outbox
+from whatsapp_helpdesk.db.job_kinds import (
+    ACTIVITY_LABELS,
+    NATIVE_TICKET,
+    PUBLISH_INBOUND,
+    REENGAGEMENT_NOTE,
+    REFRESH_NUMBERS,
+    REPORT_STATUS,
+    SEND_REPLY,
+    SET_CONTACT_COMPANY,
+)
 from whatsapp_helpdesk.db.models import (
     ChannelAccount,
     Conversation,
@@ -45,17 +51,11 @@ from whatsapp_helpdesk.domain.eligibility import (
 )
 from whatsapp_helpdesk.errors import AuthRevoked, DeliveryError
 from whatsapp_helpdesk.hubspot import scopes_missing
-from whatsapp_helpdesk.inbound.ingest import PUBLISH_INBOUND
-from whatsapp_helpdesk.native_tickets.contact_company import SET_CONTACT_COMPANY
-from whatsapp_helpdesk.native_tickets.tickets import ACTIVITY_LABELS, NATIVE_TICKET
 from whatsapp_helpdesk.operations.webhook_health import read_health as read_webhook_health
 from whatsapp_helpdesk.replies.reengagement import (
-    REENGAGEMENT_NOTE,
     TemplateChoice,
     choices_by_number,
 )
-from whatsapp_helpdesk.replies.reply import SEND_REPLY
-from whatsapp_helpdesk.replies.statuses import REPORT_STATUS
 
 log = structlog.get_logger(__name__)
 

@@ -37,6 +37,7 @@ from whatsapp_helpdesk.aircall import (
 )
 from whatsapp_helpdesk.bootstrap import Services
 from whatsapp_helpdesk.db import outbox
+from whatsapp_helpdesk.db.job_kinds import PUBLISH_INBOUND
 from whatsapp_helpdesk.db.models import (
     ChannelAccount,
     Conversation,
@@ -55,7 +56,6 @@ from whatsapp_helpdesk.replies import statuses
 
 log = structlog.get_logger(__name__)
 
-PUBLISH_INBOUND = "publish_inbound"
 
 # Events Aircall may send that we knowingly do nothing with (zulip's explicit ignore
 # list): acknowledged and recorded as "ignored", never an error.

@@ -27,8 +27,8 @@ from sqlalchemy import delete, select, update
 
 from whatsapp_helpdesk.bootstrap import Services
 from whatsapp_helpdesk.db import outbox
+from whatsapp_helpdesk.db.job_kinds import NATIVE_TICKET
 from whatsapp_helpdesk.db.models import DeliveryAttempt, OutboxEntry, ServiceState, WebhookEvent
-from whatsapp_helpdesk.native_tickets.tickets import NATIVE_TICKET
 from whatsapp_helpdesk.operations.webhook_health import claim_check_turn
 
 log = structlog.get_logger(__name__)

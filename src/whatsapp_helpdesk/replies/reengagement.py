@@ -27,6 +27,7 @@ from sqlalchemy.orm import Session
 from whatsapp_helpdesk.bootstrap import Services
 from whatsapp_helpdesk.credentials import aircall_access_token, hubspot_access_token
 from whatsapp_helpdesk.db import outbox
+from whatsapp_helpdesk.db.job_kinds import REENGAGEMENT_NOTE
 from whatsapp_helpdesk.db.models import (
     ChannelAccount,
     Conversation,
@@ -43,7 +44,6 @@ from whatsapp_helpdesk.replies.statuses import advance_outbound, went_as_templat
 
 log = structlog.get_logger(__name__)
 
-REENGAGEMENT_NOTE = "reengagement_note"
 APPROVED = "APPROVED"
 
 

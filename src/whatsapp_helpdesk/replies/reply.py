@@ -25,9 +25,10 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from whatsapp_helpdesk.bootstrap import Services
-from whatsapp_helpdesk.connect.channel_accounts import channel_account_by_hubspot_id
 from whatsapp_helpdesk.credentials import aircall_access_token
 from whatsapp_helpdesk.db import outbox
+from whatsapp_helpdesk.db.job_kinds import SEND_REPLY
+from whatsapp_helpdesk.db.lookups import channel_account_by_hubspot_id
 from whatsapp_helpdesk.db.models import (
     ChannelAccount,
     Conversation,
@@ -55,7 +56,6 @@ from whatsapp_helpdesk.replies.statuses import advance_outbound, enqueue_report,
 
 log = structlog.get_logger(__name__)
 
-SEND_REPLY = "send_reply"
 
 # How long an interrupted send waits for Aircall's echo before it is declared uncertain
 # (decision 0002). Aircall fires `message.sent` within seconds of accepting a message and

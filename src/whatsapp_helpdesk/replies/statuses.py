@@ -29,6 +29,7 @@ from whatsapp_helpdesk.aircall import (
 from whatsapp_helpdesk.bootstrap import Services
 from whatsapp_helpdesk.credentials import hubspot_access_token
 from whatsapp_helpdesk.db import outbox
+from whatsapp_helpdesk.db.job_kinds import REPORT_STATUS
 from whatsapp_helpdesk.db.models import Conversation, Message, Number, WebhookEvent
 from whatsapp_helpdesk.domain import statuses
 from whatsapp_helpdesk.domain.phone import InvalidPhoneNumber, to_e164
@@ -36,7 +37,6 @@ from whatsapp_helpdesk.errors import Permanent
 
 log = structlog.get_logger(__name__)
 
-REPORT_STATUS = "report_status"
 
 # Aircall gives no reason with a failed status (reference aircall §E1): say what we know.
 PROVIDER_FAILED_MESSAGE = (
