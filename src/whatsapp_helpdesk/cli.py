@@ -61,7 +61,8 @@ def cmd_deliveries_retry(settings: Settings, args: argparse.Namespace) -> int:
     dashboard's Retry does one by one, counting as it goes."""
     from sqlalchemy import select
 
-    from whatsapp_helpdesk.dashboard.reads import KIND_LABELS, ActionRefused, retry_delivery
+    from whatsapp_helpdesk.dashboard.actions import ActionRefused, retry_delivery
+    from whatsapp_helpdesk.dashboard.reads import KIND_LABELS
     from whatsapp_helpdesk.db import outbox
     from whatsapp_helpdesk.db.models import OutboxEntry
 

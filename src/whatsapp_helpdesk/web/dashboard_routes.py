@@ -18,6 +18,7 @@ from starlette.concurrency import run_in_threadpool
 
 from whatsapp_helpdesk.bootstrap import Services
 from whatsapp_helpdesk.connect import reconnect
+from whatsapp_helpdesk.dashboard import actions as dashboard_actions
 from whatsapp_helpdesk.dashboard import reads as dashboard
 from whatsapp_helpdesk.errors import AuthRevoked
 from whatsapp_helpdesk.input_limits import MAX_DB_ID
@@ -79,7 +80,7 @@ def router(services: Services) -> APIRouter:
             return problem(request, "Not found", "There is no such item in your installation.",
                            status_code=404, action=(DASHBOARD, "Back to the dashboard"),
                            installation=await summary(installation_id))
-        except dashboard.ActionRefused as exc:
+        except dashboard_actions.ActionRefused as exc:
             flash(request, exc.message, kind="error")
         else:
             flash(request, message)
@@ -107,8 +108,8 @@ def router(services: Services) -> APIRouter:
             setting = fields.get("setting", "")
             value = fields.get("value")
             if value not in ("on", "off"):
-                raise dashboard.ActionRefused("Choose on or off.")
-            return await run_in_threadpool(dashboard.set_setting, services, installation_id,
+                raise dashboard_actions.ActionRefused("Choose on or off.")
+            return await run_in_threadpool(dashboard_actions.set_setting, services, installation_id,
                                            number_id, setting, value == "on")
 
         return await act(request, run)
@@ -127,7 +128,7 @@ def router(services: Services) -> APIRouter:
             try:
                 return await reconnect.reconnect_number(services, installation_id, number_id)
             except reconnect.NotReconnectable as exc:
-                raise dashboard.ActionRefused(exc.message) from exc
+                raise dashboard_actions.ActionRefused(exc.message) from exc
             except LookupError as exc:
                 raise dashboard.NotFound("number") from exc
 
@@ -165,14 +166,14 @@ def router(services: Services) -> APIRouter:
     @routes.post("/dashboard/numbers/{number_id}/disconnect")
     async def disconnect(request: Request, number_id: DbId) -> Response:
         async def run(installation_id: int, fields: dict[str, str]) -> str:
-            return await dashboard.disconnect_number(services, installation_id, number_id)
+            return await dashboard_actions.disconnect_number(services, installation_id, number_id)
 
         return await act(request, run)
 
     @routes.post("/dashboard/numbers/refresh")
     async def refresh(request: Request) -> Response:
         async def run(installation_id: int, fields: dict[str, str]) -> str:
-            return await run_in_threadpool(dashboard.refresh_numbers, services,
+            return await run_in_threadpool(dashboard_actions.refresh_numbers, services,
                                            installation_id)
 
         return await act(request, run)
@@ -194,7 +195,7 @@ def router(services: Services) -> APIRouter:
 
     @routes.post("/dashboard/deliveries/{outbox_id}/retry")
     async def retry(request: Request, outbox_id: DbId) -> Response:
-        return await act(request, threaded(dashboard.retry_delivery, outbox_id))
+        return await act(request, threaded(dashboard_actions.retry_delivery, outbox_id))
 
     @routes.post("/dashboard/sessions/revoke")
     async def sign_out_everywhere(request: Request) -> Response:
@@ -215,8 +216,8 @@ def router(services: Services) -> APIRouter:
         async def run(installation_id: int, fields: dict[str, str]) -> str:
             choice = fields.get("choice", "")
             if choice not in COMPANY_WHATSAPP_CHOICES:
-                raise dashboard.ActionRefused("Choose automatic, yes or no.")
-            return await run_in_threadpool(dashboard.set_company_whatsapp, services,
+                raise dashboard_actions.ActionRefused("Choose automatic, yes or no.")
+            return await run_in_threadpool(dashboard_actions.set_company_whatsapp, services,
                                            installation_id, COMPANY_WHATSAPP_CHOICES[choice])
 
         return await act(request, run)
