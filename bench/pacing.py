@@ -135,7 +135,7 @@ async def _code(services: Services, authorize_url: str) -> str:
 
 
 async def install_account(services: Services, account: Account) -> int:
-    """What an admin does for one more portal and company (as flows/sandbox_demo.py does for
+    """What an admin does for one more portal and company (as operations/sandbox_demo.py does for
     the demo's), through both sandboxes' OAuth pages."""
     base = services.settings.public_url
     hubspot_cb, aircall_cb = f"{base}/oauth/hubspot/callback", f"{base}/oauth/aircall/callback"

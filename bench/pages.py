@@ -202,9 +202,9 @@ def time_before(services: Services, installation_id: int, revision: str, repeat:
                 ) -> float | None:
     """The previous dashboard_view (its data; the old page also rendered every number)."""
     source = None
-    # Where the dashboard's reads lived at that revision (flows/dashboard.py before the move
+    # Where the dashboard's reads lived at that revision (dashboard/reads.py before the move
     # to use-case packages).
-    for path in ("dashboard/reads.py", "flows/dashboard.py"):
+    for path in ("dashboard/reads.py", "dashboard/reads.py"):
         try:
             source = subprocess.run(
                 ["git", "show", f"{revision}:src/whatsapp_helpdesk/{path}"],

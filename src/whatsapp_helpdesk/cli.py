@@ -250,7 +250,7 @@ def cmd_replay(settings: Settings, args: argparse.Namespace) -> int:
 
 
 async def install_on_sandbox(settings: Settings) -> None:
-    """Sandbox mode: start from the installed demo (flows/sandbox_demo.py)."""
+    """Sandbox mode: start from the installed demo (operations/sandbox_demo.py)."""
     from whatsapp_helpdesk.operations.sandbox_demo import install_demo
 
     services = _services(settings)

@@ -140,7 +140,7 @@ class Stack:
 
 
 def switch_on_every_whatsapp_number(services: Services, installation_id: int) -> None:
-    """The tests' starting layout (simpler than the demo's, flows/sandbox_demo.py): every
+    """The tests' starting layout (simpler than the demo's, operations/sandbox_demo.py): every
     WhatsApp number connected with the Help Desk setting on, every other number off."""
     from sqlalchemy import select
 

@@ -280,7 +280,7 @@ async def _call(
 
 def _object(response: httpx.Response, operation: str, *, reveal_body: bool = True
             ) -> dict[str, Any]:
-    """A 2xx body that must be a JSON object (see `http_retry.expect_json_object`)."""
+    """A 2xx body that must be a JSON object (see `http_transport.expect_json_object`)."""
     return expect_json_object(response, service=SERVICE, operation=operation,
                               reveal_body=reveal_body)
 

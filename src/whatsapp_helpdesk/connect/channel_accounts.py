@@ -7,7 +7,7 @@
 - CHANNEL_ACCOUNT_UPDATED with `authorized: false` or `archived: true`: HubSpot stopped the
   channel. Its traffic stops and the number is free to be connected again (R6).
 
-Both run inside the webhook's transaction (flows/hubspot_delivery.py) and return
+Both run inside the webhook's transaction (inbound/hubspot_delivery.py) and return
 (outcome, detail) for the delivery log.
 """
 

@@ -279,7 +279,7 @@ def dashboard_view(services: Services, installation_id: int, *, page: int = 1,
         )
         # Every channel account of the page's numbers in one query, newest first: the live
         # one, and for the others whether the last one may be re-used (as
-        # flows/reconnect.previous_account decides, one query per number).
+        # connect/reconnect.previous_account decides, one query per number).
         live: dict[int, ChannelAccount] = {}
         newest: dict[int, ChannelAccount] = {}
         for row in session.scalars(select(ChannelAccount).where(

@@ -147,7 +147,7 @@ def _place(services: Services, message_id: int) -> _Placed | str:
 
 
 def _attachments(message: Message) -> tuple[FileAttachment, ...]:
-    """The file fetched and uploaded ahead of the publish (flows/media.py, R51)."""
+    """The file fetched and uploaded ahead of the publish (inbound/media.py, R51)."""
     if message.media_file_id is None:
         return ()
     return (FileAttachment(file_id=message.media_file_id,

@@ -6,7 +6,7 @@ in `reengagement_templates.listing`, so the dashboard does not call Aircall on e
 "Refresh templates" lists them again. Only an APPROVED template of the cached listing can be
 chosen; a chosen one that a later listing shows in another state is flagged (`problem`).
 
-Sending (worker, from flows/reply.py): a reply the window refuses is looked at here. With a
+Sending (worker, from replies/reply.py): a reply the window refuses is looked at here. With a
 usable template and no template already waiting for the customer's answer, the template
 goes instead (the agent's text as {{1}} when the admin said so), the reply is SENT, and a
 `reengagement_note` job adds the visible line to the ticket. Free text never goes outside

@@ -119,7 +119,7 @@ def store_outgoing_reply(
         installation_id=installation_id,
         conversation_id=conversation.id,
         # The reply is activity of its ticket (R20) once it can go out: it keeps the
-        # ticket open 24 h more (flows/publish.py says when it does not count).
+        # ticket open 24 h more (inbound/publish.py says when it does not count).
         ticket_id=ticket.id if ticket else None,
         direction="outbound",
         hubspot_message_id=message.id,

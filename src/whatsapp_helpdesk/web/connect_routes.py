@@ -8,7 +8,7 @@ HubSpot opens `channelAccountConnectionRedirectUrl` in a pop-up with its staging
    one; a visitor not signed in is sent through the HubSpot sign-in and back; a session of
    another installation is refused (R10);
 2. lists only the eligible numbers (R3), or says per number which conditions are missing;
-3. on confirmation completes the staging token (flows/connect.py) and sends the user back to
+3. on confirmation completes the staging token (connect/popup.py) and sends the user back to
    HubSpot's `redirectUrl` — only when it is a HubSpot address (no open redirect) — or says
    "connected, you can close this window";
 4. shows R5's three errors in plain words; nothing is half-connected after any of them.

@@ -1,7 +1,7 @@
 """The integration dashboard (R6–R10, R35, R36): pages and actions, sign-in, static files.
 
 Thin routes: each reads the signed-in installation from the session (web/auth.py), checks
-the form's CSRF token, calls one function of flows/dashboard.py and redirects back to the
+the form's CSRF token, calls one function of dashboard/reads.py and redirects back to the
 dashboard with a message (post/redirect/get), so every action works without JavaScript.
 """
 

@@ -8,7 +8,7 @@
     AuthExpired    → refresh the token, again at once
     AuthRevoked    → installation flagged "re-authentication required" (R8); entry failed
                      as `auth_revoked`, re-queued in order when the admin re-authorises
-                     (flows/reauth.py)
+                     (connect/reauth.py)
     Permanent      → failed with its reason, kept, retryable from the dashboard (R9)
 
 Any number of worker processes can run against one database.
@@ -305,7 +305,7 @@ class Worker:
                                                since or now))
                         return False
                     reason = decision.reason
-                # Re-queued after re-authorisation (flows/reauth.py), except a reply: its
+                # Re-queued after re-authorisation (connect/reauth.py), except a reply: its
                 # failure is already FAILED in HubSpot, and the agent decides.
                 requeued_later = isinstance(exc, AuthRevoked) and entry.kind != SEND_REPLY
                 outbox.fail(session, entry_id=entry.id, worker_id=self.worker_id, now=now,
