@@ -3,10 +3,10 @@ stalls every other request the app is serving. Each statement the bridge's engin
 is checked for a running event loop in its thread; the routes' database work belongs in a
 worker thread (run_in_threadpool / asyncio.to_thread).
 
-Walks sign-in, the pop-up's connect, the dashboard and a disconnect: the async routes that
-call the database, directly or through an async flow. The sandbox's movable clock is left
-out: it exists only in sandbox mode and reads its offset at most every half second
-(bootstrap.StoredClockOffset.__call__)."""
+Walks sign-in, the pop-up's connect, an Aircall webhook, the dashboard and a disconnect:
+the async routes that call the database, directly or through an async flow. The sandbox's
+movable clock is left out: it exists only in sandbox mode and reads its offset at most
+every half second (bootstrap.StoredClockOffset.__call__)."""
 
 from __future__ import annotations
 
@@ -51,12 +51,15 @@ def statements_on_the_loop(stack: Any) -> Iterator[list[str]]:
     event.remove(stack.services.engine, "before_cursor_execute", record)
 
 
-def test_the_admin_routes_keep_database_calls_off_the_event_loop(
+def test_the_routes_keep_database_calls_off_the_event_loop(
     stack: Any, statements_on_the_loop: list[str]
 ) -> None:
     client, popup, page = signed_in_popup(stack)
     number = number_row(stack, SUPPORT_FR)
     assert confirm(client, popup, page.text, number).status_code == 303
+    # A webhook too: Aircall's delivery of a customer's message is stored by the web app.
+    stack.customer_says("Hello")
+    stack.wait_deliveries()
     dashboard = client.get("/dashboard")
     assert dashboard.status_code == 200
     gone = client.post(
