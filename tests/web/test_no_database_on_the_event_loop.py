@@ -3,8 +3,8 @@ stalls every other request the app is serving. Each statement the bridge's engin
 is checked for a running event loop in its thread; the routes' database work belongs in a
 worker thread (run_in_threadpool / asyncio.to_thread).
 
-Walks sign-in, the pop-up's connect, an Aircall webhook, the dashboard and a disconnect:
-the async routes that call the database, directly or through an async flow. The sandbox's
+Walks sign-in, the pop-up's connect, an Aircall webhook, the dashboard, a disconnect and a
+reconnect: the async routes that call the database, directly or through an async flow. The sandbox's
 movable clock is left out: it exists only in sandbox mode and reads its offset at most
 every half second (bootstrap.StoredClockOffset.__call__)."""
 
@@ -66,4 +66,11 @@ def test_the_routes_keep_database_calls_off_the_event_loop(
         f"/dashboard/numbers/{number}/disconnect", data={"csrf_token": csrf_of(dashboard.text)}
     )
     assert gone.status_code == 303, gone.text
+    # Reconnecting it: the confirmation page asks HubSpot, the form re-authorises.
+    confirmation = client.get(f"/dashboard/numbers/{number}/reconnect")
+    assert confirmation.status_code == 200, confirmation.text
+    again = client.post(f"/dashboard/numbers/{number}/reconnect",
+                        data={"csrf_token": csrf_of(confirmation.text)})
+    assert again.status_code == 303, again.text
+    assert "connected again" in client.get("/dashboard").text
     assert statements_on_the_loop == [], "\n".join(statements_on_the_loop)
