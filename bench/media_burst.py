@@ -38,8 +38,8 @@ from harness.stack import PORTAL, SUPPORT_FR, Served, _bound_socket  # noqa: E40
 
 from whatsapp_helpdesk.bootstrap import build_services  # noqa: E402
 from whatsapp_helpdesk.cli import install_on_sandbox  # noqa: E402
+from whatsapp_helpdesk.connect.popup import connect_number  # noqa: E402
 from whatsapp_helpdesk.db.migrate import upgrade  # noqa: E402
-from whatsapp_helpdesk.flows.connect import connect_number  # noqa: E402
 from whatsapp_helpdesk.sandbox.aircall import create_app as aircall_app  # noqa: E402
 from whatsapp_helpdesk.sandbox.hubspot import create_app as hubspot_app  # noqa: E402
 from whatsapp_helpdesk.settings import Settings  # noqa: E402

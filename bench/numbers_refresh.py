@@ -39,9 +39,9 @@ from sqlalchemy import func, select
 
 from whatsapp_helpdesk.bootstrap import build_services
 from whatsapp_helpdesk.cli import install_on_sandbox
+from whatsapp_helpdesk.connect.numbers_refresh import request_refresh
 from whatsapp_helpdesk.db.migrate import upgrade
 from whatsapp_helpdesk.db.models import Installation, Number
-from whatsapp_helpdesk.flows.numbers_refresh import request_refresh
 from whatsapp_helpdesk.sandbox.aircall import create_app as aircall_app
 from whatsapp_helpdesk.sandbox.hubspot import create_app as hubspot_app
 from whatsapp_helpdesk.settings import Settings

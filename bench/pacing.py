@@ -66,9 +66,9 @@ from worker_processes import (
 
 from whatsapp_helpdesk.bootstrap import Services, build_services
 from whatsapp_helpdesk.cli import install_on_sandbox
+from whatsapp_helpdesk.connect.install import complete_aircall_oauth, complete_hubspot_oauth
+from whatsapp_helpdesk.connect.popup import connect_number
 from whatsapp_helpdesk.db.models import Installation, Number
-from whatsapp_helpdesk.flows.connect import connect_number
-from whatsapp_helpdesk.flows.install import complete_aircall_oauth, complete_hubspot_oauth
 from whatsapp_helpdesk.settings import Settings
 
 DB_PREFIX = "whatsapp_helpdesk_bench_pacing"
@@ -135,7 +135,7 @@ async def _code(services: Services, authorize_url: str) -> str:
 
 
 async def install_account(services: Services, account: Account) -> int:
-    """What an admin does for one more portal and company (as flows/sandbox_demo.py does for
+    """What an admin does for one more portal and company (as operations/sandbox_demo.py does for
     the demo's), through both sandboxes' OAuth pages."""
     base = services.settings.public_url
     hubspot_cb, aircall_cb = f"{base}/oauth/hubspot/callback", f"{base}/oauth/aircall/callback"

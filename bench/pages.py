@@ -13,10 +13,10 @@ outbox entries). Then:
   1. pages: the web app (web/app.py, in this process, through ASGI: server-side time, no
      network) serves each page --repeat times to a signed-in admin; the median time and
      the size of each are printed. The dashboard of the previous commit's
-     flows/dashboard.py (`--before REV`, default the parent of the change) is timed the same
+     dashboard/reads.py (`--before REV`, default the parent of the change) is timed the same
      way for its data and rendering, for the before/after table;
   2. storage: bytes per message (whole database / messages) with every payload kept, then
-     after the retention job (flows/payload_retention.py, 30 days) pruned the older ones
+     after the retention job (operations/payload_retention.py, 30 days) pruned the older ones
      (payloads emptied, done outbox entries deleted),
      measured as live bytes (SQLite VACUUM, PostgreSQL VACUUM FULL: the space a steady state
      re-uses is not counted as used);
@@ -62,7 +62,7 @@ from whatsapp_helpdesk.db.models import (
     WebhookEvent,
 )
 from whatsapp_helpdesk.domain.clock import ManualClock
-from whatsapp_helpdesk.flows import payload_retention
+from whatsapp_helpdesk.operations import payload_retention
 from whatsapp_helpdesk.settings import Settings
 from whatsapp_helpdesk.web.app import create_app
 
@@ -201,11 +201,18 @@ async def time_pages(services: Services, paths: list[str], repeat: int
 def time_before(services: Services, installation_id: int, revision: str, repeat: int
                 ) -> float | None:
     """The previous dashboard_view (its data; the old page also rendered every number)."""
-    try:
-        source = subprocess.run(
-            ["git", "show", f"{revision}:src/whatsapp_helpdesk/flows/dashboard.py"],
-            cwd=ROOT, check=True, capture_output=True, text=True).stdout
-    except subprocess.CalledProcessError:
+    source = None
+    # Where the dashboard's reads lived at that revision (dashboard/reads.py before the move
+    # to use-case packages).
+    for path in ("dashboard/reads.py", "dashboard/reads.py"):
+        try:
+            source = subprocess.run(
+                ["git", "show", f"{revision}:src/whatsapp_helpdesk/{path}"],
+                cwd=ROOT, check=True, capture_output=True, text=True).stdout
+            break
+        except subprocess.CalledProcessError:
+            continue
+    if source is None:
         return None
     with tempfile.NamedTemporaryFile("w", suffix=".py", delete=False) as handle:
         handle.write(source)
@@ -303,7 +310,7 @@ def main() -> None:
     parser.add_argument("--databases", default="sqlite,postgresql")
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--before", default="39c60b5",
-                        help="git revision whose flows/dashboard.py is the 'before'")
+                        help="git revision whose dashboard reads are the 'before'")
     args = parser.parse_args()
     print(f"cores {os.cpu_count()}, {args.numbers} numbers, {args.messages} messages, "
           f"{args.pending} pending; {datetime.now(UTC):%Y-%m-%d %H:%M} UTC", flush=True)

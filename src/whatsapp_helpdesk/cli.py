@@ -65,9 +65,10 @@ def cmd_deliveries_retry(settings: Settings, args: argparse.Namespace) -> int:
     dashboard's Retry does one by one, counting as it goes."""
     from sqlalchemy import select
 
+    from whatsapp_helpdesk.dashboard.actions import ActionRefused, retry_delivery
+    from whatsapp_helpdesk.dashboard.reads import KIND_LABELS
     from whatsapp_helpdesk.db import outbox
     from whatsapp_helpdesk.db.models import OutboxEntry
-    from whatsapp_helpdesk.flows.dashboard import KIND_LABELS, ActionRefused, retry_delivery
 
     services = _services(settings)
     query = select(OutboxEntry.id, OutboxEntry.installation_id, OutboxEntry.kind).where(
@@ -217,7 +218,7 @@ def cmd_doctor(settings: Settings, _args: argparse.Namespace) -> int:
 
 
 def cmd_register_channel(settings: Settings, _args: argparse.Namespace) -> int:
-    from whatsapp_helpdesk.flows.install import register_channel
+    from whatsapp_helpdesk.connect.install import register_channel
 
     services = _services(settings)
 
@@ -234,7 +235,7 @@ def cmd_register_channel(settings: Settings, _args: argparse.Namespace) -> int:
 
 def cmd_rotate_keys(settings: Settings, _args: argparse.Namespace) -> int:
     """Re-encrypt every stored token with the first SECRET_KEY (issue 12, item 6)."""
-    from whatsapp_helpdesk.flows.key_rotation import rotate_keys
+    from whatsapp_helpdesk.operations.key_rotation import rotate_keys
 
     report = rotate_keys(_services(settings))
     return 1 if report.failed else 0
@@ -253,8 +254,8 @@ def cmd_replay(settings: Settings, args: argparse.Namespace) -> int:
 
 
 async def install_on_sandbox(settings: Settings) -> None:
-    """Sandbox mode: start from the installed demo (flows/sandbox_demo.py)."""
-    from whatsapp_helpdesk.flows.sandbox_demo import install_demo
+    """Sandbox mode: start from the installed demo (operations/sandbox_demo.py)."""
+    from whatsapp_helpdesk.operations.sandbox_demo import install_demo
 
     services = _services(settings)
     try:

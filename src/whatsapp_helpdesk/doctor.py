@@ -15,12 +15,12 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import select, text
 
+from whatsapp_helpdesk.aircall import AIRCALL_EVENTS
 from whatsapp_helpdesk.bootstrap import Services
+from whatsapp_helpdesk.credentials import aircall_access_token, hubspot_access_token
 from whatsapp_helpdesk.db.migrate import alembic_config
 from whatsapp_helpdesk.db.models import Installation
 from whatsapp_helpdesk.errors import DeliveryError
-from whatsapp_helpdesk.flows.credentials import aircall_access_token, hubspot_access_token
-from whatsapp_helpdesk.flows.install import AIRCALL_EVENTS
 from whatsapp_helpdesk.hubspot import scopes_missing
 from whatsapp_helpdesk.settings import Settings
 

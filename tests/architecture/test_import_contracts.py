@@ -2,7 +2,8 @@
 
 The contracts live in pyproject.toml ([tool.importlinter]): the domain imports nothing of
 ours; the bridge and the sandbox never import each other (the CLI, which starts the
-sandbox, aside); the use cases that are already independent stay so.
+sandbox, aside); the use-case slices do not import each other, and sit below operations
+and the entry points; the adapters know no slice.
 """
 
 from __future__ import annotations
@@ -75,3 +76,15 @@ def test_a_domain_module_that_imports_the_database_breaks_a_contract(tmp_path: P
     assert result.returncode != 0, result.stdout
     assert "whatsapp_helpdesk.domain.window -> whatsapp_helpdesk.db" in result.stdout
     assert "1 broken" in result.stdout
+
+
+def test_a_slice_that_imports_another_breaks_a_contract(tmp_path: Path) -> None:
+    """Slices stay independent: a reply flow reaching into the inbound slice is refused."""
+    copy = tmp_path / "whatsapp_helpdesk"
+    shutil.copytree(PACKAGE, copy, ignore=shutil.ignore_patterns("__pycache__"))
+    reply = copy / "replies" / "reply.py"
+    sideways = "\nfrom whatsapp_helpdesk.inbound import publish  # noqa\n"
+    reply.write_text(reply.read_text() + sideways)
+    result = _lint_imports(python_path=tmp_path)
+    assert result.returncode != 0, result.stdout
+    assert "whatsapp_helpdesk.replies.reply -> whatsapp_helpdesk.inbound.publish" in result.stdout

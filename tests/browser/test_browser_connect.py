@@ -13,7 +13,7 @@ from urllib.parse import parse_qs, urlparse
 import pytest
 from harness.pages import PORTAL, hubspot_accounts, live_accounts, number_row
 
-from whatsapp_helpdesk.flows.connect import connect_number
+from whatsapp_helpdesk.connect.popup import connect_number
 
 pytestmark = [
     pytest.mark.browser,

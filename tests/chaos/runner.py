@@ -250,9 +250,9 @@ def install(stack: Stack) -> dict[int, int]:
 
     from whatsapp_helpdesk.bootstrap import build_services
     from whatsapp_helpdesk.cli import install_on_sandbox
+    from whatsapp_helpdesk.connect.install import complete_aircall_oauth, complete_hubspot_oauth
+    from whatsapp_helpdesk.connect.popup import connect_number
     from whatsapp_helpdesk.db.models import Installation, Number
-    from whatsapp_helpdesk.flows.connect import connect_number
-    from whatsapp_helpdesk.flows.install import complete_aircall_oauth, complete_hubspot_oauth
     from whatsapp_helpdesk.settings import Settings
 
     settings = Settings(

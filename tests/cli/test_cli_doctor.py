@@ -13,11 +13,11 @@ from sqlalchemy import select
 
 from whatsapp_helpdesk.bootstrap import build_services
 from whatsapp_helpdesk.cli import cmd_doctor
+from whatsapp_helpdesk.connect.install import register_channel
+from whatsapp_helpdesk.credentials import aircall_access_token
 from whatsapp_helpdesk.db.migrate import downgrade
 from whatsapp_helpdesk.db.models import Installation
 from whatsapp_helpdesk.doctor import Finding, check_public_url, check_settings, run_checks
-from whatsapp_helpdesk.flows.credentials import aircall_access_token
-from whatsapp_helpdesk.flows.install import register_channel
 from whatsapp_helpdesk.settings import Settings
 
 SECRET = "s" * 48

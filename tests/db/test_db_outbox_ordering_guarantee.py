@@ -12,9 +12,9 @@ from datetime import UTC, datetime, timedelta
 
 from sqlalchemy.orm import Session, sessionmaker
 
+from whatsapp_helpdesk.connect.reauth import requeue_auth_revoked
 from whatsapp_helpdesk.db import outbox
 from whatsapp_helpdesk.db.models import OutboxEntry
-from whatsapp_helpdesk.flows.reauth import requeue_auth_revoked
 
 NOW = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
 MINUTE = timedelta(minutes=1)

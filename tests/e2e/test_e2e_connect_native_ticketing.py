@@ -10,8 +10,8 @@ import pytest
 from harness.stack import CUSTOMER, Stack
 from sqlalchemy import select, update
 
+from whatsapp_helpdesk.dashboard.reads import dashboard_view
 from whatsapp_helpdesk.db.models import DeliveryAttempt, Number, WebhookEvent
-from whatsapp_helpdesk.flows.dashboard import dashboard_view
 
 SUPPORT_FR, SALES_UK, BERLIN, MADRID = 1001, 1002, 1003, 1004
 

@@ -27,13 +27,13 @@ from harness.pages import (
 from harness.stack import CUSTOMER, PORTAL, SUPPORT_FR, Stack, running_stack
 
 from whatsapp_helpdesk.bootstrap import build_services
-from whatsapp_helpdesk.db.models import OutboxEntry, ServiceState
-from whatsapp_helpdesk.flows.numbers_refresh import (
+from whatsapp_helpdesk.connect.numbers_refresh import (
     LAST_REFRESH_KEY,
     PROGRESS_KEY,
     REFRESH_NUMBERS,
     request_refresh,
 )
+from whatsapp_helpdesk.db.models import OutboxEntry, ServiceState
 from whatsapp_helpdesk.worker.runner import Worker
 
 DEMO_COMPANY = 1

@@ -24,7 +24,7 @@ from test_e2e_reply import (
 from whatsapp_helpdesk.db.models import Conversation
 from whatsapp_helpdesk.domain import reengagement
 from whatsapp_helpdesk.domain.window import WINDOW_CLOSED_MESSAGE
-from whatsapp_helpdesk.flows import reengagement as flow
+from whatsapp_helpdesk.replies import reengagement as flow
 
 TEMPLATE_1_VAR = "9101"  # reply_waiting: "Hello, we have answered your request: {{1}} …"
 TEMPLATE_0_VAR = "9102"  # we_answered, no variable

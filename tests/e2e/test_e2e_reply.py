@@ -25,7 +25,7 @@ from sqlalchemy import func, select
 
 from whatsapp_helpdesk.db.models import Message, OutboxEntry, WebhookEvent
 from whatsapp_helpdesk.domain.window import WINDOW_CLOSED_MESSAGE
-from whatsapp_helpdesk.flows import reply as reply_flow
+from whatsapp_helpdesk.replies import reply as reply_flow
 from whatsapp_helpdesk.settings import SANDBOX_HUBSPOT_CLIENT_SECRET
 
 SEND_PATH = "/v1/messages/send/whatsapp/native"

@@ -11,8 +11,8 @@ from harness.pages import OTHER_PORTAL, install_other_company
 from harness.stack import PORTAL, Stack
 from sqlalchemy import select
 
+from whatsapp_helpdesk.connect.popup import connect_number
 from whatsapp_helpdesk.db.models import Number, WebhookEvent
-from whatsapp_helpdesk.flows.connect import connect_number
 
 SUPPORT_FR, BERLIN = 1001, 1003  # both WhatsApp numbers of sandbox Aircall company 1
 AGENT_OF = {PORTAL: 1, OTHER_PORTAL: 3}

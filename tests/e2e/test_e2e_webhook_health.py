@@ -20,12 +20,12 @@ from harness.outage import DatabaseOutage
 from harness.pages import wait_for
 from harness.stack import Stack
 
+from whatsapp_helpdesk.aircall import AIRCALL_EVENTS
 from whatsapp_helpdesk.bootstrap import Services
+from whatsapp_helpdesk.credentials import aircall_access_token
+from whatsapp_helpdesk.dashboard.reads import dashboard_view
 from whatsapp_helpdesk.db.models import Installation
-from whatsapp_helpdesk.flows import webhook_health
-from whatsapp_helpdesk.flows.credentials import aircall_access_token
-from whatsapp_helpdesk.flows.dashboard import dashboard_view
-from whatsapp_helpdesk.flows.install import AIRCALL_EVENTS
+from whatsapp_helpdesk.operations import webhook_health
 
 # The outage tests wait longer than the pages' default (a replay follows the database's return).
 _wait_for = partial(wait_for, timeout=20.0)

@@ -18,8 +18,8 @@ from whatsapp_helpdesk.db import outbox
 from whatsapp_helpdesk.db.migrate import upgrade
 from whatsapp_helpdesk.db.models import Conversation, Installation, Number, OutboxEntry
 from whatsapp_helpdesk.errors import Retryable
-from whatsapp_helpdesk.flows import contact_company
 from whatsapp_helpdesk.hubspot.client import CrmObject
+from whatsapp_helpdesk.native_tickets import contact_company
 from whatsapp_helpdesk.settings import Settings
 
 NOW = datetime(2026, 3, 1, 9, 0, tzinfo=UTC)

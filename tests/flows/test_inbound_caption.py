@@ -12,7 +12,7 @@ import json
 from pathlib import Path
 
 from whatsapp_helpdesk.aircall import MessageEvent, parse_envelope, parse_event
-from whatsapp_helpdesk.flows.ingest import inbound_text
+from whatsapp_helpdesk.inbound.ingest import inbound_text
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "aircall"
 

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import httpx
 import pytest
 
-from whatsapp_helpdesk.flows import media
+from whatsapp_helpdesk.inbound import media
 
 URL = "https://aircall-media.example/abc/photo.png?Expires=1&Signature=s"
 

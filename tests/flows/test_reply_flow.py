@@ -42,16 +42,17 @@ from whatsapp_helpdesk.domain.reply_checks import (
     SCOPES_MISSING_MESSAGE,
 )
 from whatsapp_helpdesk.domain.window import WINDOW_CLOSED_MESSAGE
-from whatsapp_helpdesk.flows.hubspot_delivery import handle_hubspot_delivery
-from whatsapp_helpdesk.flows.ingest import handle_aircall_delivery
-from whatsapp_helpdesk.flows.publish import assign_ticket
-from whatsapp_helpdesk.flows.reply import (
+from whatsapp_helpdesk.inbound.hubspot_delivery import handle_hubspot_delivery
+from whatsapp_helpdesk.inbound.ingest import handle_aircall_delivery
+from whatsapp_helpdesk.inbound.publish import assign_ticket
+from whatsapp_helpdesk.replies.reply import (
     DELIVERY_UNCERTAIN_MESSAGE,
     NO_CONVERSATION_MESSAGE,
     RECONCILE_WINDOW,
 )
-from whatsapp_helpdesk.flows.statuses import PROVIDER_FAILED_MESSAGE
+from whatsapp_helpdesk.replies.statuses import PROVIDER_FAILED_MESSAGE
 from whatsapp_helpdesk.settings import SANDBOX_HUBSPOT_CLIENT_SECRET, Settings
+from whatsapp_helpdesk.web.webhook_spool import HUBSPOT_HANDLERS
 from whatsapp_helpdesk.worker.runner import Worker
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "hubspot"
@@ -134,8 +135,8 @@ class World:
             SANDBOX_HUBSPOT_CLIENT_SECRET.encode(), b"POST" + url.encode() + body + stamp.encode(),
             hashlib.sha256).digest()).decode()
         outcome = handle_hubspot_delivery(
-            self.services, method="POST", url=url, raw_body=body, timestamp_header=stamp,
-            signature_header=signature)
+            self.services, HUBSPOT_HANDLERS, method="POST", url=url, raw_body=body,
+            timestamp_header=stamp, signature_header=signature)
         assert outcome.status_code == 200, outcome
         return outcome.result
 

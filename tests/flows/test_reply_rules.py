@@ -23,7 +23,7 @@ from whatsapp_helpdesk.domain.reply_checks import (
 )
 from whatsapp_helpdesk.domain.window import WINDOW_CLOSED_MESSAGE
 from whatsapp_helpdesk.errors import Permanent, RateLimited, Retryable
-from whatsapp_helpdesk.flows.reply import aircall_may_have_sent
+from whatsapp_helpdesk.replies.reply import aircall_may_have_sent
 
 CUSTOMER_WROTE = datetime(2026, 3, 1, 9, 0, tzinfo=UTC)
 LIVE = ChannelFacts(connected=True, authorized=True)

@@ -64,8 +64,8 @@ def install_other_company(stack: Any, *, company: int = OTHER_COMPANY) -> int:
     """A second installation: sandbox HubSpot portal 4343 joined to Aircall company 2 (or
     `company`: 1 is the first installation's, one company in two portals), with its
     WhatsApp numbers switched on (as the demo does for the first)."""
+    from whatsapp_helpdesk.connect.install import complete_aircall_oauth, complete_hubspot_oauth
     from whatsapp_helpdesk.db.models import Number
-    from whatsapp_helpdesk.flows.install import complete_aircall_oauth, complete_hubspot_oauth
 
     base = stack.settings.public_url
     hubspot_cb, aircall_cb = f"{base}/oauth/hubspot/callback", f"{base}/oauth/aircall/callback"

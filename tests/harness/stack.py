@@ -22,8 +22,8 @@ import uvicorn
 
 from whatsapp_helpdesk.bootstrap import Services, build_services
 from whatsapp_helpdesk.cli import install_on_sandbox
+from whatsapp_helpdesk.connect.popup import connect_number
 from whatsapp_helpdesk.db.migrate import upgrade
-from whatsapp_helpdesk.flows.connect import connect_number
 from whatsapp_helpdesk.sandbox.aircall import create_app as aircall_app
 from whatsapp_helpdesk.sandbox.hubspot import create_app as hubspot_app
 from whatsapp_helpdesk.settings import Settings
@@ -140,7 +140,7 @@ class Stack:
 
 
 def switch_on_every_whatsapp_number(services: Services, installation_id: int) -> None:
-    """The tests' starting layout (simpler than the demo's, flows/sandbox_demo.py): every
+    """The tests' starting layout (simpler than the demo's, operations/sandbox_demo.py): every
     WhatsApp number connected with the Help Desk setting on, every other number off."""
     from sqlalchemy import select
 

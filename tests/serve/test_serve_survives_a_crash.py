@@ -24,8 +24,8 @@ import pytest
 from sqlalchemy import select
 
 from whatsapp_helpdesk.bootstrap import build_services
+from whatsapp_helpdesk.connect.popup import connect_number
 from whatsapp_helpdesk.db.models import Number
-from whatsapp_helpdesk.flows.connect import connect_number
 from whatsapp_helpdesk.settings import Settings
 
 pytestmark = pytest.mark.slow

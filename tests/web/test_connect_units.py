@@ -8,8 +8,9 @@ from typing import Any
 
 import pytest
 
-from whatsapp_helpdesk.web.auth import csrf_valid, safe_next
+from whatsapp_helpdesk.web.auth import safe_next
 from whatsapp_helpdesk.web.connect_routes import ConnectRequest, hubspot_return_url
+from whatsapp_helpdesk.web.csrf import csrf_valid
 
 
 def _services(auth_base: str, api_base: str) -> Any:

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from whatsapp_helpdesk.aircall import CallEvent, MessageEvent, parse_envelope, parse_event
-from whatsapp_helpdesk.flows.native_ticketing import (
+from whatsapp_helpdesk.native_tickets.tickets import (
     MISSED_CALL,
     SMS,
     VOICEMAIL,

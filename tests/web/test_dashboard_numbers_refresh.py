@@ -8,9 +8,9 @@ from harness.pages import number_settings, post_form, signed_in, text_of
 from harness.stack import running_stack
 from sqlalchemy import func, select, update
 
+from whatsapp_helpdesk.connect import numbers_refresh
+from whatsapp_helpdesk.connect.numbers_refresh import REFRESH_NUMBERS
 from whatsapp_helpdesk.db.models import Number, OutboxEntry
-from whatsapp_helpdesk.flows import numbers_refresh
-from whatsapp_helpdesk.flows.numbers_refresh import REFRESH_NUMBERS
 from whatsapp_helpdesk.worker.runner import Worker
 
 SALES_UK = 1002

@@ -7,8 +7,8 @@ from __future__ import annotations
 from harness.pages import number_row, signed_in
 from sqlalchemy import insert
 
+from whatsapp_helpdesk.dashboard.reads import PAGE_SIZE
 from whatsapp_helpdesk.db.models import Number
-from whatsapp_helpdesk.flows.dashboard import PAGE_SIZE
 
 EXTRA = 1200
 

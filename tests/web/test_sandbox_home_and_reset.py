@@ -226,7 +226,7 @@ def test_a_reset_that_could_not_reach_the_sandboxes_lets_the_work_go_on(tmp_path
     from whatsapp_helpdesk.bootstrap import build_services
     from whatsapp_helpdesk.db import outbox
     from whatsapp_helpdesk.db.migrate import upgrade
-    from whatsapp_helpdesk.flows.sandbox_demo import reset_demo
+    from whatsapp_helpdesk.operations.sandbox_demo import reset_demo
     from whatsapp_helpdesk.settings import Settings
 
     silent = socket.socket()

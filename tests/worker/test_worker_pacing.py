@@ -13,8 +13,8 @@ from whatsapp_helpdesk.bootstrap import build_services
 from whatsapp_helpdesk.db import outbox
 from whatsapp_helpdesk.db.migrate import upgrade
 from whatsapp_helpdesk.db.models import DeliveryAttempt, Installation, OutboxEntry
-from whatsapp_helpdesk.flows.reply import aircall_may_have_sent
 from whatsapp_helpdesk.pacing import Paced
+from whatsapp_helpdesk.replies.reply import aircall_may_have_sent
 from whatsapp_helpdesk.settings import Settings
 from whatsapp_helpdesk.worker import runner
 from whatsapp_helpdesk.worker.runner import Worker

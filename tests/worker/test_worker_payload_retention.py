@@ -16,7 +16,7 @@ from whatsapp_helpdesk.bootstrap import Services, build_services
 from whatsapp_helpdesk.db.migrate import upgrade
 from whatsapp_helpdesk.db.models import DeliveryAttempt, Installation, OutboxEntry, WebhookEvent
 from whatsapp_helpdesk.domain.clock import ManualClock
-from whatsapp_helpdesk.flows import payload_retention
+from whatsapp_helpdesk.operations import payload_retention
 from whatsapp_helpdesk.settings import Settings
 
 PAYLOAD = '{"event": "message.received", "data": {"id": "m-%d"}}'

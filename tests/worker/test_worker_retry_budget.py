@@ -116,7 +116,7 @@ def test_R24_R44_a_reply_whose_retry_would_come_after_the_window_fails_with_that
     fails now, with the window's reason, instead of waiting to be refused."""
     from whatsapp_helpdesk.db.models import Conversation, Message, Number
     from whatsapp_helpdesk.domain.window import WINDOW_CLOSED_MESSAGE
-    from whatsapp_helpdesk.flows.reply import SEND_REPLY
+    from whatsapp_helpdesk.replies.reply import SEND_REPLY
 
     clock = ManualClock()
     services = build_services(Settings(database_url=database_url, _env_file=None),

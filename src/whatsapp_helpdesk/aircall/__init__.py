@@ -32,10 +32,11 @@ from whatsapp_helpdesk.aircall.payloads import (
     parse_envelope,
     parse_event,
 )
-from whatsapp_helpdesk.aircall.webhook import token_digest, tokens_match
+from whatsapp_helpdesk.aircall.webhook import AIRCALL_EVENTS, token_digest, tokens_match
 from whatsapp_helpdesk.domain.window import WINDOW_CLOSED_MESSAGE
 
 __all__ = [
+    "AIRCALL_EVENTS",
     "WINDOW_CLOSED_MESSAGE",
     "AircallCall",
     "AircallClient",

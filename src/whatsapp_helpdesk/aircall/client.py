@@ -33,7 +33,7 @@ from whatsapp_helpdesk.errors import (
     TemplateRefused,
     WindowClosed,
 )
-from whatsapp_helpdesk.http_retry import (
+from whatsapp_helpdesk.http_transport import (
     Clock,
     aircall_retry_after,
     body_excerpt,
@@ -287,7 +287,7 @@ async def _call(
 
 def _object(response: httpx.Response, operation: str, *, reveal_body: bool = True
             ) -> dict[str, Any]:
-    """A 2xx body that must be a JSON object (see `http_retry.expect_json_object`)."""
+    """A 2xx body that must be a JSON object (see `http_transport.expect_json_object`)."""
     return expect_json_object(response, service=SERVICE, operation=operation,
                               reveal_body=reveal_body)
 

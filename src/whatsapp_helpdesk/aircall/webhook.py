@@ -11,6 +11,21 @@ from __future__ import annotations
 import hashlib
 import hmac
 
+# The events our webhook subscribes to: set at install, checked by the webhook health job
+# and by `doctor`.
+AIRCALL_EVENTS = (
+    "message.received",
+    "message.sent",
+    "message.status_updated",
+    "call.ended",
+    "call.voicemail_left",
+    "number.created",
+    "number.deleted",
+    "number.opened",
+    "number.closed",
+    "integration.deleted",
+)
+
 
 def token_digest(token: str) -> str:
     """SHA-256 hex of a webhook token: what is stored, and what a delivery is looked up by.

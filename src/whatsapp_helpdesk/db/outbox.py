@@ -31,7 +31,7 @@ DONE = "done"
 FAILED = "failed"
 
 # failure_kind of an entry failed because HubSpot's grant was revoked: re-queued after the
-# admin re-authorises (flows/reauth.py).
+# admin re-authorises (connect/reauth.py).
 AUTH_REVOKED = "auth_revoked"
 
 LEASE = timedelta(seconds=60)

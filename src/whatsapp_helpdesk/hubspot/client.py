@@ -10,7 +10,7 @@ Written against `shared/reference/hubspot-custom-channels.md` and HubSpot's Open
   (R11), delivery statuses (R23), contact search and native tickets (R35).
 
 Every answer other than a 2xx becomes an error of `whatsapp_helpdesk.errors` (see
-`hubspot_error`); every transport failure too (`http_retry.send`).
+`hubspot_error`); every transport failure too (`http_transport.send`).
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ from whatsapp_helpdesk.errors import (
     RateLimited,
     Retryable,
 )
-from whatsapp_helpdesk.http_retry import (
+from whatsapp_helpdesk.http_transport import (
     Clock,
     body_excerpt,
     expect_json_object,
@@ -416,7 +416,7 @@ def _next_after(page: Mapping[str, Any]) -> str | None:
 def response_object(
     response: httpx.Response, operation: str, *, reveal_body: bool = True
 ) -> dict[str, Any]:
-    """A 2xx body that must be a JSON object (see `http_retry.expect_json_object`)."""
+    """A 2xx body that must be a JSON object (see `http_transport.expect_json_object`)."""
     return expect_json_object(response, service=SERVICE, operation=operation,
                               reveal_body=reveal_body)
 

@@ -17,7 +17,7 @@ from urllib.parse import quote, urlencode
 import httpx
 
 from whatsapp_helpdesk.errors import AuthExpired, AuthRevoked, DeliveryError, Permanent
-from whatsapp_helpdesk.http_retry import (
+from whatsapp_helpdesk.http_transport import (
     Clock,
     body_excerpt,
     json_object,

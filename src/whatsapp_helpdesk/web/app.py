@@ -10,17 +10,17 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse, RedirectResponse
-from prometheus_client import CONTENT_TYPE_LATEST, Counter, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import text
 from starlette.concurrency import run_in_threadpool
 
 from whatsapp_helpdesk.bootstrap import Services
-from whatsapp_helpdesk.errors import DeliveryError
-from whatsapp_helpdesk.flows.install import (
+from whatsapp_helpdesk.connect.install import (
     CompanyChange,
     complete_aircall_oauth,
     complete_hubspot_oauth,
 )
+from whatsapp_helpdesk.errors import DeliveryError
 from whatsapp_helpdesk.input_limits import InputRejected
 from whatsapp_helpdesk.supervisor import read_state
 from whatsapp_helpdesk.web import (
@@ -33,27 +33,11 @@ from whatsapp_helpdesk.web import (
 from whatsapp_helpdesk.web.error_pages import install_error_pages
 from whatsapp_helpdesk.web.security_headers import SecurityHeaders
 from whatsapp_helpdesk.web.sessions import ServerSessions, renew, revoke_installation
+from whatsapp_helpdesk.web.webhook_intake import WEBHOOKS, read_limited_body
 from whatsapp_helpdesk.web.webhook_spool import DATABASE_DOWN, WebhookSpool
 
 # Aircall's events are a few KB; anything far larger is not one of them (R43).
 MAX_WEBHOOK_BODY = 256 * 1024
-
-WEBHOOKS = Counter(
-    "whatsapp_helpdesk_webhooks_total", "Webhook deliveries by source and result",
-    ["source", "result"],
-)
-
-
-async def read_limited_body(request: Request) -> bytes | None:
-    declared = request.headers.get("content-length")
-    if declared and declared.isdigit() and int(declared) > MAX_WEBHOOK_BODY:
-        return None
-    body = bytearray()
-    async for chunk in request.stream():
-        body.extend(chunk)
-        if len(body) > MAX_WEBHOOK_BODY:
-            return None
-    return bytes(body)
 
 
 def create_app(services: Services) -> FastAPI:
@@ -109,7 +93,7 @@ def create_app(services: Services) -> FastAPI:
 
     @app.post("/webhooks/aircall")
     async def aircall_webhook(request: Request) -> JSONResponse:
-        body = await read_limited_body(request)
+        body = await read_limited_body(request, MAX_WEBHOOK_BODY)
         if body is None:
             WEBHOOKS.labels("aircall", "too_large").inc()
             return JSONResponse({"result": "too_large"}, status_code=413)

@@ -1,4 +1,4 @@
-"""Who is signed in, and CSRF protection, for the pages (R10).
+"""Who is signed in, for the pages (R10); CSRF protection is web/csrf.py.
 
 An admin signs in through the same HubSpot authorisation that installs the service: only a
 user HubSpot lets authorise apps in a portal gets a code for it, and the access token the
@@ -13,9 +13,6 @@ install (which would re-authorise Aircall and replace its webhook). A real HubSp
 list `PUBLIC_URL/signin/callback` among its redirect URLs, next to `/oauth/hubspot/callback`.
 The tokens the sign-in code yields are not kept: signing in proves who you are; the
 installation's own grant is renewed only through the install buttons (R8).
-
-Every POST form carries the session's CSRF token in a hidden field (`csrf_token`), compared
-in constant time; the cookie is also SameSite=Lax.
 """
 
 from __future__ import annotations
@@ -27,20 +24,21 @@ from urllib.parse import urlencode, urlsplit
 import structlog
 from fastapi import APIRouter, Request
 from fastapi.responses import RedirectResponse, Response
+from starlette.concurrency import run_in_threadpool
 
 from whatsapp_helpdesk.bootstrap import Services
+from whatsapp_helpdesk.connect.popup import installation_for_portal
 from whatsapp_helpdesk.errors import DeliveryError
-from whatsapp_helpdesk.flows.connect import installation_for_portal
 from whatsapp_helpdesk.input_limits import MAX_FORM_FIELD
+from whatsapp_helpdesk.web.csrf import CSRF_FIELD, SESSION_CSRF, csrf_valid
+from whatsapp_helpdesk.web.pages import problem
 from whatsapp_helpdesk.web.sessions import renew
 
 log = structlog.get_logger(__name__)
 
 SESSION_INSTALLATION: Final = "installation_id"  # also set by the install callbacks (app.py)
-SESSION_CSRF: Final = "csrf_token"
 SESSION_SIGNIN_STATE: Final = "signin_state"
 SESSION_SIGNIN_NEXT: Final = "signin_next"
-CSRF_FIELD: Final = "csrf_token"
 SIGNIN_CALLBACK: Final = "/signin/callback"
 DEFAULT_NEXT: Final = "/dashboard"
 
@@ -49,22 +47,6 @@ def signed_in(request: Request) -> int | None:
     """The installation the session is signed in to, or None."""
     value = request.session.get(SESSION_INSTALLATION)
     return value if isinstance(value, int) else None
-
-
-def csrf_token(request: Request) -> str:
-    token = request.session.get(SESSION_CSRF)
-    if not isinstance(token, str) or len(token) < 32:
-        token = secrets.token_urlsafe(32)
-        request.session[SESSION_CSRF] = token
-    return token
-
-
-def csrf_valid(request: Request, submitted: object) -> bool:
-    expected = request.session.get(SESSION_CSRF)
-    return (
-        isinstance(expected, str) and isinstance(submitted, str) and bool(submitted)
-        and secrets.compare_digest(expected.encode(), submitted.encode())
-    )
 
 
 def safe_next(value: str | None) -> str:
@@ -95,8 +77,6 @@ def start_session(request: Request, installation_id: int) -> None:
 
 
 def router(services: Services) -> APIRouter:
-    from whatsapp_helpdesk.web.pages import problem  # pages imports this module
-
     routes = APIRouter()
     settings = services.settings
     callback_url = f"{settings.public_url}{SIGNIN_CALLBACK}"
@@ -125,7 +105,9 @@ def router(services: Services) -> APIRouter:
         except DeliveryError as exc:
             return problem(request, "HubSpot did not confirm who you are.", exc.message,
                            status_code=400)
-        installation_id = installation_for_portal(services, info.hub_id, prefer=signed_in(request))
+        # A query: off the event loop, which serves every other request meanwhile.
+        installation_id = await run_in_threadpool(
+            installation_for_portal, services, info.hub_id, prefer=signed_in(request))
         if installation_id is None:
             return problem(
                 request, "This HubSpot account has not installed WhatsApp with Aircall.",

@@ -8,7 +8,7 @@ HubSpot opens `channelAccountConnectionRedirectUrl` in a pop-up with its staging
    one; a visitor not signed in is sent through the HubSpot sign-in and back; a session of
    another installation is refused (R10);
 2. lists only the eligible numbers (R3), or says per number which conditions are missing;
-3. on confirmation completes the staging token (flows/connect.py) and sends the user back to
+3. on confirmation completes the staging token (connect/popup.py) and sends the user back to
    HubSpot's `redirectUrl` — only when it is a HubSpot address (no open redirect) — or says
    "connected, you can close this window";
 4. shows R5's three errors in plain words; nothing is half-connected after any of them.
@@ -26,18 +26,19 @@ from fastapi.responses import RedirectResponse, Response
 from starlette.concurrency import run_in_threadpool
 
 from whatsapp_helpdesk.bootstrap import Services
-from whatsapp_helpdesk.errors import AuthRevoked, DeliveryError
-from whatsapp_helpdesk.flows.connect import (
+from whatsapp_helpdesk.connect.popup import (
     Candidate,
     NotConnectable,
     candidates,
     connect_number,
     installation_for_portal,
 )
-from whatsapp_helpdesk.flows.dashboard import HUBSPOT_INSTALL_URL, installation_summary
+from whatsapp_helpdesk.dashboard.reads import HUBSPOT_INSTALL_URL, installation_summary
+from whatsapp_helpdesk.errors import AuthRevoked, DeliveryError
 from whatsapp_helpdesk.hubspot import StagingTokenError
 from whatsapp_helpdesk.input_limits import db_id, form_value
-from whatsapp_helpdesk.web.auth import CSRF_FIELD, csrf_valid, sign_in_url, signed_in
+from whatsapp_helpdesk.web.auth import sign_in_url, signed_in
+from whatsapp_helpdesk.web.csrf import CSRF_FIELD, csrf_valid
 from whatsapp_helpdesk.web.pages import problem, render
 
 # R5, in the page's words: a title, then what happened and what to do (the client's

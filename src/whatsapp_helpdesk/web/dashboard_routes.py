@@ -1,7 +1,7 @@
 """The integration dashboard (R6–R10, R35, R36): pages and actions, sign-in, static files.
 
 Thin routes: each reads the signed-in installation from the session (web/auth.py), checks
-the form's CSRF token, calls one function of flows/dashboard.py and redirects back to the
+the form's CSRF token, calls one function of dashboard/reads.py and redirects back to the
 dashboard with a message (post/redirect/get), so every action works without JavaScript.
 """
 
@@ -17,10 +17,13 @@ from fastapi.responses import RedirectResponse, Response
 from starlette.concurrency import run_in_threadpool
 
 from whatsapp_helpdesk.bootstrap import Services
+from whatsapp_helpdesk.connect import reconnect
+from whatsapp_helpdesk.dashboard import actions as dashboard_actions
+from whatsapp_helpdesk.dashboard import reads as dashboard
 from whatsapp_helpdesk.errors import AuthRevoked
-from whatsapp_helpdesk.flows import dashboard, reconnect
 from whatsapp_helpdesk.input_limits import MAX_DB_ID
 from whatsapp_helpdesk.web import auth, dashboard_templates
+from whatsapp_helpdesk.web.csrf import CSRF_FIELD, csrf_valid
 from whatsapp_helpdesk.web.pages import flash, problem, render, static_router
 from whatsapp_helpdesk.web.sessions import revoke_installation
 
@@ -64,7 +67,7 @@ def router(services: Services) -> APIRouter:
             return problem(request, "Please sign in", "Your session has ended.",
                            status_code=403, action=(auth.sign_in_url(DASHBOARD), "Sign in"))
         form = await request.form()
-        if not auth.csrf_valid(request, form.get(auth.CSRF_FIELD)):
+        if not csrf_valid(request, form.get(CSRF_FIELD)):
             return problem(request, "This form has expired",
                            "Nothing was changed. Reload the dashboard and try again.",
                            status_code=403, action=(DASHBOARD, "Back to the dashboard"),
@@ -77,7 +80,7 @@ def router(services: Services) -> APIRouter:
             return problem(request, "Not found", "There is no such item in your installation.",
                            status_code=404, action=(DASHBOARD, "Back to the dashboard"),
                            installation=await summary(installation_id))
-        except dashboard.ActionRefused as exc:
+        except dashboard_actions.ActionRefused as exc:
             flash(request, exc.message, kind="error")
         else:
             flash(request, message)
@@ -105,8 +108,8 @@ def router(services: Services) -> APIRouter:
             setting = fields.get("setting", "")
             value = fields.get("value")
             if value not in ("on", "off"):
-                raise dashboard.ActionRefused("Choose on or off.")
-            return await run_in_threadpool(dashboard.set_setting, services, installation_id,
+                raise dashboard_actions.ActionRefused("Choose on or off.")
+            return await run_in_threadpool(dashboard_actions.set_setting, services, installation_id,
                                            number_id, setting, value == "on")
 
         return await act(request, run)
@@ -125,7 +128,7 @@ def router(services: Services) -> APIRouter:
             try:
                 return await reconnect.reconnect_number(services, installation_id, number_id)
             except reconnect.NotReconnectable as exc:
-                raise dashboard.ActionRefused(exc.message) from exc
+                raise dashboard_actions.ActionRefused(exc.message) from exc
             except LookupError as exc:
                 raise dashboard.NotFound("number") from exc
 
@@ -163,14 +166,14 @@ def router(services: Services) -> APIRouter:
     @routes.post("/dashboard/numbers/{number_id}/disconnect")
     async def disconnect(request: Request, number_id: DbId) -> Response:
         async def run(installation_id: int, fields: dict[str, str]) -> str:
-            return await dashboard.disconnect_number(services, installation_id, number_id)
+            return await dashboard_actions.disconnect_number(services, installation_id, number_id)
 
         return await act(request, run)
 
     @routes.post("/dashboard/numbers/refresh")
     async def refresh(request: Request) -> Response:
         async def run(installation_id: int, fields: dict[str, str]) -> str:
-            return await run_in_threadpool(dashboard.refresh_numbers, services,
+            return await run_in_threadpool(dashboard_actions.refresh_numbers, services,
                                            installation_id)
 
         return await act(request, run)
@@ -192,14 +195,14 @@ def router(services: Services) -> APIRouter:
 
     @routes.post("/dashboard/deliveries/{outbox_id}/retry")
     async def retry(request: Request, outbox_id: DbId) -> Response:
-        return await act(request, threaded(dashboard.retry_delivery, outbox_id))
+        return await act(request, threaded(dashboard_actions.retry_delivery, outbox_id))
 
     @routes.post("/dashboard/sessions/revoke")
     async def sign_out_everywhere(request: Request) -> Response:
         """Every session of this installation ends, this one too (R10; issue 12, item 4)."""
         installation_id = auth.signed_in(request)
         form = await request.form()
-        if installation_id is None or not auth.csrf_valid(request, form.get(auth.CSRF_FIELD)):
+        if installation_id is None or not csrf_valid(request, form.get(CSRF_FIELD)):
             return problem(request, "This form has expired",
                            "Nothing was changed. Reload the dashboard and try again.",
                            status_code=403, action=(DASHBOARD, "Back to the dashboard"))
@@ -213,8 +216,8 @@ def router(services: Services) -> APIRouter:
         async def run(installation_id: int, fields: dict[str, str]) -> str:
             choice = fields.get("choice", "")
             if choice not in COMPANY_WHATSAPP_CHOICES:
-                raise dashboard.ActionRefused("Choose automatic, yes or no.")
-            return await run_in_threadpool(dashboard.set_company_whatsapp, services,
+                raise dashboard_actions.ActionRefused("Choose automatic, yes or no.")
+            return await run_in_threadpool(dashboard_actions.set_company_whatsapp, services,
                                            installation_id, COMPANY_WHATSAPP_CHOICES[choice])
 
         return await act(request, run)

@@ -8,6 +8,7 @@ from starlette.concurrency import run_in_threadpool
 
 from whatsapp_helpdesk.bootstrap import Services
 from whatsapp_helpdesk.hubspot import SIGNATURE_HEADER, TIMESTAMP_HEADER
+from whatsapp_helpdesk.web.webhook_intake import WEBHOOKS, read_limited_body
 
 WEBHOOK_PATH = "/webhooks/hubspot"
 
@@ -16,21 +17,9 @@ WEBHOOK_PATH = "/webhooks/hubspot"
 MAX_HUBSPOT_WEBHOOK_BODY = 1024 * 1024
 
 
-async def _read_limited_body(request: Request) -> bytes | None:
-    declared = request.headers.get("content-length")
-    if declared and declared.isdigit() and int(declared) > MAX_HUBSPOT_WEBHOOK_BODY:
-        return None
-    body = bytearray()
-    async for chunk in request.stream():
-        body.extend(chunk)
-        if len(body) > MAX_HUBSPOT_WEBHOOK_BODY:
-            return None
-    return bytes(body)
-
-
 def signed_url(public_url: str, request: Request) -> str:
     """The URL HubSpot called: the channel's `webhookUrl` is PUBLIC_URL + this path
-    (flows/install.py), so it is rebuilt from PUBLIC_URL rather than from the Host header a
+    (connect/install.py), so it is rebuilt from PUBLIC_URL rather than from the Host header a
     proxy may have rewritten (reference §5: "behind proxies rebuild the public URL"). The
     query is kept byte for byte as it arrived."""
     query = request.scope.get("query_string", b"").decode("latin-1")
@@ -42,10 +31,7 @@ def router(services: Services) -> APIRouter:
 
     @routes.post(WEBHOOK_PATH)
     async def hubspot_webhook(request: Request) -> JSONResponse:
-        # Imported here: web.app imports this module while it is being built.
-        from whatsapp_helpdesk.web.app import WEBHOOKS
-
-        body = await _read_limited_body(request)
+        body = await read_limited_body(request, MAX_HUBSPOT_WEBHOOK_BODY)
         if body is None:
             WEBHOOKS.labels("hubspot", "too_large").inc()
             return JSONResponse({"result": "too_large"}, status_code=413)

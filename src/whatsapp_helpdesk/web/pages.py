@@ -14,8 +14,8 @@ from fastapi import APIRouter, Request
 from fastapi.responses import FileResponse, HTMLResponse, Response
 from fastapi.templating import Jinja2Templates
 
-from whatsapp_helpdesk.flows.dashboard import InstallationSummary
-from whatsapp_helpdesk.web.auth import csrf_token
+from whatsapp_helpdesk.dashboard.reads import InstallationSummary
+from whatsapp_helpdesk.web.csrf import csrf_token
 
 WEB_DIR: Final = Path(__file__).resolve().parent
 TEMPLATES = Jinja2Templates(directory=str(WEB_DIR / "templates"))

@@ -18,9 +18,10 @@ from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
 
 from whatsapp_helpdesk.bootstrap import Services
+from whatsapp_helpdesk.connect.install import AircallGrant, CompanyChange, apply_aircall_grant
 from whatsapp_helpdesk.errors import DeliveryError
-from whatsapp_helpdesk.flows.install import AircallGrant, CompanyChange, apply_aircall_grant
-from whatsapp_helpdesk.web.auth import CSRF_FIELD, SESSION_INSTALLATION, csrf_valid
+from whatsapp_helpdesk.web.auth import SESSION_INSTALLATION
+from whatsapp_helpdesk.web.csrf import CSRF_FIELD, csrf_valid
 from whatsapp_helpdesk.web.pages import problem, render
 from whatsapp_helpdesk.web.sessions import renew, revoke_installation
 

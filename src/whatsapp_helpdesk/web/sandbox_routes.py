@@ -24,8 +24,8 @@ from starlette.concurrency import run_in_threadpool
 from whatsapp_helpdesk.bootstrap import Services
 from whatsapp_helpdesk.db.models import Installation
 from whatsapp_helpdesk.errors import DeliveryError
-from whatsapp_helpdesk.flows.sandbox_demo import reset_demo
-from whatsapp_helpdesk.web import auth
+from whatsapp_helpdesk.operations.sandbox_demo import reset_demo
+from whatsapp_helpdesk.web.csrf import CSRF_FIELD, csrf_valid
 from whatsapp_helpdesk.web.pages import flash, problem, render
 
 log = structlog.get_logger(__name__)
@@ -115,7 +115,7 @@ def router(services: Services) -> APIRouter:
     @routes.post("/_sandbox/reset")
     async def sandbox_reset(request: Request) -> Response:
         form = await request.form()
-        if not auth.csrf_valid(request, form.get(auth.CSRF_FIELD)):
+        if not csrf_valid(request, form.get(CSRF_FIELD)):
             return problem(request, "This form has expired",
                            "Nothing was reset. Reload the page and try again.", status_code=403,
                            action=("/", "Back to the sandbox home"))

@@ -37,19 +37,32 @@ from whatsapp_helpdesk.aircall import (
     token_digest,
 )
 from whatsapp_helpdesk.bootstrap import Services
+from whatsapp_helpdesk.connect.channel_accounts import (
+    on_channel_account_created,
+    on_channel_account_updated,
+)
 from whatsapp_helpdesk.db.models import Installation
-from whatsapp_helpdesk.flows.hubspot_delivery import (
+from whatsapp_helpdesk.hubspot import InvalidSignature, verify_signature_v3
+from whatsapp_helpdesk.inbound.hubspot_delivery import (
+    Handlers,
     handle_hubspot_delivery,
     store_verified_hubspot_body,
 )
-from whatsapp_helpdesk.flows.ingest import (
+from whatsapp_helpdesk.inbound.ingest import (
     Outcome,
     handle_aircall_delivery,
     ingest_authenticated_aircall,
 )
-from whatsapp_helpdesk.hubspot import InvalidSignature, verify_signature_v3
+from whatsapp_helpdesk.replies.reply import store_outgoing_reply
 from whatsapp_helpdesk.spool import Spool, SpoolFull
 
+# HubSpot's custom-channel events, each to the slice it belongs to (wired here, at the edge:
+# the inbound slice that keeps the event does not import replies or connect).
+HUBSPOT_HANDLERS: Handlers = {
+    "OUTGOING_CHANNEL_MESSAGE_CREATED": store_outgoing_reply,
+    "CHANNEL_ACCOUNT_CREATED": on_channel_account_created,
+    "CHANNEL_ACCOUNT_UPDATED": on_channel_account_updated,
+}
 log = structlog.get_logger(__name__)
 
 # What an unreachable database raises: refused or dropped connections, a pool that cannot
@@ -124,7 +137,7 @@ class WebhookSpool:
                                                 "body": raw_body.decode("utf-8", "replace")})
         try:
             return handle_hubspot_delivery(
-                self.services, method=method, url=url, raw_body=raw_body,
+                self.services, HUBSPOT_HANDLERS, method=method, url=url, raw_body=raw_body,
                 timestamp_header=timestamp_header, signature_header=signature_header)
         except DATABASE_DOWN as exc:
             log.warning("webhook.database_unreachable", source="hubspot", error=str(exc)[:200])
@@ -197,7 +210,7 @@ class WebhookSpool:
                 self.services, int(record["installation_id"]), str(record["webhook_digest"]),
                 envelope, body.decode("utf-8"))
         else:
-            outcome = store_verified_hubspot_body(self.services, body)
+            outcome = store_verified_hubspot_body(self.services, HUBSPOT_HANDLERS, body)
         REPLAYED.labels(str(record.get("source"))).inc()
         log.info("webhook.spool_record_replayed", source=record.get("source"),
                  result=outcome.result)

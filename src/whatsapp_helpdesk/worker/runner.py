@@ -8,7 +8,7 @@
     AuthExpired    → refresh the token, again at once
     AuthRevoked    → installation flagged "re-authentication required" (R8); entry failed
                      as `auth_revoked`, re-queued in order when the admin re-authorises
-                     (flows/reauth.py)
+                     (connect/reauth.py)
     Permanent      → failed with its reason, kept, retryable from the dashboard (R9)
 
 Any number of worker processes can run against one database.
@@ -30,7 +30,23 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from whatsapp_helpdesk.bootstrap import Services
+from whatsapp_helpdesk.connect.numbers_refresh import (
+    refresh_numbers_job,
+    sync_number_job,
+)
+from whatsapp_helpdesk.credentials import hubspot_access_token, mark_reauth_required
 from whatsapp_helpdesk.db import outbox
+from whatsapp_helpdesk.db.job_kinds import (
+    FETCH_MEDIA,
+    NATIVE_TICKET,
+    PUBLISH_INBOUND,
+    REENGAGEMENT_NOTE,
+    REFRESH_NUMBERS,
+    REPORT_STATUS,
+    SEND_REPLY,
+    SET_CONTACT_COMPANY,
+    SYNC_NUMBER,
+)
 from whatsapp_helpdesk.db.models import Conversation, Message, OutboxEntry
 from whatsapp_helpdesk.domain.retry_budget import RetryIn, after_temporary_failure
 from whatsapp_helpdesk.errors import (
@@ -41,28 +57,21 @@ from whatsapp_helpdesk.errors import (
     RateLimited,
     Retryable,
 )
-from whatsapp_helpdesk.flows import payload_retention, webhook_health
-from whatsapp_helpdesk.flows.contact_company import SET_CONTACT_COMPANY, set_contact_company
-from whatsapp_helpdesk.flows.credentials import hubspot_access_token, mark_reauth_required
-from whatsapp_helpdesk.flows.ingest import PUBLISH_INBOUND
-from whatsapp_helpdesk.flows.media import FETCH_MEDIA, fetch_media
-from whatsapp_helpdesk.flows.native_ticketing import NATIVE_TICKET, create_native_ticket
-from whatsapp_helpdesk.flows.numbers_refresh import (
-    REFRESH_NUMBERS,
-    SYNC_NUMBER,
-    refresh_numbers_job,
-    sync_number_job,
+from whatsapp_helpdesk.inbound.media import fetch_media
+from whatsapp_helpdesk.inbound.publish import publish_inbound
+from whatsapp_helpdesk.native_tickets.contact_company import (
+    set_contact_company,
 )
-from whatsapp_helpdesk.flows.publish import publish_inbound
-from whatsapp_helpdesk.flows.reengagement import (
-    REENGAGEMENT_NOTE,
+from whatsapp_helpdesk.native_tickets.tickets import create_native_ticket
+from whatsapp_helpdesk.operations import payload_retention, webhook_health
+from whatsapp_helpdesk.pacing import Paced
+from whatsapp_helpdesk.replies.reengagement import (
     publish_note,
     template_may_follow,
 )
-from whatsapp_helpdesk.flows.reply import SEND_REPLY, send_reply
-from whatsapp_helpdesk.flows.reply import give_up as give_up_reply
-from whatsapp_helpdesk.flows.statuses import REPORT_STATUS, report_status
-from whatsapp_helpdesk.pacing import Paced
+from whatsapp_helpdesk.replies.reply import give_up as give_up_reply
+from whatsapp_helpdesk.replies.reply import send_reply
+from whatsapp_helpdesk.replies.statuses import report_status
 
 log = structlog.get_logger(__name__)
 
@@ -308,7 +317,7 @@ class Worker:
                                                since or now))
                         return False
                     reason = decision.reason
-                # Re-queued after re-authorisation (flows/reauth.py), except a reply: its
+                # Re-queued after re-authorisation (connect/reauth.py), except a reply: its
                 # failure is already FAILED in HubSpot, and the agent decides.
                 requeued_later = isinstance(exc, AuthRevoked) and entry.kind != SEND_REPLY
                 outbox.fail(session, entry_id=entry.id, worker_id=self.worker_id, now=now,

@@ -17,11 +17,11 @@ from sqlalchemy import Select, func, select
 from sqlalchemy.orm import Session
 
 from whatsapp_helpdesk.bootstrap import Services
+from whatsapp_helpdesk.credentials import hubspot_access_token
 from whatsapp_helpdesk.db.models import ChannelAccount, Conversation, Message, Number, Ticket
 from whatsapp_helpdesk.domain.tickets import Activity, JoinTicket, choose_ticket
 from whatsapp_helpdesk.domain.window import window_is_open
 from whatsapp_helpdesk.errors import Permanent
-from whatsapp_helpdesk.flows.credentials import hubspot_access_token
 from whatsapp_helpdesk.hubspot import FileAttachment, PublishedMessage
 
 
@@ -147,7 +147,7 @@ def _place(services: Services, message_id: int) -> _Placed | str:
 
 
 def _attachments(message: Message) -> tuple[FileAttachment, ...]:
-    """The file fetched and uploaded ahead of the publish (flows/media.py, R51)."""
+    """The file fetched and uploaded ahead of the publish (inbound/media.py, R51)."""
     if message.media_file_id is None:
         return ()
     return (FileAttachment(file_id=message.media_file_id,

@@ -23,13 +23,13 @@ import httpx
 from sqlalchemy import delete, func, select, update
 
 from whatsapp_helpdesk.bootstrap import Services
-from whatsapp_helpdesk.db import outbox
-from whatsapp_helpdesk.db.models import Base, Installation, Number, OutboxEntry
-from whatsapp_helpdesk.flows.install import (
+from whatsapp_helpdesk.connect.install import (
     complete_aircall_oauth,
     complete_hubspot_oauth,
     register_channel,
 )
+from whatsapp_helpdesk.db import outbox
+from whatsapp_helpdesk.db.models import Base, Installation, Number, OutboxEntry
 
 
 class NotInSandboxMode(Exception):

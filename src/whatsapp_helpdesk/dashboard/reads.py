@@ -1,4 +1,4 @@
-"""The integration dashboard's reads and actions (R6–R10, R35, R36).
+"""The integration dashboard's reads (R6–R10, R35, R36); its actions are dashboard/actions.py.
 
 Every function takes the signed-in installation's id and touches only that installation's
 rows: a number, a delivery or a channel of another installation is simply "not found"
@@ -18,7 +18,19 @@ from sqlalchemy import ColumnElement, exists, func, literal_column, select
 from sqlalchemy.orm import Session
 
 from whatsapp_helpdesk.bootstrap import Services
+from whatsapp_helpdesk.connect.numbers_refresh import refresh_status
+from whatsapp_helpdesk.connect.popup import number_facts
 from whatsapp_helpdesk.db import outbox
+from whatsapp_helpdesk.db.job_kinds import (
+    ACTIVITY_LABELS,
+    NATIVE_TICKET,
+    PUBLISH_INBOUND,
+    REENGAGEMENT_NOTE,
+    REFRESH_NUMBERS,
+    REPORT_STATUS,
+    SEND_REPLY,
+    SET_CONTACT_COMPANY,
+)
 from whatsapp_helpdesk.db.models import (
     ChannelAccount,
     Conversation,
@@ -35,22 +47,12 @@ from whatsapp_helpdesk.domain.eligibility import (
     explain,
     missing_conditions,
 )
-from whatsapp_helpdesk.errors import AuthRevoked, DeliveryError
-from whatsapp_helpdesk.flows.connect import number_facts
-from whatsapp_helpdesk.flows.contact_company import SET_CONTACT_COMPANY
-from whatsapp_helpdesk.flows.credentials import hubspot_access_token
-from whatsapp_helpdesk.flows.ingest import PUBLISH_INBOUND
-from whatsapp_helpdesk.flows.native_ticketing import ACTIVITY_LABELS, NATIVE_TICKET
-from whatsapp_helpdesk.flows.numbers_refresh import REFRESH_NUMBERS, refresh_status, request_refresh
-from whatsapp_helpdesk.flows.reengagement import (
-    REENGAGEMENT_NOTE,
+from whatsapp_helpdesk.hubspot import scopes_missing
+from whatsapp_helpdesk.operations.webhook_health import read_health as read_webhook_health
+from whatsapp_helpdesk.replies.reengagement import (
     TemplateChoice,
     choices_by_number,
 )
-from whatsapp_helpdesk.flows.reply import SEND_REPLY
-from whatsapp_helpdesk.flows.statuses import REPORT_STATUS
-from whatsapp_helpdesk.flows.webhook_health import read_health as read_webhook_health
-from whatsapp_helpdesk.hubspot import scopes_missing
 
 log = structlog.get_logger(__name__)
 
@@ -85,14 +87,6 @@ AIRCALL_INSTALL_URL: Final = "/oauth/aircall/install"
 
 class NotFound(LookupError):
     """Not a thing of this installation (it may exist elsewhere: we do not say)."""
-
-
-class ActionRefused(Exception):
-    """A dashboard action that must not happen; the message says why, in words."""
-
-    def __init__(self, message: str):
-        super().__init__(message)
-        self.message = message
 
 
 # --- What the pages show --------------------------------------------------------------------
@@ -287,7 +281,7 @@ def dashboard_view(services: Services, installation_id: int, *, page: int = 1,
         )
         # Every channel account of the page's numbers in one query, newest first: the live
         # one, and for the others whether the last one may be re-used (as
-        # flows/reconnect.previous_account decides, one query per number).
+        # connect/reconnect.previous_account decides, one query per number).
         live: dict[int, ChannelAccount] = {}
         newest: dict[int, ChannelAccount] = {}
         for row in session.scalars(select(ChannelAccount).where(
@@ -568,114 +562,3 @@ def _summary(entry: OutboxEntry, message: Message | None) -> str:
     if entry.kind == SET_CONTACT_COMPANY:
         return f"“{payload.get('company', '')}”"
     return ""
-
-
-# --- Actions --------------------------------------------------------------------------------
-
-
-def _owned_number(session: Session, installation_id: int, number_id: int) -> Number:
-    number = session.get(Number, number_id)
-    if number is None or number.installation_id != installation_id:
-        raise NotFound("number")
-    return number
-
-
-def set_setting(
-    services: Services, installation_id: int, number_id: int, setting: str, on: bool
-) -> str:
-    """Switch R3 (d) / (e) or native ticketing for one number; returns what was done."""
-    if setting not in SETTINGS:
-        raise ActionRefused("Unknown setting.")
-    with services.sessions.begin() as session:
-        number = _owned_number(session, installation_id, number_id)
-        if setting in CHANNEL_SETTINGS and not on and _live_account(session, number.id):
-            raise ActionRefused(
-                f"{number.name or number.digits} is the Help Desk's WhatsApp channel. "
-                "Disconnect the channel first, then switch this off."
-            )
-        setattr(number, setting, on)
-        label = number.name or number.digits
-    return f"{SETTINGS[setting]} is now {'on' if on else 'off'} for {label}."
-
-
-def set_company_whatsapp(services: Services, installation_id: int, value: bool | None) -> str:
-    """R3 (b) has no Aircall API: an admin may state it (None = derive from the numbers)."""
-    with services.sessions.begin() as session:
-        installation = _installation(session, installation_id)
-        installation.company_whatsapp_override = value
-        installation.updated_at = services.clock.now()
-    if value is None:
-        return "WhatsApp for the Aircall company is now derived from its numbers."
-    return f"The Aircall company is now stated {'to have' if value else 'not to have'} WhatsApp."
-
-
-def _live_account(session: Session, number_id: int) -> ChannelAccount | None:
-    return session.scalar(
-        select(ChannelAccount).where(
-            ChannelAccount.number_id == number_id, ChannelAccount.disconnected_at.is_(None)
-        )
-    )
-
-
-def retry_delivery(services: Services, installation_id: int, outbox_id: int) -> str:
-    """Run a failed delivery again from scratch (R9, R44)."""
-    now = services.clock.now()
-    with services.sessions.begin() as session:
-        entry = session.get(OutboxEntry, outbox_id)
-        if entry is None or entry.installation_id != installation_id:
-            raise NotFound("delivery")
-        if entry.kind in NOT_RETRYABLE:
-            raise ActionRefused("A failed reply is resent by the agent from the ticket in HubSpot.")
-        if not outbox.requeue(session, entry_id=outbox_id, installation_id=installation_id,
-                              now=now):
-            raise ActionRefused("This delivery is not failed any more.")
-        message = session.get(Message, entry.message_id) if entry.message_id else None
-        if message is not None and message.direction == "inbound" and message.status == "failed":
-            message.status = "pending"
-            message.failure_reason = None
-    return "The delivery will be tried again in a moment."
-
-
-async def disconnect_number(services: Services, installation_id: int, number_id: int) -> str:
-    """R6: HubSpot de-authorises the channel account, then its traffic stops here and the
-    number is free to be connected again. If HubSpot cannot be told, nothing changes (the
-    number would otherwise stay taken at HubSpot while looking free here)."""
-    with services.sessions() as session:
-        number = _owned_number(session, installation_id, number_id)
-        account = _live_account(session, number.id)
-        if account is None:
-            raise ActionRefused(f"{number.name or number.digits} is not a Help Desk channel.")
-        account_id, channel_id = account.hubspot_channel_account_id, account.hubspot_channel_id
-        e164, label = account.delivery_identifier, number.name or number.digits
-    try:
-        portal = services.hubspot_portal(await hubspot_access_token(services, installation_id))
-        # The id is unknown when HubSpot's lookup and its webhook both failed at connection
-        # time: the live accounts of the number at HubSpot are the ones to de-authorise.
-        account_ids = [account_id] if account_id else [
-            a.id for a in await portal.list_channel_accounts(
-                channel_id, delivery_identifier_e164=e164)
-            if a.authorized and not a.archived
-        ]
-        for hubspot_id in account_ids:
-            await portal.update_channel_account(channel_id, hubspot_id, authorized=False)
-    except AuthRevoked as exc:
-        raise ActionRefused(f"{exc.message} Then disconnect again.") from exc
-    except DeliveryError as exc:
-        if exc.status_code != 404:  # gone at HubSpot already: nothing to tell it
-            raise ActionRefused(
-                f"HubSpot could not be told, so nothing was changed: {exc.message}"
-            ) from exc
-    now = services.clock.now()
-    with services.sessions.begin() as session:
-        account = _live_account(session, number_id)
-        if account is not None:
-            account.authorized = False
-            account.disconnected_at = now
-    log.info("dashboard.disconnected", installation_id=installation_id, number_id=number_id)
-    return f"{label} is disconnected from the Help Desk."
-
-
-def refresh_numbers(services: Services, installation_id: int) -> str:
-    """Queue a refresh of the numbers and their capabilities from Aircall (R7); the worker
-    does it (issue 17 item 7: 5,000 numbers held the request for 56 s)."""
-    return request_refresh(services, installation_id)

@@ -23,12 +23,6 @@ from sqlalchemy.orm import Session
 
 from whatsapp_helpdesk.bootstrap import Services
 from whatsapp_helpdesk.db.models import ChannelAccount, Installation, WebhookEvent
-from whatsapp_helpdesk.flows.channel_accounts import (
-    on_channel_account_created,
-    on_channel_account_updated,
-)
-from whatsapp_helpdesk.flows.ingest import Outcome
-from whatsapp_helpdesk.flows.reply import store_outgoing_reply
 from whatsapp_helpdesk.hubspot import (
     ChannelAccountEvent,
     HubSpotEvent,
@@ -39,23 +33,24 @@ from whatsapp_helpdesk.hubspot import (
     parse_hubspot_event,
     verify_signature_v3,
 )
+from whatsapp_helpdesk.inbound.ingest import Outcome
 from whatsapp_helpdesk.input_limits import InputRejected, load_json
 
 log = structlog.get_logger(__name__)
 
 SOURCE = "hubspot"
 
+# What each supported event does, run inside the transaction that keeps the event:
+# (services, session, installation_id, event, now) -> (outcome, detail). The table is given
+# by the caller (web/webhook_spool.py): the handlers belong to the replies and connect
+# slices, which this one does not import.
 Handler = Callable[..., tuple[str, str | None]]
-
-HANDLERS: dict[str, Handler] = {
-    "OUTGOING_CHANNEL_MESSAGE_CREATED": store_outgoing_reply,
-    "CHANNEL_ACCOUNT_CREATED": on_channel_account_created,
-    "CHANNEL_ACCOUNT_UPDATED": on_channel_account_updated,
-}
+Handlers = Mapping[str, Handler]
 
 
 def handle_hubspot_delivery(
     services: Services,
+    handlers: Handlers,
     *,
     method: str,
     url: str,
@@ -75,10 +70,10 @@ def handle_hubspot_delivery(
         # Unauthenticated: nothing is stored, nothing changes (R42).
         log.warning("hubspot.webhook_rejected", reason=str(exc))
         return Outcome(401, "unauthorized", str(exc))
-    return store_verified_hubspot_body(services, raw_body)
+    return store_verified_hubspot_body(services, handlers, raw_body)
 
 
-def store_verified_hubspot_body(services: Services, raw_body: bytes) -> Outcome:
+def store_verified_hubspot_body(services: Services, handlers: Handlers, raw_body: bytes) -> Outcome:
     """A body whose signature was verified (now, or before it was spooled, R53)."""
     try:
         # Depth, NUL and surrogates checked before anything reaches the database (R43).
@@ -88,13 +83,15 @@ def store_verified_hubspot_body(services: Services, raw_body: bytes) -> Outcome:
     if isinstance(body, list):
         # Custom-channel webhooks send one object (reference §4.1); an array is accepted
         # like defensive clients do, each element kept on its own.
-        results = [_store_event(services, item, json.dumps(item)) for item in body]
+        results = [_store_event(services, handlers, item, json.dumps(item)) for item in body]
         return Outcome(200, "batch", ", ".join(result for result, _ in results) or "empty")
-    result, detail = _store_event(services, body, raw_body.decode("utf-8", "replace"))
+    result, detail = _store_event(services, handlers, body, raw_body.decode("utf-8", "replace"))
     return Outcome(400 if result == "invalid" else 200, result, detail)
 
 
-def _store_event(services: Services, item: Any, payload_text: str) -> tuple[str, str | None]:
+def _store_event(
+    services: Services, handlers: Handlers, item: Any, payload_text: str
+) -> tuple[str, str | None]:
     now = services.clock.now()
     raw: Mapping[str, Any] = item if isinstance(item, Mapping) else {}
     event_type = str(raw.get("type") or "unknown")[:80]
@@ -114,8 +111,8 @@ def _store_event(services: Services, item: Any, payload_text: str) -> tuple[str,
             )
             session.add(record)
             session.flush()  # the unique (source, scope, dedupe_key): "seen before?"
-            record.outcome, record.detail = _dispatch(services, session, installation_id,
-                                                      event, now)
+            record.outcome, record.detail = _dispatch(services, handlers, session,
+                                                      installation_id, event, now)
             outcome = (record.outcome, record.detail)
     except IntegrityError:
         # Seen before (a retry, a replay, or the same event racing itself): kept once (R27).
@@ -126,15 +123,15 @@ def _store_event(services: Services, item: Any, payload_text: str) -> tuple[str,
     return outcome
 
 
-def _dispatch(services: Services, session: Session, installation_id: int | None,
-              event: HubSpotEvent, now: Any) -> tuple[str, str | None]:
+def _dispatch(services: Services, handlers: Handlers, session: Session,
+              installation_id: int | None, event: HubSpotEvent, now: Any) -> tuple[str, str | None]:
     if isinstance(event, UnsupportedEvent):
         # Acknowledged and recorded, never silently dropped (R43).
         log.warning("hubspot.unsupported_event", event_type=event.type)
         return ("unsupported", None)
     if installation_id is None:
         return ("unknown_portal", "no installation for this portal or channel account")
-    return HANDLERS[event.type](services, session, installation_id, event, now)
+    return handlers[event.type](services, session, installation_id, event, now)
 
 
 def _installation_for(session: Session, event: HubSpotEvent, raw: Mapping[str, Any]) -> int | None:

@@ -6,7 +6,7 @@ in `reengagement_templates.listing`, so the dashboard does not call Aircall on e
 "Refresh templates" lists them again. Only an APPROVED template of the cached listing can be
 chosen; a chosen one that a later listing shows in another state is flagged (`problem`).
 
-Sending (worker, from flows/reply.py): a reply the window refuses is looked at here. With a
+Sending (worker, from replies/reply.py): a reply the window refuses is looked at here. With a
 usable template and no template already waiting for the customer's answer, the template
 goes instead (the agent's text as {{1}} when the admin said so), the reply is SENT, and a
 `reengagement_note` job adds the visible line to the ticket. Free text never goes outside
@@ -25,7 +25,9 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from whatsapp_helpdesk.bootstrap import Services
+from whatsapp_helpdesk.credentials import aircall_access_token, hubspot_access_token
 from whatsapp_helpdesk.db import outbox
+from whatsapp_helpdesk.db.job_kinds import REENGAGEMENT_NOTE
 from whatsapp_helpdesk.db.models import (
     ChannelAccount,
     Conversation,
@@ -39,12 +41,10 @@ from whatsapp_helpdesk.db.session import rows_changed
 from whatsapp_helpdesk.domain import reengagement, statuses
 from whatsapp_helpdesk.domain.content import Refused
 from whatsapp_helpdesk.errors import DeliveryError, Permanent, TemplateRefused
-from whatsapp_helpdesk.flows.credentials import aircall_access_token, hubspot_access_token
-from whatsapp_helpdesk.flows.statuses import advance_outbound, went_as_template
+from whatsapp_helpdesk.replies.statuses import advance_outbound, went_as_template
 
 log = structlog.get_logger(__name__)
 
-REENGAGEMENT_NOTE = "reengagement_note"
 APPROVED = "APPROVED"
 
 

@@ -27,10 +27,10 @@ from sqlalchemy import delete, select, update
 
 from whatsapp_helpdesk.bootstrap import Services
 from whatsapp_helpdesk.db import outbox
+from whatsapp_helpdesk.db.job_kinds import NATIVE_TICKET
 from whatsapp_helpdesk.db.models import DeliveryAttempt, OutboxEntry, ServiceState, WebhookEvent
 from whatsapp_helpdesk.db.session import rows_changed
-from whatsapp_helpdesk.flows.native_ticketing import NATIVE_TICKET
-from whatsapp_helpdesk.flows.webhook_health import claim_check_turn
+from whatsapp_helpdesk.operations.webhook_health import claim_check_turn
 
 log = structlog.get_logger(__name__)
 

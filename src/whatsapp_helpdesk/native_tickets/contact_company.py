@@ -22,12 +22,12 @@ from typing import Final
 from sqlalchemy.orm import Session
 
 from whatsapp_helpdesk.bootstrap import Services
+from whatsapp_helpdesk.credentials import hubspot_access_token
 from whatsapp_helpdesk.db import outbox
+from whatsapp_helpdesk.db.job_kinds import SET_CONTACT_COMPANY
 from whatsapp_helpdesk.db.models import Conversation
 from whatsapp_helpdesk.errors import Retryable
-from whatsapp_helpdesk.flows.credentials import hubspot_access_token
 
-SET_CONTACT_COMPANY: Final = "set_contact_company"
 COMPANY_PROPERTY: Final = "company"  # HubSpot's contact property "Company name"
 MAX_COMPANY_LENGTH: Final = 200
 

@@ -13,30 +13,18 @@ from datetime import datetime
 import structlog
 from sqlalchemy import select
 
-from whatsapp_helpdesk.aircall import token_digest
+from whatsapp_helpdesk.aircall import AIRCALL_EVENTS, token_digest
 from whatsapp_helpdesk.bootstrap import CHANNEL_ID_KEY, Services
+from whatsapp_helpdesk.connect.numbers_refresh import write_number
+from whatsapp_helpdesk.connect.reauth import requeue_auth_revoked
+from whatsapp_helpdesk.credentials import aircall_access_token
 from whatsapp_helpdesk.db.models import Installation, ServiceState
 from whatsapp_helpdesk.errors import DeliveryError
-from whatsapp_helpdesk.flows.credentials import aircall_access_token
-from whatsapp_helpdesk.flows.numbers_refresh import write_number
-from whatsapp_helpdesk.flows.reauth import requeue_auth_revoked
 from whatsapp_helpdesk.hubspot import WHATSAPP_CHANNEL_CAPABILITIES, ChannelSpec
 
 log = structlog.get_logger(__name__)
 
 CHANNEL_NAME = "WhatsApp with Aircall"
-AIRCALL_EVENTS = (
-    "message.received",
-    "message.sent",
-    "message.status_updated",
-    "call.ended",
-    "call.voicemail_left",
-    "number.created",
-    "number.deleted",
-    "number.opened",
-    "number.closed",
-    "integration.deleted",
-)
 
 
 def _new_installation(now: datetime) -> Installation:

@@ -30,18 +30,18 @@ from sqlalchemy.orm import Session
 
 from whatsapp_helpdesk.aircall import CallEvent, MessageEvent
 from whatsapp_helpdesk.bootstrap import Services
+from whatsapp_helpdesk.credentials import hubspot_access_token
 from whatsapp_helpdesk.db import outbox
+from whatsapp_helpdesk.db.job_kinds import (
+    ACTIVITY_LABELS,
+    MISSED_CALL,
+    NATIVE_TICKET,
+    SMS,
+    VOICEMAIL,
+)
 from whatsapp_helpdesk.db.models import ChannelAccount, Number
 from whatsapp_helpdesk.domain.phone import InvalidPhoneNumber, to_e164
 from whatsapp_helpdesk.errors import Permanent
-from whatsapp_helpdesk.flows.credentials import hubspot_access_token
-
-NATIVE_TICKET: Final = "native_ticket"
-
-MISSED_CALL: Final = "missed_call"
-VOICEMAIL: Final = "voicemail"
-SMS: Final = "sms"
-ACTIVITY_LABELS: Final = {MISSED_CALL: "Missed call", VOICEMAIL: "Voicemail", SMS: "SMS"}
 
 # HubSpot requires a pipeline stage on ticket creation. Every portal has the default
 # support pipeline "0" whose first stage ("New") has id "1" [INF: HubSpot's documented

@@ -27,16 +27,16 @@ from whatsapp_helpdesk.aircall import (
     parse_event,
 )
 from whatsapp_helpdesk.bootstrap import Services
+from whatsapp_helpdesk.credentials import hubspot_access_token
 from whatsapp_helpdesk.db import outbox
+from whatsapp_helpdesk.db.job_kinds import REPORT_STATUS
 from whatsapp_helpdesk.db.models import Conversation, Message, Number, WebhookEvent
 from whatsapp_helpdesk.domain import statuses
 from whatsapp_helpdesk.domain.phone import InvalidPhoneNumber, to_e164
 from whatsapp_helpdesk.errors import Permanent
-from whatsapp_helpdesk.flows.credentials import hubspot_access_token
 
 log = structlog.get_logger(__name__)
 
-REPORT_STATUS = "report_status"
 
 # Aircall gives no reason with a failed status (reference aircall §E1): say what we know.
 PROVIDER_FAILED_MESSAGE = (
@@ -106,7 +106,7 @@ def enqueue_report(
     )
 
 
-# --- Aircall events (called from flows/ingest.py, inside the delivery's transaction) ---------
+# --- Aircall events (called from inbound/ingest.py, inside the delivery's transaction) ---------
 
 
 def on_message_sent(
@@ -126,8 +126,8 @@ def on_message_sent(
     if ours.direction == "outbound":
         # Aircall accepted it: SENT, if the worker has not said so already (R23).
         advance_outbound(session, ours, statuses.SENT, now=now)
-        # Imported here: flows/reengagement.py builds on this module.
-        from whatsapp_helpdesk.flows.reengagement import ensure_note
+        # Imported here: replies/reengagement.py builds on this module.
+        from whatsapp_helpdesk.replies.reengagement import ensure_note
 
         ensure_note(session, ours, None, now)  # R52: its ticket note, if it went as one
     return ("echo_of_our_reply", None)
@@ -198,7 +198,7 @@ def echo_target(session: Session, installation_id: int, event: MessageEvent) -> 
 
 def went_as_template(session: Session, reply: Message) -> bool:
     """Whether this reply is the one the conversation's re-engagement template went for
-    (flows/reengagement.py marks the conversation when it sends one)."""
+    (replies/reengagement.py marks the conversation when it sends one)."""
     conversation = session.get(Conversation, reply.conversation_id)
     sent = conversation.template_sent_at if conversation is not None else None
     return sent is not None and sent >= reply.stored_at

@@ -25,7 +25,10 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from whatsapp_helpdesk.bootstrap import Services
+from whatsapp_helpdesk.credentials import aircall_access_token
 from whatsapp_helpdesk.db import outbox
+from whatsapp_helpdesk.db.job_kinds import SEND_REPLY
+from whatsapp_helpdesk.db.lookups import channel_account_by_hubspot_id
 from whatsapp_helpdesk.db.models import (
     ChannelAccount,
     Conversation,
@@ -42,21 +45,18 @@ from whatsapp_helpdesk.domain.phone import InvalidPhoneNumber, to_e164
 from whatsapp_helpdesk.domain.reply_checks import ChannelFacts, ReplyFacts, check_outbound_reply
 from whatsapp_helpdesk.domain.window import WINDOW_CLOSED_MESSAGE
 from whatsapp_helpdesk.errors import DeliveryError, Retryable, WindowClosed
-from whatsapp_helpdesk.flows.channel_accounts import channel_account_by_hubspot_id
-from whatsapp_helpdesk.flows.credentials import aircall_access_token
-from whatsapp_helpdesk.flows.reengagement import (
+from whatsapp_helpdesk.hubspot import OutgoingChannelMessageCreated
+from whatsapp_helpdesk.pacing import Paced
+from whatsapp_helpdesk.replies.reengagement import (
     TemplateSend,
     ensure_note,
     plan_template,
     send_template,
 )
-from whatsapp_helpdesk.flows.statuses import advance_outbound, enqueue_report, find_stored_echo
-from whatsapp_helpdesk.hubspot import OutgoingChannelMessageCreated
-from whatsapp_helpdesk.pacing import Paced
+from whatsapp_helpdesk.replies.statuses import advance_outbound, enqueue_report, find_stored_echo
 
 log = structlog.get_logger(__name__)
 
-SEND_REPLY = "send_reply"
 
 # How long an interrupted send waits for Aircall's echo before it is declared uncertain
 # (decision 0002). Aircall fires `message.sent` within seconds of accepting a message and
@@ -120,7 +120,7 @@ def store_outgoing_reply(
         installation_id=installation_id,
         conversation_id=conversation.id,
         # The reply is activity of its ticket (R20) once it can go out: it keeps the
-        # ticket open 24 h more (flows/publish.py says when it does not count).
+        # ticket open 24 h more (inbound/publish.py says when it does not count).
         ticket_id=ticket.id if ticket else None,
         direction="outbound",
         hubspot_message_id=message.id,

@@ -34,17 +34,21 @@ from typing import Final
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from whatsapp_helpdesk.aircall.client import AircallNumber, SmsRegistration, WhatsAppStatus
+from whatsapp_helpdesk.aircall.client import (
+    AircallClient,
+    AircallNumber,
+    SmsRegistration,
+    WhatsAppStatus,
+)
 from whatsapp_helpdesk.aircall.payloads import NumberEvent
 from whatsapp_helpdesk.bootstrap import Services
+from whatsapp_helpdesk.credentials import aircall_access_token
 from whatsapp_helpdesk.db import outbox
+from whatsapp_helpdesk.db.job_kinds import REFRESH_NUMBERS, SYNC_NUMBER
 from whatsapp_helpdesk.db.models import ChannelAccount, Number, OutboxEntry, ServiceState
 from whatsapp_helpdesk.domain.phone import InvalidPhoneNumber, to_e164
-from whatsapp_helpdesk.flows.credentials import aircall_access_token
 from whatsapp_helpdesk.pacing import Paced
 
-REFRESH_NUMBERS: Final = "refresh_numbers"
-SYNC_NUMBER: Final = "sync_number"
 LAST_REFRESH_KEY: Final = "numbers_refresh:{installation_id}"
 PROGRESS_KEY: Final = "numbers_refresh_progress:{installation_id}"
 # A run of the refresh job ends after this long and the entry is claimed again: far under
@@ -179,8 +183,8 @@ async def refresh_numbers_job(services: Services, entry: outbox.Claimed) -> str:
 
 async def _check_unseen(
     services: Services,
-    client,
-    installation_id: int,  # type: ignore[no-untyped-def]
+    client: AircallClient,
+    installation_id: int,
     started_at: datetime,
 ) -> None:
     """Numbers the listing did not show since the refresh began: gone, or shifted to an

@@ -7,7 +7,7 @@ import pytest
 from _http_double import NOW
 
 from whatsapp_helpdesk.errors import Permanent, Retryable
-from whatsapp_helpdesk.http_retry import (
+from whatsapp_helpdesk.http_transport import (
     AIRCALL_DEFAULT_RETRY_AFTER,
     HUBSPOT_DEFAULT_RETRY_AFTER,
     aircall_reset_epoch_seconds,

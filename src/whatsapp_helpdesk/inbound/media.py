@@ -28,15 +28,15 @@ from sqlalchemy.orm import Session
 
 from whatsapp_helpdesk.aircall import Media
 from whatsapp_helpdesk.bootstrap import Services
+from whatsapp_helpdesk.credentials import hubspot_access_token
 from whatsapp_helpdesk.db import outbox
+from whatsapp_helpdesk.db.job_kinds import FETCH_MEDIA
 from whatsapp_helpdesk.db.models import Message, OutboxEntry
 from whatsapp_helpdesk.domain import media as rules
 from whatsapp_helpdesk.errors import AuthExpired, DeliveryError, Retryable
-from whatsapp_helpdesk.flows.credentials import hubspot_access_token
 
 log = structlog.get_logger(__name__)
 
-FETCH_MEDIA = "fetch_media"
 # The service's own folder in the File Manager; files in it are PRIVATE.
 HUBSPOT_FOLDER = "/whatsapp-helpdesk/inbound"
 CHUNK = 64 * 1024

@@ -10,6 +10,7 @@ confirmation page says, before anything is done, that connecting again starts ne
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
 
 import structlog
@@ -17,10 +18,10 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from whatsapp_helpdesk.bootstrap import Services
+from whatsapp_helpdesk.connect.popup import candidates
+from whatsapp_helpdesk.credentials import hubspot_access_token
 from whatsapp_helpdesk.db.models import ChannelAccount, Number
 from whatsapp_helpdesk.errors import AuthRevoked, DeliveryError
-from whatsapp_helpdesk.flows.connect import candidates
-from whatsapp_helpdesk.flows.credentials import hubspot_access_token
 
 log = structlog.get_logger(__name__)
 
@@ -79,9 +80,9 @@ def _owned(session: Session, installation_id: int, number_id: int) -> tuple[Numb
 async def plan_reconnect(services: Services, installation_id: int, number_id: int
                          ) -> ReconnectPlan:
     """What reconnecting would do, asked of HubSpot before the admin confirms."""
-    with services.sessions() as session:
-        number, account = _owned(session, installation_id, number_id)
-        label = number.name or number.digits
+    # The database work runs in threads: this is awaited on the web app's event loop.
+    label, account = await asyncio.to_thread(_label_and_account, services, installation_id,
+                                             number_id)
     assert account.hubspot_channel_account_id is not None
     portal = services.hubspot_portal(await hubspot_access_token(services, installation_id))
     try:
@@ -98,11 +99,10 @@ async def plan_reconnect(services: Services, installation_id: int, number_id: in
 
 async def reconnect_number(services: Services, installation_id: int, number_id: int) -> str:
     """Authorise the number's earlier channel account again and make it live here."""
-    with services.sessions() as session:
-        number, account = _owned(session, installation_id, number_id)
-        label = number.name or number.digits
-    candidate = next((c for c in candidates(services, installation_id)
-                      if c.number_id == number_id), None)
+    label, account = await asyncio.to_thread(_label_and_account, services, installation_id,
+                                             number_id)
+    listed = await asyncio.to_thread(candidates, services, installation_id)
+    candidate = next((c for c in listed if c.number_id == number_id), None)
     if candidate is None or not candidate.eligible:
         raise NotReconnectable(
             f"{label} can't be a Help Desk channel now: "
@@ -120,12 +120,23 @@ async def reconnect_number(services: Services, installation_id: int, number_id: 
         raise NotReconnectable(
             f"HubSpot did not authorise the channel again, so nothing was changed: "
             f"{exc.message}") from exc
+    await asyncio.to_thread(_mark_reconnected, services, account.id, number_id)
+    log.info("dashboard.reconnected", installation_id=installation_id, number_id=number_id)
+    return f"{label} is connected again to the Help Desk, on the same channel account."
+
+
+def _label_and_account(services: Services, installation_id: int, number_id: int
+                       ) -> tuple[str, ChannelAccount]:
+    with services.sessions() as session:
+        number, account = _owned(session, installation_id, number_id)
+        return number.name or number.digits, account
+
+
+def _mark_reconnected(services: Services, account_id: int, number_id: int) -> None:
     now = services.clock.now()
     with services.sessions.begin() as session:
-        row = session.get(ChannelAccount, account.id)
+        row = session.get(ChannelAccount, account_id)
         if row is not None and previous_account(session, number_id) is row:
             row.disconnected_at = None
             row.authorized = True
             row.connected_at = now
-    log.info("dashboard.reconnected", installation_id=installation_id, number_id=number_id)
-    return f"{label} is connected again to the Help Desk, on the same channel account."

@@ -21,13 +21,12 @@ import structlog
 from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 
-from whatsapp_helpdesk.aircall import token_digest
+from whatsapp_helpdesk.aircall import AIRCALL_EVENTS, token_digest
 from whatsapp_helpdesk.bootstrap import Services
+from whatsapp_helpdesk.credentials import aircall_access_token
 from whatsapp_helpdesk.db.models import Installation, ServiceState
 from whatsapp_helpdesk.db.session import rows_changed
 from whatsapp_helpdesk.errors import DeliveryError
-from whatsapp_helpdesk.flows.credentials import aircall_access_token
-from whatsapp_helpdesk.flows.install import AIRCALL_EVENTS
 
 log = structlog.get_logger(__name__)
 

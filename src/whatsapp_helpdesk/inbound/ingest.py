@@ -36,7 +36,9 @@ from whatsapp_helpdesk.aircall import (
     token_digest,
 )
 from whatsapp_helpdesk.bootstrap import Services
+from whatsapp_helpdesk.connect.numbers_refresh import on_number_event
 from whatsapp_helpdesk.db import outbox
+from whatsapp_helpdesk.db.job_kinds import PUBLISH_INBOUND
 from whatsapp_helpdesk.db.models import (
     ChannelAccount,
     Conversation,
@@ -48,12 +50,13 @@ from whatsapp_helpdesk.db.models import (
 from whatsapp_helpdesk.db.session import local_writer
 from whatsapp_helpdesk.domain.content import inbound_placeholder
 from whatsapp_helpdesk.domain.phone import InvalidPhoneNumber, to_e164
-from whatsapp_helpdesk.flows import contact_company, media, native_ticketing, statuses
-from whatsapp_helpdesk.flows.numbers_refresh import on_number_event
+from whatsapp_helpdesk.inbound import media
+from whatsapp_helpdesk.native_tickets import contact_company
+from whatsapp_helpdesk.native_tickets import tickets as native_ticketing
+from whatsapp_helpdesk.replies import statuses
 
 log = structlog.get_logger(__name__)
 
-PUBLISH_INBOUND = "publish_inbound"
 
 # Events Aircall may send that we knowingly do nothing with (zulip's explicit ignore
 # list): acknowledged and recorded as "ignored", never an error.

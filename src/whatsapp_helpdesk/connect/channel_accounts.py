@@ -7,7 +7,7 @@
 - CHANNEL_ACCOUNT_UPDATED with `authorized: false` or `archived: true`: HubSpot stopped the
   channel. Its traffic stops and the number is free to be connected again (R6).
 
-Both run inside the webhook's transaction (flows/hubspot_delivery.py) and return
+Both run inside the webhook's transaction (inbound/hubspot_delivery.py) and return
 (outcome, detail) for the delivery log.
 """
 
@@ -20,6 +20,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from whatsapp_helpdesk.bootstrap import Services
+from whatsapp_helpdesk.db.lookups import channel_account_by_hubspot_id
 from whatsapp_helpdesk.db.models import ChannelAccount
 from whatsapp_helpdesk.domain.phone import InvalidPhoneNumber, to_e164
 from whatsapp_helpdesk.hubspot import ChannelAccountEvent
@@ -78,16 +79,3 @@ def on_channel_account_updated(
              reason=reason)
     return ("disconnected", reason)
 
-
-def channel_account_by_hubspot_id(
-    session: Session, installation_id: int, hubspot_channel_account_id: str
-) -> ChannelAccount | None:
-    """Our row for HubSpot's channel account; a live row before a disconnected one."""
-    return session.scalars(
-        select(ChannelAccount)
-        .where(
-            ChannelAccount.installation_id == installation_id,
-            ChannelAccount.hubspot_channel_account_id == hubspot_channel_account_id,
-        )
-        .order_by(ChannelAccount.disconnected_at.is_not(None), ChannelAccount.id.desc())
-    ).first()

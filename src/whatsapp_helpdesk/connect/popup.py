@@ -9,6 +9,7 @@ CHANNEL_ACCOUNT_CREATED webhook fills it in too, whichever comes first).
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
 
 import structlog
@@ -16,6 +17,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from whatsapp_helpdesk.bootstrap import Services
+from whatsapp_helpdesk.credentials import hubspot_access_token
 from whatsapp_helpdesk.db.models import ChannelAccount, Installation, Number
 from whatsapp_helpdesk.domain.eligibility import (
     InstallationFacts,
@@ -25,7 +27,6 @@ from whatsapp_helpdesk.domain.eligibility import (
     missing_conditions,
 )
 from whatsapp_helpdesk.errors import DeliveryError, Permanent
-from whatsapp_helpdesk.flows.credentials import hubspot_access_token
 from whatsapp_helpdesk.hubspot import HubSpotPortalClient
 
 log = structlog.get_logger(__name__)
@@ -143,15 +144,15 @@ async def connect_number(
     Raises `NotConnectable` before HubSpot is called, `StagingTokenError` (R5) or another
     `DeliveryError` when HubSpot refuses — in every such case nothing was written.
     """
-    channel_id = services.channel_id()
+    # The database work runs in threads: this is awaited on the web app's event loop.
+    channel_id = await asyncio.to_thread(services.channel_id)
     if not channel_id:
         raise NotConnectable(
             "The WhatsApp with Aircall channel is not registered in HubSpot yet "
             "(run `whatsapp-helpdesk hubspot register-channel`)."
         )
-    candidate = next(
-        (c for c in candidates(services, installation_id) if c.number_id == number_id), None
-    )
+    listed = await asyncio.to_thread(candidates, services, installation_id)
+    candidate = next((c for c in listed if c.number_id == number_id), None)
     if candidate is None or not candidate.eligible:
         raise NotConnectable("This number can't be connected (see the conditions on the page).")
     portal = services.hubspot_portal(await hubspot_access_token(services, installation_id))
@@ -160,9 +161,10 @@ async def connect_number(
         channel_id, account_token=account_token, account_name=name,
         delivery_identifier_e164=candidate.e164,
     )
-    row = _record_connection(
-        services, installation_id=installation_id, candidate=candidate, channel_id=channel_id,
-        account_token=account_token, name=name, inbox_id=staging.inbox_id or None,
+    row = await asyncio.to_thread(
+        _record_connection, services, installation_id=installation_id, candidate=candidate,
+        channel_id=channel_id, account_token=account_token, name=name,
+        inbox_id=staging.inbox_id or None,
     )
     await _fill_in_account_id(services, portal, row, channel_id)
     return row
@@ -216,11 +218,17 @@ async def _fill_in_account_id(
     if not live:
         return
     newest = max(live, key=lambda a: (len(a.id), a.id))
+    await asyncio.to_thread(_store_account_id, services, row, newest.id, newest.inbox_id)
+
+
+def _store_account_id(
+    services: Services, row: ChannelAccount, account_id: str, inbox_id: str | None
+) -> None:
     with services.sessions.begin() as session:
         stored = session.get(ChannelAccount, row.id)
         if stored is not None and not stored.hubspot_channel_account_id:
-            stored.hubspot_channel_account_id = newest.id
-            stored.hubspot_inbox_id = stored.hubspot_inbox_id or newest.inbox_id or None
+            stored.hubspot_channel_account_id = account_id
+            stored.hubspot_inbox_id = stored.hubspot_inbox_id or inbox_id or None
         if stored is not None:
             row.hubspot_channel_account_id = stored.hubspot_channel_account_id
             row.hubspot_inbox_id = stored.hubspot_inbox_id
