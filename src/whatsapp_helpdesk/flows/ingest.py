@@ -22,6 +22,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from whatsapp_helpdesk import jobs
 from whatsapp_helpdesk.aircall import (
     AircallEnvelope,
     AircallMessage,
@@ -36,7 +37,6 @@ from whatsapp_helpdesk.aircall import (
     token_digest,
 )
 from whatsapp_helpdesk.bootstrap import Services
-from whatsapp_helpdesk.db import outbox
 from whatsapp_helpdesk.db.models import (
     ChannelAccount,
     Conversation,
@@ -49,10 +49,11 @@ from whatsapp_helpdesk.db.session import local_writer
 from whatsapp_helpdesk.domain.content import inbound_placeholder
 from whatsapp_helpdesk.domain.phone import InvalidPhoneNumber, to_e164
 from whatsapp_helpdesk.flows import contact_company, media, native_ticketing, statuses
+from whatsapp_helpdesk.jobs import payloads
 
 log = structlog.get_logger(__name__)
 
-PUBLISH_INBOUND = "publish_inbound"
+PUBLISH_INBOUND = payloads.PublishInbound.KIND
 
 # Events Aircall may send that we knowingly do nothing with (zulip's explicit ignore
 # list): acknowledged and recorded as "ignored", never an error.
@@ -291,10 +292,10 @@ def _message_event(
             # After the message's publication, which makes HubSpot create or match the contact.
             now=now, after=2 * grace,
         )
-    outbox.enqueue(
+    jobs.enqueue(
         session,
+        payloads.PublishInbound(),
         installation_id=installation_id,
-        kind=PUBLISH_INBOUND,
         now=now,
         message_id=message_id,
         ordering_key=ordering_key,

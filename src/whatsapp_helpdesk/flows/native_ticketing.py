@@ -28,6 +28,7 @@ from typing import Any, Final
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from whatsapp_helpdesk import jobs
 from whatsapp_helpdesk.aircall import CallEvent, MessageEvent
 from whatsapp_helpdesk.bootstrap import Services
 from whatsapp_helpdesk.db import outbox
@@ -35,8 +36,9 @@ from whatsapp_helpdesk.db.models import ChannelAccount, Number
 from whatsapp_helpdesk.domain.phone import InvalidPhoneNumber, to_e164
 from whatsapp_helpdesk.errors import Permanent
 from whatsapp_helpdesk.flows.credentials import hubspot_access_token
+from whatsapp_helpdesk.jobs import payloads
 
-NATIVE_TICKET: Final = "native_ticket"
+NATIVE_TICKET: Final = payloads.NativeTicket.KIND
 
 MISSED_CALL: Final = "missed_call"
 VOICEMAIL: Final = "voicemail"
@@ -180,9 +182,9 @@ def queue(
     )
     if why_not is not None:
         return (why_not, activity.kind)
-    outbox.enqueue(
-        session, installation_id=installation_id, kind=NATIVE_TICKET, now=now,
-        payload={"number_id": number.id, **asdict(activity)},
+    jobs.enqueue(
+        session, payloads.NativeTicket(number_id=number.id, **asdict(activity)),
+        installation_id=installation_id, now=now,
     )
     return (QUEUED, activity.kind)
 

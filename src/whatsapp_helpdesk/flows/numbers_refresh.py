@@ -15,12 +15,14 @@ from typing import Final
 
 from sqlalchemy import select
 
+from whatsapp_helpdesk import jobs
 from whatsapp_helpdesk.bootstrap import Services
 from whatsapp_helpdesk.db import outbox
 from whatsapp_helpdesk.db.models import Number, OutboxEntry, ServiceState
 from whatsapp_helpdesk.flows.install import sync_numbers
+from whatsapp_helpdesk.jobs import payloads
 
-REFRESH_NUMBERS: Final = "refresh_numbers"
+REFRESH_NUMBERS: Final = payloads.RefreshNumbers.KIND
 LAST_REFRESH_KEY: Final = "numbers_refresh:{installation_id}"
 
 
@@ -30,8 +32,8 @@ def request_refresh(services: Services, installation_id: int) -> str:
     with services.sessions.begin() as session:
         if _queued_at(session, installation_id) is not None:
             return "A refresh of the numbers from Aircall is already under way."
-        outbox.enqueue(session, installation_id=installation_id, kind=REFRESH_NUMBERS, now=now,
-                       ordering_key=f"numbers:{installation_id}")
+        jobs.enqueue(session, payloads.RefreshNumbers(), installation_id=installation_id,
+                     now=now, ordering_key=f"numbers:{installation_id}")
     return ("Refreshing the numbers from Aircall in the background; "
             "this page says when it is done.")
 

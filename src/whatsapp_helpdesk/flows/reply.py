@@ -24,6 +24,7 @@ import structlog
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
+from whatsapp_helpdesk import jobs
 from whatsapp_helpdesk.bootstrap import Services
 from whatsapp_helpdesk.db import outbox
 from whatsapp_helpdesk.db.models import (
@@ -51,11 +52,12 @@ from whatsapp_helpdesk.flows.reengagement import (
 )
 from whatsapp_helpdesk.flows.statuses import advance_outbound, enqueue_report, find_stored_echo
 from whatsapp_helpdesk.hubspot import OutgoingChannelMessageCreated
+from whatsapp_helpdesk.jobs import payloads
 from whatsapp_helpdesk.pacing import Paced
 
 log = structlog.get_logger(__name__)
 
-SEND_REPLY = "send_reply"
+SEND_REPLY = payloads.SendReply.KIND
 
 # How long an interrupted send waits for Aircall's echo before it is declared uncertain
 # (decision 0002). Aircall fires `message.sent` within seconds of accepting a message and
@@ -134,18 +136,17 @@ def store_outgoing_reply(
     session.flush()  # unique (installation, hubspot_message_id): a second copy stops here (R27)
     if ticket is not None and not ticket.hubspot_thread_id and message.conversations_thread_id:
         ticket.hubspot_thread_id = message.conversations_thread_id
-    outbox.enqueue(
+    jobs.enqueue(
         session,
+        payloads.SendReply(
+            channel_account_id=message.channel_account_id,
+            channel_id=event.channel_id or message.channel_id,
+            rich_text=message.rich_text,
+            attachment_count=len(message.attachments),
+        ),
         installation_id=installation_id,
-        kind=SEND_REPLY,
         now=now,
         message_id=reply.id,
-        payload={
-            "channel_account_id": message.channel_account_id,
-            "channel_id": event.channel_id or message.channel_id,
-            "rich_text": message.rich_text,
-            "attachment_count": len(message.attachments),
-        },
         # Replies of one conversation go out one at a time, in the agents' order.
         ordering_key=f"replies:{conversation.id}",
         ordering_at=sent_at,
