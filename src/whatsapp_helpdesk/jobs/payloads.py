@@ -13,14 +13,18 @@ older version may have left out a default.
 
 from __future__ import annotations
 
-from typing import ClassVar, Literal
+from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict
+
+# Every declared kind by its stored name: filled as the classes below are defined.
+KINDS: dict[str, type[JobPayload]] = {}
 
 
 class JobPayload(BaseModel):
     """One kind of outbox work: subclass it, set `KIND` and `LABEL`, and register the kind
-    in `jobs/registry.py` (tests/jobs checks that every subclass is registered)."""
+    in `jobs/registry.py` (tests/jobs checks that every subclass is registered). The base
+    itself, with no field, serves a test's ad-hoc kind."""
 
     model_config = ConfigDict(extra="ignore", frozen=True)
 
@@ -30,6 +34,16 @@ class JobPayload(BaseModel):
     # it again from HubSpot; re-running it from the dashboard would send what HubSpot shows
     # as not sent.
     RETRY_FROM_DASHBOARD: ClassVar[bool] = True
+
+    @classmethod
+    def __pydantic_init_subclass__(cls, **kwargs: Any) -> None:
+        super().__pydantic_init_subclass__(**kwargs)
+        kind = cls.__dict__.get("KIND")
+        if kind is None:
+            return  # a base of other payloads, not a kind
+        if kind in KINDS and KINDS[kind] is not cls:
+            raise TypeError(f"job kind {kind!r} declared twice")
+        KINDS[kind] = cls
 
 
 class PublishInbound(JobPayload):
