@@ -56,7 +56,8 @@ def _raw_enqueue_calls(path: Path) -> list[int]:
     """Lines calling db/outbox.py's untyped `enqueue` (as `outbox.enqueue` or imported)."""
     tree = ast.parse(path.read_text(), filename=str(path))
     imported_bare = any(
-        isinstance(node, ast.ImportFrom) and node.module == "whatsapp_helpdesk.db.outbox"
+        isinstance(node, ast.ImportFrom)
+        and node.module == "whatsapp_helpdesk.db.outbox"
         and any(alias.name == "enqueue" for alias in node.names)
         for node in ast.walk(tree)
     )
@@ -65,9 +66,12 @@ def _raw_enqueue_calls(path: Path) -> list[int]:
         if not isinstance(node, ast.Call):
             continue
         func = node.func
-        if (isinstance(func, ast.Attribute) and func.attr == "enqueue"
-                and isinstance(func.value, ast.Name) and func.value.id == "outbox") or (
-                imported_bare and isinstance(func, ast.Name) and func.id == "enqueue"):
+        if (
+            isinstance(func, ast.Attribute)
+            and func.attr == "enqueue"
+            and isinstance(func.value, ast.Name)
+            and func.value.id == "outbox"
+        ) or (imported_bare and isinstance(func, ast.Name) and func.id == "enqueue"):
             lines.append(node.lineno)
     return lines
 
@@ -88,26 +92,52 @@ def test_work_is_queued_only_through_a_typed_payload() -> None:
 # rows must keep working.
 STORED_BY_EARLIER_VERSIONS: dict[str, dict[str, Any]] = {
     "publish_inbound": {},
-    "send_reply": {"channel_account_id": "8123", "channel_id": "1001", "rich_text": None,
-                   "attachment_count": 0, "sending_since": "2026-01-05T10:00:00+00:00"},
-    "report_status": {"hubspot_message_id": "hs-1", "status": "FAILED", "error": "No window.",
-                      "channel_id": None},
-    "native_ticket": {"number_id": 3, "kind": "MISSED_CALL", "reference": "991",
-                      "customer": "+33 6 12 34 56 78", "customer_e164": "+33612345678",
-                      "customer_name": None, "at": "2026-01-05T10:00:00+00:00", "text": "",
-                      "voicemail_url": None},
+    "send_reply": {
+        "channel_account_id": "8123",
+        "channel_id": "1001",
+        "rich_text": None,
+        "attachment_count": 0,
+        "sending_since": "2026-01-05T10:00:00+00:00",
+    },
+    "report_status": {
+        "hubspot_message_id": "hs-1",
+        "status": "FAILED",
+        "error": "No window.",
+        "channel_id": None,
+    },
+    "native_ticket": {
+        "number_id": 3,
+        "kind": "MISSED_CALL",
+        "reference": "991",
+        "customer": "+33 6 12 34 56 78",
+        "customer_e164": "+33612345678",
+        "customer_name": None,
+        "at": "2026-01-05T10:00:00+00:00",
+        "text": "",
+        "voicemail_url": None,
+    },
     "set_contact_company": {"conversation_id": 4, "company": "Acme", "replaces": None},
-    "reengagement_note": {"reply_id": 7, "channel_id": None, "number_id": 3,
-                          "text": "Sent as the template “hello”."},
-    "fetch_media": {"url": "https://files.example/1.jpg", "file_name": "1.jpg",
-                    "file_type": "image/jpeg", "caption": "", "kind": "image"},
+    "reengagement_note": {
+        "reply_id": 7,
+        "channel_id": None,
+        "number_id": 3,
+        "text": "Sent as the template “hello”.",
+    },
+    "fetch_media": {
+        "url": "https://files.example/1.jpg",
+        "file_name": "1.jpg",
+        "file_type": "image/jpeg",
+        "caption": "",
+        "kind": "image",
+    },
     "refresh_numbers": {},
 }
 
 
 def _claimed(kind: str, payload: dict[str, Any], message_id: int | None = 1) -> outbox.Claimed:
-    return outbox.Claimed(id=1, installation_id=1, kind=kind, message_id=message_id,
-                          payload=payload, attempt=1)
+    return outbox.Claimed(
+        id=1, installation_id=1, kind=kind, message_id=message_id, payload=payload, attempt=1
+    )
 
 
 def test_the_table_of_stored_payloads_covers_every_kind() -> None:
@@ -123,20 +153,31 @@ def test_payloads_earlier_versions_stored_still_validate(kind: str) -> None:
     REGISTRY[kind].read(_claimed(kind, {**stored, "added_later": True}))
 
 
-@pytest.mark.parametrize(("kind", "payload", "message_id", "named"), [
-    ("send_reply", {"attachment_count": "three"}, 1, "attachment_count"),
-    ("report_status", {"hubspot_message_id": "hs-1", "status": "DELIVERED"}, 1, "status"),
-    ("report_status", {"status": "SENT"}, 1, "hubspot_message_id"),
-    ("native_ticket", {**STORED_BY_EARLIER_VERSIONS["native_ticket"], "number_id": "x"}, None,
-     "number_id"),
-    ("set_contact_company", {"conversation_id": "four", "company": "Acme"}, None,
-     "conversation_id"),
-    ("reengagement_note", {"reply_id": 7}, None, "text"),
-    ("fetch_media", {"file_name": "1.jpg", "kind": "image"}, 1, "url"),
-    ("publish_inbound", {}, None, "names no message"),
-    ("fetch_media", STORED_BY_EARLIER_VERSIONS["fetch_media"], None, "names no message"),
-    ("send_reply", {}, None, "names no message"),
-])
+@pytest.mark.parametrize(
+    ("kind", "payload", "message_id", "named"),
+    [
+        ("send_reply", {"attachment_count": "three"}, 1, "attachment_count"),
+        ("report_status", {"hubspot_message_id": "hs-1", "status": "DELIVERED"}, 1, "status"),
+        ("report_status", {"status": "SENT"}, 1, "hubspot_message_id"),
+        (
+            "native_ticket",
+            {**STORED_BY_EARLIER_VERSIONS["native_ticket"], "number_id": "x"},
+            None,
+            "number_id",
+        ),
+        (
+            "set_contact_company",
+            {"conversation_id": "four", "company": "Acme"},
+            None,
+            "conversation_id",
+        ),
+        ("reengagement_note", {"reply_id": 7}, None, "text"),
+        ("fetch_media", {"file_name": "1.jpg", "kind": "image"}, 1, "url"),
+        ("publish_inbound", {}, None, "names no message"),
+        ("fetch_media", STORED_BY_EARLIER_VERSIONS["fetch_media"], None, "names no message"),
+        ("send_reply", {}, None, "names no message"),
+    ],
+)
 def test_a_malformed_payload_is_refused_with_a_reason_that_names_the_field(
     kind: str, payload: dict[str, Any], message_id: int | None, named: str
 ) -> None:
@@ -148,10 +189,16 @@ def test_a_malformed_payload_is_refused_with_a_reason_that_names_the_field(
 
 def test_a_kind_is_declared_once() -> None:
     with pytest.raises(TypeError, match="declared twice"):
-        type("SendReplyAgain", (payloads.JobPayload,), {
-            "__annotations__": {"KIND": "ClassVar[str]", "LABEL": "ClassVar[str]"},
-            "KIND": payloads.SendReply.KIND, "LABEL": "Again", "__module__": __name__,
-        })
+        type(
+            "SendReplyAgain",
+            (payloads.JobPayload,),
+            {
+                "__annotations__": {"KIND": "ClassVar[str]", "LABEL": "ClassVar[str]"},
+                "KIND": payloads.SendReply.KIND,
+                "LABEL": "Again",
+                "__module__": __name__,
+            },
+        )
 
 
 def test_typed_enqueue_refuses_a_payload_that_is_no_kind() -> None:
@@ -159,4 +206,3 @@ def test_typed_enqueue_refuses_a_payload_that_is_no_kind() -> None:
 
     with pytest.raises(TypeError, match="declares no KIND"):
         enqueue(None, payloads.JobPayload(), installation_id=1, now=None)  # type: ignore[arg-type]
-

@@ -45,25 +45,41 @@ def world(database_url: str) -> Iterator[World]:
     """One entry of every registered kind, each in its own conversation order, queued through
     the typed `jobs.enqueue`; a retry budget of 30 minutes."""
     clock = ManualClock()
-    services = build_services(Settings(database_url=database_url, delivery_retry_hours=0.5,
-                                       _env_file=None), clock=clock)  # type: ignore[call-arg]
+    services = build_services(
+        Settings(database_url=database_url, delivery_retry_hours=0.5, _env_file=None), clock=clock
+    )  # type: ignore[call-arg]
     upgrade(services.engine)
     now = clock.now()
     with services.sessions.begin() as session:
-        session.add(Installation(id=1, hubspot_scopes="", aircall_scopes="", created_at=now,
-                                 updated_at=now))
+        session.add(
+            Installation(id=1, hubspot_scopes="", aircall_scopes="", created_at=now, updated_at=now)
+        )
         session.flush()
         session.add(Number(id=1, installation_id=1, aircall_number_id="1001"))
         session.flush()
-        session.add(Conversation(id=1, installation_id=1, number_id=1,
-                                 customer_e164="+33612345678", created_at=now,
-                                 last_inbound_at=now))
+        session.add(
+            Conversation(
+                id=1,
+                installation_id=1,
+                number_id=1,
+                customer_e164="+33612345678",
+                created_at=now,
+                last_inbound_at=now,
+            )
+        )
         session.flush()
 
         def message(direction: str, status: str, hubspot_id: str | None = None) -> int:
-            row = Message(installation_id=1, conversation_id=1, direction=direction,
-                          hubspot_message_id=hubspot_id, text="Hello", sent_at=now,
-                          stored_at=now, status=status)
+            row = Message(
+                installation_id=1,
+                conversation_id=1,
+                direction=direction,
+                hubspot_message_id=hubspot_id,
+                text="Hello",
+                sent_at=now,
+                stored_at=now,
+                status=status,
+            )
             session.add(row)
             session.flush()
             return row.id
@@ -80,8 +96,12 @@ def world(database_url: str) -> Iterator[World]:
             "send_reply": payloads.SendReply(channel_account_id="8123"),
             "report_status": payloads.ReportStatus(hubspot_message_id="hs-sent", status="SENT"),
             "native_ticket": payloads.NativeTicket(
-                number_id=1, kind="MISSED_CALL", reference="991", customer="+33612345678",
-                at=now.isoformat()),
+                number_id=1,
+                kind="MISSED_CALL",
+                reference="991",
+                customer="+33612345678",
+                at=now.isoformat(),
+            ),
             "set_contact_company": payloads.SetContactCompany(conversation_id=1, company="Acme"),
             "reengagement_note": payloads.ReengagementNote(reply_id=1, text="A note."),
             "refresh_numbers": payloads.RefreshNumbers(),
@@ -89,8 +109,14 @@ def world(database_url: str) -> Iterator[World]:
         assert set(typed) == set(REGISTRY), "a kind was added: give it a row in this table"
         entries = {}
         for kind, job in typed.items():
-            entry = jobs.enqueue(session, job, installation_id=1, now=now,
-                                 message_id=messages.get(kind), ordering_key=f"test:{kind}")
+            entry = jobs.enqueue(
+                session,
+                job,
+                installation_id=1,
+                now=now,
+                message_id=messages.get(kind),
+                ordering_key=f"test:{kind}",
+            )
             session.flush()
             entries[kind] = entry.id
     try:
@@ -99,9 +125,11 @@ def world(database_url: str) -> Iterator[World]:
         services.engine.dispose()
 
 
-def _every_kind_answers(monkeypatch: pytest.MonkeyPatch,
-                        answer: Callable[[outbox.Claimed], None]) -> None:
+def _every_kind_answers(
+    monkeypatch: pytest.MonkeyPatch, answer: Callable[[outbox.Claimed], None]
+) -> None:
     """Every registered kind's handler replaced by `answer` (which raises, or returns)."""
+
     async def handler(_services: Any, entry: outbox.Claimed) -> str:
         answer(entry)
         return "done"
@@ -112,6 +140,7 @@ def _every_kind_answers(monkeypatch: pytest.MonkeyPatch,
 
 def _drain(world: World, max_steps: int = 2000) -> None:
     """Work until nothing is pending, the clock jumping to each retry's due time."""
+
     async def main() -> None:
         worker = Worker(world.services, concurrency=1)
         try:
@@ -119,8 +148,11 @@ def _drain(world: World, max_steps: int = 2000) -> None:
                 if await worker.work_once():
                     continue
                 with world.services.sessions() as session:
-                    due = session.scalar(select(OutboxEntry.available_at).where(
-                        OutboxEntry.state == outbox.PENDING).order_by(OutboxEntry.available_at))
+                    due = session.scalar(
+                        select(OutboxEntry.available_at)
+                        .where(OutboxEntry.state == outbox.PENDING)
+                        .order_by(OutboxEntry.available_at)
+                    )
                 if due is None:
                     return
                 world.clock.set(due)
@@ -135,9 +167,14 @@ def _rows(world: World) -> tuple[dict[str, OutboxEntry], dict[str, Message], lis
     with world.services.sessions() as session:
         entries = {kind: session.get_one(OutboxEntry, id_) for kind, id_ in world.entries.items()}
         messages = {kind: session.get_one(Message, id_) for kind, id_ in world.messages.items()}
-        reports = list(session.scalars(select(OutboxEntry).where(
-            OutboxEntry.kind == payloads.ReportStatus.KIND,
-            OutboxEntry.id.not_in(list(world.entries.values())))))
+        reports = list(
+            session.scalars(
+                select(OutboxEntry).where(
+                    OutboxEntry.kind == payloads.ReportStatus.KIND,
+                    OutboxEntry.id.not_in(list(world.entries.values())),
+                )
+            )
+        )
         session.expunge_all()
     return entries, messages, reports
 
@@ -159,10 +196,15 @@ def _assert_given_up(world: World, reason: str) -> None:
     for kind, (status, with_reason) in MESSAGE_AFTER_GIVE_UP.items():
         message = messages[kind]
         assert (kind, message.status, message.failure_reason) == (
-            kind, status, reason if with_reason else None)
+            kind,
+            status,
+            reason if with_reason else None,
+        )
     # Only the reply's give-up tells HubSpot.
-    assert [(r.message_id, json.loads(r.payload)["status"], json.loads(r.payload)["error"])
-            for r in reports] == [(world.messages["send_reply"], "FAILED", reason)]
+    assert [
+        (r.message_id, json.loads(r.payload)["status"], json.loads(r.payload)["error"])
+        for r in reports
+    ] == [(world.messages["send_reply"], "FAILED", reason)]
 
 
 def test_R9_R23_a_permanent_failure_gives_up_as_each_kind_says(world, monkeypatch) -> None:
@@ -173,19 +215,18 @@ def test_R9_R23_a_permanent_failure_gives_up_as_each_kind_says(world, monkeypatc
     _drain(world)
     _assert_given_up(world, REASON)
     entries, _, _ = _rows(world)
-    assert {kind: entry.attempts for kind, entry in entries.items()} == dict.fromkeys(
-        REGISTRY, 1)
+    assert {kind: entry.attempts for kind, entry in entries.items()} == dict.fromkeys(REGISTRY, 1)
 
 
 def test_R44_temporary_errors_give_up_after_each_kinds_budget(world, monkeypatch) -> None:
     def unavailable(_entry: outbox.Claimed) -> None:
-        raise Retryable("HubSpot failed to publish a message (503); will retry.",
-                        status_code=503)
+        raise Retryable("HubSpot failed to publish a message (503); will retry.", status_code=503)
 
     _every_kind_answers(monkeypatch, unavailable)
     _drain(world)
-    _assert_given_up(world, "HubSpot failed to publish a message (503). "
-                            "Gave up after retrying for 30 minutes.")
+    _assert_given_up(
+        world, "HubSpot failed to publish a message (503). Gave up after retrying for 30 minutes."
+    )
     entries, _, _ = _rows(world)
     for kind, entry in entries.items():
         assert entry.finished_at is not None and entry.retrying_since is not None
@@ -208,11 +249,15 @@ def test_R44_rate_limit_waits_spend_no_kinds_budget(world, monkeypatch) -> None:
     _drain(world)
     entries, messages, reports = _rows(world)
     assert {kind: (entry.state, entry.attempts) for kind, entry in entries.items()} == (
-        dict.fromkeys(REGISTRY, (outbox.DONE, 6)))
+        dict.fromkeys(REGISTRY, (outbox.DONE, 6))
+    )
     assert reports == []
     assert {kind: m.status for kind, m in messages.items()} == {
-        "publish_inbound": "pending", "fetch_media": "pending", "send_reply": "pending",
-        "report_status": "sent"}
+        "publish_inbound": "pending",
+        "fetch_media": "pending",
+        "send_reply": "pending",
+        "report_status": "sent",
+    }
 
 
 # Whether a job failed because HubSpot's grant was revoked goes again after the admin
@@ -220,17 +265,16 @@ def test_R44_rate_limit_waits_spend_no_kinds_budget(world, monkeypatch) -> None:
 REQUEUED_AFTER_REAUTH = {kind: kind != "send_reply" for kind in REGISTRY}
 
 
-def test_R8_a_revoked_grant_keeps_each_kind_for_reauthorisation_or_not(
-    world, monkeypatch
-) -> None:
+def test_R8_a_revoked_grant_keeps_each_kind_for_reauthorisation_or_not(world, monkeypatch) -> None:
     def revoked(_entry: outbox.Claimed) -> None:
         raise AuthRevoked("HubSpot's authorisation was revoked.")
 
     _every_kind_answers(monkeypatch, revoked)
     _drain(world)
     entries, messages, _ = _rows(world)
-    assert {kind: entry.failure_kind == outbox.AUTH_REVOKED
-            for kind, entry in entries.items()} == REQUEUED_AFTER_REAUTH
+    assert {
+        kind: entry.failure_kind == outbox.AUTH_REVOKED for kind, entry in entries.items()
+    } == REQUEUED_AFTER_REAUTH
     assert messages["send_reply"].status == "failed"
     with world.services.sessions() as session:
         assert session.get_one(Installation, 1).reauth_required
@@ -241,16 +285,23 @@ def test_R8_a_revoked_grant_keeps_each_kind_for_reauthorisation_or_not(
 
 def _unreadable_count(kind: str, why: str) -> float:
     value = prometheus_client.REGISTRY.get_sample_value(
-        "whatsapp_helpdesk_unreadable_jobs_total", {"kind": kind, "why": why})
+        "whatsapp_helpdesk_unreadable_jobs_total", {"kind": kind, "why": why}
+    )
     return value or 0.0
 
 
-def _enqueue_raw(world: World, kind: str, payload: dict[str, Any],
-                 message_id: int | None) -> int:
+def _enqueue_raw(world: World, kind: str, payload: dict[str, Any], message_id: int | None) -> int:
     """As a newer (or broken) version would have written it, bypassing the typed payloads."""
     with world.services.sessions.begin() as session:
-        entry = outbox.enqueue(session, installation_id=1, kind=kind, now=world.clock.now(),
-                               message_id=message_id, payload=payload, ordering_key=f"raw:{kind}")
+        entry = outbox.enqueue(
+            session,
+            installation_id=1,
+            kind=kind,
+            now=world.clock.now(),
+            message_id=message_id,
+            payload=payload,
+            ordering_key=f"raw:{kind}",
+        )
         session.flush()
         return entry.id
 
@@ -270,33 +321,41 @@ def _run_only(world: World, entry_id: int) -> tuple[OutboxEntry, list[dict[str, 
 
 def test_an_unknown_kind_fails_visibly_logged_and_counted(world) -> None:
     before = _unreadable_count("sent_by_a_newer_version", "unknown_kind")
-    entry_id = _enqueue_raw(world, "sent_by_a_newer_version", {"x": 1},
-                            world.messages["publish_inbound"])
+    entry_id = _enqueue_raw(
+        world, "sent_by_a_newer_version", {"x": 1}, world.messages["publish_inbound"]
+    )
     row, logs = _run_only(world, entry_id)
     assert (row.state, row.attempts) == (outbox.FAILED, 1)
     assert row.last_error is not None and "sent_by_a_newer_version" in row.last_error
     assert "Unknown job kind" in row.last_error
     assert _unreadable_count("sent_by_a_newer_version", "unknown_kind") == before + 1
-    assert [(e["log_level"], e["why"]) for e in logs if e["event"] == "worker.unreadable_job"
-            ] == [("error", "unknown_kind")]
+    assert [(e["log_level"], e["why"]) for e in logs if e["event"] == "worker.unreadable_job"] == [
+        ("error", "unknown_kind")
+    ]
     with world.services.sessions() as session:
         # What an unknown kind means for its message is unknown: left as it was.
         assert session.get_one(Message, world.messages["publish_inbound"]).status == "pending"
 
 
-@pytest.mark.parametrize(("kind", "payload", "message", "named"), [
-    # int("four") used to crash the handler: retried as an internal error for a day.
-    ("set_contact_company", {"conversation_id": "four", "company": "Acme"}, None,
-     "conversation_id"),
-    ("publish_inbound", {}, None, "names no message"),  # used to fail an assertion, retried
-    ("send_reply", {"attachment_count": "three"}, "send_reply", "attachment_count"),
-])
+@pytest.mark.parametrize(
+    ("kind", "payload", "message", "named"),
+    [
+        # int("four") used to crash the handler: retried as an internal error for a day.
+        (
+            "set_contact_company",
+            {"conversation_id": "four", "company": "Acme"},
+            None,
+            "conversation_id",
+        ),
+        ("publish_inbound", {}, None, "names no message"),  # used to fail an assertion, retried
+        ("send_reply", {"attachment_count": "three"}, "send_reply", "attachment_count"),
+    ],
+)
 def test_a_malformed_payload_fails_at_once_with_its_kinds_give_up(
     world, kind: str, payload: dict[str, Any], message: str | None, named: str
 ) -> None:
     before = _unreadable_count(kind, "bad_payload")
-    entry_id = _enqueue_raw(world, kind, payload,
-                            world.messages[message] if message else None)
+    entry_id = _enqueue_raw(world, kind, payload, world.messages[message] if message else None)
     row, logs = _run_only(world, entry_id)
     assert (row.state, row.attempts) == (outbox.FAILED, 1)
     assert row.last_error is not None and named in row.last_error
@@ -305,6 +364,7 @@ def test_a_malformed_payload_fails_at_once_with_its_kinds_give_up(
     if message == "send_reply":  # the reply's give-up: FAILED here and in HubSpot (R23)
         _, messages, reports = _rows(world)
         assert (messages["send_reply"].status, messages["send_reply"].failure_reason) == (
-            "failed", row.last_error)
+            "failed",
+            row.last_error,
+        )
         assert [r.message_id for r in reports] == [world.messages["send_reply"]]
-
