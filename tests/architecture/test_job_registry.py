@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import ast
 import importlib
+import json
 import pkgutil
 from pathlib import Path
 from typing import Any
@@ -206,3 +207,9 @@ def test_typed_enqueue_refuses_a_payload_that_is_no_kind() -> None:
 
     with pytest.raises(TypeError, match="declares no KIND"):
         enqueue(None, payloads.JobPayload(), installation_id=1, now=None)  # type: ignore[arg-type]
+
+
+def test_a_reengagement_notes_stored_json_leads_with_its_reply() -> None:
+    """flows/reengagement.py `ensure_note` finds a queued note by the stored JSON's prefix."""
+    note = payloads.ReengagementNote(reply_id=7, channel_id="1", number_id=3, text="A note.")
+    assert json.dumps(note.model_dump(mode="json")).startswith('{"reply_id": 7,')
