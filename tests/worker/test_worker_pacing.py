@@ -13,10 +13,11 @@ from whatsapp_helpdesk.bootstrap import build_services
 from whatsapp_helpdesk.db import outbox
 from whatsapp_helpdesk.db.migrate import upgrade
 from whatsapp_helpdesk.db.models import DeliveryAttempt, Installation, OutboxEntry
+from whatsapp_helpdesk.jobs import JobPayload
+from whatsapp_helpdesk.jobs.registry import REGISTRY, JobKind
 from whatsapp_helpdesk.pacing import Paced
 from whatsapp_helpdesk.replies.reply import aircall_may_have_sent
 from whatsapp_helpdesk.settings import Settings
-from whatsapp_helpdesk.worker import runner
 from whatsapp_helpdesk.worker.runner import Worker
 
 
@@ -30,7 +31,7 @@ def test_R44_a_paced_job_is_put_back_until_the_bucket_has_room(
     async def paced(_services: Any, _entry: outbox.Claimed) -> str:
         raise Paced("HubSpot calls are paced", retry_after=7.0)
 
-    monkeypatch.setitem(runner.JOBS, "paced", paced)
+    monkeypatch.setitem(REGISTRY, "paced", JobKind("paced", JobPayload, paced))
     now = services.clock.now()
     with services.sessions.begin() as session:
         session.add(Installation(id=1, hubspot_scopes="", aircall_scopes="",

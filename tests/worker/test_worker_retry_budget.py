@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import timedelta
 from typing import Any
 
@@ -17,8 +18,9 @@ from whatsapp_helpdesk.db.migrate import upgrade
 from whatsapp_helpdesk.db.models import Installation, OutboxEntry
 from whatsapp_helpdesk.domain.clock import ManualClock
 from whatsapp_helpdesk.errors import RateLimited, Retryable
+from whatsapp_helpdesk.jobs import JobPayload
+from whatsapp_helpdesk.jobs.registry import REGISTRY, JobKind
 from whatsapp_helpdesk.settings import Settings
-from whatsapp_helpdesk.worker import runner
 from whatsapp_helpdesk.worker.runner import Worker
 
 ERROR_503 = "HubSpot failed to publish a message (503); will retry."
@@ -46,7 +48,7 @@ def _run(database_url: str, monkeypatch: pytest.MonkeyPatch,
             raise Retryable(ERROR_503, status_code=503)
         return "done"
 
-    monkeypatch.setitem(runner.JOBS, "budgeted", job)
+    monkeypatch.setitem(REGISTRY, "budgeted", JobKind("budgeted", JobPayload, job))
     now = clock.now()
     with services.sessions.begin() as session:
         session.add(Installation(id=1, hubspot_scopes="", aircall_scopes="", created_at=now,
@@ -127,7 +129,8 @@ def test_R24_R44_a_reply_whose_retry_would_come_after_the_window_fails_with_that
         raise RateLimited("Aircall rate limit reached while trying to send a message; "
                           "will retry.", retry_after=60)
 
-    monkeypatch.setitem(runner.JOBS, SEND_REPLY, rate_limited_send)
+    monkeypatch.setitem(REGISTRY, SEND_REPLY,
+                        replace(REGISTRY[SEND_REPLY], handler=rate_limited_send))
     now = clock.now()
     with services.sessions.begin() as session:
         session.add(Installation(id=1, hubspot_scopes="", aircall_scopes="", created_at=now,

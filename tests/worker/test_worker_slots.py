@@ -12,8 +12,9 @@ from whatsapp_helpdesk.bootstrap import build_services
 from whatsapp_helpdesk.db import outbox
 from whatsapp_helpdesk.db.migrate import upgrade
 from whatsapp_helpdesk.db.models import Installation, OutboxEntry
+from whatsapp_helpdesk.jobs import JobPayload
+from whatsapp_helpdesk.jobs.registry import REGISTRY, JobKind
 from whatsapp_helpdesk.settings import Settings
-from whatsapp_helpdesk.worker import runner
 from whatsapp_helpdesk.worker.runner import IDLE_SLOT_MAX_WAIT, Worker
 
 
@@ -40,7 +41,7 @@ def test_idle_slots_wake_up_for_a_burst(tmp_path, monkeypatch: pytest.MonkeyPatc
         running -= 1
         return "done"
 
-    monkeypatch.setitem(runner.JOBS, "slow", slow_job)
+    monkeypatch.setitem(REGISTRY, "slow", JobKind("slow", JobPayload, slow_job))
 
     async def main() -> None:
         worker = Worker(services, concurrency=4, poll_interval=0.05)
@@ -81,7 +82,7 @@ def test_R44_a_worker_serves_installations_in_turn(
         served.append(entry.installation_id)
         return "done"
 
-    monkeypatch.setitem(runner.JOBS, "record", record)
+    monkeypatch.setitem(REGISTRY, "record", JobKind("record", JobPayload, record))
     now = services.clock.now()
     with services.sessions.begin() as session:
         for installation in (1, 2):

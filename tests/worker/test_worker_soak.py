@@ -22,8 +22,9 @@ import pytest
 from whatsapp_helpdesk.bootstrap import build_services
 from whatsapp_helpdesk.db import outbox
 from whatsapp_helpdesk.db.models import Installation, OutboxEntry
+from whatsapp_helpdesk.jobs import JobPayload
+from whatsapp_helpdesk.jobs.registry import REGISTRY, JobKind
 from whatsapp_helpdesk.settings import Settings
-from whatsapp_helpdesk.worker import runner
 from whatsapp_helpdesk.worker.runner import IDLE_SLOT_MAX_WAIT, Worker
 
 START = datetime(2026, 1, 1, 9, 0, tzinfo=UTC)
@@ -114,7 +115,7 @@ def test_R44_soak_worker_still_works_after_an_hour_of_quiet(
         done_jobs.append(entry.id)
         return "done"
 
-    monkeypatch.setitem(runner.JOBS, "soak", job)
+    monkeypatch.setitem(REGISTRY, "soak", JobKind("soak", JobPayload, job))
     quiet = timedelta(hours=1)
 
     async def main() -> None:

@@ -34,6 +34,7 @@ from typing import Final
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from whatsapp_helpdesk import jobs
 from whatsapp_helpdesk.aircall.client import (
     AircallClient,
     AircallNumber,
@@ -44,9 +45,10 @@ from whatsapp_helpdesk.aircall.payloads import NumberEvent
 from whatsapp_helpdesk.bootstrap import Services
 from whatsapp_helpdesk.credentials import aircall_access_token
 from whatsapp_helpdesk.db import outbox
-from whatsapp_helpdesk.db.job_kinds import REFRESH_NUMBERS, SYNC_NUMBER
+from whatsapp_helpdesk.db.job_kinds import REFRESH_NUMBERS
 from whatsapp_helpdesk.db.models import ChannelAccount, Number, OutboxEntry, ServiceState
 from whatsapp_helpdesk.domain.phone import InvalidPhoneNumber, to_e164
+from whatsapp_helpdesk.jobs import payloads
 from whatsapp_helpdesk.pacing import Paced
 
 LAST_REFRESH_KEY: Final = "numbers_refresh:{installation_id}"
@@ -83,13 +85,8 @@ def request_refresh(services: Services, installation_id: int) -> str:
     with services.sessions.begin() as session:
         if _queued_at(session, installation_id) is not None:
             return "A refresh of the numbers from Aircall is already under way."
-        outbox.enqueue(
-            session,
-            installation_id=installation_id,
-            kind=REFRESH_NUMBERS,
-            now=now,
-            ordering_key=f"numbers:{installation_id}",
-        )
+        jobs.enqueue(session, payloads.RefreshNumbers(), installation_id=installation_id,
+                     now=now, ordering_key=f"numbers:{installation_id}")
     return "Refreshing the numbers from Aircall in the background; this page says when it is done."
 
 
@@ -329,14 +326,9 @@ def on_number_event(
     _describe(row, data.name, data.e164_digits or data.digits, data.country)
     if read_status:
         # The event has no capabilities (§A5): the worker reads them from Aircall.
-        outbox.enqueue(
-            session,
-            installation_id=installation_id,
-            kind=SYNC_NUMBER,
-            now=now,
-            payload={"aircall_number_id": aircall_id},
-            ordering_key=f"number:{installation_id}:{aircall_id}",
-        )
+        jobs.enqueue(session, payloads.SyncNumber(aircall_number_id=aircall_id),
+                     installation_id=installation_id, now=now,
+                     ordering_key=f"number:{installation_id}:{aircall_id}")
     return ("number_updated", None)
 
 

@@ -24,10 +24,6 @@ from whatsapp_helpdesk.db import outbox
 from whatsapp_helpdesk.db.job_kinds import (
     ACTIVITY_LABELS,
     NATIVE_TICKET,
-    PUBLISH_INBOUND,
-    REENGAGEMENT_NOTE,
-    REFRESH_NUMBERS,
-    REPORT_STATUS,
     SEND_REPLY,
     SET_CONTACT_COMPANY,
 )
@@ -48,6 +44,7 @@ from whatsapp_helpdesk.domain.eligibility import (
     missing_conditions,
 )
 from whatsapp_helpdesk.hubspot import scopes_missing
+from whatsapp_helpdesk.jobs.payloads import KINDS
 from whatsapp_helpdesk.operations.webhook_health import read_health as read_webhook_health
 from whatsapp_helpdesk.replies.reengagement import (
     TemplateChoice,
@@ -65,18 +62,12 @@ SETTINGS: Final[dict[str, str]] = {
 # R3 (d) and (e) are what make a number the help desk's channel: they stay on while it is.
 CHANNEL_SETTINGS: Final = frozenset({"connected_to_hubspot", "helpdesk_enabled"})
 
-KIND_LABELS: Final[dict[str, str]] = {
-    PUBLISH_INBOUND: "Customer message to HubSpot",
-    SEND_REPLY: "Agent reply to WhatsApp",
-    REPORT_STATUS: "Delivery status to HubSpot",
-    NATIVE_TICKET: "Native ticket in HubSpot",
-    SET_CONTACT_COMPANY: "Contact's company in HubSpot",
-    REENGAGEMENT_NOTE: "Template note in the ticket",
-    REFRESH_NUMBERS: "Numbers refreshed from Aircall",
-}
-# A failed reply is already FAILED in the ticket, with its reason (R23): the agent sends it
-# again from HubSpot. Re-running it from here would send what HubSpot shows as not sent.
-NOT_RETRYABLE: Final = frozenset({SEND_REPLY})
+# What each kind of job is called, and whether the dashboard may run a failed one again, are
+# declared with the kind (jobs/payloads.py): a failed reply is not (R23).
+KIND_LABELS: Final[dict[str, str]] = {kind: job.LABEL for kind, job in KINDS.items()}
+NOT_RETRYABLE: Final = frozenset(
+    kind for kind, job in KINDS.items() if not job.RETRY_FROM_DASHBOARD
+)
 FAILED_SHOWN: Final = 50  # newest failed deliveries listed per installation
 PAGE_SIZE: Final = 50  # numbers per dashboard page (5,005 on one page made 13.3 MB)
 MAX_SEARCH: Final = 100  # characters of a number search kept (R43: bounded input)

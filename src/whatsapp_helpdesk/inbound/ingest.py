@@ -22,6 +22,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from whatsapp_helpdesk import jobs
 from whatsapp_helpdesk.aircall import (
     AircallEnvelope,
     AircallMessage,
@@ -37,8 +38,6 @@ from whatsapp_helpdesk.aircall import (
 )
 from whatsapp_helpdesk.bootstrap import Services
 from whatsapp_helpdesk.connect.numbers_refresh import on_number_event
-from whatsapp_helpdesk.db import outbox
-from whatsapp_helpdesk.db.job_kinds import PUBLISH_INBOUND
 from whatsapp_helpdesk.db.models import (
     ChannelAccount,
     Conversation,
@@ -51,6 +50,7 @@ from whatsapp_helpdesk.db.session import local_writer
 from whatsapp_helpdesk.domain.content import inbound_placeholder
 from whatsapp_helpdesk.domain.phone import InvalidPhoneNumber, to_e164
 from whatsapp_helpdesk.inbound import media
+from whatsapp_helpdesk.jobs import payloads
 from whatsapp_helpdesk.native_tickets import contact_company
 from whatsapp_helpdesk.native_tickets import tickets as native_ticketing
 from whatsapp_helpdesk.replies import statuses
@@ -295,10 +295,10 @@ def _message_event(
             # After the message's publication, which makes HubSpot create or match the contact.
             now=now, after=2 * grace,
         )
-    outbox.enqueue(
+    jobs.enqueue(
         session,
+        payloads.PublishInbound(),
         installation_id=installation_id,
-        kind=PUBLISH_INBOUND,
         now=now,
         message_id=message_id,
         ordering_key=ordering_key,

@@ -26,16 +26,18 @@ import structlog
 from sqlalchemy import update
 from sqlalchemy.orm import Session
 
+from whatsapp_helpdesk import jobs
 from whatsapp_helpdesk.aircall import Media
 from whatsapp_helpdesk.bootstrap import Services
 from whatsapp_helpdesk.credentials import hubspot_access_token
 from whatsapp_helpdesk.db import outbox
-from whatsapp_helpdesk.db.job_kinds import FETCH_MEDIA
 from whatsapp_helpdesk.db.models import Message, OutboxEntry
 from whatsapp_helpdesk.domain import media as rules
 from whatsapp_helpdesk.errors import AuthExpired, DeliveryError, Retryable
+from whatsapp_helpdesk.jobs import payloads
 
 log = structlog.get_logger(__name__)
+
 
 # The service's own folder in the File Manager; files in it are PRIVATE.
 HUBSPOT_FOLDER = "/whatsapp-helpdesk/inbound"
@@ -59,11 +61,12 @@ def queue_fetch(
     time, smaller id): the publish waits for it, and it waits for nothing else. The message
     was stored with `media_state` PENDING."""
     first = next(m for m in media if m.url)
-    outbox.enqueue(
-        session, installation_id=installation_id, kind=FETCH_MEDIA, now=now,
-        message_id=message_id, ordering_key=ordering_key, ordering_at=sent_at,
-        payload={"url": first.url, "file_name": first.file_name, "file_type": first.file_type,
-                 "caption": caption, "kind": kind},
+    jobs.enqueue(
+        session,
+        payloads.FetchMedia(url=first.url, file_name=first.file_name,
+                            file_type=first.file_type, caption=caption, kind=kind),
+        installation_id=installation_id, now=now, message_id=message_id,
+        ordering_key=ordering_key, ordering_at=sent_at,
     )
 
 

@@ -21,12 +21,13 @@ from typing import Final
 
 from sqlalchemy.orm import Session
 
+from whatsapp_helpdesk import jobs
 from whatsapp_helpdesk.bootstrap import Services
 from whatsapp_helpdesk.credentials import hubspot_access_token
 from whatsapp_helpdesk.db import outbox
-from whatsapp_helpdesk.db.job_kinds import SET_CONTACT_COMPANY
 from whatsapp_helpdesk.db.models import Conversation
 from whatsapp_helpdesk.errors import Retryable
+from whatsapp_helpdesk.jobs import payloads
 
 COMPANY_PROPERTY: Final = "company"  # HubSpot's contact property "Company name"
 MAX_COMPANY_LENGTH: Final = 200
@@ -48,10 +49,11 @@ def queue_if_new(
     if not company or conversation.customer_company == company:
         return False
     replaces, conversation.customer_company = conversation.customer_company, company
-    outbox.enqueue(
-        session, installation_id=conversation.installation_id, kind=SET_CONTACT_COMPANY,
-        now=now, payload={"conversation_id": conversation.id, "company": company,
-                          "replaces": replaces},
+    jobs.enqueue(
+        session,
+        payloads.SetContactCompany(conversation_id=conversation.id, company=company,
+                                   replaces=replaces),
+        installation_id=conversation.installation_id, now=now,
         ordering_key=f"contact-company:{conversation.id}", delay=after,
     )
     return True

@@ -28,6 +28,7 @@ from typing import Any, Final
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from whatsapp_helpdesk import jobs
 from whatsapp_helpdesk.aircall import CallEvent, MessageEvent
 from whatsapp_helpdesk.bootstrap import Services
 from whatsapp_helpdesk.credentials import hubspot_access_token
@@ -35,13 +36,13 @@ from whatsapp_helpdesk.db import outbox
 from whatsapp_helpdesk.db.job_kinds import (
     ACTIVITY_LABELS,
     MISSED_CALL,
-    NATIVE_TICKET,
     SMS,
     VOICEMAIL,
 )
 from whatsapp_helpdesk.db.models import ChannelAccount, Number
 from whatsapp_helpdesk.domain.phone import InvalidPhoneNumber, to_e164
 from whatsapp_helpdesk.errors import Permanent
+from whatsapp_helpdesk.jobs import payloads
 
 # HubSpot requires a pipeline stage on ticket creation. Every portal has the default
 # support pipeline "0" whose first stage ("New") has id "1" [INF: HubSpot's documented
@@ -180,9 +181,9 @@ def queue(
     )
     if why_not is not None:
         return (why_not, activity.kind)
-    outbox.enqueue(
-        session, installation_id=installation_id, kind=NATIVE_TICKET, now=now,
-        payload={"number_id": number.id, **asdict(activity)},
+    jobs.enqueue(
+        session, payloads.NativeTicket(number_id=number.id, **asdict(activity)),
+        installation_id=installation_id, now=now,
     )
     return (QUEUED, activity.kind)
 

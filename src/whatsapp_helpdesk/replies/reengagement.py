@@ -24,6 +24,7 @@ import structlog
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
+from whatsapp_helpdesk import jobs
 from whatsapp_helpdesk.bootstrap import Services
 from whatsapp_helpdesk.credentials import aircall_access_token, hubspot_access_token
 from whatsapp_helpdesk.db import outbox
@@ -41,9 +42,11 @@ from whatsapp_helpdesk.db.session import rows_changed
 from whatsapp_helpdesk.domain import reengagement, statuses
 from whatsapp_helpdesk.domain.content import Refused
 from whatsapp_helpdesk.errors import DeliveryError, Permanent, TemplateRefused
+from whatsapp_helpdesk.jobs import payloads
 from whatsapp_helpdesk.replies.statuses import advance_outbound, went_as_template
 
 log = structlog.get_logger(__name__)
+
 
 APPROVED = "APPROVED"
 
@@ -384,13 +387,16 @@ def ensure_note(session: Session, reply: Message, channel: str | None, now: date
     if cut is None:
         cut = reengagement.fill(fills_text, reply.text or "").cut
     name = template_name or (row.template_name if row else None) or "re-engagement"
-    outbox.enqueue(
-        session, installation_id=reply.installation_id, kind=REENGAGEMENT_NOTE, now=now,
-        # No message_id: a note that finally fails must not mark the reply failed. The
-        # reply's id leads the payload: `ensure_note` finds a queued note by it.
-        payload={"reply_id": reply.id, "channel_id": channel,
-                 "number_id": conversation.number_id,
-                 "text": reengagement.ticket_note(name, cut=cut, fills_text=fills_text)},
+    jobs.enqueue(
+        session,
+        # The reply's id leads the payload (the model's first field): `ensure_note` finds a
+        # queued note by it.
+        payloads.ReengagementNote(
+            reply_id=reply.id, channel_id=channel, number_id=conversation.number_id,
+            text=reengagement.ticket_note(name, cut=cut, fills_text=fills_text),
+        ),
+        # No message_id: a note that finally fails must not mark the reply failed.
+        installation_id=reply.installation_id, now=now,
     )
 
 

@@ -24,10 +24,10 @@ import structlog
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
+from whatsapp_helpdesk import jobs
 from whatsapp_helpdesk.bootstrap import Services
 from whatsapp_helpdesk.credentials import aircall_access_token
 from whatsapp_helpdesk.db import outbox
-from whatsapp_helpdesk.db.job_kinds import SEND_REPLY
 from whatsapp_helpdesk.db.lookups import channel_account_by_hubspot_id
 from whatsapp_helpdesk.db.models import (
     ChannelAccount,
@@ -46,6 +46,7 @@ from whatsapp_helpdesk.domain.reply_checks import ChannelFacts, ReplyFacts, chec
 from whatsapp_helpdesk.domain.window import WINDOW_CLOSED_MESSAGE
 from whatsapp_helpdesk.errors import DeliveryError, Retryable, WindowClosed
 from whatsapp_helpdesk.hubspot import OutgoingChannelMessageCreated
+from whatsapp_helpdesk.jobs import payloads
 from whatsapp_helpdesk.pacing import Paced
 from whatsapp_helpdesk.replies.reengagement import (
     TemplateSend,
@@ -135,25 +136,22 @@ def store_outgoing_reply(
     session.flush()  # unique (installation, hubspot_message_id): a second copy stops here (R27)
     if ticket is not None and not ticket.hubspot_thread_id and message.conversations_thread_id:
         ticket.hubspot_thread_id = message.conversations_thread_id
-    outbox.enqueue(
+    jobs.enqueue(
         session,
+        payloads.SendReply(
+            channel_account_id=message.channel_account_id,
+            channel_id=event.channel_id or message.channel_id,
+            rich_text=message.rich_text,
+            attachment_count=len(message.attachments),
+        ),
         installation_id=installation_id,
-        kind=SEND_REPLY,
         now=now,
         message_id=reply.id,
-        payload={
-            "channel_account_id": message.channel_account_id,
-            "channel_id": event.channel_id or message.channel_id,
-            "rich_text": message.rich_text,
-            "attachment_count": len(message.attachments),
-        },
         # Replies of one conversation go out one at a time, in the agents' order.
         ordering_key=f"replies:{conversation.id}",
         ordering_at=sent_at,
     )
     return ("stored", None)
-
-
 
 
 def _conversation_and_ticket(

@@ -20,6 +20,7 @@ import structlog
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from whatsapp_helpdesk import jobs
 from whatsapp_helpdesk.aircall import (
     InvalidAircallPayload,
     MessageEvent,
@@ -29,11 +30,11 @@ from whatsapp_helpdesk.aircall import (
 from whatsapp_helpdesk.bootstrap import Services
 from whatsapp_helpdesk.credentials import hubspot_access_token
 from whatsapp_helpdesk.db import outbox
-from whatsapp_helpdesk.db.job_kinds import REPORT_STATUS
 from whatsapp_helpdesk.db.models import Conversation, Message, Number, WebhookEvent
 from whatsapp_helpdesk.domain import statuses
 from whatsapp_helpdesk.domain.phone import InvalidPhoneNumber, to_e164
 from whatsapp_helpdesk.errors import Permanent
+from whatsapp_helpdesk.jobs import payloads
 
 log = structlog.get_logger(__name__)
 
@@ -93,14 +94,13 @@ def enqueue_report(
     error: str | None = None,
     channel_id: str | None = None,
 ) -> None:
-    outbox.enqueue(
+    jobs.enqueue(
         session,
+        payloads.ReportStatus(hubspot_message_id=hubspot_message_id, status=status, error=error,
+                              channel_id=channel_id),
         installation_id=installation_id,
-        kind=REPORT_STATUS,
         now=now,
         message_id=message_id,
-        payload={"hubspot_message_id": hubspot_message_id, "status": status, "error": error,
-                 "channel_id": channel_id},
         ordering_key=f"status:{hubspot_message_id}"[:64],
         ordering_at=now,
     )

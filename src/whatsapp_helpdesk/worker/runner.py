@@ -11,6 +11,11 @@
                      (connect/reauth.py)
     Permanent      → failed with its reason, kept, retryable from the dashboard (R9)
 
+What each kind of entry does, how long it is retried and what failing for good means for it
+(its give-up action) is the kind's own entry in jobs/registry.py: the worker has no per-kind
+branch. An entry of a kind this version does not know, or whose payload does not validate,
+fails at once with the reason, logged and counted (`whatsapp_helpdesk_unreadable_jobs_total`).
+
 Any number of worker processes can run against one database.
 """
 
@@ -21,33 +26,16 @@ import contextlib
 import os
 import socket
 import time
-from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
 
 import structlog
 from prometheus_client import Counter
 from sqlalchemy import select
-from sqlalchemy.orm import Session
 
 from whatsapp_helpdesk.bootstrap import Services
-from whatsapp_helpdesk.connect.numbers_refresh import (
-    refresh_numbers_job,
-    sync_number_job,
-)
 from whatsapp_helpdesk.credentials import hubspot_access_token, mark_reauth_required
 from whatsapp_helpdesk.db import outbox
-from whatsapp_helpdesk.db.job_kinds import (
-    FETCH_MEDIA,
-    NATIVE_TICKET,
-    PUBLISH_INBOUND,
-    REENGAGEMENT_NOTE,
-    REFRESH_NUMBERS,
-    REPORT_STATUS,
-    SEND_REPLY,
-    SET_CONTACT_COMPANY,
-    SYNC_NUMBER,
-)
-from whatsapp_helpdesk.db.models import Conversation, Message, OutboxEntry
+from whatsapp_helpdesk.db.models import OutboxEntry
 from whatsapp_helpdesk.domain.retry_budget import RetryIn, after_temporary_failure
 from whatsapp_helpdesk.errors import (
     AuthExpired,
@@ -57,21 +45,9 @@ from whatsapp_helpdesk.errors import (
     RateLimited,
     Retryable,
 )
-from whatsapp_helpdesk.inbound.media import fetch_media
-from whatsapp_helpdesk.inbound.publish import publish_inbound
-from whatsapp_helpdesk.native_tickets.contact_company import (
-    set_contact_company,
-)
-from whatsapp_helpdesk.native_tickets.tickets import create_native_ticket
+from whatsapp_helpdesk.jobs.registry import REGISTRY, JobKind, UnreadableJob, unknown_kind
 from whatsapp_helpdesk.operations import payload_retention, webhook_health
 from whatsapp_helpdesk.pacing import Paced
-from whatsapp_helpdesk.replies.reengagement import (
-    publish_note,
-    template_may_follow,
-)
-from whatsapp_helpdesk.replies.reply import give_up as give_up_reply
-from whatsapp_helpdesk.replies.reply import send_reply
-from whatsapp_helpdesk.replies.statuses import report_status
 
 log = structlog.get_logger(__name__)
 
@@ -79,62 +55,18 @@ DELIVERIES = Counter(
     "whatsapp_helpdesk_deliveries_total", "Outbox deliveries by kind and outcome",
     ["kind", "outcome"],
 )
+# Entries failed without running: an unknown kind (a newer version wrote it) or a payload
+# that does not validate. Each is also logged as an error.
+UNREADABLE_JOBS = Counter(
+    "whatsapp_helpdesk_unreadable_jobs_total", "Outbox entries failed unrun, by kind and why",
+    ["kind", "why"],
+)
 
 # The longest an idle slot other than the first waits before it looks again.
 IDLE_SLOT_MAX_WAIT = 2.0
 # Doublings past this are above any sensible wait already; without the bound, 2 ** 1024
 # idle rounds (about 38 minutes of quiet) overflow a float and killed the worker.
 IDLE_MAX_DOUBLINGS = 32
-
-# A job does one outbox entry's work; it returns a word for the delivery log.
-Job = Callable[[Services, outbox.Claimed], Awaitable[str]]
-
-
-async def _publish(services: Services, entry: outbox.Claimed) -> str:
-    assert entry.message_id is not None
-    return await publish_inbound(services, entry.message_id)
-
-
-JOBS: dict[str, Job] = {
-    PUBLISH_INBOUND: _publish,
-    SEND_REPLY: send_reply,
-    REPORT_STATUS: report_status,
-    NATIVE_TICKET: create_native_ticket,
-    SET_CONTACT_COMPANY: set_contact_company,
-    REENGAGEMENT_NOTE: publish_note,
-    FETCH_MEDIA: fetch_media,
-    REFRESH_NUMBERS: refresh_numbers_job,
-    SYNC_NUMBER: sync_number_job,
-}
-
-
-def _record_final_failure(
-    session: Session, entry: outbox.Claimed, reason: str, now: datetime
-) -> None:
-    """What a delivery that failed for good means for its message (kept, shown, R9, R44)."""
-    if entry.message_id is None:
-        return
-    if entry.kind == SEND_REPLY:
-        # A reply that will not be sent is FAILED in HubSpot too, with the reason (R23).
-        give_up_reply(session, entry.message_id, reason, now)
-        return
-    if entry.kind == REPORT_STATUS:
-        return  # telling HubSpot failed; the message itself is what it is
-    message = session.get(Message, entry.message_id)
-    if message is not None:
-        message.status = "failed"
-        message.failure_reason = reason
-
-
-def _reply_window_start(session: Session, entry: outbox.Claimed) -> datetime | None:
-    """For a reply: the customer's last message, which opens WhatsApp's window (R24)."""
-    if entry.kind != SEND_REPLY or entry.message_id is None:
-        return None
-    message = session.get(Message, entry.message_id)
-    if message is None or template_may_follow(session, message):
-        return None  # R52: past the window the number's template goes, so keep retrying
-    conversation = session.get(Conversation, message.conversation_id)
-    return conversation.last_inbound_at if conversation is not None else None
 
 
 class Worker:
@@ -217,21 +149,26 @@ class Worker:
         entry = await asyncio.to_thread(self._claim)
         if entry is None:
             return False
-        job = JOBS.get(entry.kind)
+        kind = REGISTRY.get(entry.kind)
         started = services.clock.now()
         t0 = time.monotonic()
         outcome, status_code, detail = "ok", None, None
         try:
-            if job is None:
-                raise Permanent(f"unknown outbox job {entry.kind!r}")
-            detail = await job(services, entry)
+            if kind is None:
+                raise unknown_kind(entry.kind)
+            kind.read(entry)
+            detail = await kind.handler(services, entry)
         except DeliveryError as exc:
+            if isinstance(exc, UnreadableJob):
+                log.error("worker.unreadable_job", kind=entry.kind, outbox_id=entry.id,
+                          why=exc.why, error=exc.message)
+                UNREADABLE_JOBS.labels(entry.kind, exc.why).inc()
             outcome, status_code, detail = self._classify(exc), exc.status_code, exc.message
-            await self._after_failure(entry, exc)
+            await self._after_failure(entry, kind, exc)
         except Exception as exc:  # a bug must not wedge the conversation: retry, bounded
             log.exception("worker.job_crashed", kind=entry.kind, outbox_id=entry.id)
             outcome, detail = "retry", f"internal error: {exc!r}"[:500]
-            await self._after_failure(entry, Retryable(detail))
+            await self._after_failure(entry, kind, Retryable(detail))
         else:
             await asyncio.to_thread(self._finish, entry)
         duration_ms = int((time.monotonic() - t0) * 1000)
@@ -275,7 +212,11 @@ class Worker:
             return "retry"
         return "permanent"
 
-    async def _after_failure(self, entry: outbox.Claimed, exc: DeliveryError) -> None:
+    async def _after_failure(
+        self, entry: outbox.Claimed, kind: JobKind | None, exc: DeliveryError
+    ) -> None:
+        """Retry, or fail for good, as the kind's retry policy says; then its give-up action.
+        An unknown kind is failed as it is: what it means for its message is unknown here."""
         services = self.services
         now = services.clock.now()
         if isinstance(exc, AuthExpired):
@@ -286,16 +227,18 @@ class Worker:
         if isinstance(exc, AuthRevoked):
             mark_reauth_required(services, entry.installation_id, exc.message)
         permanent = isinstance(exc, Permanent | AuthRevoked)
-        budget = timedelta(hours=services.settings.delivery_retry_hours)
+        policy = kind.retry if kind is not None else None
 
         def write() -> bool:
             """True when the entry failed for good."""
             with services.sessions.begin() as session:
                 reason = exc.message
-                if not permanent:
+                if not permanent and policy is not None:
                     row = session.get(OutboxEntry, entry.id)
                     since = row.retrying_since if row is not None else None
-                    rate_limited = isinstance(exc, RateLimited)
+                    # Rate-limit waits never start the budget's clock (issue 11 item 5).
+                    rate_limited = (isinstance(exc, RateLimited)
+                                    and not policy.rate_limits_spend_budget)
                     if isinstance(exc, RateLimited):
                         wait = timedelta(seconds=exc.retry_after)
                     elif isinstance(exc, AuthExpired) and since is None:
@@ -303,27 +246,27 @@ class Worker:
                     elif isinstance(exc, Retryable) and exc.retry_in is not None:
                         wait = timedelta(seconds=exc.retry_in)
                     else:
-                        wait = outbox.backoff(entry.attempt)
+                        wait = policy.backoff(entry.attempt)
+                    window = policy.window_opened_at
                     decision = after_temporary_failure(
                         error=exc.message, rate_limited=rate_limited, wait=wait, now=now,
-                        retrying_since=since, budget=budget,
-                        last_customer_message_at=_reply_window_start(session, entry),
+                        retrying_since=since, budget=policy.budget(services.settings),
+                        last_customer_message_at=window(session, entry) if window else None,
                     )
                     if isinstance(decision, RetryIn):
-                        # Rate-limit waits never start the budget's clock (issue 11 item 5).
                         outbox.retry_later(session, entry_id=entry.id, worker_id=self.worker_id,
                                            now=now, delay=wait, error=exc.message,
                                            retrying_since=since if rate_limited else (
                                                since or now))
                         return False
                     reason = decision.reason
-                # Re-queued after re-authorisation (connect/reauth.py), except a reply: its
-                # failure is already FAILED in HubSpot, and the agent decides.
-                requeued_later = isinstance(exc, AuthRevoked) and entry.kind != SEND_REPLY
+                requeued_later = (isinstance(exc, AuthRevoked) and policy is not None
+                                  and policy.requeue_after_reauth)
                 outbox.fail(session, entry_id=entry.id, worker_id=self.worker_id, now=now,
                             error=reason,
                             failure_kind=outbox.AUTH_REVOKED if requeued_later else None)
-                _record_final_failure(session, entry, reason, now)
+                if kind is not None:
+                    kind.give_up(session, entry, reason, now)
                 return True
 
         failed_for_good = await asyncio.to_thread(write)

@@ -1,0 +1,139 @@
+"""What each outbox job kind carries: its name, its label and its typed payload.
+
+This half of the registry imports no use case, so the use cases that queue work can import
+it (the other half, `jobs/registry.py`, imports their handlers). A payload holds what the job
+needs beyond the entry's `message_id` and `installation_id`. It is validated when queued (the
+model is built) and again when a worker claims the entry (`read`), so a row written by an
+older or a newer version that we cannot read fails visibly instead of crashing the handler.
+
+The `kind` strings are what the database stores: never rename one, existing rows carry it.
+Payloads ignore keys they do not know (a newer version may add some) and give every key an
+older version may have left out a default.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar, Literal
+
+from pydantic import BaseModel, ConfigDict
+
+# Every declared kind by its stored name: filled as the classes below are defined.
+KINDS: dict[str, type[JobPayload]] = {}
+
+
+class JobPayload(BaseModel):
+    """One kind of outbox work: subclass it, set `KIND` and `LABEL`, and register the kind
+    in `jobs/registry.py` (tests/jobs checks that every subclass is registered). The base
+    itself, with no field, serves a test's ad-hoc kind."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    KIND: ClassVar[str]  # the `kind` column
+    LABEL: ClassVar[str]  # what the dashboard calls it, in the admin's words
+    # A failed reply is already FAILED in the ticket, with its reason (R23): the agent sends
+    # it again from HubSpot; re-running it from the dashboard would send what HubSpot shows
+    # as not sent.
+    RETRY_FROM_DASHBOARD: ClassVar[bool] = True
+
+    @classmethod
+    def __pydantic_init_subclass__(cls, **kwargs: Any) -> None:
+        super().__pydantic_init_subclass__(**kwargs)
+        kind = cls.__dict__.get("KIND")
+        if kind is None:
+            return  # a base of other payloads, not a kind
+        if kind in KINDS and KINDS[kind] is not cls:
+            raise TypeError(f"job kind {kind!r} declared twice")
+        KINDS[kind] = cls
+
+
+class PublishInbound(JobPayload):
+    KIND: ClassVar[str] = "publish_inbound"
+    LABEL: ClassVar[str] = "Customer message to HubSpot"
+
+
+class SendReply(JobPayload):
+    KIND: ClassVar[str] = "send_reply"
+    LABEL: ClassVar[str] = "Agent reply to WhatsApp"
+    RETRY_FROM_DASHBOARD: ClassVar[bool] = False
+
+    channel_account_id: str | None = None
+    channel_id: str | None = None
+    rich_text: str | None = None
+    attachment_count: int = 0
+    # Written by the worker just before it calls Aircall (flows/reply.py, decision 0002).
+    sending_since: str | None = None
+
+
+class ReportStatus(JobPayload):
+    KIND: ClassVar[str] = "report_status"
+    LABEL: ClassVar[str] = "Delivery status to HubSpot"
+
+    hubspot_message_id: str
+    status: Literal["SENT", "READ", "FAILED"]
+    error: str | None = None
+    channel_id: str | None = None
+
+
+class NativeTicket(JobPayload):
+    """One missed call, voicemail or SMS that gets a CRM ticket (flows/native_ticketing.py's
+    `Activity`, with the number it happened on)."""
+
+    KIND: ClassVar[str] = "native_ticket"
+    LABEL: ClassVar[str] = "Native ticket in HubSpot"
+
+    number_id: int
+    # The activity, field for field (flows/native_ticketing.py `Activity`).
+    kind: str  # MISSED_CALL, VOICEMAIL or SMS
+    reference: str
+    customer: str
+    customer_e164: str | None = None
+    customer_name: str | None = None
+    at: str
+    text: str = ""
+    voicemail_url: str | None = None
+
+
+class SetContactCompany(JobPayload):
+    KIND: ClassVar[str] = "set_contact_company"
+    LABEL: ClassVar[str] = "Contact's company in HubSpot"
+
+    conversation_id: int
+    company: str
+    replaces: str | None = None
+
+
+class ReengagementNote(JobPayload):
+    KIND: ClassVar[str] = "reengagement_note"
+    LABEL: ClassVar[str] = "Template note in the ticket"
+
+    # First field on purpose: flows/reengagement.py `ensure_note` finds a queued note by the
+    # stored JSON's leading `{"reply_id": N,`.
+    reply_id: int
+    channel_id: str | None = None
+    number_id: int | None = None
+    text: str
+
+
+class FetchMedia(JobPayload):
+    KIND: ClassVar[str] = "fetch_media"
+    LABEL: ClassVar[str] = "Customer's file to HubSpot"
+
+    url: str
+    file_name: str | None = None
+    file_type: str | None = None
+    caption: str = ""
+    kind: str  # the message's kind (image, document, location…)
+
+
+class RefreshNumbers(JobPayload):
+    KIND: ClassVar[str] = "refresh_numbers"
+    LABEL: ClassVar[str] = "Numbers refreshed from Aircall"
+
+
+class SyncNumber(JobPayload):
+    """One number's WhatsApp and SMS status read from Aircall after a number.* webhook."""
+
+    KIND: ClassVar[str] = "sync_number"
+    LABEL: ClassVar[str] = "Number read from Aircall"
+
+    aircall_number_id: str
