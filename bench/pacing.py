@@ -217,7 +217,9 @@ def load(ports: Ports, wanted: list[Account], messages: int, conversations: int)
 def run_round(scenario: str, wanted: list[Account], pacing: bool, args: argparse.Namespace,
               ports: Ports, children: Children) -> Round:
     result = Round(scenario=scenario, pacing=pacing)
-    database = f"{DB_PREFIX}_{len(wanted)}_{'on' if pacing else 'off'}"
+    # The pid: two runs of this benchmark at once (two sessions on one machine) must not
+    # drop each other's database, which ends the other run's connections, its gate with them.
+    database = f"{DB_PREFIX}_{os.getpid()}_{len(wanted)}_{'on' if pacing else 'off'}"
     database_url = fresh_pg(database)
     web_port = free_port()
     env = child_env(database_url, ports, web_port) | {
@@ -244,7 +246,7 @@ def run_round(scenario: str, wanted: list[Account], pacing: bool, args: argparse
                     "DATABASE_URL": f"{database_url}?application_name={name}"})
             # Claims run in asyncio's default thread pool: at most cores + 4 at once.
             at_gate = min(args.slots, (os.cpu_count() or 1) + 4)
-            wait_workers_at_gate(conn, names, at_gate, children)
+            wait_workers_at_gate(conn, gate, names, at_gate, children)
             pids = [children.procs[name].pid for name in names]
             cpu_before = sum(cpu_seconds(pid) for pid in pids)
             sandbox_before = cpu_seconds(children.procs["sandbox"].pid)
@@ -270,8 +272,10 @@ def run_round(scenario: str, wanted: list[Account], pacing: bool, args: argparse
                 result.problems.append(
                     f"portal {portal.portal}: {portal.delivered} of {portal.sent} delivered")
     finally:
-        if "web" in children.procs:
-            children.stop("web")
+        # Every process of the round stops before its database is dropped: DROP … WITH
+        # (FORCE) would otherwise end their connections, and their logs would fill with
+        # AdminShutdown crashes that hide what went wrong first.
+        children.stop(*[name for name in children.procs if name != "sandbox"])
         drop_pg(database)
     return result
 
@@ -356,8 +360,9 @@ def main() -> None:
                               f"{rounds[-1].seconds:.1f} s, lowest rate / limit {worst:.3f}",
                               file=sys.stderr)
         except BaseException:
-            for name in list(children.procs):
-                print(f"--- {name} log (tail)\n{children.tail(name)}", file=sys.stderr)
+            # Every child's log, those already stopped too (a round stops its own).
+            for log in sorted(Path(log_dir).glob("*.log")):
+                print(f"--- {log.stem} log (tail)\n{children.tail(log.stem)}", file=sys.stderr)
             raise
         finally:
             children.stop_all()

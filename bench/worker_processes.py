@@ -304,17 +304,23 @@ def close_gate(gate: psycopg.Connection[Any]) -> None:
     gate.execute("LOCK TABLE outbox IN EXCLUSIVE MODE")
 
 
-def wait_workers_at_gate(conn: psycopg.Connection[Any], names: list[str], slots: int,
-                         children: Children, timeout: float = 60.0) -> None:
-    """Until every slot of every worker process waits at the gate with its claim query
-    (seen in pg_stat_activity under the application_name given in its DATABASE_URL)."""
+def wait_workers_at_gate(conn: psycopg.Connection[Any], gate: psycopg.Connection[Any],
+                         names: list[str], slots: int, children: Children,
+                         timeout: float = 60.0) -> None:
+    """Until every slot of every worker process waits at the gate: a backend of that process
+    (its application_name, given in its DATABASE_URL) blocked by the gate's own backend.
+
+    Asked of pg_blocking_pids, not of the query text: pg_stat_activity keeps only the first
+    track_activity_query_size bytes (1 kB by default) of a query, and the claim outgrew them,
+    cutting off the "SKIP LOCKED" the check once looked for; the gate then never opened."""
     deadline = time.monotonic() + timeout
+    gate_pid = gate.info.backend_pid
     while time.monotonic() < deadline:
         children.check_alive()
         waiting = dict(conn.execute(
             "SELECT application_name, count(*) FROM pg_stat_activity "
-            "WHERE datname = current_database() AND wait_event_type = 'Lock' "
-            "AND query LIKE '%%SKIP LOCKED%%' GROUP BY application_name").fetchall())
+            "WHERE datname = current_database() AND %s = ANY(pg_blocking_pids(pid)) "
+            "GROUP BY application_name", (gate_pid,)).fetchall())
         conn.commit()
         if all(waiting.get(name, 0) >= slots for name in names):
             return
@@ -332,7 +338,9 @@ def backend_pids(conn: psycopg.Connection[Any]) -> list[int]:
 def run_round(workers: int, args: argparse.Namespace, ports: Ports,
               children: Children) -> Round:
     result = Round(workers=workers, messages=args.messages)
-    database = f"{DB_PREFIX}_k{workers}"
+    # The pid: two runs of this benchmark at once (two sessions on one machine) must not
+    # drop each other's database, which ends the other run's connections, its gate with them.
+    database = f"{DB_PREFIX}_{os.getpid()}_k{workers}"
     database_url = fresh_pg(database)
     web_port = free_port()
     env = child_env(database_url, ports, web_port)
@@ -363,7 +371,7 @@ def run_round(workers: int, args: argparse.Namespace, ports: Ports,
             for name in names:
                 children.start(name, "worker", env | {
                     "DATABASE_URL": f"{database_url}?application_name={name}"})
-            wait_workers_at_gate(conn, names, SLOTS, children)
+            wait_workers_at_gate(conn, gate, names, SLOTS, children)
             result.startup_seconds = time.perf_counter() - started
 
             pids = {name: children.procs[name].pid for name in [*names, "sandbox", "web"]}
@@ -399,8 +407,10 @@ def run_round(workers: int, args: argparse.Namespace, ports: Ports,
                                 for name, code in codes.items() if code != 0]
         verify(result, database, ports)
     finally:
-        if "web" in children.procs:
-            children.stop("web")
+        # Every process of the round stops before its database is dropped: DROP … WITH
+        # (FORCE) would otherwise end their connections, and their logs would fill with
+        # AdminShutdown crashes that hide what went wrong first.
+        children.stop(*[name for name in children.procs if name != "sandbox"])
         drop_pg(database)
     return result
 
@@ -655,7 +665,7 @@ class Backlog:
 
 
 def profile_claim(backlog: Backlog) -> tuple[list[Explained], AsRun]:
-    database = f"{DB_PREFIX}_explain"
+    database = f"{DB_PREFIX}_{os.getpid()}_explain"
     database_url = fresh_pg(database)
     try:
         services = build_services(Settings(database_url=database_url, _env_file=None))  # type: ignore[call-arg]
@@ -801,8 +811,9 @@ def main() -> None:
                               f"{rounds[-1].per_second:.1f} msgs/s (backlog loaded in "
                               f"{rounds[-1].load_seconds:.1f} s)", file=sys.stderr)
         except BaseException:
-            for name in list(children.procs):
-                print(f"--- {name} log (tail)\n{children.tail(name)}", file=sys.stderr)
+            # Every child's log, those already stopped too (a round stops its own).
+            for log in sorted(Path(log_dir).glob("*.log")):
+                print(f"--- {log.stem} log (tail)\n{children.tail(log.stem)}", file=sys.stderr)
             raise
         finally:
             children.stop_all()
