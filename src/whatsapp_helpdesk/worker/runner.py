@@ -159,10 +159,6 @@ class Worker:
         # slots' claims, each in its own thread.
         self._bucket_full_until: dict[int, float] = {}
         self._bucket_full_lock = threading.Lock()
-        # One claim-and-booking at a time in this process: slots woken together would
-        # otherwise all claim the same installation before any of them saw its bucket
-        # fill, and all but one give their entry back (a claim is a few milliseconds).
-        self._claim_lock = threading.Lock()
 
     def stop(self) -> None:
         self._stopping.set()
@@ -266,10 +262,6 @@ class Worker:
         An installation whose bucket has no slot within CLAIM_MAX_WAIT is given back and
         skipped until its bucket has room: the slot claims other installations' work
         rather than sleeping on that bucket."""
-        with self._claim_lock:
-            return self._claim_and_book()
-
-    def _claim_and_book(self) -> tuple[outbox.Claimed, Reservation | None] | None:
         for _ in range(CLAIMS_GIVEN_BACK_AT_MOST):
             full = self._installations_with_full_buckets()
             with self.services.sessions() as session:
