@@ -304,17 +304,23 @@ def close_gate(gate: psycopg.Connection[Any]) -> None:
     gate.execute("LOCK TABLE outbox IN EXCLUSIVE MODE")
 
 
-def wait_workers_at_gate(conn: psycopg.Connection[Any], names: list[str], slots: int,
-                         children: Children, timeout: float = 60.0) -> None:
-    """Until every slot of every worker process waits at the gate with its claim query
-    (seen in pg_stat_activity under the application_name given in its DATABASE_URL)."""
+def wait_workers_at_gate(conn: psycopg.Connection[Any], gate: psycopg.Connection[Any],
+                         names: list[str], slots: int, children: Children,
+                         timeout: float = 60.0) -> None:
+    """Until every slot of every worker process waits at the gate: a backend of that process
+    (its application_name, given in its DATABASE_URL) blocked by the gate's own backend.
+
+    Asked of pg_blocking_pids, not of the query text: pg_stat_activity keeps only the first
+    track_activity_query_size bytes (1 kB by default) of a query, and the claim outgrew them,
+    cutting off the "SKIP LOCKED" the check once looked for; the gate then never opened."""
     deadline = time.monotonic() + timeout
+    gate_pid = gate.info.backend_pid
     while time.monotonic() < deadline:
         children.check_alive()
         waiting = dict(conn.execute(
             "SELECT application_name, count(*) FROM pg_stat_activity "
-            "WHERE datname = current_database() AND wait_event_type = 'Lock' "
-            "AND query LIKE '%%SKIP LOCKED%%' GROUP BY application_name").fetchall())
+            "WHERE datname = current_database() AND %s = ANY(pg_blocking_pids(pid)) "
+            "GROUP BY application_name", (gate_pid,)).fetchall())
         conn.commit()
         if all(waiting.get(name, 0) >= slots for name in names):
             return
@@ -329,16 +335,36 @@ def backend_pids(conn: psycopg.Connection[Any]) -> list[int]:
     return [row[0] for row in rows]
 
 
+def round_robin_proxy(backends: list[int]) -> Any:
+    """The chaos suite's TCP proxy (tests/chaos/processes.py, in this checkout), which
+    spreads connections over the web processes as a load balancer does."""
+    sys.path.insert(1, str(Path(__file__).resolve().parents[1]))
+    from tests.chaos.processes import RoundRobinProxy
+
+    return RoundRobinProxy(backends)
+
+
 def run_round(workers: int, args: argparse.Namespace, ports: Ports,
               children: Children) -> Round:
     result = Round(workers=workers, messages=args.messages)
-    database = f"{DB_PREFIX}_k{workers}"
+    # The pid: two runs of this benchmark at once (two sessions on one machine) must not
+    # drop each other's database, which ends the other run's connections, its gate with them.
+    database = f"{DB_PREFIX}_{os.getpid()}_k{workers}"
     database_url = fresh_pg(database)
-    web_port = free_port()
+    web_ports = [free_port() for _ in range(args.web)]
+    web_names = ["web"] + [f"web-{i}" for i in range(1, args.web)]
+    # Several web processes sit behind a round-robin TCP proxy (the chaos suite's): the one
+    # PUBLIC_URL the sandbox Aircall delivers webhooks to, as a load balancer would be.
+    proxy = round_robin_proxy(web_ports) if args.web > 1 else None
+    web_port = proxy.port if proxy is not None else web_ports[0]
     env = child_env(database_url, ports, web_port)
     try:
-        children.start("web", "web", env)  # migrates the fresh database on start
-        wait_http(f"http://127.0.0.1:{web_port}/healthz", children)
+        for name, port in zip(web_names, web_ports, strict=True):
+            # The first migrates the fresh database on start; the others wait for it.
+            children.start(name, "web", env | {"PORT": str(port)})
+            wait_http(f"http://127.0.0.1:{port}/healthz", children)
+        if proxy is not None:
+            proxy.start()
         for url in (ports.hubspot_url, ports.aircall_url):
             httpx.post(f"{url}/_sandbox/reset", timeout=10).raise_for_status()
         # After the reset (which restores the defaults): the sandbox's rate limit is not
@@ -363,10 +389,10 @@ def run_round(workers: int, args: argparse.Namespace, ports: Ports,
             for name in names:
                 children.start(name, "worker", env | {
                     "DATABASE_URL": f"{database_url}?application_name={name}"})
-            wait_workers_at_gate(conn, names, SLOTS, children)
+            wait_workers_at_gate(conn, gate, names, SLOTS, children)
             result.startup_seconds = time.perf_counter() - started
 
-            pids = {name: children.procs[name].pid for name in [*names, "sandbox", "web"]}
+            pids = {name: children.procs[name].pid for name in [*names, "sandbox", *web_names]}
             pg_pids = backend_pids(conn)
             cpu_before = {name: cpu_seconds(pid) for name, pid in pids.items()}
             pg_before = sum(cpu_seconds(pid) for pid in pg_pids)
@@ -388,7 +414,7 @@ def run_round(workers: int, args: argparse.Namespace, ports: Ports,
             machine_after = machine_cpu()
             cpu = {name: cpu_seconds(pid) - cpu_before[name] for name, pid in pids.items()}
             result.cpu = {
-                "sandbox": cpu["sandbox"], "web": cpu["web"],
+                "sandbox": cpu["sandbox"], "web": sum(cpu[name] for name in web_names),
                 "workers": sum(cpu[name] for name in names),
                 "postgres": sum(cpu_seconds(pid) for pid in pg_pids) - pg_before,
             }
@@ -399,8 +425,12 @@ def run_round(workers: int, args: argparse.Namespace, ports: Ports,
                                 for name, code in codes.items() if code != 0]
         verify(result, database, ports)
     finally:
-        if "web" in children.procs:
-            children.stop("web")
+        # Every process of the round stops before its database is dropped: DROP … WITH
+        # (FORCE) would otherwise end their connections, and their logs would fill with
+        # AdminShutdown crashes that hide what went wrong first.
+        children.stop(*[name for name in children.procs if name != "sandbox"])
+        if proxy is not None:
+            proxy.stop()
         drop_pg(database)
     return result
 
@@ -655,7 +685,7 @@ class Backlog:
 
 
 def profile_claim(backlog: Backlog) -> tuple[list[Explained], AsRun]:
-    database = f"{DB_PREFIX}_explain"
+    database = f"{DB_PREFIX}_{os.getpid()}_explain"
     database_url = fresh_pg(database)
     try:
         services = build_services(Settings(database_url=database_url, _env_file=None))  # type: ignore[call-arg]
@@ -712,8 +742,8 @@ def print_rounds(rounds: list[Round], args: argparse.Namespace) -> None:
     median = {k: statistics.median(r.per_second for r in by_level[k]) for k in levels}
     base = levels[0]
     print(f"\npublication: {args.messages} messages over {args.conversations} conversations, "
-          f"WORKER_CONCURRENCY={SLOTS}, {os.cpu_count()} CPUs, {args.repeat} interleaved "
-          f"repetition(s), medians")
+          f"WORKER_CONCURRENCY={SLOTS}, {args.web} web process(es), {os.cpu_count()} CPUs, "
+          f"{args.repeat} interleaved repetition(s), medians")
     print("procs  msgs/s  (min-max)      ratio  start-up s  machine busy  CPU ms/msg: workers "
           "postgres sandbox web  entries per process (last)")
     for k in levels:
@@ -772,6 +802,8 @@ def main() -> None:
     parser.add_argument("--conversations", type=int, default=40)
     parser.add_argument("--workers", default="1,2,4",
                         help="worker process counts, comma-separated, run in this order")
+    parser.add_argument("--web", type=int, default=1,
+                        help="web processes (behind a round-robin proxy when more than one)")
     parser.add_argument("--repeat", type=int, default=3,
                         help="repetitions of the whole sequence, interleaved (medians shown)")
     parser.add_argument("--timeout", type=float, default=120.0, help="per drain, seconds")
@@ -801,8 +833,9 @@ def main() -> None:
                               f"{rounds[-1].per_second:.1f} msgs/s (backlog loaded in "
                               f"{rounds[-1].load_seconds:.1f} s)", file=sys.stderr)
         except BaseException:
-            for name in list(children.procs):
-                print(f"--- {name} log (tail)\n{children.tail(name)}", file=sys.stderr)
+            # Every child's log, those already stopped too (a round stops its own).
+            for log in sorted(Path(log_dir).glob("*.log")):
+                print(f"--- {log.stem} log (tail)\n{children.tail(log.stem)}", file=sys.stderr)
             raise
         finally:
             children.stop_all()

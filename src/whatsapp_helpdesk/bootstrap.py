@@ -6,7 +6,9 @@ adapters themselves, so tests can wire the same flows to other bases (the sandbo
 
 from __future__ import annotations
 
+import asyncio
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -41,6 +43,10 @@ class Services:
     sandbox_clock_offset: StoredClockOffset | None = None
     # Client-side pacing (R44), shared by every process; None when CLIENT_PACING is off.
     rate_limiter: RateLimiter | None = None
+    # The pacing's time (UNIX seconds, the rate limiter's clock) and its way to wait for a
+    # booked slot: a test gives both a manual clock.
+    pacing_clock: Callable[[], float] = time.time
+    pacing_sleep: Callable[[float], Awaitable[None]] = asyncio.sleep
     _pace_keys: dict[tuple[str, int], str] = field(default_factory=dict, repr=False)
     _http: httpx.AsyncClient | None = field(default=None, repr=False)
 
@@ -92,8 +98,7 @@ class Services:
         return HubSpotPortalClient(
             access_token, http=self.http, api_base=s.hubspot_api_base,
             clock=self._clock_fn, api_version=s.hubspot_api_version,
-            pacer=self._pacer("hubspot", installation_id,
-                              Limit(s.hubspot_rate_limit, s.hubspot_rate_window_seconds)),
+            pacer=self._pacer("hubspot", installation_id),
         )
 
     def aircall_oauth(self) -> AircallOAuth:
@@ -112,8 +117,8 @@ class Services:
         """`installation_id` paces the calls under the company's rate limit (the worker's);
         `budget_share` keeps them to that share of it (a long background job's)."""
         s = self.settings
-        limit = Limit(s.aircall_rate_limit, s.aircall_rate_window_seconds)
-        pacer = self._pacer("aircall", installation_id, limit)
+        limit = self._pace_limit("aircall")
+        pacer = self._pacer("aircall", installation_id)
         if pacer is not None and budget_share is not None:
             assert self.rate_limiter is not None and installation_id is not None
             pacer = SharePacer(self.rate_limiter,
@@ -124,11 +129,26 @@ class Services:
             clock=self._clock_fn, pacer=pacer,
         )
 
-    def _pacer(self, provider: str, installation_id: int | None, limit: Limit) -> Pacer | None:
+    def _pacer(self, provider: str, installation_id: int | None) -> Pacer | None:
         if self.rate_limiter is None or installation_id is None:
             return None
         return Pacer(self.rate_limiter, lambda: self._pace_key(provider, installation_id),
-                     limit, service="HubSpot" if provider == "hubspot" else "Aircall")
+                     self._pace_limit(provider),
+                     service="HubSpot" if provider == "hubspot" else "Aircall",
+                     clock=self.pacing_clock, sleep=self.pacing_sleep)
+
+    def pace_bucket(self, provider: str, installation_id: int) -> tuple[str, Limit] | None:
+        """The bucket (key, limit) the clients of `installation_id` book for `provider`
+        ("hubspot" or "aircall"); None when client pacing is off. May read the database."""
+        if self.rate_limiter is None:
+            return None
+        return self._pace_key(provider, installation_id), self._pace_limit(provider)
+
+    def _pace_limit(self, provider: str) -> Limit:
+        s = self.settings
+        if provider == "hubspot":
+            return Limit(s.hubspot_rate_limit, s.hubspot_rate_window_seconds)
+        return Limit(s.aircall_rate_limit, s.aircall_rate_window_seconds)
 
     def _pace_key(self, provider: str, installation_id: int) -> str:
         """The bucket of the provider account behind an installation: its HubSpot portal or

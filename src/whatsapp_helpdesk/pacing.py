@@ -14,17 +14,25 @@ requests, keeps a margin for network jitter (a call that leaves late only lowers
 one that reaches the provider out of step with the previous window is what could spill
 over). With HubSpot's 110 / 10 s the first bound applies: 106.7 calls per 10 s.
 
-A slot near enough (`Pacer.max_wait`) is waited for in the worker's slot; a farther one is
-not booked, and the job ends with `Paced`: the worker puts the entry back until then, so
-its slot serves other portals meanwhile. Per-conversation order is kept because the claim
-holds later entries of a conversation back while an earlier one is pending.
+The worker books a job's first call when it claims the entry (worker/runner.py), only if
+the slot is at most `CLAIM_MAX_WAIT` away; otherwise it puts the entry back untouched and
+claims another installation's work, so a worker slot never sleeps on one portal's full
+bucket while another portal's work is claimable. The booking travels with the job
+(`reserved_for_this_job`) and the client's `Pacer` uses it for that first call instead of
+booking again. Later calls of the job book as they go: a slot near enough
+(`Pacer.max_wait`) is waited for in the worker's slot; a farther one is not booked, and
+the job ends with `Paced`: the worker puts the entry back until then. Per-conversation
+order is kept because the claim holds later entries of a conversation back while an
+earlier one is pending.
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -81,6 +89,34 @@ class Paced(RateLimited):
 
 # A slot this near is waited for in the worker's slot; a farther one gives the slot back.
 DEFAULT_MAX_WAIT = 1.0
+# The farthest slot booked when the worker claims an entry. Long enough that a busy
+# portal's bucket keeps a call or two booked ahead (HubSpot's interval is ~0.094 s), so it
+# never runs dry while the worker's slots finish other work; short, because a slot sleeps
+# until the booked moment, and a longer sleep is time another portal's work waits for.
+CLAIM_MAX_WAIT = 0.25
+
+
+@dataclass
+class Reservation:
+    """A slot of `key` booked when the job was claimed, for the job's first call to it."""
+
+    key: str
+    permit: Permit
+    used: bool = False
+
+
+_RESERVED: ContextVar[Reservation | None] = ContextVar("pacing_reservation", default=None)
+
+
+@contextmanager
+def reserved_for_this_job(reservation: Reservation | None) -> Iterator[None]:
+    """Within the block (one worker job's task), the first call to `reservation.key` takes
+    the slot booked at claim time instead of booking another one."""
+    token = _RESERVED.set(reservation)
+    try:
+        yield
+    finally:
+        _RESERVED.reset(token)
 
 
 class Pacer:
@@ -90,12 +126,17 @@ class Pacer:
     inside the same worker thread as the booking, so the event loop never waits on it."""
 
     def __init__(self, limiter: RateLimiter, key: Callable[[], str], limit: Limit, *,
-                 service: str, max_wait: float = DEFAULT_MAX_WAIT):
+                 service: str, max_wait: float = DEFAULT_MAX_WAIT,
+                 clock: Callable[[], float] = time.time,
+                 sleep: Callable[[float], Awaitable[None]] = asyncio.sleep):
         self._limiter = limiter
         self._key = key
         self._limit = limit
         self._service = service
         self._max_wait = max_wait
+        # The limiter's clock (UNIX seconds) and a way to wait: a test's manual clock.
+        self._clock = clock
+        self._sleep = sleep
 
     async def before_call(self, operation: str) -> None:
         permit = await asyncio.to_thread(self._acquire)
@@ -107,15 +148,21 @@ class Pacer:
             )
         # Until the booked moment itself, not `wait` after the booking returned: a booking
         # that took longer (a lock wait) must not push its call into the next one's slot.
-        delay = min(permit.wait, permit.at - time.time())
+        delay = min(permit.wait, permit.at - self._clock())
         if delay > 0:
-            await asyncio.sleep(delay)
+            await self._sleep(delay)
 
     async def after_rate_limited(self, retry_after: float) -> None:
         await asyncio.to_thread(lambda: self._limiter.hold_off(self._key(), retry_after))
 
     def _acquire(self) -> Permit:
-        return self._limiter.acquire(self._key(), self._limit, max_wait=self._max_wait)
+        key = self._key()
+        # Runs in a thread that got a copy of the job's context: the same Reservation.
+        reserved = _RESERVED.get()
+        if reserved is not None and not reserved.used and reserved.key == key:
+            reserved.used = True
+            return reserved.permit
+        return self._limiter.acquire(key, self._limit, max_wait=self._max_wait)
 
 
 class SharePacer(Pacer):

@@ -466,3 +466,27 @@ def test_R44_R15_round_robin_keeps_each_conversation_in_order(
         _complete(sessions, claimed.id, "w", NOW + 5 * MINUTE)
         last = claimed.installation_id
     assert order == ids
+
+
+def test_R44_a_claim_skips_installations_whose_bucket_is_full_and_a_release_gives_back(
+    sessions: sessionmaker[Session], new_installation: Callable[[str], int]
+) -> None:
+    """The worker skips installations whose rate bucket has no slot near enough, and gives
+    back an entry it claimed before finding its bucket full: claimable again at once, in its
+    conversation's order, with no attempt counted."""
+    full, free = new_installation("1"), new_installation("2")
+    head = _enqueue(sessions, full, key="c", at=NOW)
+    _enqueue(sessions, full, key="c", at=NOW + MINUTE)
+    waiting = _enqueue(sessions, free, at=NOW)
+    with sessions() as session:
+        skipped = outbox.claim(session, worker_id="w", now=NOW + 2 * MINUTE,
+                               skip_installations=[full])
+    assert skipped is not None and skipped.id == waiting
+
+    claimed = _claim(sessions, "w", NOW + 2 * MINUTE)
+    assert claimed is not None and claimed.id == head
+    with sessions.begin() as session:
+        outbox.release(session, entry_id=head, worker_id="w")
+    assert _entry(sessions, head).attempts == 0
+    again = _claim(sessions, "other", NOW + 2 * MINUTE)
+    assert again is not None and (again.id, again.attempt) == (head, 1)

@@ -7,15 +7,18 @@ import asyncio
 from datetime import timedelta
 from typing import Any
 
+import httpx
 import pytest
 
 from whatsapp_helpdesk.bootstrap import build_services
 from whatsapp_helpdesk.db import outbox
 from whatsapp_helpdesk.db.migrate import upgrade
 from whatsapp_helpdesk.db.models import DeliveryAttempt, Installation, OutboxEntry
+from whatsapp_helpdesk.db.rate_buckets import DatabaseRateLimiter
+from whatsapp_helpdesk.inbound.ingest import PUBLISH_INBOUND
 from whatsapp_helpdesk.jobs import JobPayload
 from whatsapp_helpdesk.jobs.registry import REGISTRY, JobKind
-from whatsapp_helpdesk.pacing import Paced
+from whatsapp_helpdesk.pacing import Limit, Paced
 from whatsapp_helpdesk.replies.reply import aircall_may_have_sent
 from whatsapp_helpdesk.settings import Settings
 from whatsapp_helpdesk.worker.runner import Worker
@@ -51,3 +54,87 @@ def test_R44_a_paced_job_is_put_back_until_the_bucket_has_room(
 
 def test_R44_a_reply_our_pacing_held_back_was_not_sent() -> None:
     assert not aircall_may_have_sent(Paced("Aircall calls are paced", retry_after=3.0))
+
+
+class ManualClock:
+    """The pacing's UNIX time, moved only by the test and by the worker's waits."""
+
+    def __init__(self, now: float = 1_000_000.0):
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+    async def sleep(self, seconds: float) -> None:
+        self.now += seconds
+
+
+def test_R44_a_saturated_portal_does_not_delay_another_portals_messages(
+    database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Portal 111's bucket is booked 0.9 s ahead (other workers keep it saturated), portal
+    222's is free. A worker with one slot must not sleep on 111's bucket while 222 has
+    work: 222's messages go out at once, one bucket interval apart, and 111's when its
+    bucket has room, none of them claimed twice."""
+    services = build_services(Settings(database_url=database_url, _env_file=None))
+    upgrade(services.engine)
+    clock = ManualClock()
+    limiter = DatabaseRateLimiter(services.engine, clock=clock)
+    services.rate_limiter, services.pacing_clock, services.pacing_sleep = (
+        limiter, clock, clock.sleep)
+    calls: dict[str, list[float]] = {"111": [], "222": []}
+
+    def hubspot(request: httpx.Request) -> httpx.Response:
+        calls[request.headers["authorization"].removeprefix("Bearer token-")].append(clock.now)
+        return httpx.Response(200, json={"results": []})
+
+    services._http = httpx.AsyncClient(transport=httpx.MockTransport(hubspot))
+
+    async def publish(services: Any, entry: outbox.Claimed) -> str:
+        portal = str(entry.payload["portal"])
+        await services.hubspot_portal(f"token-{portal}", installation_id=entry.installation_id
+                                      ).list_inboxes()
+        return "published"
+
+    monkeypatch.setitem(REGISTRY, PUBLISH_INBOUND,
+                        JobKind(PUBLISH_INBOUND, JobPayload, publish, paced_by="hubspot"))
+    now = services.clock.now()
+    with services.sessions.begin() as session:
+        for installation, portal in ((1, "111"), (2, "222")):
+            session.add(Installation(id=installation, hubspot_portal_id=portal,
+                                     hubspot_scopes="", aircall_scopes="",
+                                     created_at=now, updated_at=now))
+            session.flush()
+            for n in range(5):
+                outbox.enqueue(session, installation_id=installation, kind=PUBLISH_INBOUND,
+                               now=now, payload={"portal": portal},
+                               ordering_key=f"conversation:{portal}:{n}")
+    start = clock.now
+    limiter.hold_off("hubspot:111", 0.9)
+    worker = Worker(services, concurrency=1)
+
+    async def drain() -> None:
+        for _ in range(200):
+            if not await worker.work_once():
+                if sum(map(len, calls.values())) == 10:
+                    return
+                clock.now += 0.05  # nothing claimable: time passes
+        raise AssertionError(f"not drained: {calls}")
+
+    try:
+        asyncio.run(drain())
+        with services.sessions() as session:
+            attempts = [e.attempts for e in session.query(OutboxEntry)]
+            states = {e.state for e in session.query(OutboxEntry)}
+    finally:
+        asyncio.run(services.aclose())
+        services.engine.dispose()
+    interval = Limit(110, 10).interval
+    assert [round(t - start, 6) for t in calls["222"]] == [
+        round(n * interval, 6) for n in range(5)]
+    assert len(calls["111"]) == 5 and min(calls["111"]) >= start + 0.9
+    # Each entry worked once; one given back for its full bucket did not count an attempt.
+    assert states == {outbox.DONE} and attempts == [1] * 10
+    # Each publication booked one slot, at claim time: the client used it, did not book again.
+    assert limiter.acquire("hubspot:222", Limit(110, 10), max_wait=10.0).at == pytest.approx(
+        start + 5 * interval)

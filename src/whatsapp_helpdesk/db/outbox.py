@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import random
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -78,15 +79,18 @@ class Claimed:
 
 def claim(
     session: Session, *, worker_id: str, now: datetime, lease: timedelta = LEASE,
-    after_installation: int | None = None,
+    after_installation: int | None = None, skip_installations: Collection[int] = (),
 ) -> Claimed | None:
     """Take the next entry that may run now, or None. Commits its own transaction.
 
     With `after_installation` (the installation this worker served last) installations are
     served round-robin (R44): the oldest entry of the next installation in id order that
     has work, wrapping around, so one busy portal does not starve the others. Without it,
-    the oldest entry overall."""
+    the oldest entry overall. `skip_installations`: none of theirs (their rate bucket is
+    full for now, worker/runner.py)."""
     claimable = _claimable(now)
+    if skip_installations:
+        claimable = claimable.where(OutboxEntry.installation_id.not_in(skip_installations))
     if after_installation is None:
         queries = [claimable.order_by(OutboxEntry.available_at, OutboxEntry.id)]
     else:
@@ -116,6 +120,15 @@ def claim(
             payload=json.loads(entry.payload or "{}"),
             attempt=entry.attempts,
         )
+
+
+def release(session: Session, *, entry_id: int, worker_id: str) -> None:
+    """Give back an entry just claimed and not worked (its rate bucket turned out full):
+    claimable again at once, as if never claimed."""
+    session.execute(
+        _owned(session, entry_id, worker_id).values(
+            locked_until=None, attempts=OutboxEntry.attempts - 1)
+    )
 
 
 def _claimable(now: datetime) -> Select[OutboxEntry]:

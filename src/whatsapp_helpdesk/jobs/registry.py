@@ -122,6 +122,11 @@ class JobKind:
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     give_up: GiveUpAction = mark_message_failed
     needs_message: bool = False  # the entry's message_id must be set
+    # The provider ("hubspot" or "aircall") the job calls first: the worker books that
+    # bucket when it claims the entry (R44), so a full bucket is found before the job
+    # starts and another installation's work is claimed instead of sleeping in the slot.
+    # None: the job books as it calls.
+    paced_by: str | None = None
 
     def read(self, entry: outbox.Claimed) -> payloads.JobPayload:
         """The entry's payload, validated; UnreadableJob when it cannot be run."""
@@ -162,7 +167,8 @@ def _registry(*kinds: JobKind) -> dict[str, JobKind]:
 
 
 REGISTRY: dict[str, JobKind] = _registry(
-    JobKind(payloads.PublishInbound.KIND, payloads.PublishInbound, _publish, needs_message=True),
+    JobKind(payloads.PublishInbound.KIND, payloads.PublishInbound, _publish, needs_message=True,
+            paced_by="hubspot"),
     JobKind(payloads.FetchMedia.KIND, payloads.FetchMedia, fetch_media, needs_message=True),
     JobKind(
         payloads.SendReply.KIND,
@@ -172,12 +178,14 @@ REGISTRY: dict[str, JobKind] = _registry(
         # A reply's failure is already FAILED in HubSpot: the agent decides, not a re-queue.
         retry=RetryPolicy(window_opened_at=reply_window_closes, requeue_after_reauth=False),
         give_up=fail_reply_in_hubspot,
+        paced_by="aircall",
     ),
     JobKind(
         payloads.ReportStatus.KIND,
         payloads.ReportStatus,
         report_status,
         give_up=leave_message_as_is,
+        paced_by="hubspot",
     ),
     JobKind(payloads.NativeTicket.KIND, payloads.NativeTicket, create_native_ticket),
     JobKind(payloads.SetContactCompany.KIND, payloads.SetContactCompany, set_contact_company),

@@ -25,6 +25,7 @@ import asyncio
 import contextlib
 import os
 import socket
+import threading
 import time
 from datetime import datetime, timedelta
 
@@ -47,7 +48,12 @@ from whatsapp_helpdesk.errors import (
 )
 from whatsapp_helpdesk.jobs.registry import REGISTRY, JobKind, UnreadableJob, unknown_kind
 from whatsapp_helpdesk.operations import payload_retention, webhook_health
-from whatsapp_helpdesk.pacing import Paced
+from whatsapp_helpdesk.pacing import (
+    CLAIM_MAX_WAIT,
+    Paced,
+    Reservation,
+    reserved_for_this_job,
+)
 
 log = structlog.get_logger(__name__)
 
@@ -68,6 +74,10 @@ IDLE_SLOT_MAX_WAIT = 2.0
 # idle rounds (about 38 minutes of quiet) overflow a float and killed the worker.
 IDLE_MAX_DOUBLINGS = 32
 
+# At most this many claims given back in a row before the slot rests (every installation
+# with work may have a full bucket); each one found full is skipped by the next claim.
+CLAIMS_GIVEN_BACK_AT_MOST = 8
+
 
 class Worker:
     def __init__(self, services: Services, *, concurrency: int | None = None,
@@ -81,6 +91,11 @@ class Worker:
         self._work_found = asyncio.Event()
         # The installation this process served last: claims take installations in turn (R44).
         self._last_installation = 0
+        # Installation → until when (pacing clock) its bucket is known to be too full to
+        # book at claim time: its work is not claimed before then. Read and written by the
+        # slots' claims, each in its own thread.
+        self._bucket_full_until: dict[int, float] = {}
+        self._bucket_full_lock = threading.Lock()
 
     def stop(self) -> None:
         self._stopping.set()
@@ -140,15 +155,18 @@ class Worker:
                 self._work_found.clear()  # …once: this is a pulse, not a state
                 continue
             idle_rounds += 1
+            wait = self._idle_wait(slot, idle_rounds)
+            # Work held back by a full bucket is due again sooner than an idle back-off.
+            wait = min(wait, max(0.0, self._next_bucket_room() - self.services.pacing_clock()))
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._work_found.wait(),
-                                       self._idle_wait(slot, idle_rounds))
+                await asyncio.wait_for(self._work_found.wait(), wait)
 
     async def work_once(self) -> bool:
         services = self.services
-        entry = await asyncio.to_thread(self._claim)
-        if entry is None:
+        claimed = await asyncio.to_thread(self._claim)
+        if claimed is None:
             return False
+        entry, reservation = claimed
         kind = REGISTRY.get(entry.kind)
         started = services.clock.now()
         t0 = time.monotonic()
@@ -157,7 +175,8 @@ class Worker:
             if kind is None:
                 raise unknown_kind(entry.kind)
             kind.read(entry)
-            detail = await kind.handler(services, entry)
+            with reserved_for_this_job(reservation):
+                detail = await kind.handler(services, entry)
         except DeliveryError as exc:
             if isinstance(exc, UnreadableJob):
                 log.error("worker.unreadable_job", kind=entry.kind, outbox_id=entry.id,
@@ -179,16 +198,62 @@ class Worker:
 
     # --- steps, each its own short transaction -------------------------------------------------
 
-    def _claim(self) -> outbox.Claimed | None:
-        with self.services.sessions() as session:
-            entry = outbox.claim(
-                session, worker_id=self.worker_id, now=self.services.clock.now(),
-                lease=timedelta(seconds=self.services.settings.worker_lease_seconds),
-                after_installation=self._last_installation,
-            )
-        if entry is not None:
+    def _claim(self) -> tuple[outbox.Claimed, Reservation | None] | None:
+        """The next entry, in installation turn, with its first call's slot booked (R44).
+
+        An installation whose bucket has no slot within CLAIM_MAX_WAIT is given back and
+        skipped until its bucket has room: the slot claims other installations' work
+        rather than sleeping on that bucket."""
+        for _ in range(CLAIMS_GIVEN_BACK_AT_MOST):
+            full = self._installations_with_full_buckets()
+            with self.services.sessions() as session:
+                entry = outbox.claim(
+                    session, worker_id=self.worker_id, now=self.services.clock.now(),
+                    lease=timedelta(seconds=self.services.settings.worker_lease_seconds),
+                    after_installation=self._last_installation, skip_installations=full,
+                )
+            if entry is None:
+                return None
             self._last_installation = entry.installation_id
-        return entry
+            reservation = self._book_first_call(entry)
+            if reservation is None or reservation.permit.granted:
+                return entry, reservation
+            with self.services.sessions.begin() as session:
+                outbox.release(session, entry_id=entry.id, worker_id=self.worker_id)
+        return None
+
+    def _book_first_call(self, entry: outbox.Claimed) -> Reservation | None:
+        limiter = self.services.rate_limiter
+        kind = REGISTRY.get(entry.kind)
+        provider = kind.paced_by if kind is not None else None
+        bucket = self.services.pace_bucket(provider, entry.installation_id) if provider else None
+        if limiter is None or bucket is None:
+            return None
+        key, limit = bucket
+        permit = limiter.acquire(key, limit, max_wait=CLAIM_MAX_WAIT)
+        # The bucket's next free slot after this booking (or without one), and from when a
+        # booking at claim time can succeed again.
+        next_slot = permit.at + limit.interval if permit.granted else (
+            self.services.pacing_clock() + permit.wait)
+        with self._bucket_full_lock:
+            self._bucket_full_until[entry.installation_id] = next_slot - CLAIM_MAX_WAIT
+        return Reservation(key=key, permit=permit)
+
+    def _installations_with_full_buckets(self) -> list[int]:
+        now = self.services.pacing_clock()
+        with self._bucket_full_lock:
+            # Forget the past ones: the map stays as small as the portals being held back.
+            self._bucket_full_until = {
+                i: until for i, until in self._bucket_full_until.items() if until > now}
+            return list(self._bucket_full_until)
+
+    def _next_bucket_room(self) -> float:
+        """When the first installation held back by its full bucket may be claimed again
+        (pacing clock; infinity when none is held back)."""
+        now = self.services.pacing_clock()
+        with self._bucket_full_lock:
+            return min((until for until in self._bucket_full_until.values() if until > now),
+                       default=float("inf"))
 
     def _finish(self, entry: outbox.Claimed) -> None:
         with self.services.sessions.begin() as session:
