@@ -13,6 +13,7 @@ from whatsapp_helpdesk.domain.content import (
     ReplyCheck,
     check_reply,
     inbound_placeholder,
+    inbound_text,
 )
 
 
@@ -56,6 +57,28 @@ def test_R16_unknown_type_is_still_named_not_lost() -> None:
 
 def test_R16_missing_type_still_gives_a_placeholder() -> None:
     assert inbound_placeholder("") == "[message received — not supported yet]"
+
+
+PHOTO = "[image received — not supported yet]"
+
+
+@pytest.mark.parametrize(("kind", "body", "has_media", "shown"), [
+    pytest.param("text", "Bonjour", False, "Bonjour", id="text-is-its-text"),
+    pytest.param(None, "Bonjour", False, "Bonjour", id="no-type-is-text"),
+    pytest.param("TEXT", "  Bonjour \n", False, "Bonjour", id="type-any-case-text-trimmed"),
+    pytest.param("image", "Voici la photo", True, f"{PHOTO}\nVoici la photo",
+                 id="media-caption-after-the-placeholder"),
+    pytest.param("Image", None, True, PHOTO, id="media-without-caption-is-the-placeholder"),
+    pytest.param("image", "   ", True, PHOTO, id="blank-caption-is-no-caption"),
+    pytest.param("text", "", True, "[media message received — not supported yet]",
+                 id="text-type-with-media-and-no-words-names-media"),
+    pytest.param("text", None, False, "[message received — not supported yet]",
+                 id="empty-text-message-still-shows-something"),
+])
+def test_R16_what_the_ticket_shows_for_an_inbound_message(
+    kind: str | None, body: str | None, has_media: bool, shown: str
+) -> None:
+    assert inbound_text(kind, body, has_media=has_media) == shown
 
 
 # --- R25: refusals ------------------------------------------------------------------------

@@ -16,6 +16,7 @@ from sqlalchemy import select
 from whatsapp_helpdesk.aircall import token_digest
 from whatsapp_helpdesk.bootstrap import CHANNEL_ID_KEY, Services
 from whatsapp_helpdesk.db.models import Installation, Number, ServiceState
+from whatsapp_helpdesk.domain.eligibility import whatsapp_line_usable
 from whatsapp_helpdesk.domain.phone import InvalidPhoneNumber, to_e164
 from whatsapp_helpdesk.errors import DeliveryError
 from whatsapp_helpdesk.flows.credentials import aircall_access_token
@@ -240,8 +241,7 @@ async def sync_numbers(services: Services, installation_id: int) -> None:
             row.country = number.country
             row.calls_enabled = True  # every Aircall number takes calls
             row.sms_enabled = sms_reg is not None
-            # A WhatsApp line counts when Aircall can send on it (reference §A5).
-            row.whatsapp_enabled = wa is not None and wa.can_send_message
+            row.whatsapp_enabled = whatsapp_line_usable(wa)
             row.whatsapp_status = wa.status if wa is not None else None
             row.synced_at = now
 

@@ -29,7 +29,6 @@ from whatsapp_helpdesk.errors import Permanent
 from whatsapp_helpdesk.flows.credentials import hubspot_access_token
 from whatsapp_helpdesk.hubspot import FileAttachment, PublishedMessage
 
-
 # Replies that are not activity are rare; past this many in a row, the customer's message
 # is treated as having no neighbour on that side (a new ticket rather than a wrong one).
 NEIGHBOURS_LOOKED_AT = 50
