@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+import pytest
+
 from whatsapp_helpdesk.domain.content import WHATSAPP_TEXT_LIMIT, PlainText, Refused
 from whatsapp_helpdesk.domain.eligibility import CONVERSATION_SCOPES
 from whatsapp_helpdesk.domain.reply_checks import (
@@ -101,3 +103,51 @@ def test_R24_R25_the_channel_is_checked_before_the_window_and_the_window_before_
     assert _check(closed, attachment_count=1) == Refused(WINDOW_CLOSED_MESSAGE)
     assert _check(closed, channel=ChannelFacts(False, False)) == Refused(
         CHANNEL_DISCONNECTED_MESSAGE)
+
+
+# --- Each check alone, and the order they answer in (tables) ----------------------------------
+
+CLOSED = timedelta(days=2)
+DEAD = ChannelFacts(connected=False, authorized=False)
+NO_SCOPES = frozenset({"tickets"})
+
+
+@pytest.mark.parametrize(("granted", "allowed"), [
+    pytest.param(CONVERSATION_SCOPES, True, id="exactly-the-two-scopes"),
+    pytest.param(CONVERSATION_SCOPES | {"tickets"}, True, id="more-than-needed"),
+    pytest.param(frozenset({"conversations.custom_channels.write"}), False, id="write-only"),
+    pytest.param(frozenset(), False, id="none"),
+])
+def test_R8_scopes_a_reply_needs(granted: frozenset[str], allowed: bool) -> None:
+    expected = PlainText("Hello") if allowed else Refused(SCOPES_MISSING_MESSAGE)
+    assert _check(granted_scopes=granted) == expected
+
+
+@pytest.mark.parametrize(("after", "changes", "first_refusal"), [
+    pytest.param(CLOSED, dict(channel=DEAD, granted_scopes=NO_SCOPES, attachment_count=1),
+                 CHANNEL_DISCONNECTED_MESSAGE, id="channel-first"),
+    pytest.param(CLOSED, dict(channel=ChannelFacts(connected=True, authorized=False),
+                              granted_scopes=NO_SCOPES),
+                 CHANNEL_NOT_AUTHORISED_MESSAGE, id="deauthorised-before-scopes"),
+    pytest.param(CLOSED, dict(granted_scopes=NO_SCOPES, attachment_count=1),
+                 SCOPES_MISSING_MESSAGE, id="scopes-before-the-window"),
+    pytest.param(CLOSED, dict(text=""), WINDOW_CLOSED_MESSAGE, id="window-before-content"),
+])
+def test_R6_R8_R24_R25_the_first_failing_check_answers(
+    after: timedelta, changes: dict[str, object], first_refusal: str
+) -> None:
+    assert _check(after, **changes) == Refused(first_refusal)
+
+
+@pytest.mark.parametrize(("changes", "sent"), [
+    pytest.param(dict(text="  Hello  "), PlainText("Hello"), id="plain-text-trimmed"),
+    pytest.param(dict(text="ignored", rich_text="<p><i>Bonjour</i></p>"),
+                 PlainText("_Bonjour_"), id="rich-text-converted"),
+    pytest.param(dict(attachment_count=2), Refused(
+        "Attachments can't be sent on this WhatsApp channel: only plain text is supported. "
+        "Remove the attachment and send the text alone."), id="attachments-refused"),
+])
+def test_R25_content_is_checked_once_the_channel_and_window_allow(
+    changes: dict[str, object], sent: PlainText | Refused
+) -> None:
+    assert _check(**changes) == sent
