@@ -143,3 +143,14 @@ def test_R3a_a_whatsapp_line_counts_when_aircall_can_send_on_it(
     line: _Line | None, usable: bool
 ) -> None:
     assert whatsapp_line_usable(line) is usable
+
+
+@pytest.mark.parametrize(("granted", "missing"), [
+    pytest.param(CONVERSATION_SCOPES, [], id="exactly-the-two-scopes"),
+    pytest.param(CONVERSATION_SCOPES | {"oauth"}, [], id="more-than-needed"),
+    pytest.param(frozenset({"conversations.custom_channels.write"}), ["conversation_scope"],
+                 id="write-only"),
+])
+def test_R3c_the_scopes_the_pop_up_needs(granted: frozenset[str], missing: list[str]) -> None:
+    installation = replace(ELIGIBLE_INSTALLATION, granted_scopes=granted)
+    assert missing_conditions(ELIGIBLE_NUMBER, installation) == missing

@@ -110,3 +110,5 @@ def test_R23_what_hubspot_is_told_edges(old: str, new: str, told: str | None) ->
 ])
 def test_R23_aircall_status_words_table(word: str, status: str | None) -> None:
     assert statuses.from_aircall(word) == status
+# Equivalent mutant: in `from_aircall`, `(status or "")` mutated to `(status or "XXXX")` maps a
+# missing status to "xxxx", which is no known word either: None both ways.

@@ -108,3 +108,5 @@ def test_r52_refused_reply_message_names_the_problem_and_what_to_do() -> None:
 
 def test_r52_waiting_ends_when_the_customer_writes_at_the_same_instant() -> None:
     assert not reengagement.waiting_for_answer(T0, T0)
+# Equivalent mutant: in `left_approved_problem`, `(status or "gone")` mutated to
+# `(status or "GONE")` is lowered on the next step: the same words.
