@@ -217,7 +217,8 @@ def test_R51_location_that_makes_no_sense_is_refused_with_a_reason(raw: bytes, w
 
 
 def _vcard(*lines: str) -> bytes:
-    return "\r\n".join(("BEGIN:VCARD", "VERSION:4.0", *lines, "END:VCARD", "")).encode()
+    return "\r\n".join(("BEGIN:VCARD", "VERSION:4.0", *lines, "END:VCARD", "")).encode(
+        "latin-1" if "\xff" in "".join(lines) else "utf-8")
 
 
 @pytest.mark.parametrize(("raw", "text"), [
@@ -247,6 +248,12 @@ def _vcard(*lines: str) -> bytes:
                  "👤 Shared contact\nAna: no number", id="stray-end-ignored"),
     pytest.param(b"BEGIN:VCARD\r\nFN:Ana\r\nBEGIN:VCARD\r\nFN:Luc\r\nEND:VCARD\r\n",
                  "👤 Shared contact\nLuc: no number", id="unclosed-card-is-restarted"),
+    pytest.param(_vcard("FN:Ana: support", "TEL;TYPE=CELL;PREF=1:+34 600"),
+                 "👤 Shared contact\nAna: support: +34 600", id="colon-in-value-two-params"),
+    pytest.param(_vcard("TEL:tel:+34 600"), "👤 Shared contact\nNo name: +34 600",
+                 id="tel-uri-without-params"),
+    pytest.param(_vcard("FN:Ana \xff"), "👤 Shared contact\nAna \ufffd: no number",
+                 id="bytes-that-are-not-utf8-are-replaced"),
     pytest.param(b"BEGIN:VCARD\nFN:Ana\n\t Lopez\nEND:VCARD\n",
                  "👤 Shared contact\nAna Lopez: no number", id="tab-folded-line"),
 ])
@@ -280,6 +287,7 @@ def test_R51_structured_text_by_kind(kind: str, raw: bytes, starts: str) -> None
     pytest.param("a/b/c.txt", "c.txt", id="unix-path"),
     pytest.param("re\x00po\x1frt\x7f.pdf", "report.pdf", id="control-characters-removed"),
     pytest.param("  ..hidden.txt ", "hidden.txt", id="no-leading-dots-or-spaces"),
+    pytest.param("..Xmas.pdf", "Xmas.pdf", id="only-dots-are-stripped"),
     pytest.param("...", "fallback", id="only-dots-falls-back"),
     pytest.param(None, "fallback", id="no-name"),
     pytest.param("dir/", "fallback", id="path-without-a-name"),
@@ -287,3 +295,12 @@ def test_R51_structured_text_by_kind(kind: str, raw: bytes, starts: str) -> None
 ])
 def test_R51_safe_file_name(name: str | None, safe: str) -> None:
     assert media.safe_file_name(name, "fallback") == safe
+
+
+# Equivalent mutants (mutation testing, README), each unable to change an answer:
+# - `split(";", 1)[0]` / `rsplit("/", 1)[-1]` with another or no maxsplit (bare_type,
+#   contacts_text's property, safe_file_name): the part kept is the same.
+# - `decode("UTF-8", …)`: codec names are case-insensitive.
+# - contacts_text's initial `name = "XXXX"` and `inside = None`: BEGIN resets the name before
+#   it is read, and None is as false as False.
+# - `[\x00-\x1F\x7F]`: hex escapes in a regex are case-insensitive.

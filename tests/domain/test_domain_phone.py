@@ -153,3 +153,5 @@ def test_R43_e164_table(raw: str, region: str | None, e164: str) -> None:
 ])
 def test_display_form_table(e164: str, shown: str) -> None:
     assert display(e164) == shown
+# Equivalent mutant: in `display`, `phonenumbers.parse(e164, None)` without its region is
+# the same call (the region defaults to None).

@@ -13,6 +13,7 @@ T0 = datetime(2026, 12, 4, 9, 0, tzinfo=UTC)
 
 def test_r52_no_variable_means_no_parameter_whatever_the_text() -> None:
     assert reengagement.fill(False, "anything").values == ()
+    assert reengagement.fill(False, "a" * 2000) == reengagement.TemplateFill((), cut=False)
 
 
 def test_r52_agent_text_is_flattened_for_whatsapp() -> None:
