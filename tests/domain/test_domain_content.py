@@ -327,6 +327,8 @@ def test_R25_composer_html_keeps_the_agents_lines(html: str, whatsapp: str) -> N
                  id="a-paragraph-inside-pre-does-not-end-it"),
     pytest.param("<pre><pre>x</pre>a   b</pre>c   d", "x\na   b\nc d", id="nested-pre"),
     pytest.param("<pre>x</pre>a   b", "x\na b", id="whitespace-collapses-after-pre"),
+    pytest.param("<pre>a\nb</pre>c", "a\nb\nc", id="pre-ending-in-words-ends-its-line"),
+    pytest.param("<pre>x\ny\n</pre>z", "x\ny\nz", id="pre-ending-in-a-new-line-adds-none"),
     pytest.param("</pre>a   b", "a b", id="stray-closing-pre-is-ignored"),
     pytest.param("</pre><pre>x   y</pre>a   b", "x   y\na b",
                  id="stray-closing-pre-does-not-unbalance-the-next"),
@@ -369,6 +371,8 @@ def test_R25_lists(html: str, whatsapp: str) -> None:
     pytest.param('<a href="https://x.io">a <a href="https://y.io">b</a> c</a>',
                  "a b (https://y.io) c (https://x.io)", id="nested-links-each-their-own"),
     pytest.param("stray</a> end", "stray end", id="stray-closing-a-is-ignored"),
+    pytest.param('See <b>it</b> <a href="https://x.io">https://x.io</a>', "See *it* https://x.io",
+                 id="label-is-the-link-text-alone-not-what-came-before"),
 ])
 def test_R25_links(html: str, whatsapp: str) -> None:
     assert _rich(html) == PlainText(whatsapp)
@@ -387,6 +391,7 @@ def test_R25_emphasis_edges(html: str, whatsapp: str) -> None:
 
 @pytest.mark.parametrize(("html", "whatsapp"), [
     pytest.param("<p>  a \n\t b  </p>", "a b", id="html-whitespace-collapses"),
+    pytest.param("<p>Xavier</p><p>XX</p>", "Xavier\nXX", id="only-spaces-are-stripped"),
     pytest.param("<p>a\xa0\xa0b</p>", "a  b", id="typed-double-space-kept"),
     pytest.param("<p>a</p>\n\n<p>b</p>", "a\nb", id="source-newlines-between-blocks"),
     pytest.param("<h1>Title</h1>text", "Title\ntext", id="heading-is-its-own-line"),
@@ -414,3 +419,8 @@ def test_R25_refusal_names_the_first_thing_that_cannot_be_text(html: str, what: 
     assert _rich(html) == Refused(
         f"The reply contains {what}, which WhatsApp can't show as plain text. Remove it and "
         "send text only.")
+
+
+# Equivalent mutants (mutation testing, README), each unable to change an answer:
+# - inbound_text's `(kind or "TEXT")`: lowered on the next step.
+# - _emit's `text.rsplit("\n", 1)[-1]` with another or no maxsplit: the last line is the same.
