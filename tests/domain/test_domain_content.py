@@ -421,6 +421,18 @@ def test_R25_refusal_names_the_first_thing_that_cannot_be_text(html: str, what: 
         "send text only.")
 
 
+@pytest.mark.parametrize(("text", "rich_text"), [
+    pytest.param(" \n", None, id="blank-text"),
+    pytest.param(None, "<p> </p><b></b>", id="rich-text-without-words"),
+])
+def test_R25_empty_reply_says_why_in_words(text: str | None, rich_text: str | None) -> None:
+    assert check_reply(text=text, rich_text=rich_text, attachment_count=0) == Refused(
+        "The reply is empty: WhatsApp needs some text to send.")
+
+
 # Equivalent mutants (mutation testing, README), each unable to change an answer:
+# - _WhatsAppText's initial `refused = ""` (as false as None, and `or` replaces it) and
+#   `_line_has_words = None` or `True` (the output's first line is stripped at the end, so
+#   whether its leading spaces were dropped earlier changes nothing).
 # - inbound_text's `(kind or "TEXT")`: lowered on the next step.
 # - _emit's `text.rsplit("\n", 1)[-1]` with another or no maxsplit: the last line is the same.
