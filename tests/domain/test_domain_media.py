@@ -241,6 +241,8 @@ def _vcard(*lines: str) -> bytes:
                  "👤 Shared contact\nAna L.: no number", id="n-does-not-override-fn"),
     pytest.param(_vcard("N:;Ana;;;"), "👤 Shared contact\nAna: no number",
                  id="n-with-given-name-only"),
+    pytest.param(_vcard("N:Lopez;Ana;Maria;Dr;"), "👤 Shared contact\nAna Lopez: no number",
+                 id="n-gives-given-and-family-names-only"),
     pytest.param(_vcard("TEL:+1 555 0100", "TEL:"),
                  "👤 Shared contact\nNo name: +1 555 0100", id="no-name-empty-tel-skipped"),
     pytest.param(_vcard("FN:Ana") + _vcard() + _vcard("FN:Luc"),

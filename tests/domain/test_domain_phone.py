@@ -154,7 +154,7 @@ def test_R43_e164_table(raw: str, region: str | None, e164: str) -> None:
 def test_display_form_table(e164: str, shown: str) -> None:
     assert display(e164) == shown
 # Equivalent mutants (mutation testing, README), each unable to change an answer:
-# - to_e164's `"+" + text` mutated to `"XX+XX" + text`: phonenumbers skips leading
+# - to_e164's `"+" + text` (both places) mutated to `"XX+XX" + …`: phonenumbers skips leading
 #   characters that cannot start a number, so it reads the same digits.
 # - to_e164's fixed-point loop: `raw` mutated to None in its re-reading, and the message of
 #   "not a stable phone number": re-reading a possible E.164 number never fails, and each
