@@ -57,3 +57,11 @@ def test_offset_clock_reads_its_offset_on_every_call() -> None:
 
     assert jumped.utcoffset() == timedelta(0)
     assert jumped - datetime.now(UTC) > timedelta(hours=23, minutes=59)
+
+
+def test_manual_clock_default_start_is_one_fixed_moment() -> None:
+    # Tests that build ManualClock() rely on every run starting at the same instant.
+    assert ManualClock().now() == datetime(2026, 1, 1, 9, 0, tzinfo=UTC)
+
+# Equivalent mutant (mutation testing, README): the default start's `datetime(2026, 1, 1, 9,
+# 0, …)` without its minute argument is the same moment (minute defaults to 0).

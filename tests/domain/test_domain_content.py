@@ -13,6 +13,7 @@ from whatsapp_helpdesk.domain.content import (
     ReplyCheck,
     check_reply,
     inbound_placeholder,
+    inbound_text,
 )
 
 
@@ -56,6 +57,28 @@ def test_R16_unknown_type_is_still_named_not_lost() -> None:
 
 def test_R16_missing_type_still_gives_a_placeholder() -> None:
     assert inbound_placeholder("") == "[message received — not supported yet]"
+
+
+PHOTO = "[image received — not supported yet]"
+
+
+@pytest.mark.parametrize(("kind", "body", "has_media", "shown"), [
+    pytest.param("text", "Bonjour", False, "Bonjour", id="text-is-its-text"),
+    pytest.param(None, "Bonjour", False, "Bonjour", id="no-type-is-text"),
+    pytest.param("TEXT", "  Bonjour \n", False, "Bonjour", id="type-any-case-text-trimmed"),
+    pytest.param("image", "Voici la photo", True, f"{PHOTO}\nVoici la photo",
+                 id="media-caption-after-the-placeholder"),
+    pytest.param("Image", None, True, PHOTO, id="media-without-caption-is-the-placeholder"),
+    pytest.param("image", "   ", True, PHOTO, id="blank-caption-is-no-caption"),
+    pytest.param("text", "", True, "[media message received — not supported yet]",
+                 id="text-type-with-media-and-no-words-names-media"),
+    pytest.param("text", None, False, "[message received — not supported yet]",
+                 id="empty-text-message-still-shows-something"),
+])
+def test_R16_what_the_ticket_shows_for_an_inbound_message(
+    kind: str | None, body: str | None, has_media: bool, shown: str
+) -> None:
+    assert inbound_text(kind, body, has_media=has_media) == shown
 
 
 # --- R25: refusals ------------------------------------------------------------------------
@@ -292,3 +315,124 @@ _LINE = '<p style="margin:0;">'
 def test_R25_composer_html_keeps_the_agents_lines(html: str, whatsapp: str) -> None:
     """Issue 15 item 1: a reply typed on several lines reaches the phone on those lines."""
     assert _rich(html) == PlainText(whatsapp)
+
+
+# --- R25: conversion edges, a table per construct ----------------------------------------------
+
+
+@pytest.mark.parametrize(("html", "whatsapp"), [
+    pytest.param("<pre>a   b\n  c</pre>", "a   b\n  c", id="pre-keeps-its-spaces-and-lines"),
+    pytest.param("<pre>a\xa0 b</pre>", "a  b", id="pre-nbsp-is-a-space"),
+    pytest.param("<pre>x<p>a   b</p>y   z</pre>", "x\na   b\ny   z",
+                 id="a-paragraph-inside-pre-does-not-end-it"),
+    pytest.param("<pre><pre>x</pre>a   b</pre>c   d", "x\na   b\nc d", id="nested-pre"),
+    pytest.param("<pre>x</pre>a   b", "x\na b", id="whitespace-collapses-after-pre"),
+    pytest.param("<pre>a\nb</pre>c", "a\nb\nc", id="pre-ending-in-words-ends-its-line"),
+    pytest.param("<pre>x\ny\n</pre>z", "x\ny\nz", id="pre-ending-in-a-new-line-adds-none"),
+    pytest.param("</pre>a   b", "a b", id="stray-closing-pre-is-ignored"),
+    pytest.param("</pre><pre>x   y</pre>a   b", "x   y\na b",
+                 id="stray-closing-pre-does-not-unbalance-the-next"),
+])
+def test_R25_preformatted_text(html: str, whatsapp: str) -> None:
+    assert _rich(html) == PlainText(whatsapp)
+
+
+@pytest.mark.parametrize(("html", "whatsapp"), [
+    pytest.param("<ul><li>a</li></ul><ul><li>b</li></ul>", "- a\n- b",
+                 id="two-bulleted-lists-same-level"),
+    pytest.param("<ol><li>a</li></ol><ol><li>b</li></ol>", "1. a\n1. b",
+                 id="each-numbered-list-counts-from-one"),
+    pytest.param("<ul><li>a<ol><li>b</li><li>c</li></ol></li><li>d</li></ul>",
+                 "- a\n  1. b\n  2. c\n- d", id="nested-list-indented-then-back"),
+    pytest.param("<ol><li>a<ul><li>b</li></ul></li><li>c</li></ol>",
+                 "1. a\n  - b\n2. c", id="numbering-resumes-after-a-nested-list"),
+    pytest.param("<ul><li>a</li></ul>after", "- a\nafter", id="text-after-a-list"),
+    pytest.param("</ul>a</ol>b", "ab", id="stray-list-ends-ignored"),
+    pytest.param("<li>loose</li>", "- loose", id="item-outside-a-list-is-a-bullet"),
+    pytest.param("<ul><li><p>a</p></li><li><p>b</p></li></ul>", "- a\n- b",
+                 id="editor-paragraphs-in-items-stay-on-the-bullet-line"),
+])
+def test_R25_lists(html: str, whatsapp: str) -> None:
+    assert _rich(html) == PlainText(whatsapp)
+
+
+@pytest.mark.parametrize(("html", "whatsapp"), [
+    pytest.param('<a href="http://x.io">site</a>', "site (http://x.io)", id="http"),
+    pytest.param('<a href="mailto:help@x.io">write</a>', "write (mailto:help@x.io)",
+                 id="mailto"),
+    pytest.param('<a href="tel:+33123">call</a>', "call (tel:+33123)", id="tel"),
+    pytest.param('<a href="ftp://x.io">files</a>', "files", id="other-scheme-label-only"),
+    pytest.param("<a>anchor</a>", "anchor", id="no-href"),
+    pytest.param('<a href="">empty</a>', "empty", id="empty-href"),
+    pytest.param('<a href="https://x.io"> https://x.io </a>', "https://x.io",
+                 id="label-equal-to-address-after-trimming"),
+    pytest.param('Go <a href="https://x.io">there</a> <a href="https://y.io">and here</a>',
+                 "Go there (https://x.io) and here (https://y.io)", id="two-links"),
+    pytest.param('<a href="https://x.io">a <a href="https://y.io">b</a> c</a>',
+                 "a b (https://y.io) c (https://x.io)", id="nested-links-each-their-own"),
+    pytest.param("stray</a> end", "stray end", id="stray-closing-a-is-ignored"),
+    pytest.param('See <b>it</b> <a href="https://x.io">https://x.io</a>', "See *it* https://x.io",
+                 id="label-is-the-link-text-alone-not-what-came-before"),
+])
+def test_R25_links(html: str, whatsapp: str) -> None:
+    assert _rich(html) == PlainText(whatsapp)
+
+
+@pytest.mark.parametrize(("html", "whatsapp"), [
+    pytest.param("<b>a</i>b</b>", "*ab*", id="mismatched-closing-marker-ignored"),
+    pytest.param("<i>a</i></b>", "_a_", id="stray-closing-marker-ignored"),
+    pytest.param("<del>gone</del> <strike>old</strike>", "~gone~ ~old~", id="del-and-strike"),
+    pytest.param("<b> </b>x", "x", id="bold-space-only-leaves-the-space"),
+    pytest.param("<u>under</u> <code>x</code>", "under x", id="transparent-tags-keep-text"),
+])
+def test_R25_emphasis_edges(html: str, whatsapp: str) -> None:
+    assert _rich(html) == PlainText(whatsapp)
+
+
+@pytest.mark.parametrize(("html", "whatsapp"), [
+    pytest.param("<p>  a \n\t b  </p>", "a b", id="html-whitespace-collapses"),
+    pytest.param("<p>Xavier</p><p>XX</p>", "Xavier\nXX", id="only-spaces-are-stripped"),
+    pytest.param("<p>a\xa0\xa0b</p>", "a  b", id="typed-double-space-kept"),
+    pytest.param("<p>a</p>\n\n<p>b</p>", "a\nb", id="source-newlines-between-blocks"),
+    pytest.param("<h1>Title</h1>text", "Title\ntext", id="heading-is-its-own-line"),
+    pytest.param("<blockquote>q</blockquote>r", "q\nr", id="blockquote-is-its-own-line"),
+    pytest.param("a <br>b", "a\nb", id="space-before-a-break-dropped"),
+    pytest.param("a\t<br>b", "a\nb", id="tab-before-a-break-dropped"),
+    pytest.param("<p>a</p><p></p><p></p><p></p><p>b</p>", "a\nb",
+                 id="empty-paragraphs-add-no-lines"),
+    pytest.param("<br><br>a<br><br><br>", "a", id="edge-breaks-trimmed"),
+    pytest.param("a<br>   b", "a\nb", id="indent-after-a-break-dropped"),
+    pytest.param("a<br>\xa0b", "a\n b", id="typed-indent-after-a-break-kept"),
+])
+def test_R25_lines_and_spaces(html: str, whatsapp: str) -> None:
+    assert _rich(html) == PlainText(whatsapp)
+
+
+@pytest.mark.parametrize(("html", "what"), [
+    pytest.param("<p>x</p><img src=a><video></video>", "an inline image",
+                 id="first-refused-tag-is-named"),
+    pytest.param("<table><tr><td>1</td></tr></table>", "a table", id="table"),
+    pytest.param("<svg></svg>", "a drawing", id="svg"),
+    pytest.param("<iframe></iframe>", "embedded content", id="iframe"),
+])
+def test_R25_refusal_names_the_first_thing_that_cannot_be_text(html: str, what: str) -> None:
+    assert _rich(html) == Refused(
+        f"The reply contains {what}, which WhatsApp can't show as plain text. Remove it and "
+        "send text only.")
+
+
+@pytest.mark.parametrize(("text", "rich_text"), [
+    pytest.param(" \n", None, id="blank-text"),
+    pytest.param(None, "<p> </p><b></b>", id="rich-text-without-words"),
+])
+def test_R25_empty_reply_says_why_in_words(text: str | None, rich_text: str | None) -> None:
+    assert check_reply(text=text, rich_text=rich_text, attachment_count=0) == Refused(
+        "The reply is empty: WhatsApp needs some text to send.")
+
+
+# Equivalent mutants (mutation testing, README), each unable to change an answer:
+# - _WhatsAppText's initial `refused = ""` (as false as None, and `or` replaces it) and
+#   `_line_has_words = None` or `True` (the output's first line is stripped at the end, so
+#   whether its leading spaces were dropped earlier changes nothing).
+# - inbound_text's `(kind or "TEXT")`: lowered on the next step.
+# - _emit's `text.rsplit("\n", 1)[-1]` with another or no maxsplit: the last line is the same.

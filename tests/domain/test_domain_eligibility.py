@@ -3,7 +3,7 @@ the page can name each one that fails."""
 
 from __future__ import annotations
 
-from dataclasses import replace
+from dataclasses import dataclass, replace
 
 import pytest
 
@@ -14,6 +14,7 @@ from whatsapp_helpdesk.domain.eligibility import (
     NumberFacts,
     company_whatsapp_from_numbers,
     missing_conditions,
+    whatsapp_line_usable,
 )
 
 ELIGIBLE_NUMBER = NumberFacts(
@@ -122,3 +123,34 @@ def test_R3_a_line_that_exists_but_cannot_send_says_its_status() -> None:
         "the number's WhatsApp line is not ready at Aircall yet (status PENDING)",
         MISSING["helpdesk_setting"],
     ]
+
+
+@dataclass(frozen=True)
+class _Line:
+    """Aircall's WhatsApp status of a number, as its client reads it."""
+
+    status: str
+    can_send_message: bool
+
+
+@pytest.mark.parametrize(("line", "usable"), [
+    pytest.param(_Line("ONLINE", can_send_message=True), True, id="online-and-can-send"),
+    pytest.param(_Line("PENDING", can_send_message=False), False, id="pending-cannot-send"),
+    pytest.param(_Line("OFFLINE", can_send_message=False), False, id="offline-cannot-send"),
+    pytest.param(None, False, id="no-whatsapp-line-at-all"),
+])
+def test_R3a_a_whatsapp_line_counts_when_aircall_can_send_on_it(
+    line: _Line | None, usable: bool
+) -> None:
+    assert whatsapp_line_usable(line) is usable
+
+
+@pytest.mark.parametrize(("granted", "missing"), [
+    pytest.param(CONVERSATION_SCOPES, [], id="exactly-the-two-scopes"),
+    pytest.param(CONVERSATION_SCOPES | {"oauth"}, [], id="more-than-needed"),
+    pytest.param(frozenset({"conversations.custom_channels.write"}), ["conversation_scope"],
+                 id="write-only"),
+])
+def test_R3c_the_scopes_the_pop_up_needs(granted: frozenset[str], missing: list[str]) -> None:
+    installation = replace(ELIGIBLE_INSTALLATION, granted_scopes=granted)
+    assert missing_conditions(ELIGIBLE_NUMBER, installation) == missing

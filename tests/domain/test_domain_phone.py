@@ -120,3 +120,45 @@ def test_R43_regression_national_zero_artefacts_are_read_to_a_fixed_point(
     e164 = to_e164(raw, default_region=default_region)
 
     assert to_e164(e164) == e164
+
+
+@pytest.mark.parametrize(("raw", "why"), [
+    pytest.param("", "empty phone number", id="empty"),
+    pytest.param(" \t", "empty phone number", id="blank"),
+    pytest.param("hello", "not a phone number: 'hello'", id="words"),
+    pytest.param("12", "not a phone number: '12'", id="digits-too-few-to-parse"),
+    pytest.param("+331234", r"not a possible phone number: '\+331234'", id="too-short"),
+])
+def test_R43_invalid_phone_number_says_why(raw: str, why: str) -> None:
+    with pytest.raises(InvalidPhoneNumber, match=f"^{why}$"):
+        to_e164(raw)
+
+
+@pytest.mark.parametrize(("raw", "region", "e164"), [
+    pytest.param("+33 1 76 36 06 95", "US", PARIS_SUPPORT, id="plus-form-any-region"),
+    pytest.param("01 76 36 06 95", "FR", PARIS_SUPPORT, id="national-zero-with-region"),
+    pytest.param("0033176360695", "US", PARIS_SUPPORT, id="00-prefix-beats-the-region"),
+    pytest.param("+55 11 6123 4567", None, "+5511961234567", id="br-old-mobile-6"),
+    pytest.param("+55 11 9123 4567", None, "+5511991234567", id="br-old-mobile-9"),
+    pytest.param("+55 11 5123 4567", None, "+551151234567", id="br-landline-5-unchanged"),
+    pytest.param("+55 11 96123 4567", None, "+5511961234567", id="br-new-mobile-unchanged"),
+])
+def test_R43_e164_table(raw: str, region: str | None, e164: str) -> None:
+    assert to_e164(raw, default_region=region) == e164
+
+
+@pytest.mark.parametrize(("e164", "shown"), [
+    pytest.param("+5511961234567", "+55 11 96123-4567", id="brazil"),
+    pytest.param("", "", id="empty-is-shown-as-is"),
+])
+def test_display_form_table(e164: str, shown: str) -> None:
+    assert display(e164) == shown
+# Equivalent mutants (mutation testing, README), each unable to change an answer:
+# - to_e164's `"+" + text` (both places) mutated to `"XX+XX" + …`: phonenumbers skips leading
+#   characters that cannot start a number, so it reads the same digits.
+# - to_e164's fixed-point loop: `raw` mutated to None in its re-reading, and the message of
+#   "not a stable phone number": re-reading a possible E.164 number never fails, and each
+#   change drops a leading zero, so the loop always ends before that raise.
+# - _with_brazil_ninth_digit's `in "6789"` mutated to `in "XX6789XX"`: a digit is never X.
+# In `display`, `phonenumbers.parse(e164, None)` without its region is
+# the same call (the region defaults to None).

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+import pytest
+
 from whatsapp_helpdesk.domain.retry_budget import (
     GiveUp,
     RetryIn,
@@ -68,3 +70,37 @@ def test_R44_final_reason_wording() -> None:
         "internal error: boom. Gave up after retrying for 1.5 hours.")
     assert gave_up_reason("x.", timedelta(minutes=10)) == (
         "x. Gave up after retrying for 10 minutes.")
+
+
+@pytest.mark.parametrize(("error", "budget", "reason"), [
+    pytest.param("Boom!", timedelta(hours=2), "Boom! Gave up after retrying for 2 hours.",
+                 id="exclamation-ends-the-sentence-two-hours"),
+    pytest.param("Why?", timedelta(minutes=1), "Why? Gave up after retrying for 1 minute.",
+                 id="question-mark-one-minute"),
+    pytest.param("boom  ", timedelta(seconds=20), "boom. Gave up after retrying for 1 minute.",
+                 id="trailing-spaces-under-a-minute-is-one-minute"),
+    pytest.param("x; will retry.", timedelta(minutes=59, seconds=40),
+                 "x. Gave up after retrying for 60 minutes.", id="just-under-an-hour"),
+    pytest.param("will retry", timedelta(minutes=2), "will retry. Gave up after retrying for "
+                 "2 minutes.", id="only-the-exact-suffix-is-dropped"),
+])
+def test_R44_final_reason_table(error: str, budget: timedelta, reason: str) -> None:
+    assert gave_up_reason(error, budget) == reason
+
+
+@pytest.mark.parametrize(("kwargs", "decision"), [
+    pytest.param(dict(now=T0 + BUDGET - timedelta(seconds=30), retrying_since=T0),
+                 RetryIn(timedelta(seconds=30)), id="next-try-exactly-at-the-budget-retries"),
+    pytest.param(dict(now=T0 + BUDGET - timedelta(seconds=29), retrying_since=T0),
+                 GiveUp("HubSpot failed to publish a message (503). Gave up after retrying "
+                        "for 24 hours."), id="one-second-over-the-budget-gives-up"),
+    pytest.param(dict(wait=BUDGET + timedelta(seconds=1)),
+                 GiveUp("HubSpot failed to publish a message (503). Gave up after retrying "
+                        "for 24 hours."), id="first-failure-with-a-wait-beyond-the-budget"),
+    pytest.param(dict(last_customer_message_at=T0 - timedelta(hours=24, seconds=-30)),
+                 GiveUp(WINDOW_CLOSED_MESSAGE), id="next-try-exactly-at-window-close"),
+    pytest.param(dict(last_customer_message_at=T0 - timedelta(hours=24, seconds=-31)),
+                 RetryIn(timedelta(seconds=30)), id="next-try-a-second-before-window-close"),
+])
+def test_R24_R44_retry_or_give_up_edges(kwargs: dict[str, object], decision: object) -> None:
+    assert _decide(**kwargs) == decision

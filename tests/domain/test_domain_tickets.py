@@ -9,8 +9,18 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+import pytest
+
 from whatsapp_helpdesk.domain.clock import ManualClock
-from whatsapp_helpdesk.domain.tickets import Activity, JoinTicket, StartTicket, choose_ticket
+from whatsapp_helpdesk.domain.tickets import (
+    Activity,
+    JoinTicket,
+    PlacedMessage,
+    StartTicket,
+    choose_ticket,
+    counts_as_activity,
+    nearest_activity,
+)
 
 DAY = timedelta(hours=24)
 LAST_ACTIVITY_AT = datetime(2026, 1, 5, 17, 45, 12, tzinfo=UTC)
@@ -161,3 +171,66 @@ def test_R20_late_message_far_from_both_neighbours_starts_a_new_ticket() -> None
     )
 
     assert decision == StartTicket()
+
+
+# --- What counts as activity (R20, R24): a message exchanged --------------------------------
+
+CUSTOMER_AT = LAST_ACTIVITY_AT
+H = timedelta(hours=1)
+S = timedelta(seconds=1)
+
+
+def _placed(
+    *, inbound: bool = False, failed: bool = False, after_customer: timedelta | None = H,
+    ticket_id: int = OPEN_TICKET,
+) -> PlacedMessage:
+    """A message placed `after_customer` after the customer's last message (None: the
+    customer had not written yet)."""
+    sent_at = CUSTOMER_AT + (after_customer if after_customer is not None else H)
+    return PlacedMessage(
+        ticket_id=ticket_id, inbound=inbound, failed=failed, sent_at=sent_at,
+        last_customer_message_at=CUSTOMER_AT if after_customer is not None else None,
+    )
+
+
+@pytest.mark.parametrize(("message", "is_activity"), [
+    pytest.param(_placed(inbound=True), True, id="customer-message"),
+    pytest.param(_placed(inbound=True, failed=True), True,
+                 id="customer-message-even-if-its-publish-failed"),
+    pytest.param(_placed(inbound=True, after_customer=None), True,
+                 id="customer-first-message-has-no-earlier-one"),
+    pytest.param(_placed(after_customer=H), True, id="reply-1h-after-customer"),
+    pytest.param(_placed(after_customer=timedelta(0)), True,
+                 id="reply-at-the-customers-instant"),
+    pytest.param(_placed(after_customer=24 * H - S), True, id="reply-at-23h59m59s"),
+    pytest.param(_placed(after_customer=24 * H), False, id="reply-at-24h-window-closed"),
+    pytest.param(_placed(after_customer=24 * H + S), False, id="reply-at-24h-and-1s"),
+    pytest.param(_placed(after_customer=None), False, id="reply-before-any-customer-message"),
+    pytest.param(_placed(failed=True), False, id="failed-reply-inside-the-window"),
+    pytest.param(_placed(failed=True, after_customer=48 * H), False,
+                 id="failed-reply-outside-the-window"),
+])
+def test_R20_R24_what_counts_as_activity(message: PlacedMessage, is_activity: bool) -> None:
+    assert counts_as_activity(message) is is_activity
+
+
+@pytest.mark.parametrize(("candidates", "nearest"), [
+    pytest.param([], None, id="no-neighbour"),
+    pytest.param([_placed(inbound=True)], Activity(CUSTOMER_AT + H, OPEN_TICKET),
+                 id="customer-message-is-the-neighbour"),
+    pytest.param([_placed(after_customer=2 * H, ticket_id=LATER_TICKET),
+                  _placed(inbound=True)],
+                 Activity(CUSTOMER_AT + 2 * H, LATER_TICKET),
+                 id="first-candidate-wins-when-it-counts"),
+    pytest.param([_placed(failed=True, ticket_id=LATER_TICKET),
+                  _placed(after_customer=30 * H, ticket_id=LATER_TICKET),
+                  _placed(after_customer=2 * H)],
+                 Activity(CUSTOMER_AT + 2 * H, OPEN_TICKET),
+                 id="replies-that-are-not-activity-are-looked-past"),
+    pytest.param([_placed(failed=True), _placed(after_customer=None)], None,
+                 id="only-replies-that-are-not-activity"),
+])
+def test_R20_nearest_activity_is_the_first_candidate_that_counts(
+    candidates: list[PlacedMessage], nearest: Activity | None,
+) -> None:
+    assert nearest_activity(candidates) == nearest

@@ -20,7 +20,7 @@ from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import event, func, select
 
 from whatsapp_helpdesk.aircall import token_digest
 from whatsapp_helpdesk.bootstrap import Services, build_services
@@ -308,6 +308,37 @@ def test_R20_a_reply_outside_the_window_is_not_activity_even_before_it_is_refuse
     assert world.reply_row().status == "pending"
     first, next_one = _ticket_of_the_customers_next_message(world, hours_after_first=25)
     assert next_one != first
+
+
+def test_R20_the_activity_facts_of_every_neighbour_are_read_in_one_query_per_side(
+    world: World,
+) -> None:
+    """Replies outside the window are not activity, so the rule looks past them to the
+    customer's message; their facts come in one query per side, not one per reply."""
+    world.clock.set(CUSTOMER_WROTE + timedelta(hours=24, seconds=1))
+    for n in range(1, 6):
+        world.reply(message_id=f"hs-{n}")
+    selects: list[str] = []
+
+    def count(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        if statement.lstrip().upper().startswith("SELECT"):
+            selects.append(statement)
+
+    with world.services.sessions.begin() as session:
+        later = Message(installation_id=world.installation_id,
+                        conversation_id=session.scalars(select(Message.conversation_id)).first(),
+                        direction="inbound", provider_message_id="IN2", text="hello again",
+                        sent_at=CUSTOMER_WROTE + timedelta(hours=25),
+                        stored_at=world.clock.now(), status="pending")
+        session.add(later)
+        session.flush()
+        event.listen(world.services.engine, "before_cursor_execute", count)
+        try:
+            ticket = assign_ticket(session, later, inactivity=timedelta(hours=24))
+        finally:
+            event.remove(world.services.engine, "before_cursor_execute", count)
+        assert ticket.integration_thread_id != THREAD_ID  # 25 h after the last activity
+    assert len(selects) == 2, selects  # the neighbours before, the neighbours after
 
 
 def test_R25_rich_text_is_sent_as_whatsapp_markup(world: World) -> None:

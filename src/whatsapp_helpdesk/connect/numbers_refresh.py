@@ -47,6 +47,7 @@ from whatsapp_helpdesk.credentials import aircall_access_token
 from whatsapp_helpdesk.db import outbox
 from whatsapp_helpdesk.db.job_kinds import REFRESH_NUMBERS
 from whatsapp_helpdesk.db.models import ChannelAccount, Number, OutboxEntry, ServiceState
+from whatsapp_helpdesk.domain.eligibility import whatsapp_line_usable
 from whatsapp_helpdesk.domain.phone import InvalidPhoneNumber, to_e164
 from whatsapp_helpdesk.jobs import payloads
 from whatsapp_helpdesk.pacing import Paced
@@ -283,8 +284,7 @@ def _capabilities(
 ) -> None:
     row.calls_enabled = True  # every Aircall number takes calls
     row.sms_enabled = sms is not None
-    # A WhatsApp line counts when Aircall can send on it (reference §A5).
-    row.whatsapp_enabled = whatsapp is not None and whatsapp.can_send_message
+    row.whatsapp_enabled = whatsapp_line_usable(whatsapp)  # eligibility condition (a)
     row.whatsapp_status = whatsapp.status if whatsapp is not None else None
     row.synced_at = now
 

@@ -30,6 +30,18 @@ def inbound_placeholder(kind: str) -> str:
     return f"[{name} received — not supported yet]"
 
 
+def inbound_text(kind: str | None, body: str | None, *, has_media: bool) -> str:
+    """What the ticket shows for a customer's message of Aircall `type` `kind`: the text;
+    for media, the placeholder and then the caption, which Aircall puts in `body` (issue 11
+    item 7: the customer's words are never lost)."""
+    kind = (kind or "text").lower()
+    text = (body or "").strip()
+    if kind == "text" and text:
+        return text
+    placeholder = inbound_placeholder(kind if kind != "text" else "media" if has_media else "")
+    return f"{placeholder}\n{text}" if text else placeholder
+
+
 @dataclass(frozen=True)
 class PlainText:
     text: str

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Protocol
 
 # R3 (c): the HubSpot grant must include the custom-channel scopes (reference §6 and
 # aircall-whatsapp.md §C: Aircall has no "conversation" scope of its own).
@@ -26,6 +27,19 @@ class NumberFacts:
 class InstallationFacts:
     company_whatsapp_enabled: bool
     granted_scopes: frozenset[str]
+
+
+class WhatsAppLine(Protocol):
+    """What Aircall says of a number's WhatsApp line (its status endpoint, reference §A5)."""
+
+    @property
+    def can_send_message(self) -> bool: ...
+
+
+def whatsapp_line_usable(line: WhatsAppLine | None) -> bool:
+    """The fact behind (a), read when numbers are synced: a WhatsApp line counts when
+    Aircall can send on it; a line still PENDING or OFFLINE, or none at all, does not."""
+    return line is not None and line.can_send_message
 
 
 def number_whatsapp_enabled(number: NumberFacts) -> bool:

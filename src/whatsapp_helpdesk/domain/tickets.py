@@ -4,7 +4,7 @@ A conversation (business number, customer number) is cut into tickets by inactiv
 a message joins the ticket of the activity just before it when that activity is less
 than `inactivity` old; otherwise it starts a new ticket. "Activity" is a message exchanged
 in either direction (a reply that failed, or was written outside WhatsApp's window, is not:
-flows/publish.py), placed in time by the provider's timestamp (R15), so the rule gives the
+`counts_as_activity`), placed in time by the provider's timestamp (R15), so the rule gives the
 same answer whatever order Aircall delivered the messages in.
 
 Edge: exactly `inactivity` (24:00:00) of silence starts a new ticket; 23:59:59 does not.
@@ -13,8 +13,11 @@ This matches the customer-service window, which is open for *less than* 24 h (R2
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+
+from whatsapp_helpdesk.domain.window import window_is_open
 
 
 @dataclass(frozen=True)
@@ -55,3 +58,37 @@ def choose_ticket(
     if after is not None and after.at - message_at < inactivity:
         return JoinTicket(after.ticket_id)
     return StartTicket()
+
+
+@dataclass(frozen=True)
+class PlacedMessage:
+    """What the activity rule needs of a message already placed in a ticket."""
+
+    ticket_id: int
+    inbound: bool  # the customer's message, not an agent's reply
+    failed: bool  # a reply refused by us or lost at Aircall
+    sent_at: datetime  # provider timestamp (R15)
+    # The customer's latest message at or before `sent_at`: what opened WhatsApp's window
+    # for a reply (None when the customer had not written yet).
+    last_customer_message_at: datetime | None
+
+
+def counts_as_activity(message: PlacedMessage) -> bool:
+    """Activity is a message exchanged (R20). A customer's message always is. A reply is
+    not when it failed, nor when it was written outside WhatsApp's window: that one is
+    refused whenever the worker gets to it, so it is decided from the timestamps alone, and
+    the ticket rule gives the same answer whether the customer's next message is placed
+    before or after the refusal."""
+    if message.inbound:
+        return True
+    if message.failed:
+        return False
+    return window_is_open(message.last_customer_message_at, message.sent_at)
+
+
+def nearest_activity(candidates: Iterable[PlacedMessage]) -> Activity | None:
+    """The first of `candidates` (nearest first) that counts as activity, if any."""
+    for message in candidates:
+        if counts_as_activity(message):
+            return Activity(message.sent_at, message.ticket_id)
+    return None

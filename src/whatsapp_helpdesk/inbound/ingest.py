@@ -47,7 +47,7 @@ from whatsapp_helpdesk.db.models import (
     WebhookEvent,
 )
 from whatsapp_helpdesk.db.session import local_writer
-from whatsapp_helpdesk.domain.content import inbound_placeholder
+from whatsapp_helpdesk.domain import content
 from whatsapp_helpdesk.domain.phone import InvalidPhoneNumber, to_e164
 from whatsapp_helpdesk.inbound import media
 from whatsapp_helpdesk.jobs import payloads
@@ -310,14 +310,8 @@ def _message_event(
 
 
 def inbound_text(message: AircallMessage) -> str:
-    """What the ticket shows: the text; for media, the placeholder and then the caption,
-    which Aircall puts in `body` (issue 11 item 7: the customer's words are never lost)."""
-    kind = (message.type or "text").lower()
-    text = (message.body or "").strip()
-    if kind == "text" and text:
-        return text
-    placeholder = inbound_placeholder(kind if kind != "text" else "media" if message.media else "")
-    return f"{placeholder}\n{text}" if text else placeholder
+    """What the ticket shows for the message (the rule: domain/content.py)."""
+    return content.inbound_text(message.type, message.body, has_media=bool(message.media))
 
 
 def _conversation(

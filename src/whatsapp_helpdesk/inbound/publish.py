@@ -14,34 +14,20 @@ from datetime import timedelta
 from typing import Any
 
 from sqlalchemy import Select, func, select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, aliased
 
 from whatsapp_helpdesk.bootstrap import Services
 from whatsapp_helpdesk.credentials import hubspot_access_token
 from whatsapp_helpdesk.db.models import ChannelAccount, Conversation, Message, Number, Ticket
-from whatsapp_helpdesk.domain.tickets import Activity, JoinTicket, choose_ticket
-from whatsapp_helpdesk.domain.window import window_is_open
+from whatsapp_helpdesk.domain.tickets import (
+    Activity,
+    JoinTicket,
+    PlacedMessage,
+    choose_ticket,
+    nearest_activity,
+)
 from whatsapp_helpdesk.errors import Permanent
 from whatsapp_helpdesk.hubspot import FileAttachment, PublishedMessage
-
-
-def _is_activity(session: Session, row: Message) -> bool:
-    """Activity is a message exchanged (R20). A customer's message always is. A reply is
-    not when it failed (refused, or lost at Aircall), nor when it was written outside
-    WhatsApp's window: that one is refused whenever the worker gets to it, so it is decided
-    here from the timestamps alone, and the ticket rule gives the same answer whether the
-    customer's next message is placed before or after the refusal."""
-    if row.direction == "inbound":
-        return True
-    if row.status == "failed":
-        return False
-    last_customer_message = session.scalar(select(func.max(Message.sent_at)).where(
-        Message.conversation_id == row.conversation_id,
-        Message.direction == "inbound",
-        Message.sent_at <= row.sent_at,
-    ))
-    return window_is_open(last_customer_message, row.sent_at)
-
 
 # Replies that are not activity are rare; past this many in a row, the customer's message
 # is treated as having no neighbour on that side (a new ticket rather than a wrong one).
@@ -49,12 +35,28 @@ NEIGHBOURS_LOOKED_AT = 50
 
 
 def _nearest_activity(session: Session, candidates: Select[Message]) -> Activity | None:
-    """The first candidate that counts as activity (almost always the very first)."""
-    for row in session.scalars(candidates.limit(NEIGHBOURS_LOOKED_AT)).all():
-        if _is_activity(session, row):
-            assert row.ticket_id is not None
-            return Activity(row.sent_at, row.ticket_id)
-    return None
+    """The first candidate that counts as activity (domain/tickets.py), its facts read in
+    one query: each candidate with the customer's latest message at or before it."""
+    customer = aliased(Message)
+    last_customer_message = (
+        select(func.max(customer.sent_at))
+        .where(customer.conversation_id == Message.conversation_id,
+               customer.direction == "inbound",
+               customer.sent_at <= Message.sent_at)
+        .scalar_subquery()
+    )
+    rows = session.execute(
+        candidates.add_columns(last_customer_message).limit(NEIGHBOURS_LOOKED_AT)
+    ).all()
+    return nearest_activity(
+        PlacedMessage(
+            ticket_id=row.ticket_id, inbound=row.direction == "inbound",
+            failed=row.status == "failed", sent_at=row.sent_at,
+            last_customer_message_at=last_at,
+        )
+        for row, last_at in rows
+        if row.ticket_id is not None  # `candidates` holds placed messages only
+    )
 
 
 def _neighbours(session: Session, message: Message) -> tuple[Activity | None, Activity | None]:
