@@ -38,7 +38,6 @@ import contextlib
 import logging
 import os
 import signal
-import statistics
 import sys
 import tempfile
 import threading

@@ -14,14 +14,15 @@ worked right now.
 
 from __future__ import annotations
 
+import functools
 import json
 import random
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Select, and_, exists, or_, select, update
-from sqlalchemy.orm import Session, aliased
+from sqlalchemy import Integer, Select, Update, and_, bindparam, exists, or_, select, update
+from sqlalchemy.orm import Session
 
 from whatsapp_helpdesk.db.models import DeliveryAttempt, OutboxEntry
 
@@ -34,6 +35,8 @@ FAILED = "failed"
 AUTH_REVOKED = "auth_revoked"
 
 LEASE = timedelta(seconds=60)
+
+OUTBOX = OutboxEntry.__table__
 
 
 def enqueue(
@@ -85,60 +88,87 @@ def claim(
     served round-robin (R44): the oldest entry of the next installation in id order that
     has work, wrapping around, so one busy portal does not starve the others. Without it,
     the oldest entry overall."""
-    claimable = _claimable(now)
+    statements = _claim_statements(session.get_bind().dialect.name == "postgresql")
     if after_installation is None:
-        queries = [claimable.order_by(OutboxEntry.available_at, OutboxEntry.id)]
+        queries = [statements.oldest]
     else:
-        in_turn = (OutboxEntry.installation_id, OutboxEntry.available_at, OutboxEntry.id)
-        queries = [
-            claimable.where(OutboxEntry.installation_id > after_installation).order_by(*in_turn),
-            claimable.where(OutboxEntry.installation_id <= after_installation).order_by(*in_turn),
-        ]
-    if session.get_bind().dialect.name == "postgresql":
-        queries = [q.with_for_update(skip_locked=True, of=OutboxEntry) for q in queries]
+        queries = [statements.next_installation, statements.wrapped_around]
+    parameters = {"now": now, "after": after_installation}
     with session.begin():
-        entry = None
+        connection = session.connection()
+        row = None
         for query in queries:
-            entry = session.scalars(query.limit(1)).first()
-            if entry is not None:
+            row = connection.execute(query, parameters).first()
+            if row is not None:
                 break
-        if entry is None:
+        if row is None:
             return None
-        entry.locked_by = worker_id
-        entry.locked_until = now + lease
-        entry.attempts += 1
+        connection.execute(statements.take, {
+            "entry_id": row.id, "worker_id": worker_id, "locked_until": now + lease})
         return Claimed(
-            id=entry.id,
-            installation_id=entry.installation_id,
-            kind=entry.kind,
-            message_id=entry.message_id,
-            payload=json.loads(entry.payload or "{}"),
-            attempt=entry.attempts,
+            id=row.id,
+            installation_id=row.installation_id,
+            kind=row.kind,
+            message_id=row.message_id,
+            payload=json.loads(row.payload or "{}"),
+            attempt=row.attempts + 1,
         )
 
 
-def _claimable(now: datetime) -> Select[tuple[OutboxEntry]]:
+@dataclass(frozen=True)
+class _ClaimStatements:
+    oldest: Select[Any]
+    next_installation: Select[Any]
+    wrapped_around: Select[Any]
+    take: Update
+
+
+@functools.cache
+def _claim_statements(postgresql: bool) -> _ClaimStatements:
+    """The claim's statements, built once per dialect with bound parameters: building the
+    statement again for every claim (an alias, a correlated NOT EXISTS, through the ORM) was
+    most of the ~6 ms of CPU an empty claim cost (bench/end_to_end.py, docs/performance.md).
+    Core rows, not ORM objects: the claim needs six columns and one UPDATE."""
+    claimable = _claimable(bindparam("now", type_=OUTBOX.c.available_at.type))
+    after = bindparam("after", type_=Integer())
+    in_turn = (OUTBOX.c.installation_id, OUTBOX.c.available_at, OUTBOX.c.id)
+    queries = [
+        claimable.order_by(OUTBOX.c.available_at, OUTBOX.c.id),
+        claimable.where(OUTBOX.c.installation_id > after).order_by(*in_turn),
+        claimable.where(OUTBOX.c.installation_id <= after).order_by(*in_turn),
+    ]
+    if postgresql:
+        queries = [q.with_for_update(skip_locked=True, of=OUTBOX) for q in queries]
+    oldest, next_installation, wrapped_around = (q.limit(1) for q in queries)
+    take = (update(OUTBOX).where(OUTBOX.c.id == bindparam("entry_id"))
+            .values(locked_by=bindparam("worker_id"), locked_until=bindparam("locked_until"),
+                    attempts=OUTBOX.c.attempts + 1))
+    return _ClaimStatements(oldest, next_installation, wrapped_around, take)
+
+
+def _claimable(now: Any) -> Select[Any]:
     """Entries that may run now: pending, due, not held, first of their conversation."""
-    other = aliased(OutboxEntry)
+    entry, other = OUTBOX, OUTBOX.alias("other")
     comes_before = or_(
-        other.ordering_at < OutboxEntry.ordering_at,
-        and_(other.ordering_at == OutboxEntry.ordering_at, other.id < OutboxEntry.id),
+        other.c.ordering_at < entry.c.ordering_at,
+        and_(other.c.ordering_at == entry.c.ordering_at, other.c.id < entry.c.id),
     )
     blocked_by_conversation = exists().where(
-        other.ordering_key == OutboxEntry.ordering_key,
-        other.id != OutboxEntry.id,
+        other.c.ordering_key == entry.c.ordering_key,
+        other.c.id != entry.c.id,
         or_(
-            and_(other.state == PENDING, or_(comes_before, other.locked_until > now)),
+            and_(other.c.state == PENDING, or_(comes_before, other.c.locked_until > now)),
             # Waiting for the admin to re-authorise: it will be re-queued, so it holds back
             # its successors like an entry waiting for a retry (decision 0006).
-            and_(other.state == FAILED, other.failure_kind == AUTH_REVOKED, comes_before),
+            and_(other.c.state == FAILED, other.c.failure_kind == AUTH_REVOKED, comes_before),
         ),
     )
-    return select(OutboxEntry).where(
-        OutboxEntry.state == PENDING,
-        OutboxEntry.available_at <= now,
-        or_(OutboxEntry.locked_until.is_(None), OutboxEntry.locked_until <= now),
-        or_(OutboxEntry.ordering_key.is_(None), ~blocked_by_conversation),
+    return select(entry.c.id, entry.c.installation_id, entry.c.kind, entry.c.message_id,
+                  entry.c.payload, entry.c.attempts).where(
+        entry.c.state == PENDING,
+        entry.c.available_at <= now,
+        or_(entry.c.locked_until.is_(None), entry.c.locked_until <= now),
+        or_(entry.c.ordering_key.is_(None), ~blocked_by_conversation),
     )
 
 
