@@ -406,12 +406,13 @@ def main() -> None:
                         url = f"sqlite:///{Path(tmp) / 'e2e.sqlite3'}"
                         results.append(run_database("SQLite", url, args, ports, children))
                     else:
+                        name = f"{DB_PREFIX}_{os.getpid()}"  # two runs side by side
                         try:
-                            url = fresh_pg(DB_PREFIX)
+                            url = fresh_pg(name)
                             results.append(run_database("PostgreSQL", url, args, ports,
                                                         children))
                         finally:
-                            drop_pg(DB_PREFIX)
+                            drop_pg(name)
         except BaseException:
             for name in list(children.procs):
                 print(f"--- {name} log (tail)\n{children.tail(name)}", file=sys.stderr)
