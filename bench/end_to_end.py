@@ -22,8 +22,10 @@ one `worker`, configured by environment variables only. For each database:
      hide a slow service), to the first poll that sees it: it is an upper bound, coarse by
      the poll interval (--poll, printed with the table);
   4. worker CPU (utime + stime of the worker process, /proc/<pid>/stat) over each phase,
-     divided by the publications (inbound) or replies of that phase. A reply is several jobs
-     (send_reply, then the SENT and DELIVERED reports to HubSpot), all counted in "per reply".
+     divided by the publications (inbound) or replies of that phase; each phase starts once
+     the outbox has been empty for 2 s, so that the previous phase's tail is not counted.
+     A reply is several jobs (send_reply, then the SENT and DELIVERED reports to HubSpot),
+     all counted in "per reply".
 
 --profile DIR runs the worker under cProfile (CPU time, every thread's work on one) and
 writes DIR/worker-<database>.prof when it stops (read with `python -m pstats`); the CPU
@@ -50,6 +52,7 @@ from typing import Any
 
 import httpx
 import structlog
+from sqlalchemy import create_engine, text
 from worker_processes import (
     CLI,
     PORTAL,
@@ -154,8 +157,10 @@ class Phase:
 class Stack:
     """The sandboxes, web and worker of one database, and the conversations' threads."""
 
-    def __init__(self, ports: Ports, children: Children, conversations: int, poll: float):
+    def __init__(self, ports: Ports, children: Children, conversations: int, poll: float,
+                 database_url: str):
         self.ports, self.children = ports, children
+        self.database = create_engine(database_url)
         self.conversations, self.poll = conversations, poll
         self.aircall = httpx.Client(base_url=ports.aircall_url, timeout=30)
         self.hubspot = httpx.Client(base_url=ports.hubspot_url, timeout=30)
@@ -165,6 +170,7 @@ class Stack:
         self.sequence = 0
 
     def close(self) -> None:
+        self.database.dispose()
         for client in (self.aircall, self.hubspot, self.watch_aircall, self.watch_hubspot):
             client.close()
 
@@ -185,11 +191,31 @@ class Stack:
         return {f"+{m['raw_digits']}|{m['body']}" for m in response.json()["messages"]
                 if m.get("direction") == "outbound"}
 
+    def wait_quiet(self, quiet: float = 2.0, timeout: float = 120.0) -> None:
+        """Until no outbox entry has been pending for `quiet` seconds: the previous phase's
+        tail (a reply's SENT and DELIVERED reports come after the phone shows it) must not
+        be counted in the next phase's CPU."""
+        deadline, quiet_since = time.monotonic() + timeout, None
+        while time.monotonic() < deadline:
+            with self.database.connect() as connection:
+                pending = connection.execute(text(
+                    "SELECT count(*) FROM outbox WHERE state = 'pending'")).scalar()
+            if pending:
+                quiet_since = None
+            elif quiet_since is None:
+                quiet_since = time.monotonic()
+            elif time.monotonic() - quiet_since >= quiet:
+                return
+            self.children.check_alive()
+            time.sleep(0.1)
+        raise RuntimeError(f"outbox not quiet after {timeout:.0f} s")
+
     def _worker_pid(self) -> int:
         return self.children.procs["worker"].pid
 
     def _run_phase(self, rate: float, count: int, send: Callable[[int], str],
                    look: Callable[[set[str]], set[str]]) -> Phase:
+        self.wait_quiet()
         phase = Phase(rate=rate, sent=count)
         watcher = Watcher(look, self.poll)
         keys: list[str] = []
@@ -280,7 +306,7 @@ def run_database(name: str, database_url: str, args: argparse.Namespace, ports: 
     # limits out of the way: bench/pacing.py measures the limits, this one the service.
     env = child_env(database_url, ports, web_port) | {
         "HUBSPOT_RATE_LIMIT": "1000000", "AIRCALL_RATE_LIMIT": "1000000"}
-    stack = Stack(ports, children, args.conversations, args.poll)
+    stack = Stack(ports, children, args.conversations, args.poll, database_url)
     try:
         children.start("web", "web", env)  # migrates the fresh database on start
         wait_http(f"http://127.0.0.1:{web_port}/healthz", children)
@@ -306,6 +332,7 @@ def run_database(name: str, database_url: str, args: argparse.Namespace, ports: 
         if warm.lost:
             raise RuntimeError(f"warm-up: {warm.lost} messages never reached the help desk")
         stack.learn_threads()
+        stack.wait_quiet()
         result.idle_cpu_ms_per_s = stack.idle_cpu_ms_per_s(args.idle_seconds)
         for rate in args.rates:
             count = max(1, round(rate * args.seconds))
