@@ -40,7 +40,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -140,10 +140,12 @@ class Children:
         self.log_dir = log_dir
         self.procs: dict[str, subprocess.Popen[bytes]] = {}
 
-    def start(self, name: str, command: str, env: dict[str, str]) -> subprocess.Popen[bytes]:
+    def start(self, name: str, command: str, env: dict[str, str], *,
+              argv: Sequence[str] = CLI) -> subprocess.Popen[bytes]:
+        """`argv`: what runs `command` (the CLI; bench/end_to_end.py puts a profiler first)."""
         log = (self.log_dir / f"{name}.log").open("wb")
         proc = subprocess.Popen(
-            [*CLI, command], env=env, stdout=log, stderr=subprocess.STDOUT,
+            [*argv, command], env=env, stdout=log, stderr=subprocess.STDOUT,
             # cwd: the log directory, so that no `.env` file of the checkout is read.
             cwd=self.log_dir, start_new_session=True,
         )

@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from sqlalchemy import Connection, bindparam, select
+
 from whatsapp_helpdesk.bootstrap import Services
+from whatsapp_helpdesk.db.crypto import TokenCipher
 from whatsapp_helpdesk.db.models import Installation
+from whatsapp_helpdesk.db.session import READ_ONLY
 from whatsapp_helpdesk.errors import AuthRevoked
 from whatsapp_helpdesk.hubspot.oauth import TokenSet
 
@@ -25,23 +30,56 @@ def mark_reauth_required(services: Services, installation_id: int, reason: str) 
 
 
 @dataclass(frozen=True)
-class _StoredHubSpotTokens:
-    access: str | None
+class StoredHubSpotTokens:
+    access: str | None  # decrypted
     expires_at: datetime | None
-    refresh: str
+    refresh_enc: str  # decrypted only when a refresh needs it
 
 
-def _stored_hubspot_tokens(services: Services, installation_id: int) -> _StoredHubSpotTokens:
-    with services.sessions() as session:
-        installation = session.get(Installation, installation_id)
-        if installation is None or not installation.hubspot_refresh_token_enc:
-            raise AuthRevoked("HubSpot is not authorised for this installation.")
-        access = installation.hubspot_access_token_enc
-        return _StoredHubSpotTokens(
-            access=services.cipher.decrypt(access) if access else None,
-            expires_at=installation.hubspot_token_expires_at,
-            refresh=services.cipher.decrypt(installation.hubspot_refresh_token_enc),
-        )
+INSTALLATIONS = Installation.__table__
+
+# Built once: the worker reads an installation's tokens for every publication.
+_HUBSPOT_TOKENS = select(
+    INSTALLATIONS.c.hubspot_access_token_enc, INSTALLATIONS.c.hubspot_token_expires_at,
+    INSTALLATIONS.c.hubspot_refresh_token_enc,
+).where(INSTALLATIONS.c.id == bindparam("installation_id"))
+_AIRCALL_TOKEN = select(INSTALLATIONS.c.aircall_access_token_enc).where(
+    INSTALLATIONS.c.id == bindparam("installation_id"))
+
+
+@functools.lru_cache(maxsize=1024)
+def _decrypt(cipher: TokenCipher, ciphertext: str) -> str:
+    """Decrypting a token (Fernet: HMAC check, AES) on every publication was a good share
+    of the worker's CPU; the stored ciphertext is still read every time. The cache is keyed
+    on that ciphertext, so a token that changed (refreshed, re-authorised, re-encrypted by
+    `rotate-keys`) is decrypted afresh: it can never answer with an old token. Fernet makes
+    a new ciphertext on every encryption (random IV), so two tokens never share a key."""
+    return cipher.decrypt(ciphertext)
+
+
+def stored_hubspot_tokens(
+    services: Services, connection: Connection, installation_id: int
+) -> StoredHubSpotTokens:
+    """The installation's HubSpot tokens, read in the caller's transaction."""
+    row = connection.execute(_HUBSPOT_TOKENS, {"installation_id": installation_id}).first()
+    if row is None or not row.hubspot_refresh_token_enc:
+        raise AuthRevoked("HubSpot is not authorised for this installation.")
+    access = row.hubspot_access_token_enc
+    return StoredHubSpotTokens(
+        access=_decrypt(services.cipher, access) if access else None,
+        expires_at=row.hubspot_token_expires_at,
+        refresh_enc=row.hubspot_refresh_token_enc,
+    )
+
+
+def _read_only(services: Services) -> Connection:
+    # A plain read: on SQLite it does not queue for the write lock (db/session.py).
+    return services.engine.connect().execution_options(**{READ_ONLY: True})
+
+
+def _stored_hubspot_tokens(services: Services, installation_id: int) -> StoredHubSpotTokens:
+    with _read_only(services) as connection:
+        return stored_hubspot_tokens(services, connection, installation_id)
 
 
 def _store_hubspot_tokens(services: Services, installation_id: int, tokens: TokenSet) -> None:
@@ -55,17 +93,21 @@ def _store_hubspot_tokens(services: Services, installation_id: int, tokens: Toke
 
 
 async def hubspot_access_token(
-    services: Services, installation_id: int, *, force_refresh: bool = False
+    services: Services, installation_id: int, *, force_refresh: bool = False,
+    stored: StoredHubSpotTokens | None = None,
 ) -> str:
     """A valid access token, refreshed ahead of expiry. The database work runs in a thread,
-    off the worker's event loop (its other slots go on meanwhile)."""
-    stored = await asyncio.to_thread(_stored_hubspot_tokens, services, installation_id)
+    off the worker's event loop (its other slots go on meanwhile). `stored`: the tokens as
+    the caller just read them in its own transaction (the publish job), saving a read."""
+    if stored is None:
+        stored = await asyncio.to_thread(_stored_hubspot_tokens, services, installation_id)
     now = services.clock.now()
     if (stored.access and stored.expires_at and stored.expires_at - now > REFRESH_AHEAD
             and not force_refresh):
         return stored.access
     try:
-        tokens = await services.hubspot_oauth().refresh(stored.refresh)
+        tokens = await services.hubspot_oauth().refresh(
+            _decrypt(services.cipher, stored.refresh_enc))
     except AuthRevoked as exc:
         await asyncio.to_thread(
             mark_reauth_required, services, installation_id,
@@ -77,8 +119,9 @@ async def hubspot_access_token(
 
 
 def aircall_access_token(services: Services, installation_id: int) -> str:
-    with services.sessions() as session:
-        installation = session.get(Installation, installation_id)
-        if installation is None or not installation.aircall_access_token_enc:
-            raise AuthRevoked("Aircall is not authorised for this installation.")
-        return services.cipher.decrypt(installation.aircall_access_token_enc)
+    with _read_only(services) as connection:
+        encrypted = connection.execute(
+            _AIRCALL_TOKEN, {"installation_id": installation_id}).scalar()
+    if not encrypted:
+        raise AuthRevoked("Aircall is not authorised for this installation.")
+    return _decrypt(services.cipher, encrypted)

@@ -14,18 +14,19 @@ worked right now.
 
 from __future__ import annotations
 
+import functools
 import json
 import random
 from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import Select, and_, exists, or_, select, update
-from sqlalchemy.orm import Session, aliased
+from sqlalchemy import Integer, Select, Table, Update, and_, bindparam, exists, or_, select, update
+from sqlalchemy.orm import Session
 
 from whatsapp_helpdesk.db.models import DeliveryAttempt, OutboxEntry
-from whatsapp_helpdesk.db.session import rows_changed
+from whatsapp_helpdesk.db.session import READ_ONLY, rows_changed
 
 PENDING = "pending"
 DONE = "done"
@@ -36,6 +37,9 @@ FAILED = "failed"
 AUTH_REVOKED = "auth_revoked"
 
 LEASE = timedelta(seconds=60)
+
+OUTBOX = cast(Table, OutboxEntry.__table__)
+ATTEMPTS = cast(Table, DeliveryAttempt.__table__)
 
 
 def enqueue(
@@ -88,37 +92,32 @@ def claim(
     has work, wrapping around, so one busy portal does not starve the others. Without it,
     the oldest entry overall. `skip_installations`: none of theirs (their rate bucket is
     full for now, worker/runner.py)."""
-    claimable = _claimable(now)
-    if skip_installations:
-        claimable = claimable.where(OutboxEntry.installation_id.not_in(skip_installations))
+    statements = _claim_statements(session.get_bind().dialect.name == "postgresql")
+    if not _anything_due(session, statements, now):
+        return None
     if after_installation is None:
-        queries = [claimable.order_by(OutboxEntry.available_at, OutboxEntry.id)]
+        queries = [statements.oldest]
     else:
-        in_turn = (OutboxEntry.installation_id, OutboxEntry.available_at, OutboxEntry.id)
-        queries = [
-            claimable.where(OutboxEntry.installation_id > after_installation).order_by(*in_turn),
-            claimable.where(OutboxEntry.installation_id <= after_installation).order_by(*in_turn),
-        ]
-    if session.get_bind().dialect.name == "postgresql":
-        queries = [q.with_for_update(skip_locked=True, of=OutboxEntry) for q in queries]
+        queries = [statements.next_installation, statements.wrapped_around]
+    parameters = {"now": now, "after": after_installation, "skip": list(skip_installations)}
     with session.begin():
-        entry = None
+        connection = session.connection()
+        row = None
         for query in queries:
-            entry = session.scalars(query.limit(1)).first()
-            if entry is not None:
+            row = connection.execute(query, parameters).first()
+            if row is not None:
                 break
-        if entry is None:
+        if row is None:
             return None
-        entry.locked_by = worker_id
-        entry.locked_until = now + lease
-        entry.attempts += 1
+        connection.execute(statements.take, {
+            "entry_id": row.id, "worker_id": worker_id, "locked_until": now + lease})
         return Claimed(
-            id=entry.id,
-            installation_id=entry.installation_id,
-            kind=entry.kind,
-            message_id=entry.message_id,
-            payload=json.loads(entry.payload or "{}"),
-            attempt=entry.attempts,
+            id=row.id,
+            installation_id=row.installation_id,
+            kind=row.kind,
+            message_id=row.message_id,
+            payload=json.loads(row.payload or "{}"),
+            attempt=row.attempts + 1,
         )
 
 
@@ -131,28 +130,81 @@ def release(session: Session, *, entry_id: int, worker_id: str) -> None:
     )
 
 
-def _claimable(now: datetime) -> Select[OutboxEntry]:
+def _anything_due(session: Session, statements: _ClaimStatements, now: datetime) -> bool:
+    """An idle slot's poll, first as a plain read of the claim index: no write lock (SQLite's
+    BEGIN IMMEDIATE), no row locks, one cheap statement instead of the claim's two (the
+    round robin's) with their correlated NOT EXISTS. Idle slots poll several times a second;
+    this was most of an idle worker's CPU (docs/performance.md). False means nothing can
+    be claimed now; true only that the claim must look (the entry may wait for its turn)."""
+    connection = session.connection(execution_options={READ_ONLY: True})
+    try:
+        return connection.execute(statements.due, {"now": now}).first() is not None
+    finally:
+        session.commit()  # ends the read, before the claim's own transaction
+
+
+@dataclass(frozen=True)
+class _ClaimStatements:
+    due: Select[Any]
+    oldest: Select[Any]
+    next_installation: Select[Any]
+    wrapped_around: Select[Any]
+    take: Update
+
+
+@functools.cache
+def _claim_statements(postgresql: bool) -> _ClaimStatements:
+    """The claim's statements, built once per dialect with bound parameters: building the
+    statement again for every claim (an alias, a correlated NOT EXISTS, through the ORM) was
+    most of the ~6 ms of CPU an empty claim cost (bench/end_to_end.py, docs/performance.md).
+    Core rows, not ORM objects: the claim needs six columns and one UPDATE."""
+    claimable = _claimable(bindparam("now", type_=OUTBOX.c.available_at.type)).where(
+        # Installations whose rate bucket is full for now (pacing at claim time, R44); an
+        # empty list skips none.
+        OUTBOX.c.installation_id.not_in(bindparam("skip", expanding=True)))
+    after = bindparam("after", type_=Integer())
+    in_turn = (OUTBOX.c.installation_id, OUTBOX.c.available_at, OUTBOX.c.id)
+    queries = [
+        claimable.order_by(OUTBOX.c.available_at, OUTBOX.c.id),
+        claimable.where(OUTBOX.c.installation_id > after).order_by(*in_turn),
+        claimable.where(OUTBOX.c.installation_id <= after).order_by(*in_turn),
+    ]
+    if postgresql:
+        queries = [q.with_for_update(skip_locked=True, of=OUTBOX) for q in queries]
+    oldest, next_installation, wrapped_around = (q.limit(1) for q in queries)
+    take = (update(OUTBOX).where(OUTBOX.c.id == bindparam("entry_id"))
+            .values(locked_by=bindparam("worker_id"), locked_until=bindparam("locked_until"),
+                    attempts=OUTBOX.c.attempts + 1))
+    now = bindparam("now", type_=OUTBOX.c.available_at.type)
+    due = select(OUTBOX.c.id).where(
+        OUTBOX.c.state == PENDING, OUTBOX.c.available_at <= now,
+        or_(OUTBOX.c.locked_until.is_(None), OUTBOX.c.locked_until <= now)).limit(1)
+    return _ClaimStatements(due, oldest, next_installation, wrapped_around, take)
+
+
+def _claimable(now: Any) -> Select[Any]:
     """Entries that may run now: pending, due, not held, first of their conversation."""
-    other = aliased(OutboxEntry)
+    entry, other = OUTBOX, OUTBOX.alias("other")
     comes_before = or_(
-        other.ordering_at < OutboxEntry.ordering_at,
-        and_(other.ordering_at == OutboxEntry.ordering_at, other.id < OutboxEntry.id),
+        other.c.ordering_at < entry.c.ordering_at,
+        and_(other.c.ordering_at == entry.c.ordering_at, other.c.id < entry.c.id),
     )
     blocked_by_conversation = exists().where(
-        other.ordering_key == OutboxEntry.ordering_key,
-        other.id != OutboxEntry.id,
+        other.c.ordering_key == entry.c.ordering_key,
+        other.c.id != entry.c.id,
         or_(
-            and_(other.state == PENDING, or_(comes_before, other.locked_until > now)),
+            and_(other.c.state == PENDING, or_(comes_before, other.c.locked_until > now)),
             # Waiting for the admin to re-authorise: it will be re-queued, so it holds back
             # its successors like an entry waiting for a retry (decision 0006).
-            and_(other.state == FAILED, other.failure_kind == AUTH_REVOKED, comes_before),
+            and_(other.c.state == FAILED, other.c.failure_kind == AUTH_REVOKED, comes_before),
         ),
     )
-    return select(OutboxEntry).where(
-        OutboxEntry.state == PENDING,
-        OutboxEntry.available_at <= now,
-        or_(OutboxEntry.locked_until.is_(None), OutboxEntry.locked_until <= now),
-        or_(OutboxEntry.ordering_key.is_(None), ~blocked_by_conversation),
+    return select(entry.c.id, entry.c.installation_id, entry.c.kind, entry.c.message_id,
+                  entry.c.payload, entry.c.attempts).where(
+        entry.c.state == PENDING,
+        entry.c.available_at <= now,
+        or_(entry.c.locked_until.is_(None), entry.c.locked_until <= now),
+        or_(entry.c.ordering_key.is_(None), ~blocked_by_conversation),
     )
 
 
@@ -167,17 +219,13 @@ def record_attempt(
     http_status: int | None = None,
     detail: str | None = None,
 ) -> None:
-    session.add(
-        DeliveryAttempt(
-            outbox_id=outbox_id,
-            attempt=attempt,
-            started_at=started_at,
-            duration_ms=duration_ms,
-            outcome=outcome,
-            http_status=http_status,
-            detail=detail,
-        )
-    )
+    # Core, in the caller's transaction: the ORM's unit of work for one append-only row
+    # cost more CPU than the delivery's own statements (bench/end_to_end.py).
+    session.connection().execute(ATTEMPTS.insert(), {
+        "outbox_id": outbox_id, "attempt": attempt, "started_at": started_at,
+        "duration_ms": duration_ms, "outcome": outcome, "http_status": http_status,
+        "detail": detail,
+    })
 
 
 def _owned(session: Session, entry_id: int, worker_id: str) -> Any:
@@ -186,13 +234,20 @@ def _owned(session: Session, entry_id: int, worker_id: str) -> Any:
     return update(OutboxEntry).where(OutboxEntry.id == entry_id, OutboxEntry.locked_by == worker_id)
 
 
+@functools.cache
+def _complete_statement() -> Update:
+    # Built once, on the table (not the ORM entity: no identity-map synchronisation).
+    return (update(OUTBOX)
+            .where(OUTBOX.c.id == bindparam("entry_id"),
+                   OUTBOX.c.locked_by == bindparam("worker_id"))
+            .values(state=DONE, finished_at=bindparam("now"), locked_until=None,
+                    last_error=None, retrying_since=None))
+
+
 def complete(session: Session, *, entry_id: int, worker_id: str, now: datetime) -> None:
-    session.execute(
-        _owned(session, entry_id, worker_id).values(
-            state=DONE, finished_at=now, locked_until=None, last_error=None,
-            retrying_since=None,
-        )
-    )
+    # Only the lease holder may finish an entry (see _owned).
+    session.connection().execute(_complete_statement(), {
+        "entry_id": entry_id, "worker_id": worker_id, "now": now})
 
 
 def retry_later(

@@ -10,15 +10,39 @@ from __future__ import annotations
 import asyncio
 import uuid
 from dataclasses import dataclass
-from datetime import timedelta
-from typing import Any
+from datetime import datetime, timedelta
+from typing import Any, cast
 
-from sqlalchemy import Select, func, select
-from sqlalchemy.orm import Session, aliased
+from sqlalchemy import (
+    Connection,
+    Row,
+    Select,
+    Table,
+    and_,
+    bindparam,
+    func,
+    insert,
+    or_,
+    select,
+    update,
+)
+from sqlalchemy.orm import Session
+from sqlalchemy.orm.attributes import set_committed_value
 
-from whatsapp_helpdesk.bootstrap import Services
-from whatsapp_helpdesk.credentials import hubspot_access_token
-from whatsapp_helpdesk.db.models import ChannelAccount, Conversation, Message, Number, Ticket
+from whatsapp_helpdesk.bootstrap import CHANNEL_ID_KEY, Services
+from whatsapp_helpdesk.credentials import (
+    StoredHubSpotTokens,
+    hubspot_access_token,
+    stored_hubspot_tokens,
+)
+from whatsapp_helpdesk.db.models import (
+    ChannelAccount,
+    Conversation,
+    Message,
+    Number,
+    ServiceState,
+    Ticket,
+)
 from whatsapp_helpdesk.domain.tickets import (
     Activity,
     JoinTicket,
@@ -29,70 +53,115 @@ from whatsapp_helpdesk.domain.tickets import (
 from whatsapp_helpdesk.errors import Permanent
 from whatsapp_helpdesk.hubspot import FileAttachment, PublishedMessage
 
+MESSAGES = cast(Table, Message.__table__)
+TICKETS = cast(Table, Ticket.__table__)
+CONVERSATIONS = cast(Table, Conversation.__table__)
+NUMBERS = cast(Table, Number.__table__)
+ACCOUNTS = cast(Table, ChannelAccount.__table__)
+
+# The job's statements, built once with bound parameters, in Core on the tables: the ORM's
+# identity map and unit of work, and building each statement again, were most of the
+# worker's CPU per publication (bench/end_to_end.py, docs/performance.md).
+_m = MESSAGES.c
+_customer = MESSAGES.alias("customer")
+# Each neighbour comes with the customer's latest message at or before it: the facts the
+# activity rule (domain/tickets.py) needs, read in the neighbours' own query.
+_LAST_CUSTOMER_MESSAGE_AT = (
+    select(func.max(_customer.c.sent_at))
+    .where(_customer.c.conversation_id == _m.conversation_id,
+           _customer.c.direction == "inbound",
+           _customer.c.sent_at <= _m.sent_at)
+    .scalar_subquery()
+)
+_NEIGHBOUR_COLUMNS = (_m.sent_at, _m.ticket_id, _m.direction, _m.status,
+                      _LAST_CUSTOMER_MESSAGE_AT.label("last_customer_message_at"))
+_PLACED_NEIGHBOURS = select(*_NEIGHBOUR_COLUMNS).where(
+    _m.conversation_id == bindparam("conversation_id"),
+    _m.ticket_id.is_not(None),
+    _m.id != bindparam("message_id"),
+)
+_BEFORE = (_PLACED_NEIGHBOURS.where(_m.sent_at <= bindparam("sent_at"))
+           .order_by(_m.sent_at.desc(), _m.id.desc()))
+_AFTER = (_PLACED_NEIGHBOURS.where(_m.sent_at > bindparam("sent_at"))
+          .order_by(_m.sent_at, _m.id))
+_LOAD = (
+    select(_m.id, _m.status, _m.installation_id, _m.conversation_id, _m.ticket_id, _m.text,
+           _m.sender_name, _m.sent_at, _m.provider_message_id, _m.media_file_id,
+           _m.media_usage_type, _m.media_file_name, CONVERSATIONS.c.customer_e164,
+           CONVERSATIONS.c.customer_name, NUMBERS.c.e164.label("number_e164"),
+           ACCOUNTS.c.hubspot_channel_account_id)
+    .select_from(
+        MESSAGES.join(CONVERSATIONS, CONVERSATIONS.c.id == _m.conversation_id)
+        .join(NUMBERS, NUMBERS.c.id == CONVERSATIONS.c.number_id)
+        .outerjoin(ACCOUNTS, and_(ACCOUNTS.c.number_id == NUMBERS.c.id,
+                                  ACCOUNTS.c.disconnected_at.is_(None))))
+    .where(_m.id == bindparam("message_id"))
+    .limit(1)
+)
+_SKIP = (update(MESSAGES).where(_m.id == bindparam("message_id"))
+         .values(status="skipped", failure_reason=bindparam("reason")))
+_SET_TICKET = (update(MESSAGES).where(_m.id == bindparam("message_id"))
+               .values(ticket_id=bindparam("ticket_id")))
+_THREAD_ID = select(TICKETS.c.integration_thread_id).where(
+    TICKETS.c.id == bindparam("ticket_id"))
+_NEW_TICKET = insert(TICKETS).returning(TICKETS.c.id)
+_CHANNEL_ID = select(ServiceState.value).where(ServiceState.key == CHANNEL_ID_KEY)
+
+
 # Replies that are not activity are rare; past this many in a row, the customer's message
 # is treated as having no neighbour on that side (a new ticket rather than a wrong one).
 NEIGHBOURS_LOOKED_AT = 50
 
 
-def _nearest_activity(session: Session, candidates: Select[Message]) -> Activity | None:
-    """The first candidate that counts as activity (domain/tickets.py), its facts read in
-    one query: each candidate with the customer's latest message at or before it."""
-    customer = aliased(Message)
-    last_customer_message = (
-        select(func.max(customer.sent_at))
-        .where(customer.conversation_id == Message.conversation_id,
-               customer.direction == "inbound",
-               customer.sent_at <= Message.sent_at)
-        .scalar_subquery()
-    )
-    rows = session.execute(
-        candidates.add_columns(last_customer_message).limit(NEIGHBOURS_LOOKED_AT)
-    ).all()
+def _nearest_activity(connection: Connection, candidates: Select[Any],
+                      parameters: dict[str, Any]) -> Activity | None:
+    """The first candidate that counts as activity (domain/tickets.py), each with its facts,
+    all read in one query."""
+    rows = connection.execute(candidates.limit(NEIGHBOURS_LOOKED_AT), parameters)
     return nearest_activity(
         PlacedMessage(
             ticket_id=row.ticket_id, inbound=row.direction == "inbound",
             failed=row.status == "failed", sent_at=row.sent_at,
-            last_customer_message_at=last_at,
+            last_customer_message_at=row.last_customer_message_at,
         )
-        for row, last_at in rows
-        if row.ticket_id is not None  # `candidates` holds placed messages only
+        for row in rows
+        if row.ticket_id is not None  # the candidates are placed messages only
     )
 
 
-def _neighbours(session: Session, message: Message) -> tuple[Activity | None, Activity | None]:
-    placed = select(Message).where(
-        Message.conversation_id == message.conversation_id,
-        Message.ticket_id.is_not(None),
-        Message.id != message.id,
+def _ticket_of(connection: Connection, *, message_id: int, conversation_id: int,
+               sent_at: datetime, ticket_id: int | None, inactivity: timedelta) -> int:
+    """The message's ticket by the inactivity rule (R12, R20), set on the message; a new
+    ticket when the rule says so."""
+    if ticket_id is not None:
+        return ticket_id
+    where = {"conversation_id": conversation_id, "message_id": message_id, "sent_at": sent_at}
+    decision = choose_ticket(
+        sent_at, before=_nearest_activity(connection, _BEFORE, where),
+        after=_nearest_activity(connection, _AFTER, where), inactivity=inactivity,
     )
-    return (
-        _nearest_activity(session, placed.where(Message.sent_at <= message.sent_at)
-                          .order_by(Message.sent_at.desc(), Message.id.desc())),
-        _nearest_activity(session, placed.where(Message.sent_at > message.sent_at)
-                          .order_by(Message.sent_at, Message.id)),
-    )
+    if isinstance(decision, JoinTicket):
+        ticket_id = decision.ticket_id
+    else:
+        ticket_id = connection.execute(_NEW_TICKET, {
+            "conversation_id": conversation_id,
+            "integration_thread_id": f"wa-{conversation_id}-{uuid.uuid4().hex[:12]}",
+            "started_at": sent_at,
+        }).scalar_one()
+    connection.execute(_SET_TICKET, {"message_id": message_id, "ticket_id": ticket_id})
+    return ticket_id
 
 
 def assign_ticket(session: Session, message: Message, *, inactivity: timedelta) -> Ticket:
     """Place the message in a ticket by the inactivity rule (R12, R20)."""
-    if message.ticket_id is not None:
-        ticket = session.get(Ticket, message.ticket_id)
-        assert ticket is not None
-        return ticket
-    before, after = _neighbours(session, message)
-    decision = choose_ticket(message.sent_at, before=before, after=after, inactivity=inactivity)
-    if isinstance(decision, JoinTicket):
-        ticket = session.get(Ticket, decision.ticket_id)
-        assert ticket is not None
-    else:
-        ticket = Ticket(
-            conversation_id=message.conversation_id,
-            integration_thread_id=f"wa-{message.conversation_id}-{uuid.uuid4().hex[:12]}",
-            started_at=message.sent_at,
-        )
-        session.add(ticket)
-        session.flush()
-    message.ticket_id = ticket.id
+    session.flush()  # the ORM's pending changes, seen by the statements below
+    ticket_id = _ticket_of(session.connection(), message_id=message.id,
+                           conversation_id=message.conversation_id, sent_at=message.sent_at,
+                           ticket_id=message.ticket_id, inactivity=inactivity)
+    # Set through Core above: the ORM object is told without writing it again.
+    set_committed_value(message, "ticket_id", ticket_id)
+    ticket = session.get(Ticket, ticket_id)
+    assert ticket is not None
     return ticket
 
 
@@ -103,52 +172,57 @@ class _Placed:
     request: dict[str, Any]
     installation_id: int
     ticket_id: int
+    tokens: StoredHubSpotTokens  # read in the same transaction: one fewer per publication
+    channel_id: str
 
 
-def _place(services: Services, message_id: int) -> _Placed | str:
+def _place(services: Services, message_id: int) -> _Placed | str | None:
     """The database half before HubSpot: the ticket chosen and committed (so a retry reuses
-    it), or a word saying why there is nothing to publish."""
-    with services.sessions.begin() as session:
-        message = session.get(Message, message_id)
-        if message is None:
+    it), or a word saying why there is nothing to publish, or None when the custom channel
+    is not registered yet. One transaction."""
+    with services.engine.begin() as connection:
+        # As Services.channel_id() reads it, on this transaction's connection.
+        channel_id = (services.settings.hubspot_channel_id
+                      or connection.execute(_CHANNEL_ID).scalar())
+        if not channel_id:
+            return None
+        row = connection.execute(_LOAD, {"message_id": message_id}).first()
+        if row is None:
             return "message gone"
-        if message.status == "published":
+        if row.status == "published":
             return "already published"
-        conversation = session.get(Conversation, message.conversation_id)
-        assert conversation is not None
-        number = session.get(Number, conversation.number_id)
-        assert number is not None
-        account = session.scalar(
-            select(ChannelAccount).where(
-                ChannelAccount.number_id == number.id, ChannelAccount.disconnected_at.is_(None)
-            )
-        )
-        if account is None or not account.hubspot_channel_account_id:
-            message.status = "skipped"
-            message.failure_reason = "The number was disconnected from the help desk."
+        if not row.hubspot_channel_account_id:
+            connection.execute(_SKIP, {
+                "message_id": message_id,
+                "reason": "The number was disconnected from the help desk."})
             return "skipped: number disconnected"
-        ticket = assign_ticket(
-            session, message,
+        ticket_id = _ticket_of(
+            connection, message_id=row.id, conversation_id=row.conversation_id,
+            sent_at=row.sent_at, ticket_id=row.ticket_id,
             inactivity=timedelta(seconds=services.settings.ticket_inactivity_seconds),
         )
+        thread_id = connection.execute(_THREAD_ID, {"ticket_id": ticket_id}).scalar_one()
+        tokens = stored_hubspot_tokens(services, connection, row.installation_id)
         return _Placed(
             request=dict(
-                channel_account_id=account.hubspot_channel_account_id,
-                text=message.text,
-                sender_e164=conversation.customer_e164,
-                sender_name=message.sender_name or conversation.customer_name,
-                recipient_e164=number.e164,
-                timestamp=message.sent_at,
-                idempotency_id=message.provider_message_id,
-                integration_thread_id=ticket.integration_thread_id,
-                attachments=_attachments(message),
+                channel_account_id=row.hubspot_channel_account_id,
+                text=row.text,
+                sender_e164=row.customer_e164,
+                sender_name=row.sender_name or row.customer_name,
+                recipient_e164=row.number_e164,
+                timestamp=row.sent_at,
+                idempotency_id=row.provider_message_id,
+                integration_thread_id=thread_id,
+                attachments=_attachments(row),
             ),
-            installation_id=message.installation_id,
-            ticket_id=ticket.id,
+            installation_id=row.installation_id,
+            ticket_id=ticket_id,
+            tokens=tokens,
+            channel_id=channel_id,
         )
 
 
-def _attachments(message: Message) -> tuple[FileAttachment, ...]:
+def _attachments(message: Row[Any, *tuple[Any, ...]]) -> tuple[FileAttachment, ...]:
     """The file fetched and uploaded ahead of the publish (inbound/media.py, R51)."""
     if message.media_file_id is None:
         return ()
@@ -157,18 +231,29 @@ def _attachments(message: Message) -> tuple[FileAttachment, ...]:
                            name=message.media_file_name),)
 
 
+# Built once; Core on the tables, not the ORM's unit of work (bench/end_to_end.py).
+_MARK_PUBLISHED = (
+    update(MESSAGES).where(MESSAGES.c.id == bindparam("message_id"))
+    .values(status="published", failure_reason=None,
+            hubspot_message_id=bindparam("hubspot_message_id"))
+)
+_FIRST_THREAD_ID = (
+    update(TICKETS).where(TICKETS.c.id == bindparam("ticket_id"),
+                          or_(TICKETS.c.hubspot_thread_id.is_(None),
+                              TICKETS.c.hubspot_thread_id == ""))
+    .values(hubspot_thread_id=bindparam("thread_id"))
+)
+
+
 def _record_published(
     services: Services, message_id: int, ticket_id: int, published: PublishedMessage
 ) -> None:
-    with services.sessions.begin() as session:
-        message = session.get(Message, message_id)
-        ticket = session.get(Ticket, ticket_id)
-        assert message is not None and ticket is not None
-        message.status = "published"
-        message.failure_reason = None
-        message.hubspot_message_id = published.message_id
-        if published.conversations_thread_id and not ticket.hubspot_thread_id:
-            ticket.hubspot_thread_id = published.conversations_thread_id
+    with services.engine.begin() as connection:
+        connection.execute(_MARK_PUBLISHED, {"message_id": message_id,
+                                             "hubspot_message_id": published.message_id})
+        if published.conversations_thread_id:
+            connection.execute(_FIRST_THREAD_ID, {
+                "ticket_id": ticket_id, "thread_id": published.conversations_thread_id})
 
 
 async def publish_inbound(services: Services, message_id: int) -> str:
@@ -177,14 +262,14 @@ async def publish_inbound(services: Services, message_id: int) -> str:
     The database work runs in a thread: on the event loop it would hold up the worker's
     other slots while PostgreSQL answers (bench/worker_processes.py measured a third of the
     time)."""
-    channel_id = await asyncio.to_thread(services.channel_id)
-    if not channel_id:
+    placed = await asyncio.to_thread(_place, services, message_id)
+    if placed is None:
         raise Permanent("The HubSpot custom channel is not registered yet "
                         "(run `whatsapp-helpdesk hubspot register-channel`).")
-    placed = await asyncio.to_thread(_place, services, message_id)
     if isinstance(placed, str):
         return placed
-    token = await hubspot_access_token(services, placed.installation_id)
+    channel_id = placed.channel_id
+    token = await hubspot_access_token(services, placed.installation_id, stored=placed.tokens)
     portal = services.hubspot_portal(token, installation_id=placed.installation_id)
     published = await portal.publish_message(
         channel_id, direction="INCOMING", **placed.request

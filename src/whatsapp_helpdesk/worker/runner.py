@@ -189,7 +189,10 @@ class Worker:
             outcome, detail = "retry", f"internal error: {exc!r}"[:500]
             await self._after_failure(entry, kind, Retryable(detail))
         else:
-            await asyncio.to_thread(self._finish, entry)
+            duration_ms = int((time.monotonic() - t0) * 1000)
+            await asyncio.to_thread(self._finish, entry, started, duration_ms, detail)
+            DELIVERIES.labels(entry.kind, outcome).inc()
+            return True
         duration_ms = int((time.monotonic() - t0) * 1000)
         await asyncio.to_thread(self._log_attempt, entry, started, duration_ms, outcome,
                                 status_code, detail)
@@ -255,10 +258,15 @@ class Worker:
             return min((until for until in self._bucket_full_until.values() if until > now),
                        default=float("inf"))
 
-    def _finish(self, entry: outbox.Claimed) -> None:
+    def _finish(self, entry: outbox.Claimed, started: datetime, duration_ms: int,
+                detail: str | None) -> None:
+        """Done and logged in one transaction: one commit per delivery, not two."""
         with self.services.sessions.begin() as session:
             outbox.complete(session, entry_id=entry.id, worker_id=self.worker_id,
                             now=self.services.clock.now())
+            outbox.record_attempt(session, outbox_id=entry.id, attempt=entry.attempt,
+                                  started_at=started, duration_ms=duration_ms, outcome="ok",
+                                  detail=detail)
 
     def _log_attempt(self, entry: outbox.Claimed, started: datetime, duration_ms: int,
                      outcome: str, status_code: int | None, detail: str | None) -> None:
