@@ -12,10 +12,10 @@ import pytest
 
 from whatsapp_helpdesk.bootstrap import build_services
 from whatsapp_helpdesk.db import outbox
+from whatsapp_helpdesk.db.job_kinds import PUBLISH_INBOUND
 from whatsapp_helpdesk.db.migrate import upgrade
 from whatsapp_helpdesk.db.models import DeliveryAttempt, Installation, OutboxEntry
 from whatsapp_helpdesk.db.rate_buckets import DatabaseRateLimiter
-from whatsapp_helpdesk.inbound.ingest import PUBLISH_INBOUND
 from whatsapp_helpdesk.jobs import JobPayload
 from whatsapp_helpdesk.jobs.registry import REGISTRY, JobKind
 from whatsapp_helpdesk.pacing import Limit, Paced
