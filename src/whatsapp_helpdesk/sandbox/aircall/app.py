@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import Sequence
 from http import HTTPStatus
 
 from fastapi import FastAPI, Request
@@ -16,7 +15,7 @@ from whatsapp_helpdesk.sandbox.aircall.auth import AuthGateMiddleware
 from whatsapp_helpdesk.sandbox.aircall.errors import ApiError
 from whatsapp_helpdesk.sandbox.aircall.faults import FaultInjectionMiddleware
 from whatsapp_helpdesk.sandbox.aircall.runtime import Sandbox
-from whatsapp_helpdesk.sandbox.api_docs import serve_api_docs
+from whatsapp_helpdesk.sandbox.kit.app import sandbox_app
 
 
 def create_app(*, public_base_url: str, clock_followers: Sequence[str] = (),
@@ -32,24 +31,11 @@ def create_app(*, public_base_url: str, clock_followers: Sequence[str] = (),
     """
     sandbox = Sandbox(public_base_url, clock_followers, demo_home_url)
 
-    @asynccontextmanager
-    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
-        try:
-            yield
-        finally:
-            await sandbox.aclose()
-
-    app = FastAPI(
+    app = sandbox_app(
         title="Aircall sandbox",
         description="Local emulator of Aircall's Public API and WhatsApp rules.",
-        lifespan=lifespan,
-        docs_url=None,  # served below, with its assets from a package rather than a CDN
-        redoc_url=None,
-        openapi_url="/_sandbox/openapi.json",
+        sandbox=sandbox,
     )
-    app.state.sandbox = sandbox
-    serve_api_docs(app, docs_url="/_sandbox/docs", openapi_url="/_sandbox/openapi.json",
-                   title=app.title)
     app.include_router(routes_oauth.router)
     app.include_router(routes_api.router)
     app.include_router(routes_control.router)

@@ -2,15 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
-
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from whatsapp_helpdesk.sandbox.api_docs import serve_api_docs
 from whatsapp_helpdesk.sandbox.hubspot import (
     routes_channels,
     routes_control,
@@ -27,6 +23,7 @@ from whatsapp_helpdesk.sandbox.hubspot.middleware import (
 )
 from whatsapp_helpdesk.sandbox.hubspot.runtime import Sandbox
 from whatsapp_helpdesk.sandbox.hubspot.versions import with_dated_routes
+from whatsapp_helpdesk.sandbox.kit.app import sandbox_app
 
 
 def create_app(*, public_base_url: str, demo_home_url: str | None = None) -> FastAPI:
@@ -38,24 +35,11 @@ def create_app(*, public_base_url: str, demo_home_url: str | None = None) -> Fas
     """
     sandbox = Sandbox(public_base_url, demo_home_url)
 
-    @asynccontextmanager
-    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
-        try:
-            yield
-        finally:
-            await sandbox.aclose()
-
-    app = FastAPI(
+    app = sandbox_app(
         title="Sandbox HubSpot",
         description="Local emulator of HubSpot's Custom Channels, Conversations, CRM and OAuth.",
-        lifespan=lifespan,
-        docs_url=None,  # served below, with its assets from a package rather than a CDN
-        redoc_url=None,
-        openapi_url="/_sandbox/openapi.json",
+        sandbox=sandbox,
     )
-    app.state.sandbox = sandbox
-    serve_api_docs(app, docs_url="/_sandbox/docs", openapi_url="/_sandbox/openapi.json",
-                   title=app.title)
     for module in (
         routes_oauth, routes_channels, routes_conversations, routes_crm, routes_files,
         routes_control, screens,
