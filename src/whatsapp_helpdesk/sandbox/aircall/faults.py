@@ -12,12 +12,10 @@ from __future__ import annotations
 from http import HTTPStatus
 from typing import Any
 
-from starlette.types import ASGIApp
-
 from whatsapp_helpdesk.sandbox.aircall.ratelimit import exhausted, too_many_requests_body
 from whatsapp_helpdesk.sandbox.aircall.runtime import Sandbox
 from whatsapp_helpdesk.sandbox.kit import faults as kit
-from whatsapp_helpdesk.sandbox.kit.faults import Fault, fault_json, take_matching_fault
+from whatsapp_helpdesk.sandbox.kit.faults import fault_json, take_matching_fault
 
 __all__ = ["FaultInjectionMiddleware", "fault_json", "take_matching_fault"]
 
@@ -27,15 +25,8 @@ CONTROL_PREFIX = "/_sandbox"
 MEDIA_PREFIX = "/_sandbox/media/"
 
 
-class FaultInjectionMiddleware(kit.FaultInjectionMiddleware):
+class FaultInjectionMiddleware(kit.FaultInjectionMiddleware[Sandbox]):
     drop_style = "close"
-
-    def __init__(self, app: ASGIApp, sandbox: Sandbox) -> None:
-        super().__init__(app)
-        self.sandbox = sandbox
-
-    def faults(self) -> list[Fault]:
-        return self.sandbox.state.faults
 
     def never_faulted(self, path: str) -> bool:
         return path.startswith(CONTROL_PREFIX) and not path.startswith(MEDIA_PREFIX)

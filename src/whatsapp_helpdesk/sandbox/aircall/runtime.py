@@ -6,29 +6,23 @@ from collections.abc import Sequence
 
 import httpx
 
-from whatsapp_helpdesk.sandbox.aircall.clock import SandboxClock
 from whatsapp_helpdesk.sandbox.aircall.config import SandboxConfig
 from whatsapp_helpdesk.sandbox.aircall.deliveries import WebhookDispatcher
 from whatsapp_helpdesk.sandbox.aircall.seed import seeded_state
 from whatsapp_helpdesk.sandbox.aircall.serializers import TimestampFormat
 from whatsapp_helpdesk.sandbox.aircall.state import SandboxState
-from whatsapp_helpdesk.sandbox.kit.background import BackgroundTasks
+from whatsapp_helpdesk.sandbox.kit.runtime import SandboxRuntime
 
 
-class Sandbox(BackgroundTasks):
+class Sandbox(SandboxRuntime[SandboxState]):
     """One emulated Aircall, kept on `app.state.sandbox`."""
 
     def __init__(self, public_base_url: str, clock_followers: Sequence[str] = (),
                  demo_home_url: str | None = None) -> None:
-        super().__init__()
-        self.base_url = public_base_url.rstrip("/")
-        # The page the screens link back to (the service's sandbox home under `serve`).
-        self.demo_home_url = demo_home_url
+        super().__init__(public_base_url, demo_home_url)
         # Other clocks the phone's "jump the clock" always moves too (besides its page's
         # `also_notify`); part of how the sandbox was started, so a reset keeps them.
         self.clock_followers = list(clock_followers)
-        self.clock = SandboxClock()
-        self.state: SandboxState = seeded_state()
         self.dispatcher = WebhookDispatcher(self)
         self._http: httpx.AsyncClient | None = None
 
@@ -36,11 +30,12 @@ class Sandbox(BackgroundTasks):
     def config(self) -> SandboxConfig:
         return self.state.config
 
+    def seed(self) -> SandboxState:
+        return seeded_state()
+
     def reset(self) -> None:
         """Back to the seed: state, configuration, clock, faults, pending deliveries."""
-        self.cancel_background_tasks()
-        self.state = seeded_state()
-        self.clock = SandboxClock()
+        super().reset()
         self.dispatcher.clear()
 
     def next_timestamp_format(self, *, for_webhook: bool) -> TimestampFormat:

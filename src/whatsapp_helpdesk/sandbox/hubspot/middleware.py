@@ -16,24 +16,16 @@ from whatsapp_helpdesk.sandbox.hubspot.auth import RATE_LIMIT_SCOPE_KEY
 from whatsapp_helpdesk.sandbox.hubspot.errors import category_for_status, error_body
 from whatsapp_helpdesk.sandbox.hubspot.runtime import Sandbox
 from whatsapp_helpdesk.sandbox.kit import faults as kit
-from whatsapp_helpdesk.sandbox.kit.faults import Fault
 
 UNFAULTED_PREFIXES = (constants.CONTROL_PREFIX, "/help-desk", "/static")
 
 
-class FaultInjectionMiddleware(kit.FaultInjectionMiddleware):
+class FaultInjectionMiddleware(kit.FaultInjectionMiddleware[Sandbox]):
     """HubSpot's answers for the kit's faults: its error body with the category for the
     status, its 429 with the X-HubSpot-RateLimit-* headers, a connection reset."""
 
     drop_style = "abort"
     content_type = "application/json;charset=utf-8"
-
-    def __init__(self, app: ASGIApp, sandbox: Sandbox) -> None:
-        super().__init__(app)
-        self.sandbox = sandbox
-
-    def faults(self) -> list[Fault]:
-        return self.sandbox.state.faults
 
     def never_faulted(self, path: str) -> bool:
         return path == "/" or path.startswith(UNFAULTED_PREFIXES)

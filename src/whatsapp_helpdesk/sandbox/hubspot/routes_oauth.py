@@ -173,19 +173,26 @@ async def access_token_info(token: str, sandbox: SandboxDep) -> dict[str, Any]:
     if token not in sandbox.state.access_tokens or sandbox.state.access_tokens[token].revoked:
         raise errors.not_found("Token not found")
     access = authenticate(sandbox, token)
-    portal = sandbox.state.portals[access.portal_id]
-    agent = portal.agent(access.user_id)
     return {
-        "token": access.token,
-        "user": agent.email if agent else "",
-        "hub_domain": portal.domain,
-        "scopes": access.scopes,
-        "hub_id": portal.id,
+        **_token_info(sandbox, access),
         "app_id": constants.APP_ID,
         "expires_in": expires_in_seconds(sandbox, access),
-        "user_id": access.user_id,
         "token_type": "access",
         "is_private_distribution": False,
+    }
+
+
+def _token_info(sandbox: Sandbox, token: AccessToken | RefreshToken) -> dict[str, Any]:
+    """The fields both token-info answers give: the token, its scopes and its owner."""
+    portal = sandbox.state.portals[token.portal_id]
+    agent = portal.agent(token.user_id)
+    return {
+        "token": token.token,
+        "user": agent.email if agent else "",
+        "hub_domain": portal.domain,
+        "scopes": token.scopes,
+        "hub_id": portal.id,
+        "user_id": token.user_id,
     }
 
 
@@ -271,16 +278,9 @@ async def refresh_token_info(token: str, sandbox: SandboxDep) -> dict[str, Any]:
     refresh = sandbox.state.refresh_tokens.get(token)
     if refresh is None or refresh.revoked:
         raise errors.not_found("Refresh token not found")
-    portal = sandbox.state.portals[refresh.portal_id]
-    agent = portal.agent(refresh.user_id)
     return {
-        "token": refresh.token,
-        "user": agent.email if agent else "",
-        "hub_domain": portal.domain,
-        "scopes": refresh.scopes,
-        "hub_id": portal.id,
+        **_token_info(sandbox, refresh),
         "client_id": constants.CLIENT_ID,
-        "user_id": refresh.user_id,
         "token_type": "refresh",
     }
 

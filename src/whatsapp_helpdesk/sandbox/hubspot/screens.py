@@ -250,15 +250,20 @@ async def ticket_list(portal_id: int, request: Request, sandbox: SandboxDep) -> 
                                              "rows": rows})
 
 
+def _portal_ticket(sandbox: Sandbox, portal_id: int, ticket_id: str) -> Ticket:
+    ticket = sandbox.state.tickets.get(ticket_id)
+    if ticket is None or ticket.portal_id != portal_id:
+        raise PageNotFound(f"There is no ticket {ticket_id}.")
+    return ticket
+
+
 @router.get("/help-desk/{portal_id}/tickets/{ticket_id}", response_class=HTMLResponse)
 async def ticket_view(
     portal_id: int, ticket_id: str, request: Request, sandbox: SandboxDep
 ) -> Response:
     portal = _portal(sandbox, portal_id)
     state = sandbox.state
-    ticket = state.tickets.get(ticket_id)
-    if ticket is None or ticket.portal_id != portal_id:
-        raise PageNotFound(f"There is no ticket {ticket_id}.")
+    ticket = _portal_ticket(sandbox, portal_id, ticket_id)
     row = ticket_row(state, ticket)
     thread = row.thread
     messages = [message_view(state, m) for m in state.thread_messages(thread.id)] if thread else []
@@ -289,8 +294,8 @@ async def ticket_reply(
     portal_id: int, ticket_id: str, request: Request, sandbox: SandboxDep
 ) -> Response:
     """The reply form of the ticket view (R21): same path as the replies control."""
-    ticket = sandbox.state.tickets.get(ticket_id)
-    if ticket is None or ticket.portal_id != portal_id or ticket.thread_id is None:
+    ticket = _portal_ticket(sandbox, portal_id, ticket_id)
+    if ticket.thread_id is None:
         raise PageNotFound(f"There is no ticket {ticket_id}.")
     form = await request.form()
     reply = messaging.AgentReplyIn(
@@ -310,9 +315,7 @@ async def ticket_reply(
 
 @router.post("/help-desk/{portal_id}/tickets/{ticket_id}/close")
 async def ticket_close(portal_id: int, ticket_id: str, sandbox: SandboxDep) -> Response:
-    ticket = sandbox.state.tickets.get(ticket_id)
-    if ticket is None or ticket.portal_id != portal_id:
-        raise PageNotFound(f"There is no ticket {ticket_id}.")
+    ticket = _portal_ticket(sandbox, portal_id, ticket_id)
     thread = sandbox.state.threads.get(ticket.thread_id or "")
     if thread is not None:
         messaging.close(sandbox, thread)

@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import random
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Generic, Literal, Protocol, TypeVar
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
@@ -70,19 +70,31 @@ def take_matching_fault(faults: list[Fault], method: str, path: str) -> Fault | 
     return None
 
 
-class FaultInjectionMiddleware:
-    """Outermost middleware: answers a request with the first matching fault, if any."""
+class _FaultStore(Protocol):
+    @property
+    def faults(self) -> list[Fault]: ...
+
+
+class _HasFaults(Protocol):
+    @property
+    def state(self) -> _FaultStore: ...
+
+
+SandboxT = TypeVar("SandboxT", bound=_HasFaults)
+
+
+class FaultInjectionMiddleware(Generic[SandboxT]):
+    """Outermost middleware: answers a request with the first matching fault, if any, from
+    `sandbox.state.faults`."""
 
     drop_style: DropStyle = "close"
     content_type = "application/json"
 
-    def __init__(self, app: ASGIApp) -> None:
+    def __init__(self, app: ASGIApp, sandbox: SandboxT) -> None:
         self.app = app
+        self.sandbox = sandbox
 
     # --- what each provider says -----------------------------------------------------------
-
-    def faults(self) -> list[Fault]:
-        raise NotImplementedError
 
     def never_faulted(self, path: str) -> bool:
         """Control paths: never faulted, so a test can always clear what it set."""
@@ -102,7 +114,7 @@ class FaultInjectionMiddleware:
         if scope["type"] != "http" or self.never_faulted(path):
             await self.app(scope, receive, send)
             return
-        fault = take_matching_fault(self.faults(), scope["method"], path)
+        fault = take_matching_fault(self.sandbox.state.faults, scope["method"], path)
         if fault is None:
             await self.app(scope, receive, send)
         elif fault.mode == "slow":
