@@ -129,9 +129,15 @@ def _fault_from(body: Json, fault_id: int) -> Fault:
     times = body.get("times")
     if times is not None and (isinstance(times, bool) or not isinstance(times, int) or times < 1):
         raise bad_request("times must be a positive integer or null (until cleared)")
+    # The kit's one fault model: a share of the matching requests, as the HubSpot sandbox has.
+    probability = body.get("probability", 1.0)
+    if (isinstance(probability, bool) or not isinstance(probability, int | float)
+            or not 0 < probability <= 1):
+        raise bad_request("probability must be a number above 0 and at most 1")
     return Fault(
         id=fault_id, path_prefix=path_prefix, method=method.upper() if method else None,
         mode=mode, status=status, delay_seconds=float(delay), times=times,
+        probability=float(probability),
     )
 
 
