@@ -16,7 +16,7 @@ Read from HubSpot's published OpenAPI files (`shared/reference/hubspot-openapi/`
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Final, Literal
+from typing import Final, Literal, TypedDict
 from urllib.parse import quote
 
 ApiVersion = Literal["2026-03", "v3"]
@@ -94,6 +94,31 @@ class HubSpotPaths:
 # HubSpot publishes it.]
 _INBOXES_V3: Final = "/conversations/v3/conversations/inboxes"
 
+class _CrmAndFilesPaths(TypedDict):
+    contacts: str
+    contacts_search: str
+    tickets: str
+    tickets_search: str
+    files_upload: str
+    _files_prefix: str
+    folders: str
+    folders_search: str
+
+
+def _crm_and_files(*, crm_objects: str, files: str) -> _CrmAndFilesPaths:
+    """The CRM objects and File Manager paths: below one prefix per version, the same tail."""
+    return _CrmAndFilesPaths(
+        contacts=f"{crm_objects}/contacts",
+        contacts_search=f"{crm_objects}/contacts/search",
+        tickets=f"{crm_objects}/tickets",
+        tickets_search=f"{crm_objects}/tickets/search",
+        files_upload=f"{files}/files",
+        _files_prefix=f"{files}/files",
+        folders=f"{files}/folders",
+        folders_search=f"{files}/folders/search",
+    )
+
+
 _PATHS: Final[dict[ApiVersion, HubSpotPaths]] = {
     "2026-03": HubSpotPaths(
         version="2026-03",
@@ -103,16 +128,9 @@ _PATHS: Final[dict[ApiVersion, HubSpotPaths]] = {
         channels_list="/conversations/custom-channels/2026-03",
         _channel_prefix="/conversations/custom-channels/2026-03",
         inboxes=_INBOXES_V3,
-        contacts="/crm/objects/2026-03/contacts",
-        contacts_search="/crm/objects/2026-03/contacts/search",
-        tickets="/crm/objects/2026-03/tickets",
-        tickets_search="/crm/objects/2026-03/tickets/search",
         oauth_token="/oauth/2026-03/token",
         oauth_introspect="/oauth/2026-03/token/introspect",
-        files_upload="/files/2026-03/files",
-        _files_prefix="/files/2026-03/files",
-        folders="/files/2026-03/folders",
-        folders_search="/files/2026-03/folders/search",
+        **_crm_and_files(crm_objects="/crm/objects/2026-03", files="/files/2026-03"),
     ),
     "v3": HubSpotPaths(
         version="v3",
@@ -124,19 +142,12 @@ _PATHS: Final[dict[ApiVersion, HubSpotPaths]] = {
         channels_list="/conversations/v3/custom-channels/",
         _channel_prefix="/conversations/v3/custom-channels",
         inboxes=_INBOXES_V3,
-        contacts="/crm/v3/objects/contacts",
-        contacts_search="/crm/v3/objects/contacts/search",
-        tickets="/crm/v3/objects/tickets",
-        tickets_search="/crm/v3/objects/tickets/search",
         # OAuth v3, not v1: v1 (`/oauth/v1/token`, `GET /oauth/v1/access-tokens/{token}`) is
         # deprecated for removal on 16 Feb 2027, before v3 custom channels go (Sept 2027);
         # v3 OAuth has the same shapes as 2026-03.
         oauth_token="/oauth/v3/token",
         oauth_introspect="/oauth/v3/token/introspect",
-        files_upload="/files/v3/files",
-        _files_prefix="/files/v3/files",
-        folders="/files/v3/folders",
-        folders_search="/files/v3/folders/search",
+        **_crm_and_files(crm_objects="/crm/v3/objects", files="/files/v3"),
     ),
 }
 

@@ -82,6 +82,24 @@ def test_fault_matches_method_and_prefix_only(aircall: Sandbox) -> None:
     assert aircall.http.get("/_sandbox/faults").json() == {"faults": []}
 
 
+def test_fault_with_a_probability_answers_that_share_of_calls(aircall: Sandbox) -> None:
+    """The fault model both emulators share: a fault can hit a share of calls; the calls it
+    lets through spend neither a hit nor one of its `times`."""
+    aircall.http.post("/_sandbox/config", json={"rate_limit_per_minute": 10_000})
+    fault = _fault(aircall, path_prefix="/v1/numbers", mode="status", status=503,
+                   probability=0.3)
+    assert fault["probability"] == 0.3
+    statuses = [aircall.basic.get("/v1/numbers").status_code for _ in range(200)]
+    faulted = statuses.count(503)
+    assert statuses.count(200) == 200 - faulted
+    assert 30 <= faulted <= 90  # binomial(200, 0.3): mean 60, 4.6 standard deviations each way
+    assert aircall.http.get("/_sandbox/faults").json()["faults"][0]["hits"] == faulted
+    for bad in (0, 1.5, True):
+        refused = aircall.http.post("/_sandbox/faults", json={
+            "path_prefix": "/v1/numbers", "mode": "drop", "probability": bad})
+        assert refused.status_code == 400
+
+
 def test_rate_limit_fault(aircall: Sandbox) -> None:
     _fault(aircall, path_prefix="/v1/", mode="rate_limit", times=1)
     limited = aircall.basic.get("/v1/ping")

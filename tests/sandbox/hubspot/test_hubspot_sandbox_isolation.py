@@ -7,9 +7,10 @@ from pathlib import Path
 
 import whatsapp_helpdesk.sandbox.hubspot as package
 
-# Its own package, and the kit both emulators share (sandbox/api_docs.py); never the bridge,
-# never the other emulator.
-ALLOWED_PREFIX = ("whatsapp_helpdesk.sandbox.hubspot", "whatsapp_helpdesk.sandbox.api_docs")
+# Its own package, and the kit both emulators share (sandbox/api_docs.py, sandbox/kit/); never
+# the bridge, never the other emulator.
+ALLOWED_PREFIX = ("whatsapp_helpdesk.sandbox.hubspot", "whatsapp_helpdesk.sandbox.api_docs",
+                  "whatsapp_helpdesk.sandbox.kit")
 
 
 def test_sandbox_imports_nothing_from_the_service() -> None:

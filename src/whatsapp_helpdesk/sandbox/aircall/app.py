@@ -2,21 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import Sequence
 from http import HTTPStatus
 
-from fastapi import FastAPI, Request
-from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, Response
-from starlette.exceptions import HTTPException as StarletteHTTPException
+from fastapi import FastAPI
 
 from whatsapp_helpdesk.sandbox.aircall import routes_api, routes_control, routes_oauth, screens
 from whatsapp_helpdesk.sandbox.aircall.auth import AuthGateMiddleware
 from whatsapp_helpdesk.sandbox.aircall.errors import ApiError
 from whatsapp_helpdesk.sandbox.aircall.faults import FaultInjectionMiddleware
 from whatsapp_helpdesk.sandbox.aircall.runtime import Sandbox
-from whatsapp_helpdesk.sandbox.api_docs import serve_api_docs
+from whatsapp_helpdesk.sandbox.kit.app import install_error_handlers, sandbox_app
 
 
 def create_app(*, public_base_url: str, clock_followers: Sequence[str] = (),
@@ -32,24 +28,11 @@ def create_app(*, public_base_url: str, clock_followers: Sequence[str] = (),
     """
     sandbox = Sandbox(public_base_url, clock_followers, demo_home_url)
 
-    @asynccontextmanager
-    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
-        try:
-            yield
-        finally:
-            await sandbox.aclose()
-
-    app = FastAPI(
+    app = sandbox_app(
         title="Aircall sandbox",
         description="Local emulator of Aircall's Public API and WhatsApp rules.",
-        lifespan=lifespan,
-        docs_url=None,  # served below, with its assets from a package rather than a CDN
-        redoc_url=None,
-        openapi_url="/_sandbox/openapi.json",
+        sandbox=sandbox,
     )
-    app.state.sandbox = sandbox
-    serve_api_docs(app, docs_url="/_sandbox/docs", openapi_url="/_sandbox/openapi.json",
-                   title=app.title)
     app.include_router(routes_oauth.router)
     app.include_router(routes_api.router)
     app.include_router(routes_control.router)
@@ -62,28 +45,15 @@ def create_app(*, public_base_url: str, clock_followers: Sequence[str] = (),
 
 
 def _install_error_handlers(app: FastAPI) -> None:
-    @app.exception_handler(ApiError)
-    async def api_error(_: Request, error: ApiError) -> JSONResponse:
-        return JSONResponse(error.body, status_code=error.status_code, headers=error.headers)
-
-    @app.exception_handler(StarletteHTTPException)
-    async def http_error(request: Request, error: StarletteHTTPException) -> Response:
-        if error.status_code == 404 and _browser_page(request):
-            # Aircall's dashboard answers a browser with a page; its API, JSON (issue 15).
-            return screens.templates.TemplateResponse(
-                request, "not_found.html",
-                {"what": f"There is no page at {request.url.path}."}, status_code=404)
-        phrase = HTTPStatus(error.status_code).phrase
-        return JSONResponse({"message": phrase}, status_code=error.status_code)
-
-    @app.exception_handler(RequestValidationError)
-    async def validation_error(_: Request, error: RequestValidationError) -> JSONResponse:
-        return JSONResponse(
-            {"error": "Bad Request", "troubleshoot": str(error.errors())}, status_code=400
-        )
-
-
-def _browser_page(request: Request) -> bool:
-    """A browser asking for a screen, not a client of the API or of the control routes."""
-    return "text/html" in request.headers.get("accept", "") and not request.url.path.startswith(
-        ("/v1/", "/_sandbox/"))
+    install_error_handlers(
+        app,
+        provider_error=ApiError,
+        http_error_body=lambda error: {"message": HTTPStatus(error.status_code).phrase},
+        validation_error_body=lambda error: {
+            "error": "Bad Request", "troubleshoot": str(error.errors())},
+        # Aircall's API and the sandbox's control routes: JSON, always; elsewhere Aircall's
+        # dashboard answers a browser with a page.
+        api_prefixes=("/v1/", "/_sandbox/"),
+        not_found_page=lambda request, what: screens.templates.TemplateResponse(
+            request, "not_found.html", {"what": what}, status_code=404),
+    )

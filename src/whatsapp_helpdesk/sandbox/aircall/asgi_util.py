@@ -2,23 +2,11 @@
 
 from __future__ import annotations
 
-import json
-from typing import Any
-
 from starlette.types import Message, Scope, Send
 
+from whatsapp_helpdesk.sandbox.kit.asgi import send_json
 
-async def send_json(
-    send: Send, status: int, body: dict[str, Any], headers: dict[str, str] | None = None
-) -> None:
-    raw = json.dumps(body).encode()
-    header_list = [
-        (b"content-type", b"application/json"),
-        (b"content-length", str(len(raw)).encode()),
-    ]
-    header_list += [(k.lower().encode(), v.encode()) for k, v in (headers or {}).items()]
-    await send({"type": "http.response.start", "status": status, "headers": header_list})
-    await send({"type": "http.response.body", "body": raw})
+__all__ = ["header", "send_json", "with_extra_headers"]
 
 
 def header(scope: Scope, name: bytes) -> str | None:

@@ -18,21 +18,35 @@ import random
 import time
 import uuid
 from collections import deque
+from collections.abc import Coroutine
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal, Protocol
 
 import httpx
 
 from whatsapp_helpdesk.sandbox.aircall import constants
-from whatsapp_helpdesk.sandbox.aircall.clock import to_iso, to_unix_seconds
-from whatsapp_helpdesk.sandbox.aircall.state import Webhook
-
-if TYPE_CHECKING:
-    from whatsapp_helpdesk.sandbox.aircall.runtime import Sandbox
+from whatsapp_helpdesk.sandbox.aircall.clock import SandboxClock, to_iso, to_unix_seconds
+from whatsapp_helpdesk.sandbox.aircall.config import SandboxConfig
+from whatsapp_helpdesk.sandbox.aircall.state import SandboxState, Webhook
 
 Json = dict[str, Any]
 Outcome = Literal["success", "failure", "gave_up", "abandoned"]
+
+
+class Sandbox(Protocol):
+    """What deliveries need of the live sandbox (`runtime.Sandbox`, which owns the
+    dispatcher): named here so this module does not import the runtime back."""
+
+    clock: SandboxClock
+    state: SandboxState
+
+    @property
+    def config(self) -> SandboxConfig: ...
+
+    def spawn(self, coroutine: Coroutine[Any, Any, Any]) -> None: ...
+
+    def http_client(self) -> httpx.AsyncClient: ...
 
 
 @dataclass

@@ -5,18 +5,11 @@ from __future__ import annotations
 from typing import Any
 
 from whatsapp_helpdesk.sandbox.aircall import constants
+from whatsapp_helpdesk.sandbox.kit.errors import SandboxApiError
 
 
-class ApiError(Exception):
+class ApiError(SandboxApiError):
     """Raised by routes; rendered as JSON by the app's exception handler."""
-
-    def __init__(
-        self, status_code: int, body: dict[str, Any], headers: dict[str, str] | None = None
-    ) -> None:
-        super().__init__(f"{status_code}: {body}")
-        self.status_code = status_code
-        self.body = body
-        self.headers = headers or {}
 
 
 def bad_request(troubleshoot: str, *, error: str = "Bad Request") -> ApiError:

@@ -35,7 +35,6 @@ from whatsapp_helpdesk.sandbox.aircall.serializers import (
 )
 from whatsapp_helpdesk.sandbox.aircall.state import (
     Company,
-    Fault,
     Integration,
     Message,
     Number,
@@ -43,6 +42,7 @@ from whatsapp_helpdesk.sandbox.aircall.state import (
     WhatsAppLine,
 )
 from whatsapp_helpdesk.sandbox.aircall.templates import template_json
+from whatsapp_helpdesk.sandbox.kit.faults import Fault
 
 Json = dict[str, Any]
 router = APIRouter(prefix="/_sandbox")
@@ -129,9 +129,15 @@ def _fault_from(body: Json, fault_id: int) -> Fault:
     times = body.get("times")
     if times is not None and (isinstance(times, bool) or not isinstance(times, int) or times < 1):
         raise bad_request("times must be a positive integer or null (until cleared)")
+    # The kit's one fault model: a share of the matching requests, as the HubSpot sandbox has.
+    probability = body.get("probability", 1.0)
+    if (isinstance(probability, bool) or not isinstance(probability, int | float)
+            or not 0 < probability <= 1):
+        raise bad_request("probability must be a number above 0 and at most 1")
     return Fault(
         id=fault_id, path_prefix=path_prefix, method=method.upper() if method else None,
         mode=mode, status=status, delay_seconds=float(delay), times=times,
+        probability=float(probability),
     )
 
 

@@ -2,58 +2,41 @@
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Coroutine, Sequence
-from typing import Any
+from collections.abc import Sequence
 
 import httpx
 
-from whatsapp_helpdesk.sandbox.aircall.clock import SandboxClock
 from whatsapp_helpdesk.sandbox.aircall.config import SandboxConfig
 from whatsapp_helpdesk.sandbox.aircall.deliveries import WebhookDispatcher
 from whatsapp_helpdesk.sandbox.aircall.seed import seeded_state
 from whatsapp_helpdesk.sandbox.aircall.serializers import TimestampFormat
 from whatsapp_helpdesk.sandbox.aircall.state import SandboxState
+from whatsapp_helpdesk.sandbox.kit.runtime import SandboxRuntime
 
 
-class Sandbox:
+class Sandbox(SandboxRuntime[SandboxState]):
     """One emulated Aircall, kept on `app.state.sandbox`."""
 
     def __init__(self, public_base_url: str, clock_followers: Sequence[str] = (),
                  demo_home_url: str | None = None) -> None:
-        self.base_url = public_base_url.rstrip("/")
-        # The page the screens link back to (the service's sandbox home under `serve`).
-        self.demo_home_url = demo_home_url
+        super().__init__(public_base_url, demo_home_url)
         # Other clocks the phone's "jump the clock" always moves too (besides its page's
         # `also_notify`); part of how the sandbox was started, so a reset keeps them.
         self.clock_followers = list(clock_followers)
-        self.clock = SandboxClock()
-        self.state: SandboxState = seeded_state()
         self.dispatcher = WebhookDispatcher(self)
-        self._tasks: set[asyncio.Task[Any]] = set()
         self._http: httpx.AsyncClient | None = None
 
     @property
     def config(self) -> SandboxConfig:
         return self.state.config
 
-    def spawn(self, coroutine: Coroutine[Any, Any, Any]) -> None:
-        """Run in the background on the server's loop; reset cancels it."""
-        task = asyncio.get_running_loop().create_task(coroutine)
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+    def seed(self) -> SandboxState:
+        return seeded_state()
 
     def reset(self) -> None:
         """Back to the seed: state, configuration, clock, faults, pending deliveries."""
-        self.cancel_background_tasks()
-        self.state = seeded_state()
-        self.clock = SandboxClock()
+        super().reset()
         self.dispatcher.clear()
-
-    def cancel_background_tasks(self) -> None:
-        for task in list(self._tasks):
-            task.cancel()
-        self._tasks.clear()
 
     def next_timestamp_format(self, *, for_webhook: bool) -> TimestampFormat:
         """`alternate` flips between ms and ISO at each webhook event; responses stay in ms."""
@@ -71,9 +54,7 @@ class Sandbox:
         return self._http
 
     async def aclose(self) -> None:
-        tasks = list(self._tasks)
-        self.cancel_background_tasks()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        await super().aclose()
         if self._http is not None:
             await self._http.aclose()
             self._http = None

@@ -12,6 +12,7 @@ from datetime import datetime
 from typing import Literal
 
 from whatsapp_helpdesk.sandbox.aircall.config import SandboxConfig
+from whatsapp_helpdesk.sandbox.kit.faults import Fault
 
 Channel = Literal["whatsapp", "sms"]
 Direction = Literal["inbound", "outbound"]
@@ -187,20 +188,6 @@ class Call:
     user_id: int | None
     contact_id: int | None
     voicemail_url: str | None = None
-
-
-@dataclass
-class Fault:
-    """One injected failure (see `faults.py`)."""
-
-    id: int
-    path_prefix: str
-    method: str | None
-    mode: Literal["status", "rate_limit", "slow", "drop"]
-    status: int
-    delay_seconds: float
-    times: int | None  # remaining uses; None = until cleared
-    hits: int = 0
 
 
 API_CALL_LOG_SIZE = 100_000

@@ -2,15 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from typing import Any
 
-from fastapi import FastAPI, Request
-from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, Response
+from fastapi import FastAPI
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from whatsapp_helpdesk.sandbox.api_docs import serve_api_docs
 from whatsapp_helpdesk.sandbox.hubspot import (
     routes_channels,
     routes_control,
@@ -27,6 +23,7 @@ from whatsapp_helpdesk.sandbox.hubspot.middleware import (
 )
 from whatsapp_helpdesk.sandbox.hubspot.runtime import Sandbox
 from whatsapp_helpdesk.sandbox.hubspot.versions import with_dated_routes
+from whatsapp_helpdesk.sandbox.kit.app import install_error_handlers, sandbox_app
 
 
 def create_app(*, public_base_url: str, demo_home_url: str | None = None) -> FastAPI:
@@ -38,24 +35,11 @@ def create_app(*, public_base_url: str, demo_home_url: str | None = None) -> Fas
     """
     sandbox = Sandbox(public_base_url, demo_home_url)
 
-    @asynccontextmanager
-    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
-        try:
-            yield
-        finally:
-            await sandbox.aclose()
-
-    app = FastAPI(
+    app = sandbox_app(
         title="Sandbox HubSpot",
         description="Local emulator of HubSpot's Custom Channels, Conversations, CRM and OAuth.",
-        lifespan=lifespan,
-        docs_url=None,  # served below, with its assets from a package rather than a CDN
-        redoc_url=None,
-        openapi_url="/_sandbox/openapi.json",
+        sandbox=sandbox,
     )
-    app.state.sandbox = sandbox
-    serve_api_docs(app, docs_url="/_sandbox/docs", openapi_url="/_sandbox/openapi.json",
-                   title=app.title)
     for module in (
         routes_oauth, routes_channels, routes_conversations, routes_crm, routes_files,
         routes_control, screens,
@@ -70,31 +54,24 @@ def create_app(*, public_base_url: str, demo_home_url: str | None = None) -> Fas
 
 
 def _install_error_handlers(app: FastAPI) -> None:
-    @app.exception_handler(HubSpotApiError)
-    async def hubspot_error(_: Request, error: HubSpotApiError) -> JSONResponse:
-        return JSONResponse(error.body, status_code=error.status_code, headers=error.headers)
-
-    @app.exception_handler(StarletteHTTPException)
-    async def http_error(request: Request, error: StarletteHTTPException) -> Response:
-        if error.status_code == 404 and _browser_page(request):
-            # HubSpot's app answers a browser with a page; its API, JSON (issue 15).
-            return screens.not_found_page(request, f"There is no page at {request.url.path}.")
-        category = "OBJECT_NOT_FOUND" if error.status_code == 404 else "VALIDATION_ERROR"
-        message = "Not found" if error.status_code == 404 else str(error.detail)
-        return JSONResponse(error_body(message, category), status_code=error.status_code)
-
-    @app.exception_handler(RequestValidationError)
-    async def validation_error(_: Request, error: RequestValidationError) -> JSONResponse:
-        body = error_body(f"Invalid input: {error.errors()}", "VALIDATION_ERROR")
-        return JSONResponse(body, status_code=400)
+    install_error_handlers(
+        app,
+        provider_error=HubSpotApiError,
+        http_error_body=_http_error_body,
+        validation_error_body=lambda error: error_body(
+            f"Invalid input: {error.errors()}", "VALIDATION_ERROR"),
+        api_prefixes=_API_PREFIXES,
+        not_found_page=screens.not_found_page,
+    )
 
 
-# HubSpot's API and OAuth token paths, and the sandbox's control routes: JSON, always.
+def _http_error_body(error: StarletteHTTPException) -> dict[str, Any]:
+    if error.status_code == 404:
+        return error_body("Not found", "OBJECT_NOT_FOUND")
+    return error_body(str(error.detail), "VALIDATION_ERROR")
+
+
+# HubSpot's API and OAuth token paths, and the sandbox's control routes: JSON, always;
+# elsewhere HubSpot's app answers a browser with a page.
 _API_PREFIXES = ("/conversations/", "/crm/", "/files/", "/oauth/v1/", "/oauth/v3/",
                  "/oauth/2026", "/_sandbox/")
-
-
-def _browser_page(request: Request) -> bool:
-    """A browser asking for a screen, not a client of the API or of the control routes."""
-    return ("text/html" in request.headers.get("accept", "")
-            and not request.url.path.startswith(_API_PREFIXES))

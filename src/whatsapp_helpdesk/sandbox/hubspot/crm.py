@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, Protocol, TypeVar
 
 from whatsapp_helpdesk.sandbox.hubspot import constants, errors
 from whatsapp_helpdesk.sandbox.hubspot.clock import to_iso
@@ -81,11 +81,24 @@ def find_contact_by_phone(state: SandboxState, portal_id: int, phone: str) -> Co
     return None
 
 
+class _CrmObject(Protocol):
+    portal_id: int
+    archived: bool
+
+
+CrmObjectT = TypeVar("CrmObjectT", bound=_CrmObject)
+
+
+def _portal_object(objects: dict[str, CrmObjectT], portal_id: int, object_id: str) -> CrmObjectT:
+    """A live object of this portal, or HubSpot's 404 (the same for every object type)."""
+    found = objects.get(object_id)
+    if found is None or found.portal_id != portal_id or found.archived:
+        raise errors.not_found(f"Object not found.  objectId are usually numeric. {object_id}")
+    return found
+
+
 def portal_contact(state: SandboxState, portal_id: int, contact_id: str) -> Contact:
-    contact = state.contacts.get(contact_id)
-    if contact is None or contact.portal_id != portal_id or contact.archived:
-        raise errors.not_found(f"Object not found.  objectId are usually numeric. {contact_id}")
-    return contact
+    return _portal_object(state.contacts, portal_id, contact_id)
 
 
 def contact_by_id_property(
@@ -227,10 +240,7 @@ def create_ticket(
 
 
 def portal_ticket(state: SandboxState, portal_id: int, ticket_id: str) -> Ticket:
-    ticket = state.tickets.get(ticket_id)
-    if ticket is None or ticket.portal_id != portal_id or ticket.archived:
-        raise errors.not_found(f"Object not found.  objectId are usually numeric. {ticket_id}")
-    return ticket
+    return _portal_object(state.tickets, portal_id, ticket_id)
 
 
 def contact_ids_from_associations(

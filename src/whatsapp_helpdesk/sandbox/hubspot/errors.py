@@ -11,19 +11,17 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
+from whatsapp_helpdesk.sandbox.kit.errors import SandboxApiError
+
 SCOPES_DOC_URL = "https://developers.hubspot.com/scopes"
 
 
-class HubSpotApiError(Exception):
+class HubSpotApiError(SandboxApiError):
     """Answer the request with `status_code` and a HubSpot JSON error body."""
 
-    def __init__(
-        self, status_code: int, body: dict[str, Any], headers: dict[str, str] | None = None
-    ) -> None:
-        super().__init__(body.get("message", ""))
-        self.status_code = status_code
-        self.body = body
-        self.headers = headers or {}
+    @staticmethod
+    def describe(status_code: int, body: dict[str, Any]) -> str:
+        return str(body.get("message", ""))
 
 
 def correlation_id() -> str:

@@ -24,7 +24,6 @@ from whatsapp_helpdesk.sandbox.hubspot.runtime import Sandbox
 from whatsapp_helpdesk.sandbox.hubspot.serializers import account_json, channel_json, message_json
 from whatsapp_helpdesk.sandbox.hubspot.state import (
     Agent,
-    Fault,
     Inbox,
     Message,
     Portal,
@@ -32,6 +31,7 @@ from whatsapp_helpdesk.sandbox.hubspot.state import (
     Ticket,
 )
 from whatsapp_helpdesk.sandbox.hubspot.webhooks import delivery_json
+from whatsapp_helpdesk.sandbox.kit.faults import Fault, fault_json
 
 router = APIRouter(prefix=constants.CONTROL_PREFIX, include_in_schema=False)
 
@@ -112,20 +112,6 @@ async def set_clock(request: Request, sandbox: SandboxDep) -> dict[str, Any]:
     else:
         sandbox.clock.set_offset(float(body.offset_seconds or 0.0))
     return clock_json(sandbox)
-
-
-def fault_json(fault: Fault) -> dict[str, Any]:
-    return {
-        "id": fault.id,
-        "path_prefix": fault.path_prefix,
-        "method": fault.method,
-        "mode": fault.mode,
-        "status": fault.status,
-        "delay_seconds": fault.delay_seconds,
-        "times": fault.times,
-        "probability": fault.probability,
-        "hits": fault.hits,
-    }
 
 
 @router.post("/faults", status_code=201)

@@ -173,19 +173,26 @@ async def access_token_info(token: str, sandbox: SandboxDep) -> dict[str, Any]:
     if token not in sandbox.state.access_tokens or sandbox.state.access_tokens[token].revoked:
         raise errors.not_found("Token not found")
     access = authenticate(sandbox, token)
-    portal = sandbox.state.portals[access.portal_id]
-    agent = portal.agent(access.user_id)
     return {
-        "token": access.token,
-        "user": agent.email if agent else "",
-        "hub_domain": portal.domain,
-        "scopes": access.scopes,
-        "hub_id": portal.id,
+        **_token_info(sandbox, access),
         "app_id": constants.APP_ID,
         "expires_in": expires_in_seconds(sandbox, access),
-        "user_id": access.user_id,
         "token_type": "access",
         "is_private_distribution": False,
+    }
+
+
+def _token_info(sandbox: Sandbox, token: AccessToken | RefreshToken) -> dict[str, Any]:
+    """The fields both token-info answers give: the token, its scopes and its owner."""
+    portal = sandbox.state.portals[token.portal_id]
+    agent = portal.agent(token.user_id)
+    return {
+        "token": token.token,
+        "user": agent.email if agent else "",
+        "hub_domain": portal.domain,
+        "scopes": token.scopes,
+        "hub_id": portal.id,
+        "user_id": token.user_id,
     }
 
 
@@ -203,43 +210,34 @@ async def introspect(request: Request, sandbox: SandboxDep) -> Response:
     token_text = form.get("token", "")
     access = sandbox.state.access_tokens.get(token_text)
     if access is not None:
-        portal = sandbox.state.portals[access.portal_id]
-        agent = portal.agent(access.user_id)
         expires_in = expires_in_seconds(sandbox, access)
         return JSONResponse({
             "active": not access.revoked and expires_in > 0,
-            "token": access.token,
-            "token_use": "access_token",
-            "token_type": "bearer",
-            "client_id": constants.CLIENT_ID,
-            "app_id": constants.APP_ID,
-            "hub_id": portal.id,
-            "hub_domain": portal.domain,
-            "user": agent.email if agent else "",
-            "user_id": access.user_id,
-            "scopes": access.scopes,
+            **_introspected(sandbox, access, "access_token"),
             "expires_in": expires_in,
             "is_private_distribution": False,
-            "signed_access_token": _signed_access_token(access, portal.id),
+            "signed_access_token": _signed_access_token(access, access.portal_id),
         })
     refresh = sandbox.state.refresh_tokens.get(token_text)
     if refresh is None:
         raise errors.not_found("Token not found")
-    portal = sandbox.state.portals[refresh.portal_id]
-    agent = portal.agent(refresh.user_id)
     return JSONResponse({
         "active": not refresh.revoked,
-        "token": refresh.token,
-        "token_use": "refresh_token",
+        **_introspected(sandbox, refresh, "refresh_token"),
+    })
+
+
+def _introspected(
+    sandbox: Sandbox, token: AccessToken | RefreshToken, token_use: str
+) -> dict[str, Any]:
+    """What introspection says of either kind of token."""
+    return {
+        **_token_info(sandbox, token),
+        "token_use": token_use,
         "token_type": "bearer",
         "client_id": constants.CLIENT_ID,
         "app_id": constants.APP_ID,
-        "hub_id": portal.id,
-        "hub_domain": portal.domain,
-        "user": agent.email if agent else "",
-        "user_id": refresh.user_id,
-        "scopes": refresh.scopes,
-    })
+    }
 
 
 def _signed_access_token(access: AccessToken, portal_id: int) -> dict[str, Any]:
@@ -271,16 +269,9 @@ async def refresh_token_info(token: str, sandbox: SandboxDep) -> dict[str, Any]:
     refresh = sandbox.state.refresh_tokens.get(token)
     if refresh is None or refresh.revoked:
         raise errors.not_found("Refresh token not found")
-    portal = sandbox.state.portals[refresh.portal_id]
-    agent = portal.agent(refresh.user_id)
     return {
-        "token": refresh.token,
-        "user": agent.email if agent else "",
-        "hub_domain": portal.domain,
-        "scopes": refresh.scopes,
-        "hub_id": portal.id,
+        **_token_info(sandbox, refresh),
         "client_id": constants.CLIENT_ID,
-        "user_id": refresh.user_id,
         "token_type": "refresh",
     }
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol, TypeVar
 from urllib.parse import urlencode
 
 from fastapi import APIRouter, FastAPI, Request
@@ -232,9 +232,7 @@ async def connect_channel(portal_id: int, request: Request, sandbox: SandboxDep)
 @router.post("/help-desk/{portal_id}/settings/channels/{account_id}/disconnect")
 async def disconnect_account(portal_id: int, account_id: str, sandbox: SandboxDep) -> Response:
     _portal(sandbox, portal_id)
-    account = sandbox.state.channel_accounts.get(account_id)
-    if account is None or account.portal_id != portal_id:
-        raise PageNotFound(f"There is no channel account {account_id}.")
+    account = _of_portal(sandbox.state.channel_accounts, portal_id, account_id, "channel account")
     connections.archive_account(sandbox, account)
     return RedirectResponse(f"/help-desk/{portal_id}/settings/channels", status_code=303)
 
@@ -250,15 +248,32 @@ async def ticket_list(portal_id: int, request: Request, sandbox: SandboxDep) -> 
                                              "rows": rows})
 
 
+class _PortalRecord(Protocol):
+    portal_id: int
+
+
+RecordT = TypeVar("RecordT", bound=_PortalRecord)
+
+
+def _of_portal(records: dict[str, RecordT], portal_id: int, record_id: str, what: str) -> RecordT:
+    """The record of this portal, or the page saying there is none."""
+    found = records.get(record_id)
+    if found is None or found.portal_id != portal_id:
+        raise PageNotFound(f"There is no {what} {record_id}.")
+    return found
+
+
+def _portal_ticket(sandbox: Sandbox, portal_id: int, ticket_id: str) -> Ticket:
+    return _of_portal(sandbox.state.tickets, portal_id, ticket_id, "ticket")
+
+
 @router.get("/help-desk/{portal_id}/tickets/{ticket_id}", response_class=HTMLResponse)
 async def ticket_view(
     portal_id: int, ticket_id: str, request: Request, sandbox: SandboxDep
 ) -> Response:
     portal = _portal(sandbox, portal_id)
     state = sandbox.state
-    ticket = state.tickets.get(ticket_id)
-    if ticket is None or ticket.portal_id != portal_id:
-        raise PageNotFound(f"There is no ticket {ticket_id}.")
+    ticket = _portal_ticket(sandbox, portal_id, ticket_id)
     row = ticket_row(state, ticket)
     thread = row.thread
     messages = [message_view(state, m) for m in state.thread_messages(thread.id)] if thread else []
@@ -277,9 +292,7 @@ async def ticket_view(
 async def file_link(portal_id: int, file_id: str, sandbox: SandboxDep) -> Response:
     """An attachment's link in the ticket: a short-lived signed URL to the PRIVATE file."""
     _portal(sandbox, portal_id)
-    stored = sandbox.state.files.get(file_id)
-    if stored is None or stored.portal_id != portal_id:
-        raise PageNotFound(f"There is no file {file_id}.")
+    stored = _of_portal(sandbox.state.files, portal_id, file_id, "file")
     url, _ = routes_files.signed_url(sandbox, stored, 300)
     return RedirectResponse(url, status_code=302)
 
@@ -289,8 +302,8 @@ async def ticket_reply(
     portal_id: int, ticket_id: str, request: Request, sandbox: SandboxDep
 ) -> Response:
     """The reply form of the ticket view (R21): same path as the replies control."""
-    ticket = sandbox.state.tickets.get(ticket_id)
-    if ticket is None or ticket.portal_id != portal_id or ticket.thread_id is None:
+    ticket = _portal_ticket(sandbox, portal_id, ticket_id)
+    if ticket.thread_id is None:
         raise PageNotFound(f"There is no ticket {ticket_id}.")
     form = await request.form()
     reply = messaging.AgentReplyIn(
@@ -310,9 +323,7 @@ async def ticket_reply(
 
 @router.post("/help-desk/{portal_id}/tickets/{ticket_id}/close")
 async def ticket_close(portal_id: int, ticket_id: str, sandbox: SandboxDep) -> Response:
-    ticket = sandbox.state.tickets.get(ticket_id)
-    if ticket is None or ticket.portal_id != portal_id:
-        raise PageNotFound(f"There is no ticket {ticket_id}.")
+    ticket = _portal_ticket(sandbox, portal_id, ticket_id)
     thread = sandbox.state.threads.get(ticket.thread_id or "")
     if thread is not None:
         messaging.close(sandbox, thread)
@@ -325,9 +336,7 @@ async def contact_view(
 ) -> Response:
     portal = _portal(sandbox, portal_id)
     state = sandbox.state
-    contact = state.contacts.get(contact_id)
-    if contact is None or contact.portal_id != portal_id:
-        raise PageNotFound(f"There is no contact {contact_id}.")
+    contact = _of_portal(state.contacts, portal_id, contact_id, "contact")
     threads = [t for t in state.threads.values() if t.contact_id == contact.id]
     messages = sorted(
         (m for t in threads for m in state.thread_messages(t.id)),

@@ -22,31 +22,32 @@ SEED_CONTACTS: dict[int, list[dict[str, str]]] = {
 }
 
 
+def _portal(
+    portal_id: int, name: str, domain: str, first_inbox_id: int, now: datetime,
+    agents: list[Agent],
+) -> Portal:
+    """A portal with its two inboxes: the Inbox, and the Help Desk next to it."""
+    return Portal(
+        id=portal_id, name=name, domain=domain,
+        inboxes=[
+            Inbox(id=str(first_inbox_id), name="Inbox", type="INBOX", created_at=now),
+            Inbox(id=str(first_inbox_id + 1), name="Help Desk", type="HELP_DESK", created_at=now),
+        ],
+        agents=agents,
+    )
+
+
 def seeded_state(now: datetime) -> SandboxState:
     state = SandboxState()
     state.portals = {
-        constants.DEMO_PORTAL_ID: Portal(
-            id=constants.DEMO_PORTAL_ID,
-            name="Demo Company",
-            domain="demo-company.example",
-            inboxes=[
-                Inbox(id="5000", name="Inbox", type="INBOX", created_at=now),
-                Inbox(id="5001", name="Help Desk", type="HELP_DESK", created_at=now),
-            ],
-            agents=[
-                Agent(user_id=1, name="Alex Agent", email="alex@demo-company.example"),
-                Agent(user_id=2, name="Sam Support", email="sam@demo-company.example"),
-            ],
+        constants.DEMO_PORTAL_ID: _portal(
+            constants.DEMO_PORTAL_ID, "Demo Company", "demo-company.example", 5000, now,
+            [Agent(user_id=1, name="Alex Agent", email="alex@demo-company.example"),
+             Agent(user_id=2, name="Sam Support", email="sam@demo-company.example")],
         ),
-        constants.OTHER_PORTAL_ID: Portal(
-            id=constants.OTHER_PORTAL_ID,
-            name="Other Company",
-            domain="other-company.example",
-            inboxes=[
-                Inbox(id="6000", name="Inbox", type="INBOX", created_at=now),
-                Inbox(id="6001", name="Help Desk", type="HELP_DESK", created_at=now),
-            ],
-            agents=[Agent(user_id=3, name="Olivia Operator", email="olivia@other.example")],
+        constants.OTHER_PORTAL_ID: _portal(
+            constants.OTHER_PORTAL_ID, "Other Company", "other-company.example", 6000, now,
+            [Agent(user_id=3, name="Olivia Operator", email="olivia@other.example")],
         ),
     }
     for portal_id, rows in SEED_CONTACTS.items():

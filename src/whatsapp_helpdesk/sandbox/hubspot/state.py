@@ -15,6 +15,7 @@ from typing import Any, Literal
 
 from whatsapp_helpdesk.sandbox.hubspot import constants
 from whatsapp_helpdesk.sandbox.hubspot.config import SandboxConfig
+from whatsapp_helpdesk.sandbox.kit.faults import Fault
 
 InboxType = Literal["INBOX", "HELP_DESK"]
 Direction = Literal["INCOMING", "OUTGOING"]
@@ -289,21 +290,6 @@ class WebhookDelivery:
     state: Literal["pending", "delivered", "failed", "skipped"] = "pending"
     attempts: list[DeliveryAttempt] = field(default_factory=list)
     last_request_headers: dict[str, str] = field(default_factory=dict)
-
-
-@dataclass
-class Fault:
-    id: str
-    path_prefix: str
-    method: str | None
-    mode: Literal["status", "rate_limit", "slow", "drop"]
-    status: int
-    delay_seconds: float
-    times: int | None
-    hits: int = 0
-    # Share of matching requests this fault answers (1.0: every one); the others pass on,
-    # spending neither a hit nor one of `times`. Lets a test fault "a share of calls".
-    probability: float = 1.0
 
 
 class IdSequence:

@@ -14,17 +14,35 @@ import asyncio
 import json
 import time
 import uuid
-from typing import TYPE_CHECKING, Any
+from collections.abc import Coroutine
+from typing import Any, Protocol
 
 import httpx
 
 from whatsapp_helpdesk.sandbox.hubspot import constants
-from whatsapp_helpdesk.sandbox.hubspot.clock import to_iso
+from whatsapp_helpdesk.sandbox.hubspot.clock import SandboxClock, to_iso
+from whatsapp_helpdesk.sandbox.hubspot.config import SandboxConfig
 from whatsapp_helpdesk.sandbox.hubspot.signatures import signature_v2, signature_v3
-from whatsapp_helpdesk.sandbox.hubspot.state import Channel, DeliveryAttempt, WebhookDelivery
+from whatsapp_helpdesk.sandbox.hubspot.state import (
+    Channel,
+    DeliveryAttempt,
+    SandboxState,
+    WebhookDelivery,
+)
 
-if TYPE_CHECKING:
-    from whatsapp_helpdesk.sandbox.hubspot.runtime import Sandbox
+
+class Sandbox(Protocol):
+    """What deliveries need of the live sandbox (`runtime.Sandbox`, which owns the
+    dispatcher): named here so this module does not import the runtime back."""
+
+    clock: SandboxClock
+    state: SandboxState
+    webhook_transport: httpx.AsyncBaseTransport | None
+
+    @property
+    def config(self) -> SandboxConfig: ...
+
+    def spawn(self, coroutine: Coroutine[Any, Any, Any]) -> None: ...
 
 
 def event_envelope(
