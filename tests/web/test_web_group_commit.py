@@ -15,19 +15,20 @@ import uuid
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 from harness.pages import wait_for
-from harness.stack import SUPPORT_FR, Stack
+from harness.stack import SUPPORT_FR, Stack, running_stack
 from sqlalchemy import event, func, select
 
 from whatsapp_helpdesk.db.models import Message, WebhookEvent
 from whatsapp_helpdesk.db.session import READ_ONLY
 from whatsapp_helpdesk.flows import ingest
 
-WRITER_THREAD = "ingest-writer"
+WRITER_THREAD = "ingest-writer-"
 
 
 def _body(token: str, words: str, *, message_id: str | None = None) -> bytes:
@@ -54,12 +55,12 @@ class _Commits:
         self.synchronous: list[str] = []
 
     def on_execute(self, _conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
-        if threading.current_thread().name == WRITER_THREAD and statement.lstrip().upper(
+        if threading.current_thread().name.startswith(WRITER_THREAD) and statement.lstrip().upper(
         ).startswith("INSERT"):
             self.wrote = True
 
     def on_commit(self, conn: Any) -> None:
-        if threading.current_thread().name != WRITER_THREAD:
+        if not threading.current_thread().name.startswith(WRITER_THREAD):
             return
         self.commits += 1
         self.wrote = False
@@ -74,7 +75,7 @@ class _Commits:
 
     def on_rollback(self, _conn: Any) -> None:
         # Not counted: the rollback that ends a read (the digest cache's refresh).
-        if threading.current_thread().name == WRITER_THREAD and self.wrote:
+        if threading.current_thread().name.startswith(WRITER_THREAD) and self.wrote:
             self.rollbacks += 1
             self.wrote = False
 
@@ -93,6 +94,14 @@ def _counted(stack: Stack) -> Iterator[_Commits]:
         event.remove(engine, "commit", counted.on_commit)
         event.remove(engine, "rollback", counted.on_rollback)
         event.remove(engine, "before_cursor_execute", counted.on_execute)
+
+
+@pytest.fixture
+def stack(database_url: str, tmp_path: Path) -> Iterator[Stack]:
+    """One writer, so that what queues behind the held commit is one batch (on PostgreSQL
+    the default is four writers, which would take them in parallel batches)."""
+    with running_stack(database_url, tmp_path, ingest_writers=1) as running:
+        yield running
 
 
 def _webhook_token(stack: Stack) -> str:

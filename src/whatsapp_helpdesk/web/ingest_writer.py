@@ -20,6 +20,7 @@ import threading
 from typing import TYPE_CHECKING
 
 import structlog
+from prometheus_client import Histogram
 
 from whatsapp_helpdesk.flows.ingest import Outcome
 
@@ -28,19 +29,31 @@ if TYPE_CHECKING:
 
 log = structlog.get_logger(__name__)
 
+BATCH_SIZE = Histogram("whatsapp_helpdesk_ingest_batch_deliveries",
+                       "Aircall deliveries stored per transaction by the web process's writer",
+                       buckets=(1, 2, 4, 8, 16, 32, 64, 128))
+
 # A bound on one transaction's size: long enough to share a commit among every request a
 # web process holds at once, short enough that a batch's statements stay a few ms.
 MAX_BATCH = 128
+
+THREAD_NAME = "ingest-writer"
 
 _Item = tuple[bytes, asyncio.AbstractEventLoop, "asyncio.Future[Outcome]"]
 
 
 class AircallIngestWriter:
-    def __init__(self, webhook_spool: WebhookSpool, max_batch: int = MAX_BATCH) -> None:
+    def __init__(self, webhook_spool: WebhookSpool, max_batch: int = MAX_BATCH,
+                 writers: int | None = None) -> None:
         self.webhook_spool = webhook_spool
         self.max_batch = max_batch
+        if writers is None:
+            services = webhook_spool.services
+            writers = services.settings.ingest_writers or (
+                1 if services.engine.dialect.name == "sqlite" else 4)
+        self.writers = writers
         self._queue: queue.SimpleQueue[_Item | None] = queue.SimpleQueue()
-        self._thread: threading.Thread | None = None
+        self._threads: list[threading.Thread] = []
         self._guard = threading.Lock()
 
     async def submit(self, body: bytes) -> Outcome:
@@ -57,19 +70,23 @@ class AircallIngestWriter:
 
     def _ensure_started(self) -> None:
         # Started on first use: an app served without its lifespan still answers.
-        if self._thread is None:
+        if not self._threads:
             with self._guard:
-                if self._thread is None:
-                    self._thread = threading.Thread(target=self._run, name="ingest-writer",
-                                                    daemon=True)
-                    self._thread.start()
+                if not self._threads:
+                    self._threads = [
+                        threading.Thread(target=self._run, name=f"{THREAD_NAME}-{i}",
+                                         daemon=True)
+                        for i in range(self.writers)]
+                    for thread in self._threads:
+                        thread.start()
 
     def stop(self) -> None:
-        """Answers what is queued, then ends the thread."""
+        """Answers what is queued, then ends the threads."""
         with self._guard:
-            thread, self._thread = self._thread, None
-        if thread is not None:
+            threads, self._threads = self._threads, []
+        for _ in threads:
             self._queue.put(None)
+        for thread in threads:
             thread.join(timeout=30)
 
     def _run(self) -> None:
@@ -93,6 +110,7 @@ class AircallIngestWriter:
                 return
 
     def _store(self, batch: list[_Item]) -> None:
+        BATCH_SIZE.observe(len(batch))
         try:
             results: list[Outcome | Exception] = list(
                 self.webhook_spool.receive_aircall_batch([body for body, _, _ in batch]))
