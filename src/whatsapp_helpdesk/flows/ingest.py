@@ -144,14 +144,27 @@ def ingest_aircall_batch(services: Services, deliveries: list[AircallDelivery]) 
     nothing of the batch was kept: the caller stores each delivery alone then, so that one
     failing delivery fails only itself."""
     now = services.clock.now()
+    # Stored in the order of the conversation rows they lock (stable: a conversation's own
+    # deliveries keep their arrival order), so that concurrent batches on PostgreSQL take
+    # those locks in one order and never deadlock (each would wait deadlock_timeout).
+    order = sorted(range(len(deliveries)), key=lambda i: _lock_order(deliveries[i]))
+    outcomes: list[Outcome] = [Outcome(500, "not stored")] * len(deliveries)
     with local_writer(services.engine), services.sessions.begin() as session:
         session.connection(execution_options={DURABLE: True})
-        outcomes = [_store(services, session, delivery, now) for delivery in deliveries]
+        for i in order:
+            outcomes[i] = _store(services, session, deliveries[i], now)
     for delivery, outcome in zip(deliveries, outcomes, strict=True):
         if outcome.status_code != 401:
             log.info("aircall.delivery", event_type=delivery.envelope.event,
                      result=outcome.result, detail=outcome.detail)
     return outcomes
+
+
+def _lock_order(delivery: AircallDelivery) -> tuple[str, str]:
+    data = delivery.envelope.data
+    number = data.get("number")
+    number_id = str(number.get("id", "")) if isinstance(number, dict) else ""
+    return (number_id, str(data.get("external_number") or ""))
 
 
 def _ingest(
