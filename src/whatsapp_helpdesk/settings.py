@@ -59,6 +59,12 @@ class Settings(BaseSettings):
         75.0, gt=0, description="How long the web app keeps an idle HTTP connection open; "
         "longer than its clients and proxies keep one (httpx 5 s, load balancers 60 s), so "
         "that a request is never sent on a connection the server is closing.")
+    ingest_writers: int = Field(
+        0, ge=0, le=32,
+        description="Threads of a web process that store Aircall webhooks, each committing "
+        "what queued as one transaction (group commit). 0: one on SQLite (writes are "
+        "serialised anyway), four on PostgreSQL (a batch waiting on a row lock or a round "
+        "trip does not hold up the others).")
 
     hubspot_api_base: str = Field("https://api.hubapi.com", description="HubSpot API base URL.")
     hubspot_api_version: ApiVersion = Field(

@@ -16,6 +16,12 @@ from sqlalchemy.orm import Session, sessionmaker
 # so it may run while the same thread holds a write transaction on another connection (the
 # sandbox clock's offset is read that way from inside any transaction).
 READ_ONLY = "whatsapp_helpdesk_read_only"
+# Execution option of a write transaction whose commit is answered to someone as "kept" (a
+# webhook's 2xx, R11). On SQLite it commits with synchronous=FULL: in WAL mode NORMAL
+# survives a crash of the process but not of the machine (the WAL is fsynced only at
+# checkpoints), so a 2xx could be lost on power loss. Other writes keep NORMAL (the worker
+# re-does unfinished work). PostgreSQL's commit is durable (synchronous_commit on).
+DURABLE = "whatsapp_helpdesk_durable"
 
 
 def make_engine(url: str, **kwargs: Any) -> Engine:
@@ -58,7 +64,18 @@ def _sqlite_serialised_writes(engine: Engine) -> None:
             # A plain read: a deferred BEGIN, which in WAL mode never waits for a writer.
             connection.exec_driver_sql("BEGIN")
         else:
+            _set_synchronous(connection, "FULL" if connection.get_execution_options().get(
+                DURABLE) else "NORMAL")
             connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+def _set_synchronous(connection: Any, level: str) -> None:
+    """Per connection, and only when it changes; on the driver's connection so that it is
+    no statement of the transaction (tests count those)."""
+    info = connection.connection.info
+    if info.get("synchronous") != level:
+        connection.connection.driver_connection.execute(f"PRAGMA synchronous={level}")
+        info["synchronous"] = level
 
 
 def make_session_factory(engine: Engine) -> sessionmaker[Session]:

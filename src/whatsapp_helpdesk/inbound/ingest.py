@@ -46,7 +46,7 @@ from whatsapp_helpdesk.db.models import (
     Number,
     WebhookEvent,
 )
-from whatsapp_helpdesk.db.session import local_writer
+from whatsapp_helpdesk.db.session import DURABLE, local_writer
 from whatsapp_helpdesk.domain import content
 from whatsapp_helpdesk.domain.phone import InvalidPhoneNumber, to_e164
 from whatsapp_helpdesk.inbound import media
@@ -111,6 +111,66 @@ def ingest_authenticated_aircall(
     return _ingest(services, installation_id, webhook_digest, envelope, payload_text)
 
 
+@dataclass(frozen=True)
+class AircallDelivery:
+    """A delivery parsed and ready to store: its token's digest names the registration;
+    `installation_id` None means it is looked up by that digest inside the transaction."""
+
+    installation_id: int | None
+    webhook_digest: str
+    envelope: AircallEnvelope
+    event: Any
+    payload_text: str
+
+
+def prepare_aircall_delivery(raw_body: bytes) -> Outcome | AircallDelivery | None:
+    """What can be decided without the database: an Outcome (400, 401), a delivery ready to
+    store, or None when only the one-by-one path can answer (an invalid event is recorded
+    in a transaction of its own)."""
+    try:
+        envelope = parse_envelope(raw_body)
+    except InvalidAircallPayload as exc:
+        return Outcome(400, "invalid", str(exc))
+    if not envelope.token:
+        return Outcome(401, "unauthorized", "unknown webhook token")
+    try:
+        event = parse_event(envelope)
+    except InvalidAircallPayload:
+        return None
+    return AircallDelivery(None, token_digest(envelope.token), envelope, event,
+                           raw_body.decode("utf-8", "replace"))
+
+
+def ingest_aircall_batch(services: Services, deliveries: list[AircallDelivery]) -> list[Outcome]:
+    """Group commit (issue 17 item 1): deliveries that arrived together are stored in ONE
+    transaction, in arrival order, so they share its commit (and, on SQLite, its fsync).
+    Every outcome holds only once this returns, i.e. after the commit. Any exception means
+    nothing of the batch was kept: the caller stores each delivery alone then, so that one
+    failing delivery fails only itself."""
+    now = services.clock.now()
+    # Stored in the order of the conversation rows they lock (stable: a conversation's own
+    # deliveries keep their arrival order), so that concurrent batches on PostgreSQL take
+    # those locks in one order and never deadlock (each would wait deadlock_timeout).
+    order = sorted(range(len(deliveries)), key=lambda i: _lock_order(deliveries[i]))
+    outcomes: list[Outcome] = [Outcome(500, "not stored")] * len(deliveries)
+    with local_writer(services.engine), services.sessions.begin() as session:
+        session.connection(execution_options={DURABLE: True})
+        for i in order:
+            outcomes[i] = _store(services, session, deliveries[i], now)
+    for delivery, outcome in zip(deliveries, outcomes, strict=True):
+        if outcome.status_code != 401:
+            log.info("aircall.delivery", event_type=delivery.envelope.event,
+                     result=outcome.result, detail=outcome.detail)
+    return outcomes
+
+
+def _lock_order(delivery: AircallDelivery) -> tuple[str, str]:
+    data = delivery.envelope.data
+    number = data.get("number")
+    number_id = str(number.get("id", "")) if isinstance(number, dict) else ""
+    return (number_id, str(data.get("external_number") or ""))
+
+
 def _ingest(
     services: Services, installation_id: int | None, webhook_digest: str,
     envelope: AircallEnvelope, payload_text: str,
@@ -127,49 +187,64 @@ def _ingest(
         _record_only(services, installation_id, scope, envelope, "invalid", str(exc))
         return Outcome(400, "invalid", str(exc))
 
-    handler = HANDLERS.get(type(event))
+    delivery = AircallDelivery(installation_id, webhook_digest, envelope, event, payload_text)
     now = services.clock.now()
     try:
         with local_writer(services.engine), services.sessions.begin() as session:
-            if installation_id is None:
-                # Looked up by the SHA-256 of the token: the comparison the database makes
-                # is on the digest, so its timing tells nothing about the token (R42).
-                installation_id = session.scalar(_INSTALLATION_BY_DIGEST,
-                                                 {"digest": webhook_digest})
-                if installation_id is None:
-                    # Unauthenticated: nothing is stored, nothing changes (R42).
-                    return Outcome(401, "unauthorized", "unknown webhook token")
-            # The unique (source, scope, dedupe_key) answers "seen before?" here, before any
-            # handler runs: a second copy raises IntegrityError and changes nothing.
-            record_id = session.execute(_INSERT_EVENT, {
-                "source": "aircall",
-                "installation_id": installation_id,
-                "event_type": envelope.event,
-                "scope": scope,
-                "dedupe_key": _dedupe_key(envelope),
-                "outcome": "stored",
-                "detail": None,
-                "payload": _stored_payload(payload_text, webhook_digest),
-                "received_at": now,
-            }).scalar_one()
-            result, detail = "stored", None
-            if isinstance(event, UnsupportedAircallEvent):
-                ignored = event.event in IGNORED_EVENTS
-                result = "ignored" if ignored else "unsupported"
-                if not ignored:
-                    log.warning("aircall.unsupported_event", event_type=event.event)
-            elif handler is not None:
-                result, detail = handler(services, session, installation_id, envelope, event, now)
-            if (result, detail) != ("stored", None):
-                session.execute(_SET_EVENT_OUTCOME,
-                                {"event_id": record_id, "outcome": result, "detail": detail})
-            outcome = Outcome(200, result, detail)
+            session.connection(execution_options={DURABLE: True})
+            outcome = _store(services, session, delivery, now)
     except IntegrityError:
-        # Same delivery seen before (or racing with itself): already kept once (R14).
+        # A unique constraint past the event row (the message's provider id) caught a copy
+        # that raced with itself: already kept once (R14).
         return Outcome(200, "duplicate")
-    log.info("aircall.delivery", event_type=envelope.event, result=outcome.result,
-             installation_id=installation_id, detail=outcome.detail)
+    if outcome.status_code != 401:
+        log.info("aircall.delivery", event_type=envelope.event, result=outcome.result,
+                 installation_id=installation_id, detail=outcome.detail)
     return outcome
+
+
+def _store(services: Services, session: Session, delivery: AircallDelivery,
+           now: datetime) -> Outcome:
+    """One delivery inside the caller's transaction. A copy seen before is answered
+    "duplicate" without an exception, so it never spoils a batch's transaction."""
+    envelope, event = delivery.envelope, delivery.event
+    installation_id = delivery.installation_id
+    if installation_id is None:
+        # Looked up by the SHA-256 of the token: the comparison the database makes is on
+        # the digest, so its timing tells nothing about the token (R42).
+        installation_id = session.scalar(_INSTALLATION_BY_DIGEST,
+                                         {"digest": delivery.webhook_digest})
+        if installation_id is None:
+            # Unauthenticated: nothing is stored, nothing changes (R42).
+            return Outcome(401, "unauthorized", "unknown webhook token")
+    # The unique (source, scope, dedupe_key) answers "seen before?" here, before any
+    # handler runs: ON CONFLICT DO NOTHING returns no row for a second copy.
+    record_id = session.scalar(_insert_event(session.get_bind().dialect.name), {
+        "source": "aircall",
+        "installation_id": installation_id,
+        "event_type": envelope.event,
+        "scope": f"webhook:{delivery.webhook_digest}",
+        "dedupe_key": _dedupe_key(envelope),
+        "outcome": "stored",
+        "detail": None,
+        "payload": _stored_payload(delivery.payload_text, delivery.webhook_digest),
+        "received_at": now,
+    })
+    if record_id is None:
+        return Outcome(200, "duplicate")
+    result, detail = "stored", None
+    handler = HANDLERS.get(type(event))
+    if isinstance(event, UnsupportedAircallEvent):
+        ignored = event.event in IGNORED_EVENTS
+        result = "ignored" if ignored else "unsupported"
+        if not ignored:
+            log.warning("aircall.unsupported_event", event_type=event.event)
+    elif handler is not None:
+        result, detail = handler(services, session, installation_id, envelope, event, now)
+    if (result, detail) != ("stored", None):
+        session.execute(_SET_EVENT_OUTCOME,
+                        {"event_id": record_id, "outcome": result, "detail": detail})
+    return Outcome(200, result, detail)
 
 
 def _stored_payload(payload_text: str, webhook_digest: str) -> str:
@@ -341,13 +416,21 @@ _MESSAGES = cast(Table, Message.__table__)  # a declarative model's table is a T
 _EVENTS = cast(Table, WebhookEvent.__table__)
 _INSTALLATION_BY_DIGEST = select(Installation.id).where(
     Installation.aircall_webhook_token_hash == bindparam("digest"))
-_INSERT_EVENT = insert(_EVENTS).returning(_EVENTS.c.id)
+_EVENT_INSERTS: dict[str, Any] = {}
 _SET_EVENT_OUTCOME = (
     update(_EVENTS).where(_EVENTS.c.id == bindparam("event_id"))
     .values(outcome=bindparam("outcome"), detail=bindparam("detail")))
 # Core on the table, not the ORM entity: a plain INSERT, no unit of work.
 _INSERT_MESSAGE = insert(_MESSAGES).returning(_MESSAGES.c.id)
 _CONVERSATION_UPSERTS: dict[str, Any] = {}
+
+
+def _insert_event(dialect: str) -> Any:
+    if dialect not in _EVENT_INSERTS:
+        insert_for = pg_insert if dialect == "postgresql" else sqlite_insert
+        _EVENT_INSERTS[dialect] = insert_for(_EVENTS).on_conflict_do_nothing(
+            index_elements=["source", "scope", "dedupe_key"]).returning(_EVENTS.c.id)
+    return _EVENT_INSERTS[dialect]
 
 
 def _conversation_upsert(dialect: str) -> Any:

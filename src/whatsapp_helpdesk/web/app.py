@@ -31,6 +31,7 @@ from whatsapp_helpdesk.web import (
     sandbox_routes,
 )
 from whatsapp_helpdesk.web.error_pages import install_error_pages
+from whatsapp_helpdesk.web.ingest_writer import AircallIngestWriter
 from whatsapp_helpdesk.web.security_headers import SecurityHeaders
 from whatsapp_helpdesk.web.sessions import ServerSessions, renew, revoke_installation
 from whatsapp_helpdesk.web.webhook_intake import WEBHOOKS, read_limited_body
@@ -43,6 +44,7 @@ MAX_WEBHOOK_BODY = 256 * 1024
 def create_app(services: Services) -> FastAPI:
     settings = services.settings
     webhook_spool = WebhookSpool(services)
+    ingest_writer = AircallIngestWriter(webhook_spool)
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
@@ -51,12 +53,14 @@ def create_app(services: Services) -> FastAPI:
         try:
             yield
         finally:
+            await run_in_threadpool(ingest_writer.stop)
             await run_in_threadpool(webhook_spool.stop)
 
     app = FastAPI(title="whatsapp-helpdesk", docs_url=None, redoc_url=None, lifespan=lifespan)
     app.state.services = services
     install_error_pages(app)
     app.state.webhook_spool = webhook_spool
+    app.state.ingest_writer = ingest_writer
     # Server-side sessions: the cookie is a random id (issue 12, item 4).
     app.add_middleware(ServerSessions, sessions=services.sessions,
                        https_only=settings.public_url.startswith("https://"))
@@ -97,7 +101,8 @@ def create_app(services: Services) -> FastAPI:
         if body is None:
             WEBHOOKS.labels("aircall", "too_large").inc()
             return JSONResponse({"result": "too_large"}, status_code=413)
-        outcome = await run_in_threadpool(webhook_spool.receive_aircall, body)
+        # Group commit: answered after the commit of the batch holding it (R11).
+        outcome = await ingest_writer.submit(body)
         WEBHOOKS.labels("aircall", outcome.result).inc()
         return JSONResponse(outcome.body(), status_code=outcome.status_code)
 

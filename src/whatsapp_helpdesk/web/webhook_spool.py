@@ -49,9 +49,12 @@ from whatsapp_helpdesk.inbound.hubspot_delivery import (
     store_verified_hubspot_body,
 )
 from whatsapp_helpdesk.inbound.ingest import (
+    AircallDelivery,
     Outcome,
     handle_aircall_delivery,
+    ingest_aircall_batch,
     ingest_authenticated_aircall,
+    prepare_aircall_delivery,
 )
 from whatsapp_helpdesk.replies.reply import store_outgoing_reply
 from whatsapp_helpdesk.spool import Spool, SpoolFull
@@ -122,10 +125,53 @@ class WebhookSpool:
             return outcome
         except DATABASE_DOWN as exc:
             log.warning("webhook.database_unreachable", source="aircall", error=str(exc)[:200])
-            if installation_id is None:
-                REFUSED.labels("unknown_token").inc()
-                return Outcome(503, "unavailable", "database unreachable; retry later")
-            return self._spool_aircall(installation_id, body)
+            return self._spool_or_refuse(installation_id, body)
+
+    def _spool_or_refuse(self, installation_id: int | None, body: bytes) -> Outcome:
+        if installation_id is None:
+            REFUSED.labels("unknown_token").inc()
+            return Outcome(503, "unavailable", "database unreachable; retry later")
+        return self._spool_aircall(installation_id, body)
+
+    def receive_aircall_batch(self, bodies: list[bytes]) -> list[Outcome | Exception]:
+        """Deliveries that arrived together (web/ingest_writer.py), answered in order: one
+        transaction for all of them when it can, each alone when it cannot, so a delivery
+        that fails fails only itself; an exception in the list is that delivery's own."""
+        if len(bodies) == 1 or self.spool.has_backlog():
+            # Behind a backlog each goes to the spool in arrival order, as one alone would.
+            return [self._receive_one(body) for body in bodies]
+        prepared = [prepare_aircall_delivery(body) for body in bodies]
+        batch = [p for p in prepared if isinstance(p, AircallDelivery)]
+        try:
+            stored = iter(ingest_aircall_batch(self.services, batch))
+        except DATABASE_DOWN as exc:
+            log.warning("webhook.database_unreachable", source="aircall", error=str(exc)[:200])
+            return [self._spool_or_refuse(self._digests.get(p.webhook_digest), body)
+                    if isinstance(p, AircallDelivery) else self._receive_one(body)
+                    for p, body in zip(prepared, bodies, strict=True)]
+        except Exception:
+            # Nothing of the batch was kept (one transaction): each is stored alone.
+            log.info("aircall.batch_retried_one_by_one", deliveries=len(batch))
+            return [self._receive_one(body) for body in bodies]
+        outcomes: list[Outcome | Exception] = []
+        for p, body in zip(prepared, bodies, strict=True):
+            if isinstance(p, Outcome):
+                outcomes.append(p)
+            elif p is None:
+                outcomes.append(self._receive_one(body))
+            else:
+                outcome = next(stored)
+                if outcome.status_code != 401 and p.webhook_digest not in self._digests:
+                    # A webhook registered since the last refresh: known before any outage.
+                    self.refresh_digests()
+                outcomes.append(outcome)
+        return outcomes
+
+    def _receive_one(self, body: bytes) -> Outcome | Exception:
+        try:
+            return self.receive_aircall(body)
+        except Exception as exc:  # that delivery's own failure: its request answers 500
+            return exc
 
     def receive_hubspot(self, *, method: str, url: str, raw_body: bytes,
                         timestamp_header: str | None, signature_header: str | None) -> Outcome:
