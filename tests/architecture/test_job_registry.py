@@ -210,6 +210,6 @@ def test_typed_enqueue_refuses_a_payload_that_is_no_kind() -> None:
 
 
 def test_a_reengagement_notes_stored_json_leads_with_its_reply() -> None:
-    """flows/reengagement.py `ensure_note` finds a queued note by the stored JSON's prefix."""
+    """replies/reengagement.py `ensure_note` finds a queued note by the stored JSON's prefix."""
     note = payloads.ReengagementNote(reply_id=7, channel_id="1", number_id=3, text="A note.")
     assert json.dumps(note.model_dump(mode="json")).startswith('{"reply_id": 7,')

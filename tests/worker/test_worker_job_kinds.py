@@ -261,7 +261,7 @@ def test_R44_rate_limit_waits_spend_no_kinds_budget(world, monkeypatch) -> None:
 
 
 # Whether a job failed because HubSpot's grant was revoked goes again after the admin
-# re-authorises (flows/reauth.py): all but a reply, which is FAILED in HubSpot already.
+# re-authorises (connect/reauth.py): all but a reply, which is FAILED in HubSpot already.
 REQUEUED_AFTER_REAUTH = {kind: kind != "send_reply" for kind in REGISTRY}
 
 

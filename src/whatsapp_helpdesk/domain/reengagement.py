@@ -3,7 +3,7 @@
 Outside WhatsApp's 24 h window only an approved template may go (reference §B1). When a
 number has one, a reply after the window sends it instead of failing; the customer's answer
 reopens the window and free text goes again. Pure rules and an agent's words live here;
-flows/reengagement.py does the work.
+replies/reengagement.py does the work.
 """
 
 from __future__ import annotations

@@ -60,7 +60,7 @@ class SendReply(JobPayload):
     channel_id: str | None = None
     rich_text: str | None = None
     attachment_count: int = 0
-    # Written by the worker just before it calls Aircall (flows/reply.py, decision 0002).
+    # Written by the worker just before it calls Aircall (replies/reply.py, decision 0002).
     sending_since: str | None = None
 
 
@@ -75,14 +75,14 @@ class ReportStatus(JobPayload):
 
 
 class NativeTicket(JobPayload):
-    """One missed call, voicemail or SMS that gets a CRM ticket (flows/native_ticketing.py's
+    """One missed call, voicemail or SMS that gets a CRM ticket (native_tickets/tickets.py's
     `Activity`, with the number it happened on)."""
 
     KIND: ClassVar[str] = "native_ticket"
     LABEL: ClassVar[str] = "Native ticket in HubSpot"
 
     number_id: int
-    # The activity, field for field (flows/native_ticketing.py `Activity`).
+    # The activity, field for field (native_tickets/tickets.py `Activity`).
     kind: str  # MISSED_CALL, VOICEMAIL or SMS
     reference: str
     customer: str
@@ -106,7 +106,7 @@ class ReengagementNote(JobPayload):
     KIND: ClassVar[str] = "reengagement_note"
     LABEL: ClassVar[str] = "Template note in the ticket"
 
-    # First field on purpose: flows/reengagement.py `ensure_note` finds a queued note by the
+    # First field on purpose: replies/reengagement.py `ensure_note` finds a queued note by the
     # stored JSON's leading `{"reply_id": N,`.
     reply_id: int
     channel_id: str | None = None

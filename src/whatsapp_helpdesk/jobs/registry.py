@@ -98,7 +98,7 @@ class RetryPolicy:
     # For a reply, the start of WhatsApp's window (R24); None for the other kinds.
     window_opened_at: Deadline | None = None
     # Failed because HubSpot's grant was revoked: queued again, in order, when the admin
-    # re-authorises (flows/reauth.py).
+    # re-authorises (connect/reauth.py).
     requeue_after_reauth: bool = True
 
 
