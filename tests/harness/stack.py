@@ -73,6 +73,15 @@ class Served:
         self.socket.close()
 
 
+def stop_all(servers: list[Served]) -> None:
+    """Stop the servers side by side: uvicorn looks at `should_exit` every tenth of a second,
+    so one after the other costs that much per server."""
+    for server in servers:
+        server.server.should_exit = True
+    for server in servers:
+        server.stop()
+
+
 @dataclass
 class Stack:
     settings: Settings
@@ -230,6 +239,5 @@ def running_stack(
     finally:
         for client in clients:
             client.close()
-        for server in reversed(servers):
-            server.stop()
+        stop_all(list(reversed(servers)))
         services.engine.dispose()
