@@ -1,9 +1,25 @@
 """Fixtures shared by every test folder: import path, and fresh databases on SQLite and
 PostgreSQL.
 
-`database_url` and `migrated_engine` are reused by the end-to-end tests: every test that
-asks for them runs twice, once per database (ids `sqlite` and `postgresql`), each time on
-a fresh, empty database of its own.
+`database_url` and `migrated_engine` give each test a fresh database of its own (empty, or
+at the newest migration). Which databases a test runs on is one rule, `databases_of` below:
+
+- a storage, queue or concurrency test runs twice, once per database (ids `sqlite` and
+  `postgresql`, the second half marked `postgresql`): every test under tests/db/, and every
+  test marked `both_databases` (per test, or `pytestmark` for a module): the worker's
+  claim/pacing/pruning tests, the outage, SIGKILL and concurrent-delivery end-to-end tests,
+  dedupe by constraint, the doctor's and `migrate`'s database checks, key rotation, driver
+  error redaction. Mark a new test `both_databases` when what it proves depends on the
+  database (a constraint, a lock, a transaction, a dialect's SQL or error);
+- every other test runs on SQLite only (id `sqlite`): what it proves is HTTP, flows and
+  pages, which are the same code on both databases, so the PostgreSQL half only cost time;
+- a test that parametrises `database_url` itself (the browser tests: `["sqlite"]`) keeps its
+  own list.
+
+`migrated_engine` and the `stack` fixture (tests/harness/stack.py) start from a copy of a
+database migrated once per test process (a file copy on SQLite, `CREATE DATABASE … TEMPLATE`
+on PostgreSQL) instead of running every migration for every test; tests/db/
+test_db_migrations.py still runs them from an empty `database_url`.
 
 PostgreSQL is expected on 127.0.0.1:5432 (scripts/test.sh starts it when it is down);
 `TEST_POSTGRES_URL` points elsewhere. A PostgreSQL test that cannot reach the server
@@ -13,12 +29,16 @@ that silently ran on one only would prove half of it.
 
 from __future__ import annotations
 
+import functools
 import itertools
 import os
+import shutil
+import ssl
 import sys
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx._transports.default
 import pytest
 from sqlalchemy import Engine, create_engine, text
 from sqlalchemy.engine import URL, make_url
@@ -38,6 +58,27 @@ from harness.private_postgres import (  # noqa: E402
 from whatsapp_helpdesk.db.migrate import upgrade  # noqa: E402
 from whatsapp_helpdesk.db.session import make_engine  # noqa: E402
 
+# Every httpx client builds an SSL context by reading certifi's whole CA bundle (a tenth of a
+# second of CPU), and a stack makes four clients that only ever speak plain HTTP on loopback:
+# in tests, clients with the default settings share one context (contexts are shareable;
+# any other `verify`/`cert` still gets its own).
+_create_ssl_context = httpx._transports.default.create_ssl_context
+
+
+@functools.cache
+def _default_ssl_context() -> ssl.SSLContext:
+    return _create_ssl_context()
+
+
+def _ssl_context(verify: object = True, cert: object = None, trust_env: bool = True,
+                 ) -> ssl.SSLContext:
+    if verify is True and cert is None and trust_env:
+        return _default_ssl_context()
+    return _create_ssl_context(verify=verify, cert=cert, trust_env=trust_env)  # type: ignore[arg-type]
+
+
+httpx._transports.default.create_ssl_context = _ssl_context  # type: ignore[assignment]
+
 DEFAULT_POSTGRES_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
 DATABASE_PREFIX = f"whatsapp_helpdesk_test_{os.getpid()}"
 
@@ -52,15 +93,19 @@ class PostgresServer:
         # CREATE/DROP DATABASE cannot run inside a transaction block.
         self.admin: Engine = create_engine(admin_url, isolation_level="AUTOCOMMIT")
         self._numbers = itertools.count(1)
+        self.templates: list[str] = []
 
     def url_of(self, database: str) -> str:
         return self.admin_url.set(database=database).render_as_string(hide_password=False)
 
-    def create_database(self, name: str) -> str:
+    def create_database(self, name: str, *, template: str | None = None) -> str:
+        """A new database `name` (empty, or a copy of the database `template`)."""
+        copy = f' TEMPLATE "{template}"' if template else ""
         with self.admin.connect() as connection:
-            # A database left by a crashed earlier session whose pid we now reuse.
+            # A database left by a crashed earlier session whose pid we now reuse (or, with a
+            # template, the empty one `database_url` made under this name).
             connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-            connection.execute(text(f'CREATE DATABASE "{name}"'))
+            connection.execute(text(f'CREATE DATABASE "{name}"{copy}'))
         return self.url_of(name)
 
     def drop_database(self, name: str) -> None:
@@ -102,18 +147,43 @@ def postgres_server() -> Iterator[PostgresServer]:
     try:
         yield server
     finally:
-        server.drop_database(DATABASE_PREFIX)
+        for name in [*server.templates, DATABASE_PREFIX]:
+            server.drop_database(name)
         server.admin.dispose()
         if private is not None:
             private.destroy()
 
 
-# The PostgreSQL half carries the `postgresql` marker, so that a tier can take or leave it
-# (`-m "not postgresql"`); ids stay "sqlite" and "postgresql".
-@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgresql)])
+# Folders whose every test runs on both databases; elsewhere a test says `both_databases`.
+BOTH_DATABASES_FOLDERS = {"db"}
+POSTGRESQL = pytest.param("postgresql", marks=pytest.mark.postgresql)
+
+
+def databases_of(definition: pytest.Item) -> list[object]:
+    """The databases a test that uses `database_url` runs on (the rule of the docstring)."""
+    folder = Path(str(definition.path)).resolve().relative_to(Path(TESTS_DIR)).parts[0]
+    if folder in BOTH_DATABASES_FOLDERS or definition.get_closest_marker("both_databases"):
+        return ["sqlite", POSTGRESQL]
+    return ["sqlite"]
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "database_url" not in metafunc.fixturenames:
+        return
+    for mark in metafunc.definition.iter_markers("parametrize"):
+        names = mark.args[0]
+        if "database_url" in (names.replace(" ", "").split(",") if isinstance(names, str)
+                              else names):
+            return  # the test chose its databases itself
+    # The PostgreSQL half carries the `postgresql` marker, so that a run can take or leave it
+    # (`-m postgresql` is the PostgreSQL job); ids stay "sqlite" and "postgresql".
+    metafunc.parametrize("database_url", databases_of(metafunc.definition), indirect=True)
+
+
+@pytest.fixture
 def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    """A URL to a fresh, empty database (no tables), on each of the two databases."""
-    if request.param == "sqlite":
+    """A URL to a fresh, empty database (no tables), on SQLite or PostgreSQL (see above)."""
+    if getattr(request, "param", "sqlite") == "sqlite":
         yield f"sqlite:///{tmp_path / 'helpdesk.db'}"
         return
     # Looked up only here, so that the SQLite half of the suite runs without PostgreSQL.
@@ -126,12 +196,70 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
         server.drop_database(name)
 
 
+class MigratedTemplates:
+    """One database per kind migrated once per test process, copied into a test's fresh
+    `database_url` (a file copy on SQLite, `CREATE DATABASE … TEMPLATE` on PostgreSQL: each
+    a few milliseconds, where running the twelve migrations costs a few tenths of a second).
+    Each xdist worker has its own templates: PostgreSQL refuses to copy a template that
+    another session is connected to."""
+
+    def __init__(self, folder: Path, request: pytest.FixtureRequest):
+        self._folder = folder
+        self._request = request
+
+    @functools.cached_property
+    def _sqlite_template(self) -> Path:
+        path = self._folder / "migrated.db"
+        engine = make_engine(f"sqlite:///{path}")
+        try:
+            upgrade(engine)
+        finally:
+            engine.dispose()  # the last connection closing folds the WAL into the file
+        return path
+
+    @functools.cached_property
+    def _postgres_template(self) -> str:
+        server: PostgresServer = self._request.getfixturevalue("postgres_server")
+        name = f"{DATABASE_PREFIX}_migrated"
+        server.templates.append(name)  # dropped with the session's own database
+        engine = make_engine(server.create_database(name))
+        try:
+            upgrade(engine)
+        finally:
+            engine.dispose()  # CREATE DATABASE … TEMPLATE needs it unused
+        return name
+
+    def fill(self, database_url: str) -> None:
+        """Make the fresh, empty database at `database_url` a migrated one."""
+        url = make_url(database_url)
+        if url.get_backend_name() == "sqlite":
+            assert url.database and not Path(url.database).exists(), database_url
+            shutil.copyfile(self._sqlite_template, url.database)
+        else:
+            template = self._postgres_template
+            server: PostgresServer = self._request.getfixturevalue("postgres_server")
+            server.create_database(str(url.database), template=template)
+
+
+@pytest.fixture(scope="session")
+def migrated_templates(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory,
+) -> MigratedTemplates:
+    return MigratedTemplates(tmp_path_factory.mktemp("templates"), request)
+
+
 @pytest.fixture
-def migrated_engine(database_url: str) -> Iterator[Engine]:
-    """An engine on a fresh database brought to the latest migration."""
-    engine = make_engine(database_url)
+def migrated_database_url(database_url: str, migrated_templates: MigratedTemplates) -> str:
+    """`database_url`, the same URL, brought to the latest migration (from the template)."""
+    migrated_templates.fill(database_url)
+    return database_url
+
+
+@pytest.fixture
+def migrated_engine(migrated_database_url: str) -> Iterator[Engine]:
+    """An engine on a fresh database at the latest migration."""
+    engine = make_engine(migrated_database_url)
     try:
-        upgrade(engine)
         yield engine
     finally:
         engine.dispose()
@@ -153,7 +281,8 @@ def tier_of(item: pytest.Item) -> str:
 
 
 # A unit test that asks for one of these is not one: it belongs in another folder.
-NOT_FOR_UNIT_TESTS = {"database_url", "migrated_engine", "postgres_server", "stack"}
+NOT_FOR_UNIT_TESTS = {"database_url", "migrated_database_url", "migrated_engine",
+                      "postgres_server", "stack"}
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

@@ -33,15 +33,11 @@ def _off_the_browser_thread(work: Any) -> Any:
 
 
 def _move_all_clocks(stack: Any, seconds: float) -> None:
-    """As tests/e2e/test_e2e_reply.py does: the service's clock first, then both sandboxes',
-    then the service's cached clock offset (0.5 s) is let expire before HubSpot signs with
-    its moved clock."""
-    import time
-
+    """As tests/e2e/test_e2e_reply.py does: the service's clock first (the web app's cached
+    offset moves at once, bootstrap.StoredClockOffset), then both sandboxes'."""
     stack.bridge.post("/_sandbox/clock", json={"advance_seconds": seconds})
     stack.hubspot.post("/_sandbox/clock", json={"advance_seconds": seconds})
     stack.aircall.post("/_sandbox/clock", json={"advance_seconds": seconds})
-    time.sleep(0.6)
 
 
 def _settle(stack: Any) -> None:

@@ -73,6 +73,7 @@ def test_R41_doctor_passes_a_healthy_installation(stack: Stack, capsys) -> None:
     assert "All good." in capsys.readouterr().out
 
 
+@pytest.mark.both_databases
 def test_R41_doctor_names_a_database_not_migrated(stack: Stack) -> None:
     downgrade(stack.services.engine, "0002")
 
@@ -81,6 +82,7 @@ def test_R41_doctor_names_a_database_not_migrated(stack: Stack) -> None:
     assert cmd_doctor(stack.settings, argparse.Namespace()) == 1
 
 
+@pytest.mark.both_databases
 def test_R41_doctor_names_an_unreachable_database(stack: Stack) -> None:
     settings = stack.settings.model_copy(update={
         "database_url": f"postgresql+psycopg://nobody@127.0.0.1:{_closed_port()}/none"})
@@ -183,6 +185,7 @@ def test_R41_doctor_warns_that_sqlite_is_for_one_machine(database_url: str) -> N
     assert "PostgreSQL" in findings[1].detail
 
 
+@pytest.mark.both_databases
 def test_R41_doctor_on_a_database_never_migrated_says_so_without_crashing(
     stack: Stack, tmp_path
 ) -> None:

@@ -18,6 +18,7 @@ from whatsapp_helpdesk.db.models import OutboxEntry
 from whatsapp_helpdesk.settings import Settings
 
 
+@pytest.mark.both_databases
 @pytest.mark.parametrize("database_url", ["sqlite", "postgresql"], indirect=True)
 def test_R40_migrate_reports_each_migration_and_then_nothing_to_do(
     database_url: str, capsys: pytest.CaptureFixture[str]

@@ -77,8 +77,9 @@ def _settle(stack: Stack) -> None:
 def _move_clocks(stack: Stack, seconds: float) -> None:
     stack.bridge.post("/_sandbox/clock", json={"advance_seconds": seconds})
     stack.hubspot.post("/_sandbox/clock", json={"advance_seconds": seconds})
+    # No wait: the web app moved its own cached offset at once, and every worker run
+    # (`stack.drain`) starts with a fresh one (bootstrap.StoredClockOffset).
     stack.aircall.post("/_sandbox/clock", json={"advance_seconds": seconds})
-    time.sleep(0.6)  # the service's cached clock offset (0.5 s) must be fresh
 
 
 def _hubspot_webhooks_delivered(stack: Stack) -> bool:

@@ -131,6 +131,7 @@ def test_R35_help_desk_whatsapp_and_native_sms_side_by_side(stack: Stack) -> Non
     assert [t["subject"] for t in _crm_tickets(stack)] == ["SMS from Jane Doe on Sales UK"]
 
 
+@pytest.mark.both_databases
 def test_R35_worker_dying_after_hubspot_made_the_ticket_makes_no_second_one(
     stack: Stack, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -23,6 +23,9 @@ from sqlalchemy import func, select
 from whatsapp_helpdesk.db.models import Message
 from whatsapp_helpdesk.spool import read_records
 
+# On SQLite and PostgreSQL (tests/conftest.py): the database itself stops.
+pytestmark = pytest.mark.both_databases
+
 # The outage tests wait longer than the pages' default (a replay follows the database's return).
 _wait_for = partial(wait_for, timeout=20.0)
 

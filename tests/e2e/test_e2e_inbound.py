@@ -11,6 +11,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
+import pytest
 from harness.stack import CUSTOMER, PORTAL, Stack, running_stack
 from sqlalchemy import func, select
 
@@ -35,6 +36,7 @@ def test_R11_R12_customer_message_creates_ticket_with_message(stack: Stack) -> N
     assert message["recipients"][0]["deliveryIdentifier"]["value"] == "+33176360695"
 
 
+@pytest.mark.both_databases
 def test_R14_R15_duplicated_shuffled_burst_makes_one_ticket_in_order(stack: Stack) -> None:
     stack.connect()
     # Aircall delivers at least once and in no order: every event three more times, each
@@ -51,6 +53,7 @@ def test_R14_R15_duplicated_shuffled_burst_makes_one_ticket_in_order(stack: Stac
         assert session.scalar(select(func.count()).select_from(Message)) == 5
 
 
+@pytest.mark.both_databases
 def test_R14_same_webhook_ten_times_concurrently_is_one_message(stack: Stack) -> None:
     stack.connect()
     stack.customer_says("only once please")

@@ -175,6 +175,7 @@ def test_R51_R16_hubspot_upload_5xx_retried_then_placeholder(stack: Stack) -> No
     assert faults[0]["hits"] >= 2  # retried within the budget before giving up
 
 
+@pytest.mark.both_databases
 def test_R51_a_passing_upload_5xx_is_retried_and_the_file_stored_once(stack: Stack) -> None:
     stack.connect()
     stack.hubspot.post("/_sandbox/faults", json={
@@ -186,6 +187,7 @@ def test_R51_a_passing_upload_5xx_is_retried_and_the_file_stored_once(stack: Sta
     assert len(_files(stack)) == 1
 
 
+@pytest.mark.both_databases
 def test_R51_exactly_once_a_second_run_neither_uploads_nor_publishes_again(
     stack: Stack,
 ) -> None:

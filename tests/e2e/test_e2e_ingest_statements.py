@@ -10,10 +10,14 @@ from __future__ import annotations
 import time
 from typing import Any
 
+import pytest
 from harness.stack import Stack
 from sqlalchemy import event, func, select
 
 from whatsapp_helpdesk.db.models import Message, OutboxEntry, WebhookEvent
+
+# On SQLite and PostgreSQL (tests/conftest.py): the statements of one transaction, per dialect.
+pytestmark = pytest.mark.both_databases
 
 
 def _hubspot_events(stack: Stack) -> int:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import time
 
+import pytest
 from harness.stack import PORTAL, Stack
 from sqlalchemy import func, select
 
@@ -17,6 +18,9 @@ from whatsapp_helpdesk.bootstrap import build_services
 from whatsapp_helpdesk.db import outbox
 from whatsapp_helpdesk.db.models import DeliveryAttempt, OutboxEntry, RateBucket
 from whatsapp_helpdesk.worker.runner import Worker
+
+# On SQLite and PostgreSQL (tests/conftest.py): the rate buckets are rows every worker shares.
+pytestmark = pytest.mark.both_databases
 
 LIMIT = 20
 WINDOW_MS = 2000

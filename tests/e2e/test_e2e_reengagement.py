@@ -157,6 +157,7 @@ def test_R52_long_reply_is_cut_to_the_parameter_limit_and_the_ticket_says_so(
         "OUTGOING", reengagement.ticket_note("reply_waiting", cut=True, fills_text=True))
 
 
+@pytest.mark.both_databases
 def test_R52_a_burst_of_replies_sends_one_template_until_the_customer_answers(
     stack: Stack,
 ) -> None:
@@ -227,6 +228,7 @@ def test_R52_parameter_mismatch_and_deleted_template_are_failed_with_reasons(
     assert _phone(stack) == []  # no free text, ever, outside the window
 
 
+@pytest.mark.both_databases
 def test_R52_R27_worker_dying_after_the_template_went_never_sends_it_twice(
     stack: Stack, monkeypatch: pytest.MonkeyPatch
 ) -> None:

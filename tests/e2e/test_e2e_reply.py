@@ -230,6 +230,7 @@ def test_R25_reply_typed_on_several_lines_reaches_the_phone_on_those_lines(
     assert [m["body"] for m in _phone(stack)] == [typed]
 
 
+@pytest.mark.both_databases
 def test_R27_replayed_webhook_sends_once(stack: Stack) -> None:
     thread_id = _conversation_started(stack)
     hubspot_id = _agent_replies(stack, thread_id, "Exactly once")
@@ -326,6 +327,7 @@ def _reply_row(stack: Stack) -> Message:
         return session.scalars(select(Message).where(Message.direction == "outbound")).one()
 
 
+@pytest.mark.both_databases
 def test_R27_worker_dying_between_send_and_record_never_sends_twice(
     stack: Stack, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -369,6 +371,7 @@ def _worker_process(stack: Stack) -> subprocess.Popen[bytes]:
                             env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
+@pytest.mark.both_databases
 def test_R27_sigkill_mid_send_neither_duplicates_nor_loses_silently(stack: Stack) -> None:
     thread_id = _conversation_started(stack)
     # Aircall answers slowly, so the kill lands while the send is in flight.

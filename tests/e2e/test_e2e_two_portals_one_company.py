@@ -7,6 +7,7 @@ copy: dedupe is per verified webhook registration, never across installations.
 
 from __future__ import annotations
 
+import pytest
 from harness.pages import OTHER_PORTAL, install_other_company
 from harness.stack import PORTAL, Stack
 from sqlalchemy import select
@@ -36,6 +37,7 @@ def _texts(stack: Stack, portal: int) -> list[str]:
     return [m["text"] for t in tickets for m in t["messages"] if m["direction"] == "INCOMING"]
 
 
+@pytest.mark.both_databases
 def test_issue11_R14_one_aircall_company_in_two_portals_each_keeps_its_messages(
     stack: Stack,
 ) -> None:

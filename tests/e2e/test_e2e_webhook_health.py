@@ -27,6 +27,9 @@ from whatsapp_helpdesk.dashboard.reads import dashboard_view
 from whatsapp_helpdesk.db.models import Installation
 from whatsapp_helpdesk.operations import webhook_health
 
+# On SQLite and PostgreSQL (tests/conftest.py): webhooks repaired around a database outage.
+pytestmark = pytest.mark.both_databases
+
 # The outage tests wait longer than the pages' default (a replay follows the database's return).
 _wait_for = partial(wait_for, timeout=20.0)
 

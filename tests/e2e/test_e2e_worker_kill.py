@@ -8,7 +8,11 @@ import subprocess
 import sys
 import time
 
+import pytest
 from harness.stack import Stack
+
+# On SQLite and PostgreSQL (tests/conftest.py): claims and leases of killed workers.
+pytestmark = pytest.mark.both_databases
 
 
 def _worker(stack: Stack, *extra: str) -> subprocess.Popen[bytes]:

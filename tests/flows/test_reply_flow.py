@@ -252,6 +252,7 @@ def test_R21_R23_reply_is_sent_once_and_reported_sent(world: World) -> None:
     assert (reply.status, reply.provider_message_id) == ("sent", "AC1")
 
 
+@pytest.mark.both_databases
 def test_R27_same_reply_delivered_twice_is_stored_and_sent_once(world: World) -> None:
     assert world.reply() == "stored"
     assert world.reply() == "duplicate"
@@ -466,6 +467,7 @@ def test_R23_hubspot_failing_after_a_good_send_retries_the_report_never_the_send
 # --- decision 0002: an interrupted send is never sent again -------------------------------------
 
 
+@pytest.mark.both_databases
 def test_R27_timeout_leaves_reply_sending_and_never_resends(world: World) -> None:
     world.fake.aircall_answers = [httpx.ReadTimeout("no answer")]
     world.reply()
@@ -482,6 +484,7 @@ def test_R27_timeout_leaves_reply_sending_and_never_resends(world: World) -> Non
     assert world.reply_row().status == "failed"
 
 
+@pytest.mark.both_databases
 def test_R27_interrupted_send_is_confirmed_by_aircall_echo(world: World) -> None:
     world.fake.aircall_answers = [httpx.ReadTimeout("no answer")]
     world.reply()
@@ -496,6 +499,7 @@ def test_R27_interrupted_send_is_confirmed_by_aircall_echo(world: World) -> None
     assert world.fake.patches == [SENT]
 
 
+@pytest.mark.both_databases
 def test_R27_echo_stored_before_it_could_be_matched_is_adopted_later(world: World) -> None:
     world.reply()
     # The echo arrives while the reply is not yet marked `sending` (it raced the mark):

@@ -7,6 +7,7 @@ Everything talks over loopback HTTP exactly as in production; only the compositi
 from __future__ import annotations
 
 import asyncio
+import functools
 import socket
 import threading
 import time
@@ -19,11 +20,14 @@ from typing import Any, TypeVar
 import httpx
 import pytest
 import uvicorn
+from alembic.script import ScriptDirectory
+from sqlalchemy import Engine, text
+from sqlalchemy.exc import DBAPIError
 
 from whatsapp_helpdesk.bootstrap import Services, build_services
 from whatsapp_helpdesk.cli import install_on_sandbox
 from whatsapp_helpdesk.connect.popup import connect_number
-from whatsapp_helpdesk.db.migrate import upgrade
+from whatsapp_helpdesk.db.migrate import alembic_config, upgrade
 from whatsapp_helpdesk.sandbox.aircall import create_app as aircall_app
 from whatsapp_helpdesk.sandbox.hubspot import create_app as hubspot_app
 from whatsapp_helpdesk.settings import Settings
@@ -67,6 +71,15 @@ class Served:
         self.server.should_exit = True
         self.thread.join(timeout=10)
         self.socket.close()
+
+
+def stop_all(servers: list[Served]) -> None:
+    """Stop the servers side by side: uvicorn looks at `should_exit` every tenth of a second,
+    so one after the other costs that much per server."""
+    for server in servers:
+        server.server.should_exit = True
+    for server in servers:
+        server.stop()
 
 
 @dataclass
@@ -154,9 +167,27 @@ def switch_on_every_whatsapp_number(services: Services, installation_id: int) ->
 
 
 @pytest.fixture
-def stack(database_url: str, tmp_path: Path) -> Iterator[Stack]:
-    with running_stack(database_url, tmp_path) as running:
+def stack(migrated_database_url: str, tmp_path: Path) -> Iterator[Stack]:
+    """The whole stack on `database_url` (the same URL: a test may ask for both), which
+    starts from a copy of the migrated template (tests/conftest.py) rather than migrating."""
+    with running_stack(migrated_database_url, tmp_path) as running:
         yield running
+
+
+@functools.cache
+def _head_revision() -> str | None:
+    return ScriptDirectory.from_config(alembic_config("sqlite://")).get_current_head()
+
+
+def _at_head(engine: Engine) -> bool:
+    """Whether the database is already at the newest migration (a copy of the template):
+    then `upgrade`, which loads Alembic's environment and every script, would only say so."""
+    try:
+        with engine.connect() as connection:
+            current = connection.execute(text("SELECT version_num FROM alembic_version"))
+            return current.scalar() == _head_revision()
+    except DBAPIError:  # no such table: a fresh, empty database
+        return False
 
 
 @contextmanager
@@ -184,7 +215,8 @@ def running_stack(
         **settings_overrides,
     )
     services = build_services(settings)
-    upgrade(services.engine)
+    if not _at_head(services.engine):
+        upgrade(services.engine)
     web_app = bridge_app(services)
     servers = [
         Served(hub_sock, (wrap_hubspot or (lambda app: app))(
@@ -207,6 +239,5 @@ def running_stack(
     finally:
         for client in clients:
             client.close()
-        for server in reversed(servers):
-            server.stop()
+        stop_all(list(reversed(servers)))
         services.engine.dispose()

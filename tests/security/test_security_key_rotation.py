@@ -16,6 +16,9 @@ from whatsapp_helpdesk.db.models import Installation
 from whatsapp_helpdesk.db.session import make_session_factory
 from whatsapp_helpdesk.settings import Settings
 
+# On SQLite and PostgreSQL (tests/conftest.py): every stored token rewritten in one pass.
+pytestmark = pytest.mark.both_databases
+
 T0 = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
 OLD, NEW = "the-old-secret-key-0123456789", "the-new-secret-key-9876543210"
 

@@ -16,6 +16,9 @@ from sqlalchemy.exc import IntegrityError
 from whatsapp_helpdesk.db.models import ServiceState
 from whatsapp_helpdesk.logging_redaction import REDACTED, configure_logging
 
+# On SQLite and PostgreSQL (tests/conftest.py): each driver's own error and statement logging.
+pytestmark = pytest.mark.both_databases
+
 SECRET = "webhook-token-4f2a9c1e7d"
 
 

@@ -178,6 +178,7 @@ def test_R43_outgoing_on_unknown_channel_account_is_acknowledged_and_kept(bridge
     assert json.loads(entry.payload)["status"] == "FAILED"
 
 
+@pytest.mark.both_databases
 def test_R4_channel_account_created_records_hubspot_id_once(bridge: Bridge) -> None:
     with bridge.services.sessions.begin() as session:
         session.scalars(select(ChannelAccount)).one().hubspot_channel_account_id = None
@@ -208,6 +209,7 @@ def test_R6_channel_account_update_that_keeps_it_live_changes_nothing(bridge: Br
 # --- R27: the same event twice -----------------------------------------------------------------
 
 
+@pytest.mark.both_databases
 def test_R27_same_reply_twice_is_kept_once(bridge: Bridge) -> None:
     event = fixture("outgoing_channel_message_created__text")
     assert bridge.post(event).json() == {"result": "stored"}
@@ -217,6 +219,7 @@ def test_R27_same_reply_twice_is_kept_once(bridge: Bridge) -> None:
     assert bridge.count(Message) == 1 and bridge.count(OutboxEntry) == 1
 
 
+@pytest.mark.both_databases
 def test_issue11_R27_an_event_kept_for_another_portal_does_not_hide_this_one(
     bridge: Bridge,
 ) -> None:

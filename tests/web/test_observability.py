@@ -65,6 +65,7 @@ def test_R45_metrics_count_a_message_in_prometheus_text_format(stack: Stack) -> 
     assert after[("whatsapp_helpdesk_spool_records", ())] == 0.0
 
 
+@pytest.mark.both_databases
 def test_R45_health_endpoint_says_the_database_is_up(stack: Stack) -> None:
     answer = stack.bridge.get("/healthz")
     assert answer.status_code == 200

@@ -8,6 +8,7 @@ import html
 import re
 from typing import Any
 
+import pytest
 from harness.pages import PORTAL, csrf_of, hubspot_accounts, number_settings, text_of
 from sqlalchemy import func, select
 
@@ -171,6 +172,7 @@ def _real_now() -> Any:
     return datetime.now(UTC)
 
 
+@pytest.mark.both_databases
 def test_reset_waits_for_the_job_a_worker_is_running(stack) -> None:
     """A job in flight finishes before its rows are wiped: otherwise it would write its
     outcome onto a row of the new demo (SQLite reuses deleted ids) or act on the reset

@@ -17,6 +17,9 @@ from whatsapp_helpdesk.errors import RateLimited
 from whatsapp_helpdesk.hubspot import HubSpotPortalClient
 from whatsapp_helpdesk.pacing import Limit, Paced, Pacer
 
+# On SQLite and PostgreSQL (tests/conftest.py): the rate buckets are rows every worker shares.
+pytestmark = pytest.mark.both_databases
+
 LIMIT = Limit(requests=110, window_seconds=10)
 
 

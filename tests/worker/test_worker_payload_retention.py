@@ -19,6 +19,9 @@ from whatsapp_helpdesk.domain.clock import ManualClock
 from whatsapp_helpdesk.operations import payload_retention
 from whatsapp_helpdesk.settings import Settings
 
+# On SQLite and PostgreSQL (tests/conftest.py): batched pruning, one worker per turn.
+pytestmark = pytest.mark.both_databases
+
 PAYLOAD = '{"event": "message.received", "data": {"id": "m-%d"}}'
 
 

@@ -27,6 +27,9 @@ from whatsapp_helpdesk.jobs.registry import REGISTRY, JobKind
 from whatsapp_helpdesk.settings import Settings
 from whatsapp_helpdesk.worker.runner import IDLE_SLOT_MAX_WAIT, Worker
 
+# On SQLite and PostgreSQL (tests/conftest.py): pooled connections after an hour of quiet.
+pytestmark = pytest.mark.both_databases
+
 START = datetime(2026, 1, 1, 9, 0, tzinfo=UTC)
 
 
