@@ -56,9 +56,9 @@ from whatsapp_helpdesk.bootstrap import build_services
 from whatsapp_helpdesk.cli import install_on_sandbox
 from whatsapp_helpdesk.connect.popup import connect_number
 from whatsapp_helpdesk.db import outbox
+from whatsapp_helpdesk.db.job_kinds import PUBLISH_INBOUND
 from whatsapp_helpdesk.db.migrate import upgrade
 from whatsapp_helpdesk.db.models import Installation, Number
-from whatsapp_helpdesk.inbound.ingest import PUBLISH_INBOUND
 from whatsapp_helpdesk.settings import Settings
 
 PG_ADMIN = "postgresql://postgres@127.0.0.1:5432/postgres"

@@ -133,7 +133,11 @@ class Pacer:
         self._key = key
         self._limit = limit
         self._service = service
-        self._max_wait = max_wait
+        # At least one interval: a job's second call to the same account comes one interval
+        # after its first. With Aircall's 60 / min (an interval over 1 s) a shorter wait was
+        # never granted, and a job of two calls was put back, booked its first call again,
+        # and never ran (seen with the number webhooks' sync_number job).
+        self._max_wait = max(max_wait, limit.interval + DEFAULT_MAX_WAIT)
         # The limiter's clock (UNIX seconds) and a way to wait: a test's manual clock.
         self._clock = clock
         self._sleep = sleep

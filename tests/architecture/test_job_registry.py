@@ -132,6 +132,7 @@ STORED_BY_EARLIER_VERSIONS: dict[str, dict[str, Any]] = {
         "kind": "image",
     },
     "refresh_numbers": {},
+    "sync_number": {"aircall_number_id": "1001"},
 }
 
 

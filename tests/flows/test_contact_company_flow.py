@@ -15,6 +15,7 @@ from sqlalchemy import select
 
 from whatsapp_helpdesk.bootstrap import Services, build_services
 from whatsapp_helpdesk.db import outbox
+from whatsapp_helpdesk.db.job_kinds import SET_CONTACT_COMPANY
 from whatsapp_helpdesk.db.migrate import upgrade
 from whatsapp_helpdesk.db.models import Conversation, Installation, Number, OutboxEntry
 from whatsapp_helpdesk.errors import Retryable
@@ -78,7 +79,7 @@ def _jobs(services: Services) -> list[dict[str, Any]]:
 
 def _run(services: Services, portal: StubPortal, payload: dict[str, Any]) -> str:
     services.hubspot_portal = lambda _token, **_: portal  # type: ignore[method-assign]
-    claimed = outbox.Claimed(id=1, installation_id=1, kind=contact_company.SET_CONTACT_COMPANY,
+    claimed = outbox.Claimed(id=1, installation_id=1, kind=SET_CONTACT_COMPANY,
                              message_id=None, payload=payload, attempt=1)
     return asyncio.run(contact_company.set_contact_company(services, claimed))
 

@@ -339,7 +339,10 @@ def test_R20_the_activity_facts_of_every_neighbour_are_read_in_one_query_per_sid
         finally:
             event.remove(world.services.engine, "before_cursor_execute", count)
         assert ticket.integration_thread_id != THREAD_ID  # 25 h after the last activity
-    assert len(selects) == 2, selects  # the neighbours before, the neighbours after
+    # The neighbours before, the neighbours after (the ticket chosen is then loaded once).
+    neighbour_reads = [s for s in selects if "FROM messages" in s]
+    assert len(neighbour_reads) == 2, selects
+    assert len(selects) <= 3, selects
 
 
 def test_R25_rich_text_is_sent_as_whatsapp_markup(world: World) -> None:

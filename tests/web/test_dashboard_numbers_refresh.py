@@ -9,7 +9,7 @@ from harness.stack import running_stack
 from sqlalchemy import func, select, update
 
 from whatsapp_helpdesk.connect import numbers_refresh
-from whatsapp_helpdesk.connect.numbers_refresh import REFRESH_NUMBERS
+from whatsapp_helpdesk.db.job_kinds import REFRESH_NUMBERS
 from whatsapp_helpdesk.db.models import Number, OutboxEntry
 from whatsapp_helpdesk.worker.runner import Worker
 

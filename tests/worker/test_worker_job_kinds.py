@@ -46,7 +46,10 @@ def world(database_url: str) -> Iterator[World]:
     the typed `jobs.enqueue`; a retry budget of 30 minutes."""
     clock = ManualClock()
     services = build_services(
-        Settings(database_url=database_url, delivery_retry_hours=0.5, _env_file=None), clock=clock
+        Settings(database_url=database_url, delivery_retry_hours=0.5, _env_file=None,
+                 # Pacing books real-time slots; this world jumps a manual clock (pacing
+                 # has its own tests, tests/worker/test_worker_pacing.py).
+                 client_pacing=False), clock=clock
     )  # type: ignore[call-arg]
     upgrade(services.engine)
     now = clock.now()
@@ -105,6 +108,7 @@ def world(database_url: str) -> Iterator[World]:
             "set_contact_company": payloads.SetContactCompany(conversation_id=1, company="Acme"),
             "reengagement_note": payloads.ReengagementNote(reply_id=1, text="A note."),
             "refresh_numbers": payloads.RefreshNumbers(),
+            "sync_number": payloads.SyncNumber(aircall_number_id="1001"),
         }
         assert set(typed) == set(REGISTRY), "a kind was added: give it a row in this table"
         entries = {}

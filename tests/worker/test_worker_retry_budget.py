@@ -32,8 +32,9 @@ def _run(database_url: str, monkeypatch: pytest.MonkeyPatch,
     """One entry of a job that answers call n with `answers(n)`: None = success, "429",
     "503". The clock jumps to each retry's due time."""
     clock = ManualClock()
+    # No client pacing: it books real-time slots, and this world jumps a manual clock.
     services = build_services(Settings(database_url=database_url, delivery_retry_hours=hours,
-                                       _env_file=None), clock=clock)  # type: ignore[call-arg]
+                                       _env_file=None, client_pacing=False), clock=clock)  # type: ignore[call-arg]
     upgrade(services.engine)
     calls = 0
 
@@ -116,13 +117,13 @@ def test_R24_R44_a_reply_whose_retry_would_come_after_the_window_fails_with_that
 ) -> None:
     """Aircall asks for a minute's wait, but the customer's window closes in 30 s: the reply
     fails now, with the window's reason, instead of waiting to be refused."""
+    from whatsapp_helpdesk.db.job_kinds import SEND_REPLY
     from whatsapp_helpdesk.db.models import Conversation, Message, Number
     from whatsapp_helpdesk.domain.window import WINDOW_CLOSED_MESSAGE
-    from whatsapp_helpdesk.replies.reply import SEND_REPLY
 
     clock = ManualClock()
-    services = build_services(Settings(database_url=database_url, _env_file=None),
-                              clock=clock)  # type: ignore[call-arg]
+    services = build_services(Settings(database_url=database_url, _env_file=None,
+                                       client_pacing=False), clock=clock)  # type: ignore[call-arg]
     upgrade(services.engine)
 
     async def rate_limited_send(_services: Any, _entry: outbox.Claimed) -> str:
