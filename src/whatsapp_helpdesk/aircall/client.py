@@ -35,6 +35,7 @@ from whatsapp_helpdesk.errors import (
 )
 from whatsapp_helpdesk.http_transport import (
     Clock,
+    OAuthAppClient,
     aircall_retry_after,
     body_excerpt,
     expect_json_object,
@@ -322,28 +323,11 @@ def _str(value: Any) -> str | None:
     return None if value is None else str(value)
 
 
-class AircallOAuth:
+class AircallOAuth(OAuthAppClient):
     """OAuth for a technology partner app (§A2): one scope, permanent tokens, no refresh."""
 
-    def __init__(
-        self,
-        *,
-        client_id: str,
-        client_secret: str,
-        http: httpx.AsyncClient,
-        api_base: str = DEFAULT_API_BASE,
-        auth_base: str = DEFAULT_AUTH_BASE,
-        clock: Clock = system_clock,
-    ):
-        self._client_id = client_id
-        self._client_secret = client_secret
-        self._http = http
-        self._api_base = api_base.rstrip("/")
-        self._auth_base = auth_base.rstrip("/")
-        self._clock = clock
-
-    def __repr__(self) -> str:
-        return f"AircallOAuth(client_id={self._client_id!r}, api_base={self._api_base!r})"
+    default_api_base = DEFAULT_API_BASE
+    default_auth_base = DEFAULT_AUTH_BASE
 
     def authorize_url(self, redirect_uri: str, state: str) -> str:
         query = {

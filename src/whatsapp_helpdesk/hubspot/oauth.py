@@ -19,6 +19,7 @@ import httpx
 from whatsapp_helpdesk.errors import AuthExpired, AuthRevoked, DeliveryError, Permanent
 from whatsapp_helpdesk.http_transport import (
     Clock,
+    OAuthAppClient,
     body_excerpt,
     json_object,
     send,
@@ -84,28 +85,24 @@ def scopes_missing(granted: Sequence[str], required: Sequence[str] = HUBSPOT_SCO
     return [scope for scope in required if scope not in have]
 
 
-class HubSpotOAuth:
+class HubSpotOAuth(OAuthAppClient):
+    default_api_base = DEFAULT_API_BASE
+    default_auth_base = DEFAULT_AUTH_BASE
+
     def __init__(
         self,
         *,
         client_id: str,
         client_secret: str,
         http: httpx.AsyncClient,
-        api_base: str = DEFAULT_API_BASE,
-        auth_base: str = DEFAULT_AUTH_BASE,
+        api_base: str | None = None,
+        auth_base: str | None = None,
         clock: Clock = system_clock,
         api_version: str = DEFAULT_API_VERSION,
     ):
-        self._client_id = client_id
-        self._client_secret = client_secret
-        self._http = http
-        self._api_base = api_base.rstrip("/")
-        self._auth_base = auth_base.rstrip("/")
-        self._clock = clock
+        super().__init__(client_id=client_id, client_secret=client_secret, http=http,
+                         api_base=api_base, auth_base=auth_base, clock=clock)
         self._paths = hubspot_paths(api_version)
-
-    def __repr__(self) -> str:
-        return f"HubSpotOAuth(client_id={self._client_id!r}, api_base={self._api_base!r})"
 
     def authorize_url(
         self,
