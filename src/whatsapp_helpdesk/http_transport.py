@@ -18,7 +18,7 @@ import math
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
-from typing import Any
+from typing import Any, NotRequired, TypedDict
 
 import httpx
 
@@ -45,6 +45,17 @@ DETAIL_LIMIT = 4000
 
 def system_clock() -> datetime:
     return datetime.now(UTC)
+
+
+class OAuthApp(TypedDict):
+    """`OAuthAppClient`'s arguments, for a subclass that adds its own (`**app: Unpack[...]`)."""
+
+    client_id: str
+    client_secret: str
+    http: httpx.AsyncClient
+    api_base: NotRequired[str | None]
+    auth_base: NotRequired[str | None]
+    clock: NotRequired[Clock]
 
 
 class OAuthAppClient:

@@ -11,19 +11,18 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any, Final
+from typing import Any, Final, Unpack
 from urllib.parse import quote, urlencode
 
 import httpx
 
 from whatsapp_helpdesk.errors import AuthExpired, AuthRevoked, DeliveryError, Permanent
 from whatsapp_helpdesk.http_transport import (
-    Clock,
+    OAuthApp,
     OAuthAppClient,
     body_excerpt,
     json_object,
     send,
-    system_clock,
 )
 from whatsapp_helpdesk.hubspot.api_paths import DEFAULT_API_VERSION, hubspot_paths
 from whatsapp_helpdesk.hubspot.client import (
@@ -89,19 +88,8 @@ class HubSpotOAuth(OAuthAppClient):
     default_api_base = DEFAULT_API_BASE
     default_auth_base = DEFAULT_AUTH_BASE
 
-    def __init__(
-        self,
-        *,
-        client_id: str,
-        client_secret: str,
-        http: httpx.AsyncClient,
-        api_base: str | None = None,
-        auth_base: str | None = None,
-        clock: Clock = system_clock,
-        api_version: str = DEFAULT_API_VERSION,
-    ):
-        super().__init__(client_id=client_id, client_secret=client_secret, http=http,
-                         api_base=api_base, auth_base=auth_base, clock=clock)
+    def __init__(self, *, api_version: str = DEFAULT_API_VERSION, **app: Unpack[OAuthApp]):
+        super().__init__(**app)
         self._paths = hubspot_paths(api_version)
 
     def authorize_url(
