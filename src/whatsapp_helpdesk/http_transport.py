@@ -18,7 +18,7 @@ import math
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
-from typing import Any
+from typing import Any, NotRequired, TypedDict
 
 import httpx
 
@@ -45,6 +45,49 @@ DETAIL_LIMIT = 4000
 
 def system_clock() -> datetime:
     return datetime.now(UTC)
+
+
+class OAuthApp(TypedDict):
+    """`OAuthAppClient`'s arguments, for a subclass that adds its own (`**app: Unpack[...]`)."""
+
+    client_id: str
+    client_secret: str
+    http: httpx.AsyncClient
+    api_base: NotRequired[str | None]
+    auth_base: NotRequired[str | None]
+    clock: NotRequired[Clock]
+
+
+class OAuthAppClient:
+    """What an OAuth client of one of our provider apps holds: the app's id and secret, the
+    HTTP client, the API and consent-page bases, the clock. Aircall's and HubSpot's OAuth
+    clients share it; each names its own default bases."""
+
+    default_api_base: str
+    default_auth_base: str
+
+    def __init__(
+        self,
+        *,
+        client_id: str,
+        client_secret: str,
+        http: httpx.AsyncClient,
+        api_base: str | None = None,
+        auth_base: str | None = None,
+        clock: Clock = system_clock,
+    ):
+        self._client_id = client_id
+        self._client_secret = client_secret
+        self._http = http
+        self._api_base = (self.default_api_base if api_base is None else api_base).rstrip("/")
+        self._auth_base = (self.default_auth_base if auth_base is None
+                           else auth_base).rstrip("/")
+        self._clock = clock
+
+    def __repr__(self) -> str:
+        # The secret never appears: a client may end up in a log line.
+        return (f"{type(self).__name__}(client_id={self._client_id!r}, "
+                f"api_base={self._api_base!r})")
 
 
 async def send(

@@ -35,6 +35,7 @@ from whatsapp_helpdesk.errors import (
 )
 from whatsapp_helpdesk.http_transport import (
     Clock,
+    OAuthAppClient,
     aircall_retry_after,
     body_excerpt,
     expect_json_object,
@@ -322,28 +323,11 @@ def _str(value: Any) -> str | None:
     return None if value is None else str(value)
 
 
-class AircallOAuth:
+class AircallOAuth(OAuthAppClient):
     """OAuth for a technology partner app (§A2): one scope, permanent tokens, no refresh."""
 
-    def __init__(
-        self,
-        *,
-        client_id: str,
-        client_secret: str,
-        http: httpx.AsyncClient,
-        api_base: str = DEFAULT_API_BASE,
-        auth_base: str = DEFAULT_AUTH_BASE,
-        clock: Clock = system_clock,
-    ):
-        self._client_id = client_id
-        self._client_secret = client_secret
-        self._http = http
-        self._api_base = api_base.rstrip("/")
-        self._auth_base = auth_base.rstrip("/")
-        self._clock = clock
-
-    def __repr__(self) -> str:
-        return f"AircallOAuth(client_id={self._client_id!r}, api_base={self._api_base!r})"
+    default_api_base = DEFAULT_API_BASE
+    default_auth_base = DEFAULT_AUTH_BASE
 
     def authorize_url(self, redirect_uri: str, state: str) -> str:
         query = {
@@ -441,6 +425,12 @@ class AircallClient:
                 return None
             raise
 
+    async def _get_object_unless_missing(self, path: str, operation: str
+                                         ) -> dict[str, Any] | None:
+        """A GET's JSON object, or None on 404 (see `_request_unless_missing`)."""
+        response = await self._request_unless_missing("GET", path, operation=operation)
+        return None if response is None else _object(response, operation)
+
     async def _paced(self, request: httpx.Request, *, operation: str) -> httpx.Response:
         """One call, paced under the company's rate limit when a pacer is given (R44)."""
         if self._pacer is None:
@@ -521,11 +511,10 @@ class AircallClient:
     async def get_number(self, number_id: int) -> AircallNumber | None:
         """The number, or None when the company no longer has it (404)."""
         operation = "read the number"
-        response = await self._request_unless_missing(
-            "GET", number_path(number_id), operation=operation)
-        if response is None:
+        data = await self._get_object_unless_missing(number_path(number_id), operation)
+        if data is None:
             return None
-        return _number(_member(_object(response, operation), "number", operation), operation)
+        return _number(_member(data, "number", operation), operation)
 
     async def get_whatsapp_status(self, number_id: int) -> WhatsAppStatus | None:
         """The number's WhatsApp line, or None when it has none.
@@ -534,12 +523,10 @@ class AircallClient:
         404, and read it as "no WhatsApp" (R3 a).
         """
         operation = "read the number's WhatsApp status"
-        response = await self._request_unless_missing(
-            "GET", f"{number_path(number_id)}/whatsapp_status", operation=operation
-        )
-        if response is None:
+        data = await self._get_object_unless_missing(
+            f"{number_path(number_id)}/whatsapp_status", operation)
+        if data is None:
             return None
-        data = _object(response, operation)
         return WhatsAppStatus(
             status=_str(data.get("status")),
             can_send_message=data.get("canSendMessage") is True,
@@ -553,12 +540,10 @@ class AircallClient:
         """The number's SMS registration, or None on 404 (no SMS registration) — an
         assumption like `get_whatsapp_status`: the endpoint's answers are unknown (§A5)."""
         operation = "read the number's SMS registration"
-        response = await self._request_unless_missing(
-            "GET", f"{number_path(number_id)}/registration_status", operation=operation
-        )
-        if response is None:
+        data = await self._get_object_unless_missing(
+            f"{number_path(number_id)}/registration_status", operation)
+        if data is None:
             return None
-        data = _object(response, operation)
         inner = data.get("registration_status")
         content = inner if isinstance(inner, dict) else data
         return SmsRegistration(status=_str(content.get("status")), raw=content)
@@ -584,13 +569,11 @@ class AircallClient:
     async def get_webhook(self, webhook_id: str) -> WebhookRegistration | None:
         """The webhook as Aircall has it, or None when it no longer exists (404)."""
         operation = "read the webhook"
-        response = await self._request_unless_missing(
-            "GET", f"{WEBHOOKS_PATH}/{_segment(webhook_id)}", operation=operation
-        )
-        if response is None:
+        data = await self._get_object_unless_missing(
+            f"{WEBHOOKS_PATH}/{_segment(webhook_id)}", operation)
+        if data is None:
             return None
-        return _webhook_registration(
-            _member(_object(response, operation), "webhook", operation), operation)
+        return _webhook_registration(_member(data, "webhook", operation), operation)
 
     async def reactivate_webhook(
         self, webhook_id: str, events: Sequence[str]

@@ -11,18 +11,18 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any, Final
+from typing import Any, Final, Unpack
 from urllib.parse import quote, urlencode
 
 import httpx
 
 from whatsapp_helpdesk.errors import AuthExpired, AuthRevoked, DeliveryError, Permanent
 from whatsapp_helpdesk.http_transport import (
-    Clock,
+    OAuthApp,
+    OAuthAppClient,
     body_excerpt,
     json_object,
     send,
-    system_clock,
 )
 from whatsapp_helpdesk.hubspot.api_paths import DEFAULT_API_VERSION, hubspot_paths
 from whatsapp_helpdesk.hubspot.client import (
@@ -84,28 +84,13 @@ def scopes_missing(granted: Sequence[str], required: Sequence[str] = HUBSPOT_SCO
     return [scope for scope in required if scope not in have]
 
 
-class HubSpotOAuth:
-    def __init__(
-        self,
-        *,
-        client_id: str,
-        client_secret: str,
-        http: httpx.AsyncClient,
-        api_base: str = DEFAULT_API_BASE,
-        auth_base: str = DEFAULT_AUTH_BASE,
-        clock: Clock = system_clock,
-        api_version: str = DEFAULT_API_VERSION,
-    ):
-        self._client_id = client_id
-        self._client_secret = client_secret
-        self._http = http
-        self._api_base = api_base.rstrip("/")
-        self._auth_base = auth_base.rstrip("/")
-        self._clock = clock
-        self._paths = hubspot_paths(api_version)
+class HubSpotOAuth(OAuthAppClient):
+    default_api_base = DEFAULT_API_BASE
+    default_auth_base = DEFAULT_AUTH_BASE
 
-    def __repr__(self) -> str:
-        return f"HubSpotOAuth(client_id={self._client_id!r}, api_base={self._api_base!r})"
+    def __init__(self, *, api_version: str = DEFAULT_API_VERSION, **app: Unpack[OAuthApp]):
+        super().__init__(**app)
+        self._paths = hubspot_paths(api_version)
 
     def authorize_url(
         self,

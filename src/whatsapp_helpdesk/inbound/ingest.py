@@ -88,14 +88,22 @@ class Outcome:
         return body
 
 
-def handle_aircall_delivery(services: Services, raw_body: bytes) -> Outcome:
+def _tokened_envelope(raw_body: bytes) -> AircallEnvelope | Outcome:
+    """The delivery's envelope, or the answer when it is invalid (400) or carries no token
+    (401: unauthenticated, nothing is stored, nothing changes, R42)."""
     try:
         envelope = parse_envelope(raw_body)
     except InvalidAircallPayload as exc:
         return Outcome(400, "invalid", str(exc))
     if not envelope.token:
-        # Unauthenticated: nothing is stored, nothing changes (R42).
         return Outcome(401, "unauthorized", "unknown webhook token")
+    return envelope
+
+
+def handle_aircall_delivery(services: Services, raw_body: bytes) -> Outcome:
+    envelope = _tokened_envelope(raw_body)
+    if isinstance(envelope, Outcome):
+        return envelope
     # The token is checked inside the delivery's own transaction: one transaction per
     # delivery, not a lookup and then a write (issue 17 item 1).
     return _ingest(services, None, token_digest(envelope.token), envelope,
@@ -127,12 +135,9 @@ def prepare_aircall_delivery(raw_body: bytes) -> Outcome | AircallDelivery | Non
     """What can be decided without the database: an Outcome (400, 401), a delivery ready to
     store, or None when only the one-by-one path can answer (an invalid event is recorded
     in a transaction of its own)."""
-    try:
-        envelope = parse_envelope(raw_body)
-    except InvalidAircallPayload as exc:
-        return Outcome(400, "invalid", str(exc))
-    if not envelope.token:
-        return Outcome(401, "unauthorized", "unknown webhook token")
+    envelope = _tokened_envelope(raw_body)
+    if isinstance(envelope, Outcome):
+        return envelope
     try:
         event = parse_event(envelope)
     except InvalidAircallPayload:

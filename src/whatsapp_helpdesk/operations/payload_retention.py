@@ -19,11 +19,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from datetime import timedelta
+from collections.abc import Callable
+from datetime import datetime, timedelta
 from typing import Final
 
 import structlog
 from sqlalchemy import delete, select, update
+from sqlalchemy.orm import Session
 
 from whatsapp_helpdesk.bootstrap import Services
 from whatsapp_helpdesk.db import outbox
@@ -53,83 +55,91 @@ def prune_webhook_payloads(services: Services, *, batch_size: int = BATCH_SIZE) 
 
     A row received out of id order (a spooled delivery replayed late keeps its first
     receipt time) waits for the watermark to reach it: pruned late, never early."""
-    cutoff = services.clock.now() - timedelta(
-        days=services.settings.webhook_payload_retention_days)
-    pruned = 0
-    while True:
-        with services.sessions.begin() as session:
-            mark = session.get(ServiceState, WATERMARK_KEY)
-            through = int(mark.value) if mark is not None else 0
-            rows = session.execute(
-                select(WebhookEvent.id, WebhookEvent.received_at)
-                .where(WebhookEvent.id > through)
-                .order_by(WebhookEvent.id)
-                .limit(batch_size)
-            ).all()
-            due = []
-            for row_id, received_at in rows:
-                if received_at >= cutoff:
-                    break
-                due.append(row_id)
-            if not due:
-                return pruned
-            result = session.execute(
-                update(WebhookEvent)
-                .where(WebhookEvent.id > through, WebhookEvent.id <= due[-1],
-                       WebhookEvent.payload != "")
-                .values(payload="")
-            )
-            pruned += rows_changed(result)
-            if mark is None:
-                session.add(ServiceState(key=WATERMARK_KEY, value=str(due[-1])))
-            else:
-                mark.value = str(due[-1])
-        if len(due) < len(rows) or len(rows) < batch_size:
-            return pruned
+    return _sweep(services, WATERMARK_KEY, batch_size, _empty_payloads)
+
+
+def _empty_payloads(session: Session, through: int, cutoff: datetime, batch_size: int
+                    ) -> tuple[int, list[int], int]:
+    rows = session.execute(
+        select(WebhookEvent.id, WebhookEvent.received_at)
+        .where(WebhookEvent.id > through)
+        .order_by(WebhookEvent.id)
+        .limit(batch_size)
+    ).all()
+    due = []
+    for row_id, received_at in rows:
+        if received_at >= cutoff:
+            break
+        due.append(row_id)
+    if not due:
+        return len(rows), due, 0
+    result = session.execute(
+        update(WebhookEvent)
+        .where(WebhookEvent.id > through, WebhookEvent.id <= due[-1],
+               WebhookEvent.payload != "")
+        .values(payload="")
+    )
+    return len(rows), due, rows_changed(result)
 
 
 def prune_done_entries(services: Services, *, batch_size: int = BATCH_SIZE) -> int:
     """Delete outbox entries done before the retention period, with their attempts; how
     many. Their work is finished and nothing reads them again; failed and pending entries
     stay (the dashboard shows failures, R9), and so do KEPT_DONE_KINDS."""
+    return _sweep(services, OUTBOX_WATERMARK_KEY, batch_size, _delete_done_entries)
+
+
+def _delete_done_entries(session: Session, through: int, cutoff: datetime, batch_size: int
+                         ) -> tuple[int, list[int], int]:
+    rows = session.execute(
+        select(OutboxEntry.id, OutboxEntry.created_at, OutboxEntry.state,
+               OutboxEntry.kind, OutboxEntry.finished_at)
+        .where(OutboxEntry.id > through)
+        .order_by(OutboxEntry.id)
+        .limit(batch_size)
+    ).all()
+    passed: list[int] = []
+    doomed: list[int] = []
+    for row_id, created_at, state, kind, finished_at in rows:
+        if created_at >= cutoff:
+            break  # still young: the watermark waits here
+        # An old entry still pending or failed is passed over and kept: one stuck
+        # entry must not hold every later one back.
+        passed.append(row_id)
+        if (state == outbox.DONE and kind not in KEPT_DONE_KINDS
+                and finished_at is not None and finished_at < cutoff):
+            doomed.append(row_id)
+    if doomed:
+        session.execute(delete(DeliveryAttempt)
+                        .where(DeliveryAttempt.outbox_id.in_(doomed)))
+        session.execute(delete(OutboxEntry).where(OutboxEntry.id.in_(doomed)))
+    return len(rows), passed, len(doomed)
+
+
+# One batch: (rows read past the watermark, the ids the watermark moves past, rows changed).
+Batch = Callable[[Session, int, datetime, int], tuple[int, list[int], int]]
+
+
+def _sweep(services: Services, watermark_key: str, batch_size: int, batch: Batch) -> int:
+    """Run `batch` from the watermark kept under `watermark_key`, one transaction per batch,
+    until it reaches rows too young to go; how many rows the batches changed."""
     cutoff = services.clock.now() - timedelta(
         days=services.settings.webhook_payload_retention_days)
-    deleted = 0
+    changed = 0
     while True:
         with services.sessions.begin() as session:
-            mark = session.get(ServiceState, OUTBOX_WATERMARK_KEY)
+            mark = session.get(ServiceState, watermark_key)
             through = int(mark.value) if mark is not None else 0
-            rows = session.execute(
-                select(OutboxEntry.id, OutboxEntry.created_at, OutboxEntry.state,
-                       OutboxEntry.kind, OutboxEntry.finished_at)
-                .where(OutboxEntry.id > through)
-                .order_by(OutboxEntry.id)
-                .limit(batch_size)
-            ).all()
-            passed: list[int] = []
-            doomed: list[int] = []
-            for row_id, created_at, state, kind, finished_at in rows:
-                if created_at >= cutoff:
-                    break  # still young: the watermark waits here
-                # An old entry still pending or failed is passed over and kept: one stuck
-                # entry must not hold every later one back.
-                passed.append(row_id)
-                if (state == outbox.DONE and kind not in KEPT_DONE_KINDS
-                        and finished_at is not None and finished_at < cutoff):
-                    doomed.append(row_id)
+            read, passed, batch_changed = batch(session, through, cutoff, batch_size)
             if not passed:
-                return deleted
-            if doomed:
-                session.execute(delete(DeliveryAttempt)
-                                .where(DeliveryAttempt.outbox_id.in_(doomed)))
-                session.execute(delete(OutboxEntry).where(OutboxEntry.id.in_(doomed)))
-                deleted += len(doomed)
+                return changed
+            changed += batch_changed
             if mark is None:
-                session.add(ServiceState(key=OUTBOX_WATERMARK_KEY, value=str(passed[-1])))
+                session.add(ServiceState(key=watermark_key, value=str(passed[-1])))
             else:
                 mark.value = str(passed[-1])
-        if len(passed) < len(rows) or len(rows) < batch_size:
-            return deleted
+        if len(passed) < read or read < batch_size:
+            return changed
 
 
 async def run_periodically(services: Services, stopping: asyncio.Event,

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import secrets
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from html import escape
 from typing import Any
@@ -108,14 +108,19 @@ def create_app(services: Services) -> FastAPI:
 
     # --- OAuth: HubSpot first (it names the portal), then Aircall ------------------------------
 
+    def callback_url(provider: str) -> str:
+        return f"{settings.public_url}/oauth/{provider}/callback"
+
+    def to_consent_page(request: Request, provider: str,
+                        authorize_url: Callable[[str, str], str]) -> RedirectResponse:
+        # The state comes back with the callback, which checks it against the session.
+        state = secrets.token_urlsafe(24)
+        request.session[f"{provider}_state"] = state
+        return RedirectResponse(authorize_url(callback_url(provider), state), status_code=303)
+
     @app.get("/oauth/hubspot/install")
     async def hubspot_install(request: Request) -> RedirectResponse:
-        state = secrets.token_urlsafe(24)
-        request.session["hubspot_state"] = state
-        url = services.hubspot_oauth().authorize_url(
-            f"{settings.public_url}/oauth/hubspot/callback", state
-        )
-        return RedirectResponse(url, status_code=303)
+        return to_consent_page(request, "hubspot", services.hubspot_oauth().authorize_url)
 
     @app.get("/oauth/hubspot/callback")
     async def hubspot_callback(request: Request, code: str = "", state: str = "") -> Any:
@@ -124,7 +129,7 @@ def create_app(services: Services) -> FastAPI:
             return _problem("The HubSpot authorisation could not be verified. Start again.")
         try:
             installation_id = await complete_hubspot_oauth(
-                services, code=code, redirect_uri=f"{settings.public_url}/oauth/hubspot/callback",
+                services, code=code, redirect_uri=callback_url("hubspot"),
                 installation_id=request.session.get("installation_id"),
             )
         except DeliveryError as exc:
@@ -139,12 +144,7 @@ def create_app(services: Services) -> FastAPI:
     async def aircall_install(request: Request) -> Any:
         if not request.session.get("installation_id"):
             return RedirectResponse("/oauth/hubspot/install", status_code=303)
-        state = secrets.token_urlsafe(24)
-        request.session["aircall_state"] = state
-        url = services.aircall_oauth().authorize_url(
-            f"{settings.public_url}/oauth/aircall/callback", state
-        )
-        return RedirectResponse(url, status_code=303)
+        return to_consent_page(request, "aircall", services.aircall_oauth().authorize_url)
 
     @app.get("/oauth/aircall/callback")
     async def aircall_callback(request: Request, code: str = "", state: str = "") -> Any:
@@ -156,7 +156,7 @@ def create_app(services: Services) -> FastAPI:
             return _problem("The Aircall authorisation could not be verified. Start again.")
         try:
             await complete_aircall_oauth(
-                services, code=code, redirect_uri=f"{settings.public_url}/oauth/aircall/callback",
+                services, code=code, redirect_uri=callback_url("aircall"),
                 installation_id=installation_id,
             )
         except CompanyChange as change:

@@ -94,13 +94,20 @@ def router(services: Services) -> APIRouter:
         except dashboard.NotFound:
             return None
 
+    def awaited(
+        work: Callable[..., Awaitable[str]], *args: object
+    ) -> Callable[[int, dict[str, str]], Awaitable[str]]:
+        """An action for `act` that calls `work(services, installation_id, *args)`."""
+        async def run(installation_id: int, fields: dict[str, str]) -> str:
+            return await work(services, installation_id, *args)
+
+        return run
+
     def threaded(
         work: Callable[..., str], *args: object
     ) -> Callable[[int, dict[str, str]], Awaitable[str]]:
-        async def run(installation_id: int, fields: dict[str, str]) -> str:
-            return await run_in_threadpool(work, services, installation_id, *args)
-
-        return run
+        """The same for a blocking `work`, run off the event loop."""
+        return awaited(lambda *call: run_in_threadpool(work, *call), *args)
 
     @routes.post("/dashboard/numbers/{number_id}/settings")
     async def change_setting(request: Request, number_id: DbId) -> Response:
@@ -165,25 +172,15 @@ def router(services: Services) -> APIRouter:
 
     @routes.post("/dashboard/numbers/{number_id}/disconnect")
     async def disconnect(request: Request, number_id: DbId) -> Response:
-        async def run(installation_id: int, fields: dict[str, str]) -> str:
-            return await dashboard_actions.disconnect_number(services, installation_id, number_id)
-
-        return await act(request, run)
+        return await act(request, awaited(dashboard_actions.disconnect_number, number_id))
 
     @routes.post("/dashboard/numbers/refresh")
     async def refresh(request: Request) -> Response:
-        async def run(installation_id: int, fields: dict[str, str]) -> str:
-            return await run_in_threadpool(dashboard_actions.refresh_numbers, services,
-                                           installation_id)
-
-        return await act(request, run)
+        return await act(request, threaded(dashboard_actions.refresh_numbers))
 
     @routes.post("/dashboard/numbers/{number_id}/templates/refresh")
     async def refresh_templates(request: Request, number_id: DbId) -> Response:
-        async def run(installation_id: int, fields: dict[str, str]) -> str:
-            return await dashboard_templates.refresh(services, installation_id, number_id)
-
-        return await act(request, run)
+        return await act(request, awaited(dashboard_templates.refresh, number_id))
 
     @routes.post("/dashboard/numbers/{number_id}/templates")
     async def choose_template(request: Request, number_id: DbId) -> Response:
