@@ -52,7 +52,7 @@ from whatsapp_helpdesk.replies.reply import (
 )
 from whatsapp_helpdesk.replies.statuses import PROVIDER_FAILED_MESSAGE
 from whatsapp_helpdesk.settings import SANDBOX_HUBSPOT_CLIENT_SECRET, Settings
-from whatsapp_helpdesk.web.webhook_spool import HUBSPOT_HANDLERS
+from whatsapp_helpdesk.web.webhook_spool import AIRCALL_HANDLERS, HUBSPOT_HANDLERS
 from whatsapp_helpdesk.worker.runner import Worker
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "hubspot"
@@ -150,7 +150,7 @@ class World:
                 "number": {"id": LINE, "digits": "+33 1 23 45 67 89"}}
         raw = json.dumps({"resource": "message", "event": event, "token": WEBHOOK_TOKEN,
                           "timestamp": int(self.clock.now().timestamp()), "data": data})
-        outcome = handle_aircall_delivery(self.services, raw.encode())
+        outcome = handle_aircall_delivery(self.services, AIRCALL_HANDLERS, raw.encode())
         assert outcome.status_code == 200, outcome
         return outcome.result
 
