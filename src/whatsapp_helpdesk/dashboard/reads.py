@@ -19,7 +19,6 @@ from sqlalchemy.orm import Session
 
 from whatsapp_helpdesk.bootstrap import Services
 from whatsapp_helpdesk.connect.numbers_refresh import refresh_status
-from whatsapp_helpdesk.connect.popup import number_facts
 from whatsapp_helpdesk.db import outbox
 from whatsapp_helpdesk.db.job_kinds import (
     ACTIVITY_LABELS,
@@ -27,6 +26,7 @@ from whatsapp_helpdesk.db.job_kinds import (
     SEND_REPLY,
     SET_CONTACT_COMPANY,
 )
+from whatsapp_helpdesk.db.lookups import number_facts
 from whatsapp_helpdesk.db.models import (
     ChannelAccount,
     Conversation,
