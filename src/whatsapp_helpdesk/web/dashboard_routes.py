@@ -18,6 +18,7 @@ from starlette.concurrency import run_in_threadpool
 
 from whatsapp_helpdesk.bootstrap import Services
 from whatsapp_helpdesk.connect import reconnect
+from whatsapp_helpdesk.connect.numbers_refresh import request_refresh
 from whatsapp_helpdesk.dashboard import actions as dashboard_actions
 from whatsapp_helpdesk.dashboard import reads as dashboard
 from whatsapp_helpdesk.errors import AuthRevoked
@@ -173,8 +174,9 @@ def router(services: Services) -> APIRouter:
     @routes.post("/dashboard/numbers/refresh")
     async def refresh(request: Request) -> Response:
         async def run(installation_id: int, fields: dict[str, str]) -> str:
-            return await run_in_threadpool(dashboard_actions.refresh_numbers, services,
-                                           installation_id)
+            # The dashboard's button, wired here to the connect slice that owns the refresh
+            # (the dashboard slice does not import connect).
+            return await run_in_threadpool(request_refresh, services, installation_id)
 
         return await act(request, run)
 
