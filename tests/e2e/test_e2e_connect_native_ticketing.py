@@ -10,8 +10,9 @@ import pytest
 from harness.stack import CUSTOMER, Stack
 from sqlalchemy import select, update
 
-from whatsapp_helpdesk.dashboard.reads import dashboard_view
+from whatsapp_helpdesk.dashboard.reads import DashboardView, dashboard_view
 from whatsapp_helpdesk.db.models import DeliveryAttempt, Number, WebhookEvent
+from whatsapp_helpdesk.web.dashboard_routes import DASHBOARD_READS
 
 SUPPORT_FR, SALES_UK, BERLIN, MADRID = 1001, 1002, 1003, 1004
 
@@ -63,8 +64,7 @@ def test_R35_missed_call_voicemail_and_sms_create_crm_tickets(stack: Stack) -> N
     with stack.services.sessions() as session:
         details = session.scalars(select(DeliveryAttempt.detail)).all()
     assert sum(1 for d in details if d and d.startswith("ticket ")) == 3
-    [sales] = [n for n in dashboard_view(stack.services, stack.installation_id).numbers
-               if n.name == "Sales UK"]
+    [sales] = [n for n in _view(stack).numbers if n.name == "Sales UK"]
     assert sales.health.native_tickets == 3 and not sales.helpdesk_rules_apply
 
 
@@ -82,8 +82,7 @@ def test_R36_a_help_desk_channel_never_gets_a_native_ticket(stack: Stack) -> Non
         "helpdesk_rules_apply", "ignored"}
     assert "helpdesk_rules_apply" in _outcomes(stack, "call.voicemail_left")
     assert _outcomes(stack, "message.received") == ["helpdesk_rules_apply"]
-    [support] = [n for n in dashboard_view(stack.services, stack.installation_id).numbers
-                 if n.name == "Support France"]
+    [support] = [n for n in _view(stack).numbers if n.name == "Support France"]
     assert support.helpdesk_rules_apply
 
 
@@ -163,3 +162,7 @@ def test_R35_worker_dying_after_hubspot_made_the_ticket_makes_no_second_one(
     with stack.services.sessions() as session:
         details = session.scalars(select(DeliveryAttempt.detail)).all()
     assert f"ticket {ticket['id']} (made by an earlier attempt)" in details
+
+
+def _view(stack: Stack) -> DashboardView:
+    return dashboard_view(stack.services, DASHBOARD_READS, stack.installation_id)

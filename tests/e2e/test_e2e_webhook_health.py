@@ -26,6 +26,7 @@ from whatsapp_helpdesk.credentials import aircall_access_token
 from whatsapp_helpdesk.dashboard.reads import dashboard_view
 from whatsapp_helpdesk.db.models import Installation
 from whatsapp_helpdesk.operations import webhook_health
+from whatsapp_helpdesk.web.dashboard_routes import DASHBOARD_READS
 
 # On SQLite and PostgreSQL (tests/conftest.py): webhooks repaired around a database outage.
 pytestmark = pytest.mark.both_databases
@@ -77,7 +78,8 @@ def _run_periodic_check_until(stack: Stack, done: Callable[[], bool]) -> None:
 
 
 def _dashboard_note(stack: Stack) -> str | None:
-    return dashboard_view(stack.services, stack.installation_id).aircall_webhook_note
+    view = dashboard_view(stack.services, DASHBOARD_READS, stack.installation_id)
+    return view.aircall_webhook_note
 
 
 def test_R53_webhook_disabled_during_an_outage_is_re_enabled_and_nothing_spooled_is_lost(

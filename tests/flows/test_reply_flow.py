@@ -13,7 +13,7 @@ import hashlib
 import hmac
 import json
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -43,7 +43,7 @@ from whatsapp_helpdesk.domain.reply_checks import (
 )
 from whatsapp_helpdesk.domain.window import WINDOW_CLOSED_MESSAGE
 from whatsapp_helpdesk.inbound.hubspot_delivery import handle_hubspot_delivery
-from whatsapp_helpdesk.inbound.ingest import handle_aircall_delivery
+from whatsapp_helpdesk.inbound.ingest import AircallHandlers, handle_aircall_delivery
 from whatsapp_helpdesk.inbound.publish import assign_ticket
 from whatsapp_helpdesk.replies.reply import (
     DELIVERY_UNCERTAIN_MESSAGE,
@@ -52,7 +52,7 @@ from whatsapp_helpdesk.replies.reply import (
 )
 from whatsapp_helpdesk.replies.statuses import PROVIDER_FAILED_MESSAGE
 from whatsapp_helpdesk.settings import SANDBOX_HUBSPOT_CLIENT_SECRET, Settings
-from whatsapp_helpdesk.web.webhook_spool import HUBSPOT_HANDLERS
+from whatsapp_helpdesk.web.webhook_spool import AIRCALL_HANDLERS, HUBSPOT_HANDLERS
 from whatsapp_helpdesk.worker.runner import Worker
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "hubspot"
@@ -141,7 +141,8 @@ class World:
         return outcome.result
 
     def aircall_says(self, event: str, *, aircall_id: str, status: str,
-                     body: str = "Sorry about that — checking now.") -> str:
+                     body: str = "Sorry about that — checking now.",
+                     handlers: AircallHandlers = AIRCALL_HANDLERS) -> str:
         """Aircall's webhook about an outbound WhatsApp message on our line."""
         data = {"id": aircall_id, "direction": "outbound", "channel": "whatsapp",
                 "status": status, "body": body, "type": "text",
@@ -150,7 +151,7 @@ class World:
                 "number": {"id": LINE, "digits": "+33 1 23 45 67 89"}}
         raw = json.dumps({"resource": "message", "event": event, "token": WEBHOOK_TOKEN,
                           "timestamp": int(self.clock.now().timestamp()), "data": data})
-        outcome = handle_aircall_delivery(self.services, raw.encode())
+        outcome = handle_aircall_delivery(self.services, handlers, raw.encode())
         assert outcome.status_code == 200, outcome
         return outcome.result
 
@@ -580,3 +581,30 @@ def test_R8_missing_aircall_grant_fails_the_reply_and_flags_reauthentication(
     assert patch["statusType"] == "FAILED" and "Aircall" in patch["errorMessage"]
     with world.services.sessions() as session:
         assert session.scalars(select(Installation.reauth_required)).one()
+
+
+def test_aircall_events_reach_the_handlers_the_caller_wires_and_an_unwired_one_is_visible(
+    world: World,
+) -> None:
+    """Ingest dispatches through the handlers it is given (issue 13 item 1), and an event no
+    handler was wired for is recorded "unsupported", never quietly "stored"."""
+    seen: list[tuple[int, str]] = []
+
+    def on_status(session: Any, installation_id: int, event: Any, now: datetime
+                  ) -> tuple[str, str | None]:
+        seen.append((installation_id, event.event))
+        return ("status_seen", None)
+
+    handlers = replace(AIRCALL_HANDLERS, events={"message.status_updated": on_status})
+    assert world.aircall_says("message.status_updated", aircall_id="AC9", status="delivered",
+                              handlers=handlers) == "status_seen"
+    assert seen == [(world.installation_id, "message.status_updated")]
+
+    raw = json.dumps({"resource": "number", "event": "number.opened", "token": WEBHOOK_TOKEN,
+                      "timestamp": int(world.clock.now().timestamp()),
+                      "data": {"id": LINE, "digits": "+33 1 23 45 67 89"}})
+    outcome = handle_aircall_delivery(world.services, handlers, raw.encode())
+    assert (outcome.status_code, outcome.result) == (200, "unsupported")
+    with world.services.sessions() as session:
+        assert session.scalars(select(WebhookEvent.outcome).where(
+            WebhookEvent.event_type == "number.opened")).one() == "unsupported"

@@ -18,10 +18,10 @@ from sqlalchemy.orm import Session
 
 from whatsapp_helpdesk.bootstrap import Services
 from whatsapp_helpdesk.credentials import hubspot_access_token
+from whatsapp_helpdesk.db.lookups import number_facts
 from whatsapp_helpdesk.db.models import ChannelAccount, Installation, Number
 from whatsapp_helpdesk.domain.eligibility import (
     InstallationFacts,
-    NumberFacts,
     company_whatsapp_from_numbers,
     explain,
     missing_conditions,
@@ -69,11 +69,6 @@ def installation_facts(installation: Installation, numbers: list[Number]) -> Ins
         ),
         granted_scopes=frozenset((installation.hubspot_scopes or "").split()),
     )
-
-
-def number_facts(number: Number) -> NumberFacts:
-    return NumberFacts(number.whatsapp_enabled, number.connected_to_hubspot,
-                       number.helpdesk_enabled)
 
 
 def live_accounts_by_number(session: Session, installation_id: int) -> dict[int, ChannelAccount]:

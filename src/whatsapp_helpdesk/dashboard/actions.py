@@ -16,7 +16,6 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from whatsapp_helpdesk.bootstrap import Services
-from whatsapp_helpdesk.connect.numbers_refresh import request_refresh
 from whatsapp_helpdesk.credentials import hubspot_access_token
 from whatsapp_helpdesk.dashboard.reads import (
     CHANNEL_SETTINGS,
@@ -162,9 +161,3 @@ def _mark_disconnected(services: Services, number_id: int) -> None:
         if account is not None:
             account.authorized = False
             account.disconnected_at = now
-
-
-def refresh_numbers(services: Services, installation_id: int) -> str:
-    """Queue a refresh of the numbers and their capabilities from Aircall (R7); the worker
-    does it (issue 17 item 7: 5,000 numbers held the request for 56 s)."""
-    return request_refresh(services, installation_id)

@@ -9,17 +9,16 @@ from __future__ import annotations
 
 import json
 from collections import defaultdict
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, Final, Literal
+from typing import Any, Final, Literal, Protocol
 
 import structlog
 from sqlalchemy import ColumnElement, exists, func, literal_column, select
 from sqlalchemy.orm import Session
 
 from whatsapp_helpdesk.bootstrap import Services
-from whatsapp_helpdesk.connect.numbers_refresh import refresh_status
-from whatsapp_helpdesk.connect.popup import number_facts
 from whatsapp_helpdesk.db import outbox
 from whatsapp_helpdesk.db.job_kinds import (
     ACTIVITY_LABELS,
@@ -27,6 +26,7 @@ from whatsapp_helpdesk.db.job_kinds import (
     SEND_REPLY,
     SET_CONTACT_COMPANY,
 )
+from whatsapp_helpdesk.db.lookups import number_facts
 from whatsapp_helpdesk.db.models import (
     ChannelAccount,
     Conversation,
@@ -46,12 +46,42 @@ from whatsapp_helpdesk.domain.eligibility import (
 from whatsapp_helpdesk.hubspot import scopes_missing
 from whatsapp_helpdesk.jobs.payloads import KINDS
 from whatsapp_helpdesk.operations.webhook_health import read_health as read_webhook_health
-from whatsapp_helpdesk.replies.reengagement import (
-    TemplateChoice,
-    choices_by_number,
-)
 
 log = structlog.get_logger(__name__)
+
+
+class TemplateShown(Protocol):
+    """What the page shows of a number's re-engagement template (R52): the replies slice's
+    `TemplateChoice` is one."""
+
+    @property
+    def options(self) -> Sequence[Any]: ...
+    @property
+    def listed_at(self) -> datetime | None: ...
+    @property
+    def chosen_id(self) -> str | None: ...
+    @property
+    def chosen_name(self) -> str | None: ...
+    @property
+    def chosen_language(self) -> str | None: ...
+    @property
+    def fills_text(self) -> bool: ...
+    @property
+    def problem(self) -> str | None: ...
+    @property
+    def usable(self) -> bool: ...
+
+
+@dataclass(frozen=True)
+class OtherSlicesReads:
+    """Ports: what the page reads of other slices' state, wired at the edge
+    (web/dashboard_routes.py DASHBOARD_READS), so this slice imports neither connect nor
+    replies."""
+
+    # What to say about the numbers refresh (connect), read before the page's session.
+    refresh_status: Callable[[Services, int], str | None]
+    # Each page number's re-engagement template (replies), in the page's session.
+    templates: Callable[[Session, list[int]], Mapping[int, TemplateShown]]
 
 Setting = Literal["connected_to_hubspot", "helpdesk_enabled", "native_ticketing"]
 SETTINGS: Final[dict[str, str]] = {
@@ -160,7 +190,7 @@ class NumberView:
     missing: list[str]
     health: Health
     reconnectable: bool = False  # disconnected from a channel account HubSpot may re-use
-    reengagement: TemplateChoice | None = None  # R52: its re-engagement template
+    reengagement: TemplateShown | None = None  # R52: its re-engagement template
 
     @property
     def helpdesk_rules_apply(self) -> bool:
@@ -231,7 +261,8 @@ def installation_summary(services: Services, installation_id: int) -> Installati
         )
 
 
-def dashboard_view(services: Services, installation_id: int, *, page: int = 1,
+def dashboard_view(services: Services, reads: OtherSlicesReads, installation_id: int, *,
+                   page: int = 1,
                    search: str = "", number_id: int | None = None) -> DashboardView:
     """One page of the dashboard: PAGE_SIZE numbers (those matching `search`, or the one
     `number_id`), and the health of those only (issue 17 item 6: 5,005 numbers made a
@@ -240,7 +271,7 @@ def dashboard_view(services: Services, installation_id: int, *, page: int = 1,
     # second session opened inside the first would wait for it forever.
     channel_registered = bool(services.channel_id())
     webhook_health = read_webhook_health(services, installation_id)
-    numbers_refresh = refresh_status(services, installation_id)
+    numbers_refresh = reads.refresh_status(services, installation_id)
     search = search.strip()[:MAX_SEARCH]
     with services.sessions() as session:
         installation = _installation(session, installation_id)
@@ -285,7 +316,7 @@ def dashboard_view(services: Services, installation_id: int, *, page: int = 1,
         health = _health(session, installation_id, page_ids)
         reconnectable = {n for n, row in newest.items() if n not in live
                          and row.disconnected_at is not None and row.hubspot_channel_account_id}
-        templates = choices_by_number(session, page_ids)
+        templates = reads.templates(session, page_ids)
         views = [
             NumberView(
                 id=n.id, name=n.name, digits=n.digits or n.e164, calls=n.calls_enabled,

@@ -6,7 +6,8 @@ from __future__ import annotations
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from whatsapp_helpdesk.db.models import ChannelAccount
+from whatsapp_helpdesk.db.models import ChannelAccount, Number
+from whatsapp_helpdesk.domain.eligibility import NumberFacts
 
 
 def channel_account_by_hubspot_id(
@@ -21,3 +22,9 @@ def channel_account_by_hubspot_id(
         )
         .order_by(ChannelAccount.disconnected_at.is_not(None), ChannelAccount.id.desc())
     ).first()
+
+
+def number_facts(number: Number) -> NumberFacts:
+    """The number's side of eligibility (R3): read by connect's pop-up and the dashboard."""
+    return NumberFacts(number.whatsapp_enabled, number.connected_to_hubspot,
+                       number.helpdesk_enabled)

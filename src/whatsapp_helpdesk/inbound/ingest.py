@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, cast
+from typing import Any, Protocol, cast
 
 import structlog
 from sqlalchemy import Table, and_, bindparam, case, func, insert, or_, select, update
@@ -26,18 +26,15 @@ from whatsapp_helpdesk import jobs
 from whatsapp_helpdesk.aircall import (
     AircallEnvelope,
     AircallMessage,
-    CallEvent,
     IntegrationDeletedEvent,
     InvalidAircallPayload,
     MessageEvent,
-    NumberEvent,
     UnsupportedAircallEvent,
     parse_envelope,
     parse_event,
     token_digest,
 )
 from whatsapp_helpdesk.bootstrap import Services
-from whatsapp_helpdesk.connect.numbers_refresh import on_number_event
 from whatsapp_helpdesk.db.models import (
     ChannelAccount,
     Conversation,
@@ -51,9 +48,6 @@ from whatsapp_helpdesk.domain import content
 from whatsapp_helpdesk.domain.phone import InvalidPhoneNumber, to_e164
 from whatsapp_helpdesk.inbound import media
 from whatsapp_helpdesk.jobs import payloads
-from whatsapp_helpdesk.native_tickets import contact_company
-from whatsapp_helpdesk.native_tickets import tickets as native_ticketing
-from whatsapp_helpdesk.replies import statuses
 
 log = structlog.get_logger(__name__)
 
@@ -71,6 +65,33 @@ IGNORED_EVENTS = frozenset(
         "group_message.status_updated",
     }
 )
+
+
+# Ports: Aircall events that other slices handle (message echoes and statuses: replies;
+# calls and SMS: native tickets; numbers: connect) are dispatched through handlers the
+# caller passes in, wired at the edge (web/webhook_spool.py AIRCALL_HANDLERS), as HubSpot's
+# are: this slice imports none of those slices.
+EventHandler = Callable[[Session, int, Any, datetime], tuple[str, str | None]]
+"""(session, installation_id, parsed event, now) → (outcome, detail), in ingest's transaction."""
+
+
+class CompanySeen(Protocol):
+    """Aircall named the customer's company on an inbound message: queue its sync if new."""
+
+    def __call__(self, session: Session, conversation: Conversation, company_name: str | None,
+                 *, now: datetime, after: timedelta) -> bool: ...
+
+
+@dataclass(frozen=True)
+class AircallHandlers:
+    """What ingest hands to other slices. `events` is keyed by Aircall's event name; an
+    inbound WhatsApp `message.received` and `integration.deleted` stay in this slice."""
+
+    events: Mapping[str, EventHandler]
+    # An inbound non-WhatsApp `message.received` (an SMS): not our conversation, a native
+    # ticket's (R35, R36). Not keyed by event name: WhatsApp messages share that name.
+    sms_received: EventHandler
+    company_seen: CompanySeen
 
 
 @dataclass(frozen=True)
@@ -100,23 +121,24 @@ def _tokened_envelope(raw_body: bytes) -> AircallEnvelope | Outcome:
     return envelope
 
 
-def handle_aircall_delivery(services: Services, raw_body: bytes) -> Outcome:
+def handle_aircall_delivery(services: Services, handlers: AircallHandlers,
+                            raw_body: bytes) -> Outcome:
     envelope = _tokened_envelope(raw_body)
     if isinstance(envelope, Outcome):
         return envelope
     # The token is checked inside the delivery's own transaction: one transaction per
     # delivery, not a lookup and then a write (issue 17 item 1).
-    return _ingest(services, None, token_digest(envelope.token), envelope,
+    return _ingest(services, handlers, None, token_digest(envelope.token), envelope,
                    raw_body.decode("utf-8", "replace"))
 
 
 def ingest_authenticated_aircall(
-    services: Services, installation_id: int, webhook_digest: str, envelope: AircallEnvelope,
-    payload_text: str,
+    services: Services, handlers: AircallHandlers, installation_id: int, webhook_digest: str,
+    envelope: AircallEnvelope, payload_text: str,
 ) -> Outcome:
     """A delivery whose token was verified (now, or before it was spooled, R53): stored
     once per webhook registration, `webhook_digest` naming the registration."""
-    return _ingest(services, installation_id, webhook_digest, envelope, payload_text)
+    return _ingest(services, handlers, installation_id, webhook_digest, envelope, payload_text)
 
 
 @dataclass(frozen=True)
@@ -146,7 +168,8 @@ def prepare_aircall_delivery(raw_body: bytes) -> Outcome | AircallDelivery | Non
                            raw_body.decode("utf-8", "replace"))
 
 
-def ingest_aircall_batch(services: Services, deliveries: list[AircallDelivery]) -> list[Outcome]:
+def ingest_aircall_batch(services: Services, handlers: AircallHandlers,
+                        deliveries: list[AircallDelivery]) -> list[Outcome]:
     """Group commit (issue 17 item 1): deliveries that arrived together are stored in ONE
     transaction, in arrival order, so they share its commit (and, on SQLite, its fsync).
     Every outcome holds only once this returns, i.e. after the commit. Any exception means
@@ -161,7 +184,7 @@ def ingest_aircall_batch(services: Services, deliveries: list[AircallDelivery]) 
     with local_writer(services.engine), services.sessions.begin() as session:
         session.connection(execution_options={DURABLE: True})
         for i in order:
-            outcomes[i] = _store(services, session, deliveries[i], now)
+            outcomes[i] = _store(services, handlers, session, deliveries[i], now)
     for delivery, outcome in zip(deliveries, outcomes, strict=True):
         if outcome.status_code != 401:
             log.info("aircall.delivery", event_type=delivery.envelope.event,
@@ -177,7 +200,8 @@ def _lock_order(delivery: AircallDelivery) -> tuple[str, str]:
 
 
 def _ingest(
-    services: Services, installation_id: int | None, webhook_digest: str,
+    services: Services, handlers: AircallHandlers, installation_id: int | None,
+    webhook_digest: str,
     envelope: AircallEnvelope, payload_text: str,
 ) -> Outcome:
     """`installation_id` None: the registration is looked up by `webhook_digest` (R42)."""
@@ -197,7 +221,7 @@ def _ingest(
     try:
         with local_writer(services.engine), services.sessions.begin() as session:
             session.connection(execution_options={DURABLE: True})
-            outcome = _store(services, session, delivery, now)
+            outcome = _store(services, handlers, session, delivery, now)
     except IntegrityError:
         # A unique constraint past the event row (the message's provider id) caught a copy
         # that raced with itself: already kept once (R14).
@@ -208,8 +232,8 @@ def _ingest(
     return outcome
 
 
-def _store(services: Services, session: Session, delivery: AircallDelivery,
-           now: datetime) -> Outcome:
+def _store(services: Services, handlers: AircallHandlers, session: Session,
+           delivery: AircallDelivery, now: datetime) -> Outcome:
     """One delivery inside the caller's transaction. A copy seen before is answered
     "duplicate" without an exception, so it never spoils a batch's transaction."""
     envelope, event = delivery.envelope, delivery.event
@@ -238,14 +262,23 @@ def _store(services: Services, session: Session, delivery: AircallDelivery,
     if record_id is None:
         return Outcome(200, "duplicate")
     result, detail = "stored", None
-    handler = HANDLERS.get(type(event))
+    handler = handlers.events.get(envelope.event)
     if isinstance(event, UnsupportedAircallEvent):
         ignored = event.event in IGNORED_EVENTS
         result = "ignored" if ignored else "unsupported"
         if not ignored:
             log.warning("aircall.unsupported_event", event_type=event.event)
     elif handler is not None:
-        result, detail = handler(services, session, installation_id, envelope, event, now)
+        result, detail = handler(session, installation_id, event, now)
+    elif isinstance(event, MessageEvent):
+        result, detail = _message_event(services, handlers, session, installation_id,
+                                        envelope, event, now)
+    elif isinstance(event, IntegrationDeletedEvent):
+        result, detail = _integration_deleted(session, installation_id, now)
+    else:
+        # A parsed event no handler was wired for: visible, not quietly "stored".
+        result, detail = "unsupported", "no handler wired for this event"
+        log.warning("aircall.unhandled_event", event_type=envelope.event)
     if (result, detail) != ("stored", None):
         session.execute(_SET_EVENT_OUTCOME,
                         {"event_id": record_id, "outcome": result, "detail": detail})
@@ -300,27 +333,25 @@ def _record_only(
         pass
 
 
-# --- Handlers: (services, session, installation_id, envelope, event, now) → (outcome, detail)
+# --- This slice's own handlers → (outcome, detail)
 
 
 def _message_event(
     services: Services,
+    handlers: AircallHandlers,
     session: Session,
     installation_id: int,
     envelope: AircallEnvelope,
     event: MessageEvent,
     now: datetime,
 ) -> tuple[str, str | None]:
+    # message.sent (our own replies echoed, never published, R15) and message.status_updated
+    # reached the replies slice's handlers before this.
     message = event.message
-    if event.event == "message.sent":
-        # Our own replies come back as message.sent: recognised, never published (R15).
-        return statuses.on_message_sent(session, installation_id, event, now)
-    if event.event == "message.status_updated":
-        return statuses.on_status_updated(session, installation_id, event, now)
     if not message.is_whatsapp:
         if event.event == "message.received" and message.direction == "inbound":
             # An inbound SMS: the classic integration's native ticket, if any (R35, R36).
-            return native_ticketing.on_sms(session, installation_id, event, now)
+            return handlers.sms_received(session, installation_id, event, now)
         return ("ignored", "not a WhatsApp message")
     if message.direction != "inbound":
         return ("ignored", "not an inbound message")
@@ -370,7 +401,7 @@ def _message_event(
     grace = timedelta(seconds=services.settings.reorder_grace_seconds)
     company = message.contact.company_name if message.contact else None
     if company and company != company_sent:
-        contact_company.queue_if_new(
+        handlers.company_seen(
             session, session.get_one(Conversation, conversation_id), company,
             # After the message's publication, which makes HubSpot create or match the contact.
             now=now, after=2 * grace,
@@ -460,24 +491,7 @@ def _conversation_upsert(dialect: str) -> Any:
     return _CONVERSATION_UPSERTS[dialect]
 
 
-def _call_event(
-    services: Services, session: Session, installation_id: int, envelope: AircallEnvelope,
-    event: CallEvent, now: datetime,
-) -> tuple[str, str | None]:
-    # Missed calls and voicemails: the classic integration's native tickets (R35, R36).
-    return native_ticketing.on_call_event(session, installation_id, event, now)
-
-
-def _number_event(
-    services: Services, session: Session, installation_id: int,
-    envelope: AircallEnvelope, event: NumberEvent, now: datetime,
-) -> tuple[str, str | None]:
-    # The installation's numbers list follows Aircall's without a refresh (issue 17 item 7).
-    return on_number_event(session, installation_id, event, now)
-
-
-def _integration_deleted(services: Services, session: Session, installation_id: int,
-                         envelope: AircallEnvelope, event: IntegrationDeletedEvent,
+def _integration_deleted(session: Session, installation_id: int,
                          now: datetime) -> tuple[str, str | None]:
     installation = session.get(Installation, installation_id)
     if installation is not None:
@@ -495,11 +509,3 @@ def _integration_deleted(services: Services, session: Session, installation_id: 
         ):
             account.disconnected_at = now
     return ("installation_torn_down", None)
-
-
-HANDLERS: dict[type, Callable[..., tuple[str, str | None]]] = {
-    MessageEvent: _message_event,
-    CallEvent: _call_event,
-    NumberEvent: _number_event,
-    IntegrationDeletedEvent: _integration_deleted,
-}

@@ -18,16 +18,22 @@ from starlette.concurrency import run_in_threadpool
 
 from whatsapp_helpdesk.bootstrap import Services
 from whatsapp_helpdesk.connect import reconnect
+from whatsapp_helpdesk.connect.numbers_refresh import refresh_status, request_refresh
 from whatsapp_helpdesk.dashboard import actions as dashboard_actions
 from whatsapp_helpdesk.dashboard import reads as dashboard
 from whatsapp_helpdesk.errors import AuthRevoked
 from whatsapp_helpdesk.input_limits import MAX_DB_ID
+from whatsapp_helpdesk.replies.reengagement import choices_by_number
 from whatsapp_helpdesk.web import auth, dashboard_templates
 from whatsapp_helpdesk.web.csrf import CSRF_FIELD, csrf_valid
 from whatsapp_helpdesk.web.pages import flash, problem, render, static_router
 from whatsapp_helpdesk.web.sessions import revoke_installation
 
 log = structlog.get_logger(__name__)
+
+# What the dashboard page reads of the connect and replies slices, wired here at the edge.
+DASHBOARD_READS = dashboard.OtherSlicesReads(refresh_status=refresh_status,
+                                             templates=choices_by_number)
 
 DASHBOARD: Final = "/dashboard"
 # An id in a path is a primary key: beyond 32 bits it names nothing, and PostgreSQL would
@@ -51,7 +57,8 @@ def router(services: Services) -> APIRouter:
             return RedirectResponse(auth.sign_in_url(auth.current_path(request)), status_code=303)
         try:
             view = await run_in_threadpool(
-                partial(dashboard.dashboard_view, services, installation_id, page=page, search=q))
+                partial(dashboard.dashboard_view, services, DASHBOARD_READS, installation_id,
+                        page=page, search=q))
         except dashboard.NotFound:
             request.session.clear()  # the installation was removed since the sign-in
             return RedirectResponse(auth.sign_in_url(DASHBOARD), status_code=303)
@@ -151,7 +158,8 @@ def router(services: Services) -> APIRouter:
         back = (DASHBOARD, "Back to the dashboard")
         try:
             view = await run_in_threadpool(
-                partial(dashboard.dashboard_view, services, installation_id, number_id=number_id))
+                partial(dashboard.dashboard_view, services, DASHBOARD_READS, installation_id,
+                        number_id=number_id))
             number = next((n for n in view.numbers if n.id == number_id), None)
             if number is None:
                 raise dashboard.NotFound("number")
@@ -176,7 +184,9 @@ def router(services: Services) -> APIRouter:
 
     @routes.post("/dashboard/numbers/refresh")
     async def refresh(request: Request) -> Response:
-        return await act(request, threaded(dashboard_actions.refresh_numbers))
+        # The dashboard's button, wired here to the connect slice that owns the refresh
+        # (the dashboard slice does not import connect).
+        return await act(request, threaded(request_refresh))
 
     @routes.post("/dashboard/numbers/{number_id}/templates/refresh")
     async def refresh_templates(request: Request, number_id: DbId) -> Response:

@@ -36,11 +36,13 @@ from whatsapp_helpdesk.aircall import (
     parse_envelope,
     token_digest,
 )
+from whatsapp_helpdesk.aircall.payloads import CALL_EVENTS, NUMBER_EVENTS
 from whatsapp_helpdesk.bootstrap import Services
 from whatsapp_helpdesk.connect.channel_accounts import (
     on_channel_account_created,
     on_channel_account_updated,
 )
+from whatsapp_helpdesk.connect.numbers_refresh import on_number_event
 from whatsapp_helpdesk.db.models import Installation
 from whatsapp_helpdesk.hubspot import InvalidSignature, verify_signature_v3
 from whatsapp_helpdesk.inbound.hubspot_delivery import (
@@ -50,12 +52,16 @@ from whatsapp_helpdesk.inbound.hubspot_delivery import (
 )
 from whatsapp_helpdesk.inbound.ingest import (
     AircallDelivery,
+    AircallHandlers,
     Outcome,
     handle_aircall_delivery,
     ingest_aircall_batch,
     ingest_authenticated_aircall,
     prepare_aircall_delivery,
 )
+from whatsapp_helpdesk.native_tickets import contact_company
+from whatsapp_helpdesk.native_tickets import tickets as native_tickets
+from whatsapp_helpdesk.replies import statuses
 from whatsapp_helpdesk.replies.reply import store_outgoing_reply
 from whatsapp_helpdesk.spool import Spool, SpoolFull
 
@@ -66,6 +72,21 @@ HUBSPOT_HANDLERS: Handlers = {
     "CHANNEL_ACCOUNT_CREATED": on_channel_account_created,
     "CHANNEL_ACCOUNT_UPDATED": on_channel_account_updated,
 }
+# Aircall's events that other slices handle, wired here too: the live path, the group
+# commit and the spool's replay all pass this one table to ingest.
+AIRCALL_HANDLERS = AircallHandlers(
+    events={
+        # Our own replies echoed back (never published, R15) and their statuses (R23).
+        "message.sent": statuses.on_message_sent,
+        "message.status_updated": statuses.on_status_updated,
+        # Missed calls and voicemails: the classic integration's native tickets (R35, R36).
+        **dict.fromkeys(CALL_EVENTS, native_tickets.on_call_event),
+        # The numbers list follows Aircall's without a refresh (issue 17 item 7).
+        **dict.fromkeys(NUMBER_EVENTS, on_number_event),
+    },
+    sms_received=native_tickets.on_sms,
+    company_seen=contact_company.queue_if_new,
+)
 log = structlog.get_logger(__name__)
 
 # What an unreachable database raises: refused or dropped connections, a pool that cannot
@@ -118,7 +139,7 @@ class WebhookSpool:
         if installation_id is not None and self.spool.has_backlog():
             return self._spool_aircall(installation_id, body)
         try:
-            outcome = handle_aircall_delivery(self.services, body)
+            outcome = handle_aircall_delivery(self.services, AIRCALL_HANDLERS, body)
             if installation_id is None and digest and outcome.status_code != 401:
                 # A webhook registered since the last refresh: known before any outage.
                 self.refresh_digests()
@@ -143,7 +164,7 @@ class WebhookSpool:
         prepared = [prepare_aircall_delivery(body) for body in bodies]
         batch = [p for p in prepared if isinstance(p, AircallDelivery)]
         try:
-            stored = iter(ingest_aircall_batch(self.services, batch))
+            stored = iter(ingest_aircall_batch(self.services, AIRCALL_HANDLERS, batch))
         except DATABASE_DOWN as exc:
             log.warning("webhook.database_unreachable", source="aircall", error=str(exc)[:200])
             return [self._spool_or_refuse(self._digests.get(p.webhook_digest), body)
@@ -253,8 +274,8 @@ class WebhookSpool:
                 log.error("webhook.spool_record_invalid", error=str(exc))
                 return
             outcome = ingest_authenticated_aircall(
-                self.services, int(record["installation_id"]), str(record["webhook_digest"]),
-                envelope, body.decode("utf-8"))
+                self.services, AIRCALL_HANDLERS, int(record["installation_id"]),
+                str(record["webhook_digest"]), envelope, body.decode("utf-8"))
         else:
             outcome = store_verified_hubspot_body(self.services, HUBSPOT_HANDLERS, body)
         REPLAYED.labels(str(record.get("source"))).inc()
