@@ -30,30 +30,22 @@ import uuid
 from pathlib import Path
 
 import httpx
-import psycopg
 from sqlalchemy import text
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-from harness.stack import PORTAL, SUPPORT_FR, Served, _bound_socket  # noqa: E402
+from harness.stack import PORTAL, SUPPORT_FR, Served, _bound_socket, connect_demo_number  # noqa: E402
+from worker_processes import fresh_pg  # noqa: E402
 
 from whatsapp_helpdesk.bootstrap import build_services  # noqa: E402
 from whatsapp_helpdesk.cli import install_on_sandbox, web_server_options  # noqa: E402
-from whatsapp_helpdesk.connect.popup import connect_number  # noqa: E402
 from whatsapp_helpdesk.db.migrate import upgrade  # noqa: E402
 from whatsapp_helpdesk.sandbox.aircall import create_app as aircall_app  # noqa: E402
 from whatsapp_helpdesk.sandbox.hubspot import create_app as hubspot_app  # noqa: E402
 from whatsapp_helpdesk.settings import Settings  # noqa: E402
 
-PG_ADMIN = "postgresql://postgres@127.0.0.1:5432/postgres"
 ROOT = Path(__file__).resolve().parents[1]
 EXE = ROOT / ".venv" / "bin" / "whatsapp-helpdesk"
 
-
-def fresh_pg(name: str) -> str:
-    with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        conn.execute(f'CREATE DATABASE "{name}"')
-    return f"postgresql+psycopg://postgres@127.0.0.1:5432/{name}"
 
 
 def serve_bare(port: int) -> None:
@@ -253,18 +245,7 @@ def run_database(label: str, database_url: str, args: argparse.Namespace) -> dic
             token = h.post(f"/_sandbox/portals/{PORTAL}/channel-connections",
                            json={"channelId": services.channel_id()}).json()["accountToken"]
 
-        async def connect(s):  # type: ignore[no-untyped-def]
-            from sqlalchemy import select
-
-            from whatsapp_helpdesk.db.models import Number
-            with s.sessions() as session:
-                nid = session.scalars(select(Number.id).where(
-                    Number.aircall_number_id == str(SUPPORT_FR))).one()
-            try:
-                await connect_number(s, installation_id=1, number_id=nid, account_token=token)
-            finally:
-                await s.aclose()
-        asyncio.run(connect(build_services(settings)))
+        connect_demo_number(settings, token)
         with httpx.Client(base_url=air) as a:
             webhook_token = a.get("/_sandbox/webhooks").json()["webhooks"][0]["token"]
 

@@ -22,29 +22,19 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
-import psycopg
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-from harness.stack import PORTAL, SUPPORT_FR, Served, _bound_socket  # noqa: E402
+from harness.stack import PORTAL, SUPPORT_FR, Served, _bound_socket, connect_demo_number  # noqa: E402
+from worker_processes import fresh_pg  # noqa: E402
 
 from whatsapp_helpdesk.bootstrap import build_services  # noqa: E402
 from whatsapp_helpdesk.cli import install_on_sandbox  # noqa: E402
-from whatsapp_helpdesk.connect.popup import connect_number  # noqa: E402
 from whatsapp_helpdesk.db.migrate import upgrade  # noqa: E402
 from whatsapp_helpdesk.sandbox.aircall import create_app as aircall_app  # noqa: E402
 from whatsapp_helpdesk.sandbox.hubspot import create_app as hubspot_app  # noqa: E402
 from whatsapp_helpdesk.settings import Settings  # noqa: E402
 from whatsapp_helpdesk.web.app import create_app as bridge_app  # noqa: E402
 from whatsapp_helpdesk.worker.runner import Worker  # noqa: E402
-
-PG_ADMIN = "postgresql://postgres@127.0.0.1:5432/postgres"
-
-
-def fresh_pg(name: str) -> str:
-    with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        conn.execute(f'CREATE DATABASE "{name}"')
-    return f"postgresql+psycopg://postgres@127.0.0.1:5432/{name}"
 
 
 def run_stack(database_url: str, messages: int, concurrency_levels: list[int]) -> dict[str, float]:
@@ -68,18 +58,7 @@ def run_stack(database_url: str, messages: int, concurrency_levels: list[int]) -
             token = h.post(f"/_sandbox/portals/{PORTAL}/channel-connections",
                            json={"channelId": channel}).json()["accountToken"]
 
-        async def connect(s):  # type: ignore[no-untyped-def]
-            from sqlalchemy import select
-
-            from whatsapp_helpdesk.db.models import Number
-            with s.sessions() as session:
-                nid = session.scalars(select(Number.id).where(
-                    Number.aircall_number_id == str(SUPPORT_FR))).one()
-            try:
-                await connect_number(s, installation_id=1, number_id=nid, account_token=token)
-            finally:
-                await s.aclose()
-        asyncio.run(connect(build_services(settings)))
+        connect_demo_number(settings, token)
         # Our own webhook token: read it back from the sandbox Aircall.
         with httpx.Client(base_url=air) as a:
             webhook_token = a.get("/_sandbox/webhooks").json()["webhooks"][0]["token"]

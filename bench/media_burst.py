@@ -34,11 +34,10 @@ from starlette.responses import StreamingResponse
 from starlette.routing import Route
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-from harness.stack import PORTAL, SUPPORT_FR, Served, _bound_socket  # noqa: E402
+from harness.stack import PORTAL, SUPPORT_FR, Served, _bound_socket, connect_demo_number  # noqa: E402
 
 from whatsapp_helpdesk.bootstrap import build_services  # noqa: E402
 from whatsapp_helpdesk.cli import install_on_sandbox  # noqa: E402
-from whatsapp_helpdesk.connect.popup import connect_number  # noqa: E402
 from whatsapp_helpdesk.db.migrate import upgrade  # noqa: E402
 from whatsapp_helpdesk.sandbox.aircall import create_app as aircall_app  # noqa: E402
 from whatsapp_helpdesk.sandbox.hubspot import create_app as hubspot_app  # noqa: E402
@@ -142,21 +141,7 @@ def run(photos: int, texts: int, tmp: Path) -> dict[str, float]:
             token = h.post(f"/_sandbox/portals/{PORTAL}/channel-connections",
                            json={"channelId": services.channel_id()}).json()["accountToken"]
 
-        async def connect() -> None:
-            from sqlalchemy import select
-
-            from whatsapp_helpdesk.db.models import Number
-
-            s = build_services(settings)
-            with s.sessions() as session:
-                nid = session.scalars(select(Number.id).where(
-                    Number.aircall_number_id == str(SUPPORT_FR))).one()
-            try:
-                await connect_number(s, installation_id=1, number_id=nid, account_token=token)
-            finally:
-                await s.aclose()
-
-        asyncio.run(connect())
+        connect_demo_number(settings, token)
         with httpx.Client(base_url=air) as a:
             hook_token = a.get("/_sandbox/webhooks").json()["webhooks"][0]["token"]
 

@@ -371,9 +371,7 @@ def main() -> None:
                               f"{rounds[-1].seconds:.1f} s, lowest rate / limit {worst:.3f}",
                               file=sys.stderr)
         except BaseException:
-            # Every child's log, those already stopped too (a round stops its own).
-            for log in sorted(Path(log_dir).glob("*.log")):
-                print(f"--- {log.stem} log (tail)\n{children.tail(log.stem)}", file=sys.stderr)
+            children.print_logs()
             raise
         finally:
             children.stop_all()

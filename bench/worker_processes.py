@@ -179,6 +179,12 @@ class Children:
             if proc.poll() is not None:
                 raise RuntimeError(f"{name} exited with {proc.returncode}:\n{self.tail(name)}")
 
+    def print_logs(self) -> None:
+        """Every child's log tail to stderr, those already stopped too (a benchmark that
+        failed says why)."""
+        for log in sorted(self.log_dir.glob("*.log")):
+            print(f"--- {log.stem} log (tail)\n{self.tail(log.stem)}", file=sys.stderr)
+
     def tail(self, name: str, lines: int = 30) -> str:
         path = self.log_dir / f"{name}.log"
         return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
@@ -835,9 +841,7 @@ def main() -> None:
                               f"{rounds[-1].per_second:.1f} msgs/s (backlog loaded in "
                               f"{rounds[-1].load_seconds:.1f} s)", file=sys.stderr)
         except BaseException:
-            # Every child's log, those already stopped too (a round stops its own).
-            for log in sorted(Path(log_dir).glob("*.log")):
-                print(f"--- {log.stem} log (tail)\n{children.tail(log.stem)}", file=sys.stderr)
+            children.print_logs()
             raise
         finally:
             children.stop_all()

@@ -166,6 +166,29 @@ def switch_on_every_whatsapp_number(services: Services, installation_id: int) ->
             number.native_ticketing = False
 
 
+
+def connect_demo_number(settings: Settings, account_token: str, *,
+                        aircall_number_id: int = SUPPORT_FR, installation_id: int = 1) -> None:
+    """Connect one of the demo's Aircall numbers with a HubSpot channel-account token,
+    outside a Stack (the benchmarks build their stacks by hand)."""
+    from sqlalchemy import select
+
+    from whatsapp_helpdesk.db.models import Number
+
+    async def main() -> None:
+        services = build_services(settings)
+        try:
+            with services.sessions() as session:
+                number_id = session.scalars(select(Number.id).where(
+                    Number.installation_id == installation_id,
+                    Number.aircall_number_id == str(aircall_number_id))).one()
+            await connect_number(services, installation_id=installation_id,
+                                 number_id=number_id, account_token=account_token)
+        finally:
+            await services.aclose()
+
+    asyncio.run(main())
+
 @pytest.fixture
 def stack(migrated_database_url: str, tmp_path: Path) -> Iterator[Stack]:
     """The whole stack on `database_url` (the same URL: a test may ask for both), which
