@@ -123,7 +123,8 @@ class Services:
             assert self.rate_limiter is not None and installation_id is not None
             pacer = SharePacer(self.rate_limiter,
                                lambda: self._pace_key("aircall", installation_id), limit,
-                               service="Aircall", share=budget_share)
+                               service="Aircall", share=budget_share,
+                               clock=self.pacing_clock, sleep=self.pacing_sleep)
         return AircallClient(
             BearerToken(access_token), http=self.http, api_base=s.aircall_api_base,
             clock=self._clock_fn, pacer=pacer,

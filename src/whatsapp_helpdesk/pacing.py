@@ -180,16 +180,18 @@ class SharePacer(Pacer):
     free for others; with GCRA a reply waits at most one interval behind the job."""
 
     def __init__(self, limiter: RateLimiter, key: Callable[[], str], limit: Limit, *,
-                 service: str, share: float):
+                 service: str, share: float, clock: Callable[[], float] = time.time,
+                 sleep: Callable[[float], Awaitable[None]] = asyncio.sleep):
         if not 0 < share <= 1:
             raise ValueError("share must be in (0, 1]")
         own = Limit(max(1, int(limit.requests * share)), limit.window_seconds)
         # Only this job books its own bucket, so its next slot is at most one of its
-        # intervals away: waited for in the worker's slot, never given back.
-        max_wait = own.interval + DEFAULT_MAX_WAIT
-        super().__init__(limiter, key, limit, service=service, max_wait=max_wait)
+        # intervals away (a Pacer always waits that long): waited for in the worker's slot,
+        # never given back; the account's bucket is waited for as long.
+        super().__init__(limiter, key, limit, service=service,
+                         max_wait=own.interval + DEFAULT_MAX_WAIT, clock=clock, sleep=sleep)
         self._own = Pacer(limiter, lambda: f"{key()}:share", own, service=service,
-                          max_wait=max_wait)
+                          clock=clock, sleep=sleep)
 
     async def before_call(self, operation: str) -> None:
         await self._own.before_call(operation)
