@@ -117,6 +117,7 @@ class Report:
     duplicate_deliveries: int = 0
     drained: bool = False
     drain_seconds: float = 0.0
+    still_pending: str = ""  # what the drain still saw at its deadline (empty when drained)
     webhooks_auto_disabled: int = 0
     webhooks_disabled_spans: str = ""
     lost_reasons: dict[str, int] = field(default_factory=dict)
@@ -152,6 +153,8 @@ class Report:
             f"webhooks auto-disabled at the end: {self.webhooks_auto_disabled}, during the "
             f"run: {self.webhooks_disabled_spans}",
         ]
+        if self.still_pending:
+            lines.append(f"  pending at the drain's deadline: {self.still_pending}")
         if self.lost_reasons:
             lines.append("  lost, by cause: " + "; ".join(
                 f"{n} x {reason}" for reason, n in sorted(
@@ -232,6 +235,19 @@ class Stack:
         self.hubspot.close()
         self.aircall.close()
         self.pg.destroy()
+
+    def outbox_pending_entries(self) -> str:
+        """What the outbox still holds pending, by kind (for a drain that did not end)."""
+        try:
+            with psycopg.connect(self.pg.libpq_url(DATABASE), connect_timeout=3) as conn:
+                rows = conn.execute(
+                    "SELECT kind, count(*), min(available_at), max(attempts), "
+                    "bool_or(locked_until IS NOT NULL) FROM outbox WHERE state = 'pending' "
+                    "GROUP BY kind ORDER BY kind").fetchall()
+        except psycopg.Error as exc:
+            return f"outbox unreadable ({exc})"
+        return "; ".join(f"{kind} x{n} (due from {due}, attempts up to {attempts}, "
+                         f"locked {locked})" for kind, n, due, attempts, locked in rows)
 
     def outbox_pending(self) -> int | None:
         try:
@@ -536,11 +552,13 @@ class WebhookWatch:
 # --- the end: drain and check ----------------------------------------------------------------
 
 
-def drain(stack: Stack, timeout: float) -> tuple[bool, float]:
+def drain(stack: Stack, timeout: float) -> tuple[bool, float, str]:
     """Until no Aircall or HubSpot webhook delivery and no outbox entry is pending, twice in a
-    row two seconds apart (a delivery makes outbox entries); False at the deadline."""
+    row two seconds apart (a delivery makes outbox entries); False at the deadline, with
+    what was still pending."""
     started = time.monotonic()
     calm_since: float | None = None
+    aircall_pending = hubspot_pending = outbox_pending = None
     while time.monotonic() - started < timeout:
         stack.children.reap(set())
         try:
@@ -555,11 +573,15 @@ def drain(stack: Stack, timeout: float) -> tuple[bool, float]:
         if quiet:
             calm_since = calm_since or time.monotonic()
             if time.monotonic() - calm_since >= 2.0:
-                return True, time.monotonic() - started
+                return True, time.monotonic() - started, ""
         else:
             calm_since = None
         time.sleep(0.5)
-    return False, time.monotonic() - started
+    pending = (f"Aircall webhook deliveries {aircall_pending}, HubSpot webhook deliveries "
+               f"{hubspot_pending}, outbox entries {outbox_pending}")
+    if outbox_pending:
+        pending += f": {stack.outbox_pending_entries()}"
+    return False, time.monotonic() - started, pending
 
 
 def longest_increasing(seq: list[int]) -> int:
@@ -817,7 +839,8 @@ def run(scenario: Scenario, *, keep_logs: bool = False, out: Any = sys.stdout) -
         print(f"traffic done: {len(traffic.sent)} messages, {len(traffic.replies)} replies, "
               f"{len(traffic.send_errors)} refused by the sandbox; draining", file=out,
               flush=True)
-        report.drained, report.drain_seconds = drain(stack, scenario.drain_timeout_seconds)
+        report.drained, report.drain_seconds, report.still_pending = drain(
+            stack, scenario.drain_timeout_seconds)
         watch.stop.set()
         report.webhooks_disabled_spans = watch.describe()
         check(stack, traffic, installations, watch, report)
