@@ -2,11 +2,16 @@
 
 Never the system PostgreSQL itself: on PostgreSQL the test's own database refuses new
 connections (`ALLOW_CONNECTIONS false`) and its open ones are terminated; on SQLite the
-file is moved aside and a directory takes its place, so that opening it fails.
+file is moved aside and a dangling symbolic link takes its place, so that opening it fails.
+
+Each SQLite step is a single rename, so the path is never missing for an instant: when it
+was (an `rmdir` then a `rename` back), a reconnect landing in between created a fresh,
+empty database there and the spool replayed into it ("no installation for this portal").
 """
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -37,8 +42,12 @@ class DatabaseOutage:
         # Close the pool's connections while the file is still in place (WAL checkpoint).
         self.engine.dispose()
         path = Path(str(self.url.database))
-        path.rename(path.with_name(path.name + ".away"))
-        path.mkdir()
+        os.link(path, self._away(path))  # the database lives on under a second name
+        link = path.with_name(path.name + ".cut")
+        # A link to a file in a directory that does not exist: opening fails, and SQLite
+        # cannot create a fresh database there either.
+        os.symlink(path.with_name(path.name + ".no-such-dir") / "database", link)
+        os.replace(link, path)  # one atomic step
         self.engine.dispose()  # one opened in between would still reach the moved file
 
     def restore(self) -> None:
@@ -49,5 +58,8 @@ class DatabaseOutage:
                     f'ALTER DATABASE "{self.url.database}" ALLOW_CONNECTIONS true'))
             return
         path = Path(str(self.url.database))
-        path.rmdir()
-        path.with_name(path.name + ".away").rename(path)
+        os.replace(self._away(path), path)  # replaces the link in one atomic step
+
+    @staticmethod
+    def _away(path: Path) -> Path:
+        return path.with_name(path.name + ".away")
