@@ -20,6 +20,7 @@ from whatsapp_helpdesk.db.migrate import upgrade
 from whatsapp_helpdesk.db.models import Conversation, Installation, Number, OutboxEntry
 from whatsapp_helpdesk.errors import Retryable
 from whatsapp_helpdesk.hubspot.client import CrmObject
+from whatsapp_helpdesk.jobs import payloads
 from whatsapp_helpdesk.native_tickets import contact_company
 from whatsapp_helpdesk.settings import Settings
 
@@ -81,7 +82,8 @@ def _run(services: Services, portal: StubPortal, payload: dict[str, Any]) -> str
     services.hubspot_portal = lambda _token, **_: portal  # type: ignore[method-assign]
     claimed = outbox.Claimed(id=1, installation_id=1, kind=SET_CONTACT_COMPANY,
                              message_id=None, payload=payload, attempt=1)
-    return asyncio.run(contact_company.set_contact_company(services, claimed))
+    job = payloads.SetContactCompany.model_validate(payload)
+    return asyncio.run(contact_company.set_contact_company(services, claimed, job))
 
 
 def test_R31_queued_once_per_company_and_again_when_aircall_names_another(services) -> None:

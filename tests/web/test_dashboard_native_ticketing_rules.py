@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from whatsapp_helpdesk.aircall import CallEvent, MessageEvent, parse_envelope, parse_event
+from whatsapp_helpdesk.jobs import payloads
 from whatsapp_helpdesk.native_tickets.tickets import (
     MISSED_CALL,
     SMS,
@@ -79,6 +80,6 @@ def test_the_job_payload_round_trips_and_ignores_unknown_keys() -> None:
     activity = Activity(kind=MISSED_CALL, reference="9000003", customer="+33 6 12 34 56 78",
                         customer_e164="+33612345678", customer_name=None, at=NOW.isoformat())
     payload = {"number_id": 3, "later_field": "x", **activity.__dict__}
-    assert activity_from_payload(payload) == activity
+    assert activity_from_payload(payloads.NativeTicket.model_validate(payload)) == activity
     assert ticket_properties(activity, "Sales UK")["subject"] == (
         "Missed call from +33 6 12 34 56 78 on Sales UK")

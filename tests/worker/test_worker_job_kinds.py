@@ -134,7 +134,7 @@ def _every_kind_answers(
 ) -> None:
     """Every registered kind's handler replaced by `answer` (which raises, or returns)."""
 
-    async def handler(_services: Any, entry: outbox.Claimed) -> str:
+    async def handler(_services: Any, entry: outbox.Claimed, _payload: Any) -> str:
         answer(entry)
         return "done"
 

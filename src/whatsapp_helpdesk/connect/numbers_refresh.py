@@ -121,7 +121,9 @@ def _set_state(session: Session, key: str, value: str | None) -> None:
         row.value = value
 
 
-async def refresh_numbers_job(services: Services, entry: outbox.Claimed) -> str:
+async def refresh_numbers_job(
+    services: Services, entry: outbox.Claimed, payload: payloads.RefreshNumbers
+) -> str:
     """The worker's job: one run of the refresh, from where the last run stopped."""
     installation_id = entry.installation_id
     progress_key = PROGRESS_KEY.format(installation_id=installation_id)
@@ -334,10 +336,12 @@ def on_number_event(
     return ("number_updated", None)
 
 
-async def sync_number_job(services: Services, entry: outbox.Claimed) -> str:
+async def sync_number_job(
+    services: Services, entry: outbox.Claimed, payload: payloads.SyncNumber
+) -> str:
     """The worker's job after `number.created`: the number's WhatsApp and SMS status."""
     installation_id = entry.installation_id
-    aircall_id = str(entry.payload["aircall_number_id"])
+    aircall_id = payload.aircall_number_id
     client = services.aircall(
         aircall_access_token(services, installation_id), installation_id=installation_id
     )

@@ -19,7 +19,6 @@ import os
 import tempfile
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
 
 import httpx
 import structlog
@@ -104,7 +103,9 @@ def _sentence(reason: str) -> str:
     return reason[0].upper() + reason[1:]
 
 
-async def fetch_media(services: Services, entry: outbox.Claimed) -> str:
+async def fetch_media(
+    services: Services, entry: outbox.Claimed, payload: payloads.FetchMedia
+) -> str:
     """Returns a word for the delivery log; raises Retryable (within the budget) only."""
     assert entry.message_id is not None
     target = await asyncio.to_thread(_target, services, entry)
@@ -112,8 +113,7 @@ async def fetch_media(services: Services, entry: outbox.Claimed) -> str:
         return "message gone"
     if target.state != PENDING:
         return f"already {target.state}"  # exactly once: a retry never uploads again
-    payload = entry.payload
-    kind, caption = target.kind, str(payload.get("caption") or "")
+    kind, caption = target.kind, payload.caption
     remaining = (target.deadline - services.clock.now()).total_seconds()
     if entry.attempt == 1:
         # A worker that was down past the budget still tries once (bounded by the budget):
@@ -133,7 +133,7 @@ async def fetch_media(services: Services, entry: outbox.Claimed) -> str:
             path, content_type = await _download(services, kind, payload)
             try:
                 stage = rules.UPLOAD_FAILED
-                name = rules.safe_file_name(payload.get("file_name"), f"{kind}-file")
+                name = rules.safe_file_name(payload.file_name, f"{kind}-file")
                 token = await hubspot_access_token(services, target.installation_id)
                 uploaded = await services.hubspot_portal(token).upload_file(
                     path, file_name=name, content_type=content_type,
@@ -176,11 +176,11 @@ def _describe(exc: BaseException) -> str:
 
 
 async def _download(
-    services: Services, kind: str, payload: dict[str, Any]
+    services: Services, kind: str, payload: payloads.FetchMedia
 ) -> tuple[str, str]:
     """Stream the file to a temporary file; returns its path and content type."""
     limit = rules.size_limit(kind)
-    async with _get(services, str(payload["url"])) as response:
+    async with _get(services, payload.url) as response:
         content_type = _content_type(response, payload)
         refusal = rules.type_refusal(kind, content_type)
         if refusal:
@@ -203,10 +203,10 @@ async def _download(
     return path, content_type
 
 
-async def _download_small(services: Services, payload: dict[str, Any]) -> bytes:
+async def _download_small(services: Services, payload: payloads.FetchMedia) -> bytes:
     chunks: list[bytes] = []
     size = 0
-    async with _get(services, str(payload["url"])) as response:
+    async with _get(services, payload.url) as response:
         async for chunk in response.aiter_bytes(CHUNK):
             size += len(chunk)
             if size > rules.STRUCTURED_LIMIT:
@@ -246,12 +246,12 @@ class _get:  # noqa: N801 (used as `async with _get(…)`)
             await self._response.aclose()
 
 
-def _content_type(response: httpx.Response, payload: dict[str, Any]) -> str:
+def _content_type(response: httpx.Response, payload: payloads.FetchMedia) -> str:
     """The answer's content type; Aircall's `file_type` when the store says nothing useful."""
     served = rules.bare_type(response.headers.get("content-type", ""))
     if served and served not in ("application/octet-stream", "binary/octet-stream"):
         return served
-    return rules.bare_type(str(payload.get("file_type") or ""))
+    return rules.bare_type(payload.file_type or "")
 
 
 def _store(services: Services, message_id: int, state: str, *, text: str,

@@ -15,6 +15,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Any, Generic, TypeVar
 
 from pydantic import ValidationError
 from sqlalchemy.orm import Session
@@ -35,8 +36,10 @@ from whatsapp_helpdesk.replies.reply import send_reply
 from whatsapp_helpdesk.replies.statuses import report_status
 from whatsapp_helpdesk.settings import Settings
 
-# A handler does one outbox entry's work; it returns a word for the delivery log.
-Handler = Callable[[Services, outbox.Claimed], Awaitable[str]]
+P = TypeVar("P", bound=payloads.JobPayload)
+# A handler does one outbox entry's work, given the entry and its payload already validated
+# (`JobKind.read`): it never reads `entry.payload`. It returns a word for the delivery log.
+Handler = Callable[[Services, outbox.Claimed, P], Awaitable[str]]
 # What a job that failed for good means beyond its own FAILED row (which the dashboard lists
 # with its reason, R9): called in the transaction that fails the entry.
 GiveUpAction = Callable[[Session, outbox.Claimed, str, datetime], None]
@@ -115,10 +118,10 @@ class UnreadableJob(Permanent):
 
 
 @dataclass(frozen=True)
-class JobKind:
+class JobKind(Generic[P]):
     name: str  # the `kind` stored in the outbox (never renamed: existing rows carry it)
-    payload: type[payloads.JobPayload]
-    handler: Handler
+    payload: type[P]
+    handler: Handler[P]
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     give_up: GiveUpAction = mark_message_failed
     needs_message: bool = False  # the entry's message_id must be set
@@ -128,8 +131,9 @@ class JobKind:
     # None: the job books as it calls.
     paced_by: str | None = None
 
-    def read(self, entry: outbox.Claimed) -> payloads.JobPayload:
-        """The entry's payload, validated; UnreadableJob when it cannot be run."""
+    def read(self, entry: outbox.Claimed) -> P:
+        """The entry's payload, validated; UnreadableJob when it cannot be run (a missing
+        or malformed field is named in the reason)."""
         if self.needs_message and entry.message_id is None:
             raise UnreadableJob(f"The {self.name} job names no message.", why="bad_payload")
         try:
@@ -152,13 +156,15 @@ def unknown_kind(kind: str) -> UnreadableJob:
     )
 
 
-async def _publish(services: Services, entry: outbox.Claimed) -> str:
+async def _publish(
+    services: Services, entry: outbox.Claimed, job: payloads.PublishInbound
+) -> str:
     assert entry.message_id is not None  # JobKind.read checked it
     return await publish_inbound(services, entry.message_id)
 
 
-def _registry(*kinds: JobKind) -> dict[str, JobKind]:
-    table: dict[str, JobKind] = {}
+def _registry(*kinds: JobKind[Any]) -> dict[str, JobKind[Any]]:
+    table: dict[str, JobKind[Any]] = {}
     for kind in kinds:
         if kind.name in table:
             raise ValueError(f"job kind {kind.name!r} registered twice")
@@ -166,7 +172,7 @@ def _registry(*kinds: JobKind) -> dict[str, JobKind]:
     return table
 
 
-REGISTRY: dict[str, JobKind] = _registry(
+REGISTRY: dict[str, JobKind[Any]] = _registry(
     JobKind(payloads.PublishInbound.KIND, payloads.PublishInbound, _publish, needs_message=True,
             paced_by="hubspot"),
     JobKind(payloads.FetchMedia.KIND, payloads.FetchMedia, fetch_media, needs_message=True),

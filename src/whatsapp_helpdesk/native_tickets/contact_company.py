@@ -59,12 +59,14 @@ def queue_if_new(
     return True
 
 
-async def set_contact_company(services: Services, entry: outbox.Claimed) -> str:
+async def set_contact_company(
+    services: Services, entry: outbox.Claimed, payload: payloads.SetContactCompany
+) -> str:
     """Worker job: a short word for the delivery log."""
-    company = str(entry.payload.get("company") or "")
-    replaces = str(entry.payload.get("replaces") or "")
+    company = payload.company
+    replaces = payload.replaces or ""
     with services.sessions() as session:
-        conversation = session.get(Conversation, int(entry.payload.get("conversation_id") or 0))
+        conversation = session.get(Conversation, payload.conversation_id)
         if conversation is None or conversation.installation_id != entry.installation_id:
             return "skipped: conversation gone"
         customer = conversation.customer_e164

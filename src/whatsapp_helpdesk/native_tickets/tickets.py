@@ -23,7 +23,7 @@ from __future__ import annotations
 import hashlib
 from dataclasses import asdict, dataclass
 from datetime import datetime
-from typing import Any, Final
+from typing import Final
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -41,7 +41,6 @@ from whatsapp_helpdesk.db.job_kinds import (
 )
 from whatsapp_helpdesk.db.models import ChannelAccount, Number
 from whatsapp_helpdesk.domain.phone import InvalidPhoneNumber, to_e164
-from whatsapp_helpdesk.errors import Permanent
 from whatsapp_helpdesk.jobs import payloads
 
 # HubSpot requires a pipeline stage on ticket creation. Every portal has the default
@@ -217,19 +216,17 @@ def reference_token(activity: Activity) -> str:
     return f"aircallref{digest[:24]}"
 
 
-def activity_from_payload(payload: dict[str, Any]) -> Activity:
-    known = {key: payload.get(key) for key in Activity.__dataclass_fields__}
-    try:
-        return Activity(**known)  # type: ignore[arg-type]
-    except TypeError as exc:
-        raise Permanent(f"native ticket job with an unreadable payload: {exc}") from exc
+def activity_from_payload(payload: payloads.NativeTicket) -> Activity:
+    return Activity(**payload.model_dump(include=set(Activity.__dataclass_fields__)))
 
 
-async def create_native_ticket(services: Services, entry: outbox.Claimed) -> str:
+async def create_native_ticket(
+    services: Services, entry: outbox.Claimed, payload: payloads.NativeTicket
+) -> str:
     """Worker job: one CRM ticket for one activity; a short word for the delivery log."""
-    activity = activity_from_payload(entry.payload)
+    activity = activity_from_payload(payload)
     with services.sessions() as session:
-        number = session.get(Number, int(entry.payload.get("number_id") or 0))
+        number = session.get(Number, payload.number_id)
         if number is None or number.installation_id != entry.installation_id:
             return "skipped: number gone"
         why_not = refusal(

@@ -325,11 +325,10 @@ def _refused(services: Services, plan: TemplateSend, exc: TemplateRefused,
     return f"template refused: {problem}"
 
 
-async def send_template(services: Services, plan: TemplateSend, entry: outbox.Claimed,
+async def send_template(services: Services, plan: TemplateSend, job: payloads.SendReply,
                         *, may_have_sent: Any) -> str:
     """Send the template for the reply; SENT and the ticket's note on success."""
-    channel_id = entry.payload.get("channel_id")
-    channel = channel_id if isinstance(channel_id, str) else None
+    channel = job.channel_id
     token = aircall_access_token(services, plan.installation_id)
     if not _mark_sending(services, plan, services.clock.now()):
         return "no longer pending"
@@ -403,7 +402,9 @@ def ensure_note(session: Session, reply: Message, channel: str | None, now: date
 # --- The visible line in the ticket (worker job) ----------------------------------------------
 
 
-async def publish_note(services: Services, entry: outbox.Claimed) -> str:
+async def publish_note(
+    services: Services, entry: outbox.Claimed, payload: payloads.ReengagementNote
+) -> str:
     """Add the note to the reply's ticket thread.
 
     HubSpot's custom-channel API has no comment or internal-note call (reference §3, §4;
@@ -413,11 +414,8 @@ async def publish_note(services: Services, entry: outbox.Claimed) -> str:
     ticket's `integrationThreadId`: it shows in the thread and is not announced back to the
     integration as an agent reply. Its sender is the business number, as for any OUTGOING
     message."""
-    reply_id = entry.payload.get("reply_id")
-    text = entry.payload.get("text")
-    if not isinstance(reply_id, int) or not isinstance(text, str):
-        raise Permanent("The re-engagement note has no reply or no text.")
-    channel_id = entry.payload.get("channel_id") or services.channel_id()
+    reply_id, text = payload.reply_id, payload.text
+    channel_id = payload.channel_id or services.channel_id()
     if not channel_id:
         raise Permanent("The HubSpot custom channel is not registered yet.")
     with services.sessions() as session:

@@ -204,7 +204,9 @@ class _Send:
     text: str
 
 
-async def send_reply(services: Services, entry: outbox.Claimed) -> str:
+async def send_reply(
+    services: Services, entry: outbox.Claimed, job: payloads.SendReply
+) -> str:
     """Check, then send once; returns a short word for the delivery log."""
     assert entry.message_id is not None
     now = services.clock.now()
@@ -213,10 +215,10 @@ async def send_reply(services: Services, entry: outbox.Claimed) -> str:
         if message is None:
             return "reply gone"
         if message.status == statuses.SENDING:
-            return _reconcile(session, message, entry, now)
+            return _reconcile(session, message, job, now)
         if message.status != statuses.PENDING:
             return f"already {message.status}"
-        facts = _facts(session, message, entry.payload)
+        facts = _facts(session, message, job)
         verdict = check_outbound_reply(facts, now)
         instead = _template_instead(session, message, facts, verdict, now)
         template = instead if isinstance(instead, TemplateSend) else None
@@ -224,16 +226,16 @@ async def send_reply(services: Services, entry: outbox.Claimed) -> str:
             verdict = instead
         if template is None and isinstance(verdict, Refused):
             advance_outbound(session, message, statuses.FAILED, now=now, reason=verdict.reason,
-                             channel_id=entry.payload.get("channel_id"))
+                             channel_id=job.channel_id)
             return f"refused: {verdict.reason}"
         plan = _plan(session, message, verdict.text) if isinstance(verdict, PlainText) else None
     if template is not None:
         # R52: the window is closed; the number's template goes instead, never free text.
-        return await send_template(services, template, entry,
+        return await send_template(services, template, job,
                                    may_have_sent=aircall_may_have_sent)
     assert plan is not None
     token = aircall_access_token(services, plan.installation_id)
-    if not _mark_sending(services, plan, entry, now):
+    if not _mark_sending(services, plan, entry, job, now):
         return "no longer pending"
     try:
         aircall = services.aircall(token, installation_id=plan.installation_id)
@@ -249,7 +251,7 @@ async def send_reply(services: Services, entry: outbox.Claimed) -> str:
             raise WindowClosed(WINDOW_CLOSED_MESSAGE, status_code=exc.status_code,
                                detail=exc.detail) from exc
         raise  # the worker retries, or gives up through `give_up`
-    _record_sent(services, plan.message_id, aircall_id, entry)
+    _record_sent(services, plan.message_id, aircall_id, job)
     return f"sent ({aircall_id})"
 
 
@@ -268,16 +270,14 @@ def _template_instead(
     return plan_template(session, message, other.text)
 
 
-def _facts(session: Session, message: Message, payload: dict[str, object]) -> ReplyFacts:
+def _facts(session: Session, message: Message, job: payloads.SendReply) -> ReplyFacts:
     conversation = session.get(Conversation, message.conversation_id)
     installation = session.get(Installation, message.installation_id)
     assert conversation is not None and installation is not None
     account = channel_account_by_hubspot_id(
-        session, message.installation_id, str(payload.get("channel_account_id") or "")
+        session, message.installation_id, job.channel_account_id or ""
     )
     ours = account is not None and account.number_id == conversation.number_id
-    attachments = payload.get("attachment_count")
-    rich_text = payload.get("rich_text")
     return ReplyFacts(
         channel=ChannelFacts(
             connected=ours and account is not None and account.disconnected_at is None,
@@ -286,8 +286,8 @@ def _facts(session: Session, message: Message, payload: dict[str, object]) -> Re
         granted_scopes=frozenset((installation.hubspot_scopes or "").split()),
         last_customer_message_at=conversation.last_inbound_at,
         text=message.text,
-        rich_text=rich_text if isinstance(rich_text, str) else None,
-        attachment_count=attachments if isinstance(attachments, int) else 0,
+        rich_text=job.rich_text,
+        attachment_count=job.attachment_count,
     )
 
 
@@ -305,7 +305,8 @@ def _plan(session: Session, message: Message, text: str) -> _Send:
     )
 
 
-def _mark_sending(services: Services, plan: _Send, entry: outbox.Claimed, now: datetime) -> bool:
+def _mark_sending(services: Services, plan: _Send, entry: outbox.Claimed,
+                  job: payloads.SendReply, now: datetime) -> bool:
     """Committed before Aircall is called: from here on a crash leaves a trace (0002)."""
     with services.sessions.begin() as session:
         claimed = rows_changed(session.execute(
@@ -316,6 +317,8 @@ def _mark_sending(services: Services, plan: _Send, entry: outbox.Claimed, now: d
         ))
         row = session.get(OutboxEntry, entry.id)
         if claimed and row is not None:
+            # The row as stored plus one key (not the parsed job: keys a newer version
+            # wrote, which this one ignores, are kept).
             row.payload = json.dumps({**entry.payload, "sending_since": now.isoformat()})
         return bool(claimed)
 
@@ -347,41 +350,40 @@ def _release(services: Services, message_id: int) -> None:
 
 
 def _record_sent(services: Services, message_id: int, aircall_id: str,
-                 entry: outbox.Claimed) -> None:
+                 job: payloads.SendReply) -> None:
     with services.sessions.begin() as session:
         # Locked: the echo may be adopting this very row in a webhook right now.
         message = session.get(Message, message_id, with_for_update=True)
         assert message is not None
         message.provider_message_id = aircall_id  # the echo is now recognised (R15)
         advance_outbound(session, message, statuses.SENT, now=services.clock.now(),
-                         channel_id=entry.payload.get("channel_id"))
+                         channel_id=job.channel_id)
 
 
 # --- 3. An interrupted send ---------------------------------------------------------------------
 
 
-def _reconcile(session: Session, message: Message, entry: outbox.Claimed, now: datetime) -> str:
+def _reconcile(session: Session, message: Message, job: payloads.SendReply,
+               now: datetime) -> str:
     """A previous attempt marked the reply `sending` and never recorded the outcome."""
     if message.provider_message_id is None:
         find_stored_echo(session, message)
     if message.provider_message_id is not None:
-        advance_outbound(session, message, statuses.SENT, now=now,
-                         channel_id=entry.payload.get("channel_id"))
-        channel = entry.payload.get("channel_id")
-        ensure_note(session, message, channel if isinstance(channel, str) else None, now)
+        advance_outbound(session, message, statuses.SENT, now=now, channel_id=job.channel_id)
+        ensure_note(session, message, job.channel_id, now)
         return "sent (confirmed by Aircall's echo after an interrupted attempt)"
-    if now - _sending_since(entry, message) < RECONCILE_WINDOW:
+    if now - _sending_since(job, message) < RECONCILE_WINDOW:
         raise Retryable(
             "An earlier attempt was interrupted while sending; waiting for Aircall to confirm "
             "it rather than risk sending the reply twice."
         )
     advance_outbound(session, message, statuses.FAILED, now=now,
-                     reason=DELIVERY_UNCERTAIN_MESSAGE, channel_id=entry.payload.get("channel_id"))
+                     reason=DELIVERY_UNCERTAIN_MESSAGE, channel_id=job.channel_id)
     return "failed: delivery uncertain"
 
 
-def _sending_since(entry: outbox.Claimed, message: Message) -> datetime:
-    raw = entry.payload.get("sending_since")
+def _sending_since(job: payloads.SendReply, message: Message) -> datetime:
+    raw = job.sending_since
     if isinstance(raw, str):
         try:
             return datetime.fromisoformat(raw)

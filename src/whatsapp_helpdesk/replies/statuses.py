@@ -263,19 +263,19 @@ def find_stored_echo(session: Session, message: Message) -> str | None:
 # --- The job: tell HubSpot ----------------------------------------------------------------------
 
 
-async def report_status(services: Services, entry: outbox.Claimed) -> str:
+async def report_status(
+    services: Services, entry: outbox.Claimed, payload: payloads.ReportStatus
+) -> str:
     """PATCH the reply's status into HubSpot (reference hubspot §4.3)."""
-    payload = entry.payload
-    hubspot_message_id = payload.get("hubspot_message_id")
-    status = payload.get("status")
-    if not hubspot_message_id or status not in ("SENT", "READ", "FAILED"):
-        raise Permanent(f"report_status entry {entry.id} is malformed")
-    channel_id = payload.get("channel_id") or services.channel_id()
+    hubspot_message_id, status = payload.hubspot_message_id, payload.status
+    if not hubspot_message_id:
+        raise Permanent(f"report_status entry {entry.id} names no HubSpot message")
+    channel_id = payload.channel_id or services.channel_id()
     if not channel_id:
         raise Permanent("The HubSpot custom channel is not registered yet.")
     token = await hubspot_access_token(services, entry.installation_id)
     portal = services.hubspot_portal(token, installation_id=entry.installation_id)
     await portal.update_message_status(
-        channel_id, hubspot_message_id, status, payload.get("error") if status == "FAILED" else None
+        channel_id, hubspot_message_id, status, payload.error if status == "FAILED" else None
     )
     return f"HubSpot shows {status}"

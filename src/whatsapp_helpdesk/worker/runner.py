@@ -28,6 +28,7 @@ import socket
 import threading
 import time
 from datetime import datetime, timedelta
+from typing import Any
 
 import structlog
 from prometheus_client import Counter
@@ -174,9 +175,9 @@ class Worker:
         try:
             if kind is None:
                 raise unknown_kind(entry.kind)
-            kind.read(entry)
+            job = kind.read(entry)
             with reserved_for_this_job(reservation):
-                detail = await kind.handler(services, entry)
+                detail = await kind.handler(services, entry, job)
         except DeliveryError as exc:
             if isinstance(exc, UnreadableJob):
                 log.error("worker.unreadable_job", kind=entry.kind, outbox_id=entry.id,
@@ -286,7 +287,7 @@ class Worker:
         return "permanent"
 
     async def _after_failure(
-        self, entry: outbox.Claimed, kind: JobKind | None, exc: DeliveryError
+        self, entry: outbox.Claimed, kind: JobKind[Any] | None, exc: DeliveryError
     ) -> None:
         """Retry, or fail for good, as the kind's retry policy says; then its give-up action.
         An unknown kind is failed as it is: what it means for its message is unknown here."""
