@@ -17,6 +17,7 @@ from sqlalchemy import Engine, select
 from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
+from whatsapp_helpdesk.adapter_ports import CHANNEL_ID_KEY
 from whatsapp_helpdesk.aircall import AircallClient, AircallOAuth, BearerToken
 from whatsapp_helpdesk.db.crypto import TokenCipher
 from whatsapp_helpdesk.db.models import Installation, ServiceState
@@ -28,7 +29,6 @@ from whatsapp_helpdesk.pacing import Limit, Pacer, RateLimiter, SharePacer
 from whatsapp_helpdesk.settings import Settings
 
 CLOCK_OFFSET_KEY = "sandbox_clock_offset_seconds"
-CHANNEL_ID_KEY = "hubspot_channel_id"
 HTTP_TIMEOUT = httpx.Timeout(10.0, connect=5.0)
 
 

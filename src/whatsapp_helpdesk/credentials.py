@@ -9,7 +9,7 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import Connection, bindparam, select
 
-from whatsapp_helpdesk.bootstrap import Services
+from whatsapp_helpdesk.adapter_ports import StoredCredentials
 from whatsapp_helpdesk.db.crypto import TokenCipher
 from whatsapp_helpdesk.db.models import Installation
 from whatsapp_helpdesk.db.session import READ_ONLY
@@ -21,7 +21,7 @@ from whatsapp_helpdesk.hubspot.oauth import TokenSet
 REFRESH_AHEAD = timedelta(minutes=5)
 
 
-def mark_reauth_required(services: Services, installation_id: int, reason: str) -> None:
+def mark_reauth_required(services: StoredCredentials, installation_id: int, reason: str) -> None:
     with services.sessions.begin() as session:
         installation = session.get(Installation, installation_id)
         if installation is not None:
@@ -58,7 +58,7 @@ def _decrypt(cipher: TokenCipher, ciphertext: str) -> str:
 
 
 def stored_hubspot_tokens(
-    services: Services, connection: Connection, installation_id: int
+    services: StoredCredentials, connection: Connection, installation_id: int
 ) -> StoredHubSpotTokens:
     """The installation's HubSpot tokens, read in the caller's transaction."""
     row = connection.execute(_HUBSPOT_TOKENS, {"installation_id": installation_id}).first()
@@ -72,17 +72,21 @@ def stored_hubspot_tokens(
     )
 
 
-def _read_only(services: Services) -> Connection:
+def _read_only(services: StoredCredentials) -> Connection:
     # A plain read: on SQLite it does not queue for the write lock (db/session.py).
     return services.engine.connect().execution_options(**{READ_ONLY: True})
 
 
-def _stored_hubspot_tokens(services: Services, installation_id: int) -> StoredHubSpotTokens:
+def _stored_hubspot_tokens(
+    services: StoredCredentials, installation_id: int
+) -> StoredHubSpotTokens:
     with _read_only(services) as connection:
         return stored_hubspot_tokens(services, connection, installation_id)
 
 
-def _store_hubspot_tokens(services: Services, installation_id: int, tokens: TokenSet) -> None:
+def _store_hubspot_tokens(
+    services: StoredCredentials, installation_id: int, tokens: TokenSet
+) -> None:
     with services.sessions.begin() as session:
         installation = session.get(Installation, installation_id)
         assert installation is not None
@@ -93,7 +97,7 @@ def _store_hubspot_tokens(services: Services, installation_id: int, tokens: Toke
 
 
 async def hubspot_access_token(
-    services: Services, installation_id: int, *, force_refresh: bool = False,
+    services: StoredCredentials, installation_id: int, *, force_refresh: bool = False,
     stored: StoredHubSpotTokens | None = None,
 ) -> str:
     """A valid access token, refreshed ahead of expiry. The database work runs in a thread,
@@ -118,7 +122,7 @@ async def hubspot_access_token(
     return tokens.access_token
 
 
-def aircall_access_token(services: Services, installation_id: int) -> str:
+def aircall_access_token(services: StoredCredentials, installation_id: int) -> str:
     with _read_only(services) as connection:
         encrypted = connection.execute(
             _AIRCALL_TOKEN, {"installation_id": installation_id}).scalar()

@@ -31,7 +31,7 @@ def test_R44_a_paced_job_is_put_back_until_the_bucket_has_room(
                                        _env_file=None))
     upgrade(services.engine)
 
-    async def paced(_services: Any, _entry: outbox.Claimed) -> str:
+    async def paced(_services: Any, _entry: outbox.Claimed, _payload: Any) -> str:
         raise Paced("HubSpot calls are paced", retry_after=7.0)
 
     monkeypatch.setitem(REGISTRY, "paced", JobKind("paced", JobPayload, paced))
@@ -90,7 +90,7 @@ def test_R44_a_saturated_portal_does_not_delay_another_portals_messages(
 
     services._http = httpx.AsyncClient(transport=httpx.MockTransport(hubspot))
 
-    async def publish(services: Any, entry: outbox.Claimed) -> str:
+    async def publish(services: Any, entry: outbox.Claimed, _payload: Any) -> str:
         portal = str(entry.payload["portal"])
         await services.hubspot_portal(f"token-{portal}", installation_id=entry.installation_id
                                       ).list_inboxes()

@@ -38,7 +38,7 @@ def _run(database_url: str, monkeypatch: pytest.MonkeyPatch,
     upgrade(services.engine)
     calls = 0
 
-    async def job(_services: Any, _entry: outbox.Claimed) -> str:
+    async def job(_services: Any, _entry: outbox.Claimed, _payload: Any) -> str:
         nonlocal calls
         calls += 1
         answer = answers(calls, clock)
@@ -126,7 +126,7 @@ def test_R24_R44_a_reply_whose_retry_would_come_after_the_window_fails_with_that
                                        client_pacing=False), clock=clock)  # type: ignore[call-arg]
     upgrade(services.engine)
 
-    async def rate_limited_send(_services: Any, _entry: outbox.Claimed) -> str:
+    async def rate_limited_send(_services: Any, _entry: outbox.Claimed, _payload: Any) -> str:
         raise RateLimited("Aircall rate limit reached while trying to send a message; "
                           "will retry.", retry_after=60)
 

@@ -33,7 +33,7 @@ def test_idle_slots_wake_up_for_a_burst(tmp_path, monkeypatch: pytest.MonkeyPatc
     running = 0
     most_at_once = 0
 
-    async def slow_job(_services: Any, _entry: outbox.Claimed) -> str:
+    async def slow_job(_services: Any, _entry: outbox.Claimed, _payload: Any) -> str:
         nonlocal running, most_at_once
         running += 1
         most_at_once = max(most_at_once, running)
@@ -78,7 +78,7 @@ def test_R44_a_worker_serves_installations_in_turn(
     upgrade(services.engine)
     served: list[int] = []
 
-    async def record(_services: Any, entry: outbox.Claimed) -> str:
+    async def record(_services: Any, entry: outbox.Claimed, _payload: Any) -> str:
         served.append(entry.installation_id)
         return "done"
 

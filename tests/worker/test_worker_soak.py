@@ -114,7 +114,7 @@ def test_R44_soak_worker_still_works_after_an_hour_of_quiet(
     upgrade(services.engine)
     done_jobs: list[int] = []
 
-    async def job(_services: Any, entry: outbox.Claimed) -> str:
+    async def job(_services: Any, entry: outbox.Claimed, _payload: Any) -> str:
         done_jobs.append(entry.id)
         return "done"
 
