@@ -13,6 +13,7 @@ import httpx
 import pytest
 
 from whatsapp_helpdesk.inbound import media
+from whatsapp_helpdesk.jobs import payloads
 
 URL = "https://aircall-media.example/abc/photo.png?Expires=1&Signature=s"
 
@@ -46,6 +47,10 @@ def _services(body: _Chunks, content_type: str, *, length: int | None = None) ->
     return _Services(httpx.AsyncClient(transport=httpx.MockTransport(answer)))
 
 
+def _job(kind: str, *, file_type: str | None = None) -> payloads.FetchMedia:
+    return payloads.FetchMedia(url=URL, kind=kind, file_type=file_type)
+
+
 def _temp_files() -> set[str]:
     import tempfile
 
@@ -56,7 +61,7 @@ def _temp_files() -> set[str]:
 def test_R51_a_photo_within_the_limit_is_streamed_to_a_temp_file() -> None:
     body = _Chunks(3 * 1024 * 1024)
     path, content_type = asyncio.run(media._download(  # noqa: SLF001
-        _services(body, "image/png"), "image", {"url": URL}))  # type: ignore[arg-type]
+        _services(body, "image/png"), "image", _job("image")))
     try:
         assert os.path.getsize(path) == 3 * 1024 * 1024
         assert content_type == "image/png"
@@ -69,7 +74,7 @@ def test_R51_an_oversized_photo_without_content_length_stops_at_the_limit() -> N
     body = _Chunks(50 * 1024 * 1024)
     with pytest.raises(media._Unusable, match="larger than WhatsApp's 5 MB limit"):  # noqa: SLF001
         asyncio.run(media._download(  # noqa: SLF001
-            _services(body, "image/jpeg"), "image", {"url": URL}))  # type: ignore[arg-type]
+            _services(body, "image/jpeg"), "image", _job("image")))
     assert body.sent <= 5 * 1024 * 1024 + 2 * 65536  # stopped reading, not downloaded whole
     assert _temp_files() == before  # and the partial file is gone
 
@@ -79,7 +84,7 @@ def test_R51_an_announced_oversized_file_is_refused_before_reading() -> None:
     with pytest.raises(media._Unusable, match="5 MB"):  # noqa: SLF001
         asyncio.run(media._download(  # noqa: SLF001
             _services(body, "image/png", length=6 * 1024 * 1024), "image",
-            {"url": URL}))  # type: ignore[arg-type]
+            _job("image")))
     assert body.sent == 0
 
 
@@ -87,14 +92,14 @@ def test_R51_a_wrong_content_type_is_refused() -> None:
     body = _Chunks(1000)
     with pytest.raises(media._Unusable, match="text/html is not one WhatsApp sends"):  # noqa: SLF001
         asyncio.run(media._download(  # noqa: SLF001
-            _services(body, "text/html"), "image", {"url": URL}))  # type: ignore[arg-type]
+            _services(body, "text/html"), "image", _job("image")))
 
 
 def test_R51_octet_stream_falls_back_to_aircalls_file_type() -> None:
     body = _Chunks(1000)
     path, content_type = asyncio.run(media._download(  # noqa: SLF001
         _services(body, "application/octet-stream"), "document",
-        {"url": URL, "file_type": "application/pdf"}))  # type: ignore[arg-type]
+        _job("document", file_type="application/pdf")))
     os.unlink(path)
     assert content_type == "application/pdf"
 

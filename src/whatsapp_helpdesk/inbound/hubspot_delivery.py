@@ -21,7 +21,6 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from whatsapp_helpdesk.bootstrap import Services
 from whatsapp_helpdesk.db.models import ChannelAccount, Installation, WebhookEvent
 from whatsapp_helpdesk.hubspot import (
     ChannelAccountEvent,
@@ -34,6 +33,7 @@ from whatsapp_helpdesk.hubspot import (
     verify_signature_v3,
 )
 from whatsapp_helpdesk.inbound.ingest import Outcome
+from whatsapp_helpdesk.inbound.ports import InboundDeps
 from whatsapp_helpdesk.input_limits import InputRejected, load_json
 
 log = structlog.get_logger(__name__)
@@ -49,7 +49,7 @@ Handlers = Mapping[str, Handler]
 
 
 def handle_hubspot_delivery(
-    services: Services,
+    services: InboundDeps,
     handlers: Handlers,
     *,
     method: str,
@@ -73,7 +73,9 @@ def handle_hubspot_delivery(
     return store_verified_hubspot_body(services, handlers, raw_body)
 
 
-def store_verified_hubspot_body(services: Services, handlers: Handlers, raw_body: bytes) -> Outcome:
+def store_verified_hubspot_body(
+    services: InboundDeps, handlers: Handlers, raw_body: bytes
+) -> Outcome:
     """A body whose signature was verified (now, or before it was spooled, R53)."""
     try:
         # Depth, NUL and surrogates checked before anything reaches the database (R43).
@@ -90,7 +92,7 @@ def store_verified_hubspot_body(services: Services, handlers: Handlers, raw_body
 
 
 def _store_event(
-    services: Services, handlers: Handlers, item: Any, payload_text: str
+    services: InboundDeps, handlers: Handlers, item: Any, payload_text: str
 ) -> tuple[str, str | None]:
     now = services.clock.now()
     raw: Mapping[str, Any] = item if isinstance(item, Mapping) else {}
@@ -123,7 +125,7 @@ def _store_event(
     return outcome
 
 
-def _dispatch(services: Services, handlers: Handlers, session: Session,
+def _dispatch(services: InboundDeps, handlers: Handlers, session: Session,
               installation_id: int | None, event: HubSpotEvent, now: Any) -> tuple[str, str | None]:
     if isinstance(event, UnsupportedEvent):
         # Acknowledged and recorded, never silently dropped (R43).
@@ -184,7 +186,7 @@ def _digest(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
-def _record_invalid(services: Services, event_type: str, payload_text: str, detail: str) -> None:
+def _record_invalid(services: InboundDeps, event_type: str, payload_text: str, detail: str) -> None:
     """A signed but malformed event: kept for the record (R43), answered 400."""
     try:
         with services.sessions.begin() as session:

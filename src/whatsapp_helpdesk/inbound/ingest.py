@@ -34,7 +34,6 @@ from whatsapp_helpdesk.aircall import (
     parse_event,
     token_digest,
 )
-from whatsapp_helpdesk.bootstrap import Services
 from whatsapp_helpdesk.db.models import (
     ChannelAccount,
     Conversation,
@@ -47,6 +46,7 @@ from whatsapp_helpdesk.db.session import DURABLE, local_writer
 from whatsapp_helpdesk.domain import content
 from whatsapp_helpdesk.domain.phone import InvalidPhoneNumber, to_e164
 from whatsapp_helpdesk.inbound import media
+from whatsapp_helpdesk.inbound.ports import InboundDeps
 from whatsapp_helpdesk.jobs import payloads
 
 log = structlog.get_logger(__name__)
@@ -121,7 +121,7 @@ def _tokened_envelope(raw_body: bytes) -> AircallEnvelope | Outcome:
     return envelope
 
 
-def handle_aircall_delivery(services: Services, handlers: AircallHandlers,
+def handle_aircall_delivery(services: InboundDeps, handlers: AircallHandlers,
                             raw_body: bytes) -> Outcome:
     envelope = _tokened_envelope(raw_body)
     if isinstance(envelope, Outcome):
@@ -133,7 +133,7 @@ def handle_aircall_delivery(services: Services, handlers: AircallHandlers,
 
 
 def ingest_authenticated_aircall(
-    services: Services, handlers: AircallHandlers, installation_id: int, webhook_digest: str,
+    services: InboundDeps, handlers: AircallHandlers, installation_id: int, webhook_digest: str,
     envelope: AircallEnvelope, payload_text: str,
 ) -> Outcome:
     """A delivery whose token was verified (now, or before it was spooled, R53): stored
@@ -168,7 +168,7 @@ def prepare_aircall_delivery(raw_body: bytes) -> Outcome | AircallDelivery | Non
                            raw_body.decode("utf-8", "replace"))
 
 
-def ingest_aircall_batch(services: Services, handlers: AircallHandlers,
+def ingest_aircall_batch(services: InboundDeps, handlers: AircallHandlers,
                         deliveries: list[AircallDelivery]) -> list[Outcome]:
     """Group commit (issue 17 item 1): deliveries that arrived together are stored in ONE
     transaction, in arrival order, so they share its commit (and, on SQLite, its fsync).
@@ -200,7 +200,7 @@ def _lock_order(delivery: AircallDelivery) -> tuple[str, str]:
 
 
 def _ingest(
-    services: Services, handlers: AircallHandlers, installation_id: int | None,
+    services: InboundDeps, handlers: AircallHandlers, installation_id: int | None,
     webhook_digest: str,
     envelope: AircallEnvelope, payload_text: str,
 ) -> Outcome:
@@ -232,7 +232,7 @@ def _ingest(
     return outcome
 
 
-def _store(services: Services, handlers: AircallHandlers, session: Session,
+def _store(services: InboundDeps, handlers: AircallHandlers, session: Session,
            delivery: AircallDelivery, now: datetime) -> Outcome:
     """One delivery inside the caller's transaction. A copy seen before is answered
     "duplicate" without an exception, so it never spoils a batch's transaction."""
@@ -293,7 +293,7 @@ def _stored_payload(payload_text: str, webhook_digest: str) -> str:
     return json.dumps(body, ensure_ascii=False)
 
 
-def _installation_for_digest(services: Services, digest: str) -> int | None:
+def _installation_for_digest(services: InboundDeps, digest: str) -> int | None:
     with services.sessions() as session:
         return session.scalar(
             select(Installation.id).where(Installation.aircall_webhook_token_hash == digest)
@@ -314,7 +314,7 @@ def _dedupe_key(envelope: AircallEnvelope) -> str:
 
 
 def _record_only(
-    services: Services, installation_id: int, scope: str, envelope: AircallEnvelope,
+    services: InboundDeps, installation_id: int, scope: str, envelope: AircallEnvelope,
     outcome: str, detail: str,
 ) -> None:
     try:
@@ -337,7 +337,7 @@ def _record_only(
 
 
 def _message_event(
-    services: Services,
+    services: InboundDeps,
     handlers: AircallHandlers,
     session: Session,
     installation_id: int,

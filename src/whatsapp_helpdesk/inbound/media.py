@@ -26,13 +26,14 @@ from sqlalchemy import update
 from sqlalchemy.orm import Session
 
 from whatsapp_helpdesk import jobs
+from whatsapp_helpdesk.adapter_ports import Http
 from whatsapp_helpdesk.aircall import Media
-from whatsapp_helpdesk.bootstrap import Services
 from whatsapp_helpdesk.credentials import hubspot_access_token
 from whatsapp_helpdesk.db import outbox
 from whatsapp_helpdesk.db.models import Message, OutboxEntry
 from whatsapp_helpdesk.domain import media as rules
 from whatsapp_helpdesk.errors import AuthExpired, DeliveryError, Retryable
+from whatsapp_helpdesk.inbound.ports import InboundDeps
 from whatsapp_helpdesk.jobs import payloads
 
 log = structlog.get_logger(__name__)
@@ -85,7 +86,7 @@ class _Target:
     last_stage: str  # what failed last time: the reason, should the budget be spent
 
 
-def _target(services: Services, entry: outbox.Claimed) -> _Target | None:
+def _target(services: InboundDeps, entry: outbox.Claimed) -> _Target | None:
     with services.sessions() as session:
         message = session.get(Message, entry.message_id)
         if message is None:
@@ -104,7 +105,7 @@ def _sentence(reason: str) -> str:
 
 
 async def fetch_media(
-    services: Services, entry: outbox.Claimed, payload: payloads.FetchMedia
+    services: InboundDeps, entry: outbox.Claimed, payload: payloads.FetchMedia
 ) -> str:
     """Returns a word for the delivery log; raises Retryable (within the budget) only."""
     assert entry.message_id is not None
@@ -176,7 +177,7 @@ def _describe(exc: BaseException) -> str:
 
 
 async def _download(
-    services: Services, kind: str, payload: payloads.FetchMedia
+    services: Http, kind: str, payload: payloads.FetchMedia
 ) -> tuple[str, str]:
     """Stream the file to a temporary file; returns its path and content type."""
     limit = rules.size_limit(kind)
@@ -203,7 +204,7 @@ async def _download(
     return path, content_type
 
 
-async def _download_small(services: Services, payload: payloads.FetchMedia) -> bytes:
+async def _download_small(services: Http, payload: payloads.FetchMedia) -> bytes:
     chunks: list[bytes] = []
     size = 0
     async with _get(services, payload.url) as response:
@@ -222,7 +223,7 @@ class _get:  # noqa: N801 (used as `async with _get(…)`)
     """GET a pre-signed URL, streamed; a refusal (an expired link's 403) is final, a 5xx
     is worth another try."""
 
-    def __init__(self, services: Services, url: str) -> None:
+    def __init__(self, services: Http, url: str) -> None:
         timeout = httpx.Timeout(READ_TIMEOUT_SECONDS, connect=10.0)
         self._request = services.http.build_request("GET", url, timeout=timeout)
         self._http = services.http
@@ -254,7 +255,7 @@ def _content_type(response: httpx.Response, payload: payloads.FetchMedia) -> str
     return rules.bare_type(payload.file_type or "")
 
 
-def _store(services: Services, message_id: int, state: str, *, text: str,
+def _store(services: InboundDeps, message_id: int, state: str, *, text: str,
            file_id: str | None = None, file_name: str | None = None,
            usage_type: str | None = None) -> None:
     """Committed before the publish runs (R51: the file id is stored first)."""
@@ -267,7 +268,7 @@ def _store(services: Services, message_id: int, state: str, *, text: str,
         )
 
 
-async def _give_up(services: Services, target: _Target, reason: str, caption: str) -> str:
+async def _give_up(services: InboundDeps, target: _Target, reason: str, caption: str) -> str:
     """The message goes out anyway, with R16's placeholder and the reason (R51)."""
     text = rules.placeholder_with_reason(target.kind, reason, caption)
     await asyncio.to_thread(_store, services, target.message_id, FAILED, text=text)

@@ -29,7 +29,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
 
-from whatsapp_helpdesk.bootstrap import CHANNEL_ID_KEY, Services
+from whatsapp_helpdesk.adapter_ports import CHANNEL_ID_KEY
 from whatsapp_helpdesk.credentials import (
     StoredHubSpotTokens,
     hubspot_access_token,
@@ -52,6 +52,7 @@ from whatsapp_helpdesk.domain.tickets import (
 )
 from whatsapp_helpdesk.errors import Permanent
 from whatsapp_helpdesk.hubspot import FileAttachment, PublishedMessage
+from whatsapp_helpdesk.inbound.ports import InboundDeps
 
 MESSAGES = cast(Table, Message.__table__)
 TICKETS = cast(Table, Ticket.__table__)
@@ -176,7 +177,7 @@ class _Placed:
     channel_id: str
 
 
-def _place(services: Services, message_id: int) -> _Placed | str | None:
+def _place(services: InboundDeps, message_id: int) -> _Placed | str | None:
     """The database half before HubSpot: the ticket chosen and committed (so a retry reuses
     it), or a word saying why there is nothing to publish, or None when the custom channel
     is not registered yet. One transaction."""
@@ -246,7 +247,7 @@ _FIRST_THREAD_ID = (
 
 
 def _record_published(
-    services: Services, message_id: int, ticket_id: int, published: PublishedMessage
+    services: InboundDeps, message_id: int, ticket_id: int, published: PublishedMessage
 ) -> None:
     with services.engine.begin() as connection:
         connection.execute(_MARK_PUBLISHED, {"message_id": message_id,
@@ -256,7 +257,7 @@ def _record_published(
                 "ticket_id": ticket_id, "thread_id": published.conversations_thread_id})
 
 
-async def publish_inbound(services: Services, message_id: int) -> str:
+async def publish_inbound(services: InboundDeps, message_id: int) -> str:
     """Returns a short word for the delivery log; raises the error tree on failure.
 
     The database work runs in a thread: on the event loop it would hold up the worker's

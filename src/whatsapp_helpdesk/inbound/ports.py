@@ -1,0 +1,17 @@
+"""What the inbound slice needs from the composition root (issue 13 item 1).
+
+Aircall's webhook stored, the message published in HubSpot, its file fetched: the
+database, the clock, the settings (webhook limits, media budget), HubSpot's portal API with
+its tokens, and the HTTP client that downloads a file.
+`bootstrap.Services` satisfies it: the slice never imports bootstrap.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+from whatsapp_helpdesk.adapter_ports import Configured, Http, HubSpotApi, StoredCredentials
+
+
+class InboundDeps(StoredCredentials, Configured, Http, HubSpotApi, Protocol):
+    """Every capability the slice's functions use."""
