@@ -25,7 +25,6 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from whatsapp_helpdesk import jobs
-from whatsapp_helpdesk.bootstrap import Services
 from whatsapp_helpdesk.credentials import aircall_access_token, hubspot_access_token
 from whatsapp_helpdesk.db import outbox
 from whatsapp_helpdesk.db.job_kinds import REENGAGEMENT_NOTE
@@ -43,6 +42,7 @@ from whatsapp_helpdesk.domain import reengagement, statuses
 from whatsapp_helpdesk.domain.content import Refused
 from whatsapp_helpdesk.errors import DeliveryError, Permanent, TemplateRefused
 from whatsapp_helpdesk.jobs import payloads
+from whatsapp_helpdesk.replies.ports import RepliesDeps
 from whatsapp_helpdesk.replies.statuses import advance_outbound, went_as_template
 
 log = structlog.get_logger(__name__)
@@ -125,7 +125,7 @@ def _choice(row: ReengagementTemplate | None) -> TemplateChoice:
     )
 
 
-async def refresh_templates(services: Services, installation_id: int, number_id: int) -> int:
+async def refresh_templates(services: RepliesDeps, installation_id: int, number_id: int) -> int:
     """List the number's templates from Aircall again; returns how many are APPROVED.
 
     All states are listed (not only `status=APPROVED`) so that a chosen template that left
@@ -162,7 +162,7 @@ async def refresh_templates(services: Services, installation_id: int, number_id:
 
 
 def choose_template(
-    services: Services, installation_id: int, number_id: int,
+    services: RepliesDeps, installation_id: int, number_id: int,
     template_id: str | None, fills_text: bool,
 ) -> str:
     """Save the admin's choice: an APPROVED template of the cached listing, or none."""
@@ -267,7 +267,7 @@ def template_may_follow(session: Session, reply: Message) -> bool:
     return row is not None and row.template_id is not None and row.problem is None
 
 
-def _mark_sending(services: Services, plan: TemplateSend, now: datetime) -> bool:
+def _mark_sending(services: RepliesDeps, plan: TemplateSend, now: datetime) -> bool:
     """Committed before Aircall is called, like a text reply (decision 0002); the
     conversation is marked waiting in the same transaction, so the next reply of the burst
     (the outbox sends a conversation's replies one at a time) sees it."""
@@ -285,7 +285,7 @@ def _mark_sending(services: Services, plan: TemplateSend, now: datetime) -> bool
         return bool(claimed)
 
 
-def _undo_sending(services: Services, plan: TemplateSend) -> None:
+def _undo_sending(services: RepliesDeps, plan: TemplateSend) -> None:
     """The template certainly did not go: the reply may go again, nobody is waiting."""
     with services.sessions.begin() as session:
         session.execute(
@@ -300,7 +300,7 @@ def _undo_sending(services: Services, plan: TemplateSend) -> None:
         )
 
 
-def _refused(services: Services, plan: TemplateSend, exc: TemplateRefused,
+def _refused(services: RepliesDeps, plan: TemplateSend, exc: TemplateRefused,
              channel_id: str | None) -> str:
     problem = reengagement.refusal_problem(exc.code)
     now = services.clock.now()
@@ -325,7 +325,7 @@ def _refused(services: Services, plan: TemplateSend, exc: TemplateRefused,
     return f"template refused: {problem}"
 
 
-async def send_template(services: Services, plan: TemplateSend, job: payloads.SendReply,
+async def send_template(services: RepliesDeps, plan: TemplateSend, job: payloads.SendReply,
                         *, may_have_sent: Any) -> str:
     """Send the template for the reply; SENT and the ticket's note on success."""
     channel = job.channel_id
@@ -346,7 +346,7 @@ async def send_template(services: Services, plan: TemplateSend, job: payloads.Se
     return f"template sent ({aircall_id})"
 
 
-def _record_template_sent(services: Services, plan: TemplateSend, aircall_id: str,
+def _record_template_sent(services: RepliesDeps, plan: TemplateSend, aircall_id: str,
                           channel: str | None) -> None:
     with services.sessions.begin() as session:
         # Locked: the echo may be adopting this very row in a webhook right now.
@@ -403,7 +403,7 @@ def ensure_note(session: Session, reply: Message, channel: str | None, now: date
 
 
 async def publish_note(
-    services: Services, entry: outbox.Claimed, payload: payloads.ReengagementNote
+    services: RepliesDeps, entry: outbox.Claimed, payload: payloads.ReengagementNote
 ) -> str:
     """Add the note to the reply's ticket thread.
 

@@ -25,7 +25,6 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from whatsapp_helpdesk import jobs
-from whatsapp_helpdesk.bootstrap import Services
 from whatsapp_helpdesk.credentials import aircall_access_token
 from whatsapp_helpdesk.db import outbox
 from whatsapp_helpdesk.db.lookups import channel_account_by_hubspot_id
@@ -48,6 +47,7 @@ from whatsapp_helpdesk.errors import DeliveryError, Retryable, WindowClosed
 from whatsapp_helpdesk.hubspot import OutgoingChannelMessageCreated
 from whatsapp_helpdesk.jobs import payloads
 from whatsapp_helpdesk.pacing import Paced
+from whatsapp_helpdesk.replies.ports import RepliesDeps
 from whatsapp_helpdesk.replies.reengagement import (
     TemplateSend,
     ensure_note,
@@ -93,7 +93,7 @@ _NEVER_SENT_CAUSES = (
 
 
 def store_outgoing_reply(
-    services: Services,
+    services: RepliesDeps,
     session: Session,
     installation_id: int,
     event: OutgoingChannelMessageCreated,
@@ -205,7 +205,7 @@ class _Send:
 
 
 async def send_reply(
-    services: Services, entry: outbox.Claimed, job: payloads.SendReply
+    services: RepliesDeps, entry: outbox.Claimed, job: payloads.SendReply
 ) -> str:
     """Check, then send once; returns a short word for the delivery log."""
     assert entry.message_id is not None
@@ -305,7 +305,7 @@ def _plan(session: Session, message: Message, text: str) -> _Send:
     )
 
 
-def _mark_sending(services: Services, plan: _Send, entry: outbox.Claimed,
+def _mark_sending(services: RepliesDeps, plan: _Send, entry: outbox.Claimed,
                   job: payloads.SendReply, now: datetime) -> bool:
     """Committed before Aircall is called: from here on a crash leaves a trace (0002)."""
     with services.sessions.begin() as session:
@@ -337,7 +337,7 @@ def aircall_may_have_sent(exc: DeliveryError) -> bool:
     return not (400 <= status < 500 or status in _NOT_PROCESSED_5XX)
 
 
-def _release(services: Services, message_id: int) -> None:
+def _release(services: RepliesDeps, message_id: int) -> None:
     """The send certainly did not happen: the reply may be sent again. (`sending` is our
     own bookkeeping, never reported, so going back to `pending` is not a status regress.)"""
     with services.sessions.begin() as session:
@@ -349,7 +349,7 @@ def _release(services: Services, message_id: int) -> None:
         )
 
 
-def _record_sent(services: Services, message_id: int, aircall_id: str,
+def _record_sent(services: RepliesDeps, message_id: int, aircall_id: str,
                  job: payloads.SendReply) -> None:
     with services.sessions.begin() as session:
         # Locked: the echo may be adopting this very row in a webhook right now.

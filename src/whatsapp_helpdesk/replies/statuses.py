@@ -27,7 +27,6 @@ from whatsapp_helpdesk.aircall import (
     parse_envelope,
     parse_event,
 )
-from whatsapp_helpdesk.bootstrap import Services
 from whatsapp_helpdesk.credentials import hubspot_access_token
 from whatsapp_helpdesk.db import outbox
 from whatsapp_helpdesk.db.models import Conversation, Message, Number, WebhookEvent
@@ -35,6 +34,7 @@ from whatsapp_helpdesk.domain import statuses
 from whatsapp_helpdesk.domain.phone import InvalidPhoneNumber, to_e164
 from whatsapp_helpdesk.errors import Permanent
 from whatsapp_helpdesk.jobs import payloads
+from whatsapp_helpdesk.replies.ports import RepliesDeps
 
 log = structlog.get_logger(__name__)
 
@@ -264,7 +264,7 @@ def find_stored_echo(session: Session, message: Message) -> str | None:
 
 
 async def report_status(
-    services: Services, entry: outbox.Claimed, payload: payloads.ReportStatus
+    services: RepliesDeps, entry: outbox.Claimed, payload: payloads.ReportStatus
 ) -> str:
     """PATCH the reply's status into HubSpot (reference hubspot §4.3)."""
     hubspot_message_id, status = payload.hubspot_message_id, payload.status
