@@ -22,12 +22,12 @@ from typing import Final
 from sqlalchemy.orm import Session
 
 from whatsapp_helpdesk import jobs
-from whatsapp_helpdesk.bootstrap import Services
 from whatsapp_helpdesk.credentials import hubspot_access_token
 from whatsapp_helpdesk.db import outbox
 from whatsapp_helpdesk.db.models import Conversation
 from whatsapp_helpdesk.errors import Retryable
 from whatsapp_helpdesk.jobs import payloads
+from whatsapp_helpdesk.native_tickets.ports import NativeTicketsDeps
 
 COMPANY_PROPERTY: Final = "company"  # HubSpot's contact property "Company name"
 MAX_COMPANY_LENGTH: Final = 200
@@ -60,7 +60,7 @@ def queue_if_new(
 
 
 async def set_contact_company(
-    services: Services, entry: outbox.Claimed, payload: payloads.SetContactCompany
+    services: NativeTicketsDeps, entry: outbox.Claimed, payload: payloads.SetContactCompany
 ) -> str:
     """Worker job: a short word for the delivery log."""
     company = payload.company

@@ -30,7 +30,6 @@ from sqlalchemy.orm import Session
 
 from whatsapp_helpdesk import jobs
 from whatsapp_helpdesk.aircall import CallEvent, MessageEvent
-from whatsapp_helpdesk.bootstrap import Services
 from whatsapp_helpdesk.credentials import hubspot_access_token
 from whatsapp_helpdesk.db import outbox
 from whatsapp_helpdesk.db.job_kinds import (
@@ -42,6 +41,7 @@ from whatsapp_helpdesk.db.job_kinds import (
 from whatsapp_helpdesk.db.models import ChannelAccount, Number
 from whatsapp_helpdesk.domain.phone import InvalidPhoneNumber, to_e164
 from whatsapp_helpdesk.jobs import payloads
+from whatsapp_helpdesk.native_tickets.ports import NativeTicketsDeps
 
 # HubSpot requires a pipeline stage on ticket creation. Every portal has the default
 # support pipeline "0" whose first stage ("New") has id "1" [INF: HubSpot's documented
@@ -221,7 +221,7 @@ def activity_from_payload(payload: payloads.NativeTicket) -> Activity:
 
 
 async def create_native_ticket(
-    services: Services, entry: outbox.Claimed, payload: payloads.NativeTicket
+    services: NativeTicketsDeps, entry: outbox.Claimed, payload: payloads.NativeTicket
 ) -> str:
     """Worker job: one CRM ticket for one activity; a short word for the delivery log."""
     activity = activity_from_payload(payload)
