@@ -19,7 +19,7 @@ import structlog
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from whatsapp_helpdesk.bootstrap import Services
+from whatsapp_helpdesk.connect.ports import ConnectDeps
 from whatsapp_helpdesk.db.lookups import channel_account_by_hubspot_id
 from whatsapp_helpdesk.db.models import ChannelAccount
 from whatsapp_helpdesk.domain.phone import InvalidPhoneNumber, to_e164
@@ -29,7 +29,7 @@ log = structlog.get_logger(__name__)
 
 
 def on_channel_account_created(
-    services: Services, session: Session, installation_id: int, event: ChannelAccountEvent,
+    services: ConnectDeps, session: Session, installation_id: int, event: ChannelAccountEvent,
     now: datetime,
 ) -> tuple[str, str | None]:
     known = channel_account_by_hubspot_id(session, installation_id, event.channel_account_id)
@@ -59,7 +59,7 @@ def on_channel_account_created(
 
 
 def on_channel_account_updated(
-    services: Services, session: Session, installation_id: int, event: ChannelAccountEvent,
+    services: ConnectDeps, session: Session, installation_id: int, event: ChannelAccountEvent,
     now: datetime,
 ) -> tuple[str, str | None]:
     row = channel_account_by_hubspot_id(session, installation_id, event.channel_account_id)

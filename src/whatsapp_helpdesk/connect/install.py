@@ -13,9 +13,10 @@ from datetime import datetime
 import structlog
 from sqlalchemy import select
 
+from whatsapp_helpdesk.adapter_ports import CHANNEL_ID_KEY
 from whatsapp_helpdesk.aircall import AIRCALL_EVENTS, token_digest
-from whatsapp_helpdesk.bootstrap import CHANNEL_ID_KEY, Services
 from whatsapp_helpdesk.connect.numbers_refresh import write_number
+from whatsapp_helpdesk.connect.ports import ConnectDeps
 from whatsapp_helpdesk.connect.reauth import requeue_auth_revoked
 from whatsapp_helpdesk.credentials import aircall_access_token
 from whatsapp_helpdesk.db.models import Installation, ServiceState
@@ -32,7 +33,7 @@ def _new_installation(now: datetime) -> Installation:
 
 
 async def complete_hubspot_oauth(
-    services: Services, *, code: str, redirect_uri: str, installation_id: int | None = None
+    services: ConnectDeps, *, code: str, redirect_uri: str, installation_id: int | None = None
 ) -> int:
     """Store the HubSpot grant; returns the installation it belongs to."""
     oauth = services.hubspot_oauth()
@@ -101,7 +102,7 @@ class AircallApplied:
     old_webhook_problem: str | None = None
 
 
-async def exchange_aircall_code(services: Services, *, code: str,
+async def exchange_aircall_code(services: ConnectDeps, *, code: str,
                                 redirect_uri: str) -> AircallGrant:
     token = await services.aircall_oauth().exchange_code(code, redirect_uri)
     client = services.aircall(token.access_token)
@@ -115,7 +116,7 @@ async def exchange_aircall_code(services: Services, *, code: str,
 
 
 async def complete_aircall_oauth(
-    services: Services, *, code: str, redirect_uri: str, installation_id: int,
+    services: ConnectDeps, *, code: str, redirect_uri: str, installation_id: int,
     confirm_company_change: bool = False,
 ) -> AircallApplied:
     """Store the Aircall grant, subscribe our webhook, and read the company's numbers.
@@ -126,7 +127,7 @@ async def complete_aircall_oauth(
 
 
 async def apply_aircall_grant(
-    services: Services, grant: AircallGrant, *, installation_id: int,
+    services: ConnectDeps, grant: AircallGrant, *, installation_id: int,
     confirm_company_change: bool = False,
 ) -> AircallApplied:
     with services.sessions() as session:
@@ -174,7 +175,7 @@ async def apply_aircall_grant(
     return applied
 
 
-async def _delete_old_webhook(services: Services, installation_id: int, webhook_id: str,
+async def _delete_old_webhook(services: ConnectDeps, installation_id: int, webhook_id: str,
                               token_enc: str | None, old_name: str | None) -> AircallApplied:
     """Delete a webhook with the token that created it: with OAuth, Aircall shows (and lets
     delete) a webhook only to its own token (reference aircall §A8.1), so the new token
@@ -192,7 +193,7 @@ async def _delete_old_webhook(services: Services, installation_id: int, webhook_
     return AircallApplied(old_company_name=old_name)
 
 
-async def sync_numbers(services: Services, installation_id: int) -> None:
+async def sync_numbers(services: ConnectDeps, installation_id: int) -> None:
     """Refresh each number's capabilities from Aircall (R7); our own switches are kept."""
     client = services.aircall(aircall_access_token(services, installation_id))
     numbers = await client.list_numbers()
@@ -206,7 +207,7 @@ async def sync_numbers(services: Services, installation_id: int) -> None:
             write_number(session, installation_id, number, wa, sms_reg, now)
 
 
-async def register_channel(services: Services) -> str:
+async def register_channel(services: ConnectDeps) -> str:
     """Create or update the custom channel "WhatsApp with Aircall" (R1); safe to rerun."""
     developer = services.hubspot_developer()
     base = services.settings.public_url

@@ -35,6 +35,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from whatsapp_helpdesk import jobs
+from whatsapp_helpdesk.adapter_ports import Database
 from whatsapp_helpdesk.aircall.client import (
     AircallClient,
     AircallNumber,
@@ -42,7 +43,7 @@ from whatsapp_helpdesk.aircall.client import (
     WhatsAppStatus,
 )
 from whatsapp_helpdesk.aircall.payloads import NumberEvent
-from whatsapp_helpdesk.bootstrap import Services
+from whatsapp_helpdesk.connect.ports import ConnectDeps
 from whatsapp_helpdesk.credentials import aircall_access_token
 from whatsapp_helpdesk.db import outbox
 from whatsapp_helpdesk.db.job_kinds import REFRESH_NUMBERS
@@ -80,7 +81,7 @@ class Progress:
     total: int | None = None
 
 
-def request_refresh(services: Services, installation_id: int) -> str:
+def request_refresh(services: ConnectDeps, installation_id: int) -> str:
     """Queue a refresh of the numbers and their capabilities from Aircall (R7) unless one is
     queued already; what the admin is told. The worker does it (issue 17 item 7: 5,000
     numbers held the request for 56 s)."""
@@ -122,7 +123,7 @@ def _set_state(session: Session, key: str, value: str | None) -> None:
 
 
 async def refresh_numbers_job(
-    services: Services, entry: outbox.Claimed, payload: payloads.RefreshNumbers
+    services: ConnectDeps, entry: outbox.Claimed, payload: payloads.RefreshNumbers
 ) -> str:
     """The worker's job: one run of the refresh, from where the last run stopped."""
     installation_id = entry.installation_id
@@ -184,7 +185,7 @@ async def refresh_numbers_job(
 
 
 async def _check_unseen(
-    services: Services,
+    services: ConnectDeps,
     client: AircallClient,
     installation_id: int,
     started_at: datetime,
@@ -337,7 +338,7 @@ def on_number_event(
 
 
 async def sync_number_job(
-    services: Services, entry: outbox.Claimed, payload: payloads.SyncNumber
+    services: ConnectDeps, entry: outbox.Claimed, payload: payloads.SyncNumber
 ) -> str:
     """The worker's job after `number.created`: the number's WhatsApp and SMS status."""
     installation_id = entry.installation_id
@@ -361,7 +362,7 @@ def _progress_text(progress: Progress) -> str:
     return f"{progress.done:,} numbers"
 
 
-def refresh_status(services: Services, installation_id: int) -> str | None:
+def refresh_status(services: Database, installation_id: int) -> str | None:
     """What the dashboard says about the refresh: how far it is, or when the last one ended."""
     with services.sessions() as session:
         queued = _queued_at(session, installation_id)

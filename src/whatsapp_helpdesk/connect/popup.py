@@ -16,7 +16,7 @@ import structlog
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from whatsapp_helpdesk.bootstrap import Services
+from whatsapp_helpdesk.connect.ports import ConnectDeps
 from whatsapp_helpdesk.credentials import hubspot_access_token
 from whatsapp_helpdesk.db.lookups import number_facts
 from whatsapp_helpdesk.db.models import ChannelAccount, Installation, Number
@@ -82,7 +82,7 @@ def live_accounts_by_number(session: Session, installation_id: int) -> dict[int,
     return {row.number_id: row for row in rows}
 
 
-def candidates(services: Services, installation_id: int) -> list[Candidate]:
+def candidates(services: ConnectDeps, installation_id: int) -> list[Candidate]:
     """Every number of the installation with the R3 conditions it misses."""
     with services.sessions() as session:
         installation = session.get(Installation, installation_id)
@@ -108,7 +108,7 @@ def candidates(services: Services, installation_id: int) -> list[Candidate]:
 
 
 def installation_for_portal(
-    services: Services, portal_id: str, *, prefer: int | None = None
+    services: ConnectDeps, portal_id: str, *, prefer: int | None = None
 ) -> int | None:
     """The installation of a HubSpot portal. A portal joined to several Aircall companies
     has several; the signed-in one (`prefer`) wins when it is one of them."""
@@ -132,7 +132,7 @@ def account_name(candidate: Candidate) -> str:
 
 
 async def connect_number(
-    services: Services, *, installation_id: int, number_id: int, account_token: str
+    services: ConnectDeps, *, installation_id: int, number_id: int, account_token: str
 ) -> ChannelAccount:
     """Connect one eligible number through HubSpot's staging token (R4).
 
@@ -166,7 +166,7 @@ async def connect_number(
 
 
 def _record_connection(
-    services: Services, *, installation_id: int, candidate: Candidate, channel_id: str,
+    services: ConnectDeps, *, installation_id: int, candidate: Candidate, channel_id: str,
     account_token: str, name: str, inbox_id: str | None,
 ) -> ChannelAccount:
     now = services.clock.now()
@@ -197,7 +197,7 @@ def _record_connection(
 
 
 async def _fill_in_account_id(
-    services: Services, portal: HubSpotPortalClient, row: ChannelAccount, channel_id: str
+    services: ConnectDeps, portal: HubSpotPortalClient, row: ChannelAccount, channel_id: str
 ) -> None:
     """Best effort: the CHANNEL_ACCOUNT_CREATED webhook records the id as well."""
     try:
@@ -217,7 +217,7 @@ async def _fill_in_account_id(
 
 
 def _store_account_id(
-    services: Services, row: ChannelAccount, account_id: str, inbox_id: str | None
+    services: ConnectDeps, row: ChannelAccount, account_id: str, inbox_id: str | None
 ) -> None:
     with services.sessions.begin() as session:
         stored = session.get(ChannelAccount, row.id)

@@ -17,8 +17,8 @@ import structlog
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from whatsapp_helpdesk.bootstrap import Services
 from whatsapp_helpdesk.connect.popup import candidates
+from whatsapp_helpdesk.connect.ports import ConnectDeps
 from whatsapp_helpdesk.credentials import hubspot_access_token
 from whatsapp_helpdesk.db.models import ChannelAccount, Number
 from whatsapp_helpdesk.errors import AuthRevoked, DeliveryError
@@ -77,7 +77,7 @@ def _owned(session: Session, installation_id: int, number_id: int) -> tuple[Numb
     return number, account
 
 
-async def plan_reconnect(services: Services, installation_id: int, number_id: int
+async def plan_reconnect(services: ConnectDeps, installation_id: int, number_id: int
                          ) -> ReconnectPlan:
     """What reconnecting would do, asked of HubSpot before the admin confirms."""
     # The database work runs in threads: this is awaited on the web app's event loop.
@@ -97,7 +97,7 @@ async def plan_reconnect(services: Services, installation_id: int, number_id: in
     return ReconnectPlan(label, True, account.name)
 
 
-async def reconnect_number(services: Services, installation_id: int, number_id: int) -> str:
+async def reconnect_number(services: ConnectDeps, installation_id: int, number_id: int) -> str:
     """Authorise the number's earlier channel account again and make it live here."""
     label, account = await asyncio.to_thread(_label_and_account, services, installation_id,
                                              number_id)
@@ -125,14 +125,14 @@ async def reconnect_number(services: Services, installation_id: int, number_id: 
     return f"{label} is connected again to the Help Desk, on the same channel account."
 
 
-def _label_and_account(services: Services, installation_id: int, number_id: int
+def _label_and_account(services: ConnectDeps, installation_id: int, number_id: int
                        ) -> tuple[str, ChannelAccount]:
     with services.sessions() as session:
         number, account = _owned(session, installation_id, number_id)
         return number.name or number.digits, account
 
 
-def _mark_reconnected(services: Services, account_id: int, number_id: int) -> None:
+def _mark_reconnected(services: ConnectDeps, account_id: int, number_id: int) -> None:
     now = services.clock.now()
     with services.sessions.begin() as session:
         row = session.get(ChannelAccount, account_id)
