@@ -15,8 +15,8 @@ import structlog
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from whatsapp_helpdesk.bootstrap import Services
 from whatsapp_helpdesk.credentials import hubspot_access_token
+from whatsapp_helpdesk.dashboard.ports import DashboardDeps
 from whatsapp_helpdesk.dashboard.reads import (
     CHANNEL_SETTINGS,
     NOT_RETRYABLE,
@@ -56,7 +56,7 @@ def _owned_number(session: Session, installation_id: int, number_id: int) -> Num
 
 
 def set_setting(
-    services: Services, installation_id: int, number_id: int, setting: str, on: bool
+    services: DashboardDeps, installation_id: int, number_id: int, setting: str, on: bool
 ) -> str:
     """Switch R3 (d) / (e) or native ticketing for one number; returns what was done."""
     if setting not in SETTINGS:
@@ -73,7 +73,7 @@ def set_setting(
     return f"{SETTINGS[setting]} is now {'on' if on else 'off'} for {label}."
 
 
-def set_company_whatsapp(services: Services, installation_id: int, value: bool | None) -> str:
+def set_company_whatsapp(services: DashboardDeps, installation_id: int, value: bool | None) -> str:
     """R3 (b) has no Aircall API: an admin may state it (None = derive from the numbers)."""
     with services.sessions.begin() as session:
         installation = _installation(session, installation_id)
@@ -92,7 +92,7 @@ def _live_account(session: Session, number_id: int) -> ChannelAccount | None:
     )
 
 
-def retry_delivery(services: Services, installation_id: int, outbox_id: int) -> str:
+def retry_delivery(services: DashboardDeps, installation_id: int, outbox_id: int) -> str:
     """Run a failed delivery again from scratch (R9, R44)."""
     now = services.clock.now()
     with services.sessions.begin() as session:
@@ -111,7 +111,7 @@ def retry_delivery(services: Services, installation_id: int, outbox_id: int) -> 
     return "The delivery will be tried again in a moment."
 
 
-async def disconnect_number(services: Services, installation_id: int, number_id: int) -> str:
+async def disconnect_number(services: DashboardDeps, installation_id: int, number_id: int) -> str:
     """R6: HubSpot de-authorises the channel account, then its traffic stops here and the
     number is free to be connected again. If HubSpot cannot be told, nothing changes (the
     number would otherwise stay taken at HubSpot while looking free here)."""
@@ -142,7 +142,7 @@ async def disconnect_number(services: Services, installation_id: int, number_id:
 
 
 def _account_to_disconnect(
-    services: Services, installation_id: int, number_id: int
+    services: DashboardDeps, installation_id: int, number_id: int
 ) -> tuple[str | None, str, str, str]:
     """(HubSpot account id, channel id, E.164, label) of the number's live account."""
     with services.sessions() as session:
@@ -154,7 +154,7 @@ def _account_to_disconnect(
                 account.delivery_identifier, number.name or number.digits)
 
 
-def _mark_disconnected(services: Services, number_id: int) -> None:
+def _mark_disconnected(services: DashboardDeps, number_id: int) -> None:
     now = services.clock.now()
     with services.sessions.begin() as session:
         account = _live_account(session, number_id)

@@ -18,7 +18,7 @@ import structlog
 from sqlalchemy import ColumnElement, exists, func, literal_column, select
 from sqlalchemy.orm import Session
 
-from whatsapp_helpdesk.bootstrap import Services
+from whatsapp_helpdesk.dashboard.ports import DashboardDeps
 from whatsapp_helpdesk.db import outbox
 from whatsapp_helpdesk.db.job_kinds import (
     ACTIVITY_LABELS,
@@ -79,7 +79,7 @@ class OtherSlicesReads:
     replies."""
 
     # What to say about the numbers refresh (connect), read before the page's session.
-    refresh_status: Callable[[Services, int], str | None]
+    refresh_status: Callable[[DashboardDeps, int], str | None]
     # Each page number's re-engagement template (replies), in the page's session.
     templates: Callable[[Session, list[int]], Mapping[int, TemplateShown]]
 
@@ -250,7 +250,7 @@ def attention(installation: Installation) -> list[Attention]:
     return items
 
 
-def installation_summary(services: Services, installation_id: int) -> InstallationSummary:
+def installation_summary(services: DashboardDeps, installation_id: int) -> InstallationSummary:
     with services.sessions() as session:
         installation = _installation(session, installation_id)
         return InstallationSummary(
@@ -261,7 +261,7 @@ def installation_summary(services: Services, installation_id: int) -> Installati
         )
 
 
-def dashboard_view(services: Services, reads: OtherSlicesReads, installation_id: int, *,
+def dashboard_view(services: DashboardDeps, reads: OtherSlicesReads, installation_id: int, *,
                    page: int = 1,
                    search: str = "", number_id: int | None = None) -> DashboardView:
     """One page of the dashboard: PAGE_SIZE numbers (those matching `search`, or the one

@@ -15,14 +15,14 @@ import contextlib
 import json
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Protocol
 
 import structlog
 from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 
+from whatsapp_helpdesk.adapter_ports import AircallApi, Configured, Database, StoredCredentials
 from whatsapp_helpdesk.aircall import AIRCALL_EVENTS, token_digest
-from whatsapp_helpdesk.bootstrap import Services
 from whatsapp_helpdesk.credentials import aircall_access_token
 from whatsapp_helpdesk.db.models import Installation, ServiceState
 from whatsapp_helpdesk.db.session import rows_changed
@@ -35,6 +35,12 @@ NEXT_CHECK_KEY = "aircall_webhook_check_next_at"
 
 OK, REENABLED, RECREATED, RESUBSCRIBED, FAILED = (
     "ok", "reenabled", "recreated", "resubscribed", "check_failed")
+
+
+class WebhookHealthDeps(StoredCredentials, Configured, AircallApi, Protocol):
+    """Aircall's webhook API with a company's token, the public URL it must call, the
+    database the result is kept in. (Not `bootstrap.Services`: the dashboard reads the
+    result through `read_health`, and slices never import the composition root.)"""
 
 
 @dataclass(frozen=True)
@@ -62,7 +68,7 @@ class WebhookHealth:
         return None
 
 
-def read_health(services: Services, installation_id: int) -> WebhookHealth | None:
+def read_health(services: Database, installation_id: int) -> WebhookHealth | None:
     with services.sessions() as session:
         row = session.get(ServiceState, HEALTH_KEY.format(installation_id=installation_id))
     if row is None:
@@ -79,7 +85,7 @@ def _time(value: Any) -> datetime | None:
     return datetime.fromisoformat(value) if isinstance(value, str) else None
 
 
-def _record(services: Services, installation_id: int, state: str, detail: str | None,
+def _record(services: WebhookHealthDeps, installation_id: int, state: str, detail: str | None,
             now: datetime) -> None:
     key = HEALTH_KEY.format(installation_id=installation_id)
     with services.sessions.begin() as session:
@@ -94,7 +100,7 @@ def _record(services: Services, installation_id: int, state: str, detail: str | 
             row.value = json.dumps(data)
 
 
-async def check_aircall_webhooks(services: Services) -> dict[int, str]:
+async def check_aircall_webhooks(services: WebhookHealthDeps) -> dict[int, str]:
     """Check (and mend) every installation's Aircall webhook; the state of each."""
     with services.sessions() as session:
         installations = session.execute(select(Installation.id, Installation.aircall_webhook_id)
@@ -116,7 +122,9 @@ async def check_aircall_webhooks(services: Services) -> dict[int, str]:
     return results
 
 
-async def _check_one(services: Services, installation_id: int, webhook_id: str | None) -> str:
+async def _check_one(
+    services: WebhookHealthDeps, installation_id: int, webhook_id: str | None
+) -> str:
     client = services.aircall(aircall_access_token(services, installation_id))
     hook = await client.get_webhook(webhook_id) if webhook_id else None
     if hook is None:
@@ -139,7 +147,7 @@ async def _check_one(services: Services, installation_id: int, webhook_id: str |
     return OK
 
 
-def claim_check_turn(services: Services, interval: timedelta, *,
+def claim_check_turn(services: WebhookHealthDeps, interval: timedelta, *,
                      key: str = NEXT_CHECK_KEY) -> bool:
     """Whether this worker runs the check now: with several workers, the one that moves
     the shared "next check" time forward does it, the others skip. `key` names the
@@ -164,7 +172,7 @@ def claim_check_turn(services: Services, interval: timedelta, *,
         return bool(rows_changed(moved))
 
 
-async def run_periodically(services: Services, stopping: asyncio.Event) -> None:
+async def run_periodically(services: WebhookHealthDeps, stopping: asyncio.Event) -> None:
     """The worker's webhook check, every AIRCALL_WEBHOOK_CHECK_SECONDS (R53)."""
     interval = services.settings.aircall_webhook_check_seconds
     while not stopping.is_set():
