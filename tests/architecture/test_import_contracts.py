@@ -15,6 +15,8 @@ import sys
 import tomllib
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[2]
 PACKAGE = ROOT / "src" / "whatsapp_helpdesk"
 LINT_IMPORTS = Path(sys.executable).parent / "lint-imports"
@@ -88,3 +90,21 @@ def test_a_slice_that_imports_another_breaks_a_contract(tmp_path: Path) -> None:
     result = _lint_imports(python_path=tmp_path)
     assert result.returncode != 0, result.stdout
     assert "whatsapp_helpdesk.replies.reply -> whatsapp_helpdesk.inbound.publish" in result.stdout
+
+
+@pytest.mark.parametrize("module", ["replies/reply.py", "inbound/media.py", "credentials.py"])
+def test_a_slice_that_takes_the_composition_root_breaks_a_contract(
+    tmp_path: Path, module: str
+) -> None:
+    """Slices say what they need (their ports) instead of taking `bootstrap.Services`: a
+    slice module, or credentials.py below them all, that imports bootstrap is refused."""
+    copy = tmp_path / "whatsapp_helpdesk"
+    shutil.copytree(PACKAGE, copy, ignore=shutil.ignore_patterns("__pycache__"))
+    path = copy / module
+    taking_the_bag = "\nfrom whatsapp_helpdesk.bootstrap import Services  # noqa\n"
+    path.write_text(path.read_text() + taking_the_bag)
+    result = _lint_imports(python_path=tmp_path)
+    assert result.returncode != 0, result.stdout
+    importer = "whatsapp_helpdesk." + module.removesuffix(".py").replace("/", ".")
+    assert f"{importer} -> whatsapp_helpdesk.bootstrap" in result.stdout
+    assert "1 broken" in result.stdout
