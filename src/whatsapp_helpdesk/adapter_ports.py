@@ -68,27 +68,40 @@ class StoredCredentials(Database, Clocked, Protocol):
     def hubspot_oauth(self) -> HubSpotOAuth: ...
 
 
-class HubSpotApi(Protocol):
-    """HubSpot's APIs, as the app (developer key), as a portal (a token) and OAuth; and the
-    custom channel the app registered."""
-
-    def hubspot_oauth(self) -> HubSpotOAuth: ...
-
-    def hubspot_developer(self) -> HubSpotDeveloperClient: ...
+class HubSpotPortals(Protocol):
+    """HubSpot's API as one portal (its access token); `installation_id` paces the calls
+    under that portal's rate limit (R44)."""
 
     def hubspot_portal(
         self, access_token: str, *, installation_id: int | None = None
     ) -> HubSpotPortalClient: ...
 
+
+class HubSpotChannel(Protocol):
+    """The custom channel the app registered (None before it is)."""
+
     def channel_id(self) -> str | None: ...
 
 
-class AircallApi(Protocol):
-    """Aircall's public API (a company's token) and its OAuth endpoint."""
+class HubSpotApp(Protocol):
+    """HubSpot's API as the app: its developer key (the channel, webhooks) and OAuth."""
 
-    def aircall_oauth(self) -> AircallOAuth: ...
+    def hubspot_developer(self) -> HubSpotDeveloperClient: ...
+
+    def hubspot_oauth(self) -> HubSpotOAuth: ...
+
+
+class AircallCompanies(Protocol):
+    """Aircall's public API as one company (its token); `installation_id` paces the calls,
+    `budget_share` keeps a long background job to that share of the company's limit."""
 
     def aircall(
         self, access_token: str, *, installation_id: int | None = None,
         budget_share: float | None = None,
     ) -> AircallClient: ...
+
+
+class AircallApp(Protocol):
+    """Aircall's OAuth endpoint (the install's code exchange)."""
+
+    def aircall_oauth(self) -> AircallOAuth: ...

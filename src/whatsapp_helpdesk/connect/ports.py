@@ -3,15 +3,29 @@
 Install, pop-up, channel accounts, re-authorisation and the numbers list: the database,
 the clock, the settings (URLs, pacing shares), both providers' APIs and OAuth, and the
 stored tokens.
-`bootstrap.Services` satisfies it: the slice never imports bootstrap.
+
+`bootstrap.Services` satisfies it (mypy --strict checks that where the web, the worker and
+the CLI pass it in); the slice never imports bootstrap (import contract
+`slices-take-ports-not-the-composition-root`).
 """
 
 from __future__ import annotations
 
 from typing import Protocol
 
-from whatsapp_helpdesk.adapter_ports import AircallApi, Configured, HubSpotApi, StoredCredentials
+from whatsapp_helpdesk.adapter_ports import (
+    AircallApp,
+    AircallCompanies,
+    Configured,
+    HubSpotApp,
+    HubSpotChannel,
+    HubSpotPortals,
+    StoredCredentials,
+)
 
 
-class ConnectDeps(StoredCredentials, Configured, HubSpotApi, AircallApi, Protocol):
+class ConnectDeps(
+    StoredCredentials, Configured, HubSpotPortals, HubSpotChannel, HubSpotApp,
+    AircallCompanies, AircallApp, Protocol,
+):
     """Every capability the slice's functions use."""

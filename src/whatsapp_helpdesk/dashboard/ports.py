@@ -1,16 +1,24 @@
 """What the dashboard slice needs from the composition root (issue 13 item 1).
 
-The admin's pages and actions: the database, the clock, and HubSpot's portal API (a
-channel account disconnected from the dashboard) with its tokens.
-`bootstrap.Services` satisfies it: the slice never imports bootstrap.
+The admin's pages and actions: the database, the clock, HubSpot's portal API and the
+registered custom channel (a channel account disconnected from the dashboard), with its
+tokens.
+
+`bootstrap.Services` satisfies it (mypy --strict checks that where the web, the worker and
+the CLI pass it in); the slice never imports bootstrap (import contract
+`slices-take-ports-not-the-composition-root`).
 """
 
 from __future__ import annotations
 
 from typing import Protocol
 
-from whatsapp_helpdesk.adapter_ports import HubSpotApi, StoredCredentials
+from whatsapp_helpdesk.adapter_ports import (
+    HubSpotChannel,
+    HubSpotPortals,
+    StoredCredentials,
+)
 
 
-class DashboardDeps(StoredCredentials, HubSpotApi, Protocol):
+class DashboardDeps(StoredCredentials, HubSpotPortals, HubSpotChannel, Protocol):
     """Every capability the slice's functions use."""

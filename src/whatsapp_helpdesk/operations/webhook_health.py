@@ -21,7 +21,12 @@ import structlog
 from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 
-from whatsapp_helpdesk.adapter_ports import AircallApi, Configured, Database, StoredCredentials
+from whatsapp_helpdesk.adapter_ports import (
+    AircallCompanies,
+    Configured,
+    Database,
+    StoredCredentials,
+)
 from whatsapp_helpdesk.aircall import AIRCALL_EVENTS, token_digest
 from whatsapp_helpdesk.credentials import aircall_access_token
 from whatsapp_helpdesk.db.models import Installation, ServiceState
@@ -37,7 +42,7 @@ OK, REENABLED, RECREATED, RESUBSCRIBED, FAILED = (
     "ok", "reenabled", "recreated", "resubscribed", "check_failed")
 
 
-class WebhookHealthDeps(StoredCredentials, Configured, AircallApi, Protocol):
+class WebhookHealthDeps(StoredCredentials, Configured, AircallCompanies, Protocol):
     """Aircall's webhook API with a company's token, the public URL it must call, the
     database the result is kept in. (Not `bootstrap.Services`: the dashboard reads the
     result through `read_health`, and slices never import the composition root.)"""

@@ -1,16 +1,25 @@
 """What the replies slice needs from the composition root (issue 13 item 1).
 
 An agent's reply checked and sent through Aircall, its status told to HubSpot: the
-database, the clock, Aircall's API and HubSpot's portal API with their tokens.
-`bootstrap.Services` satisfies it: the slice never imports bootstrap.
+database, the clock, Aircall's API for one company, HubSpot's portal API and the
+registered custom channel, with their tokens.
+
+`bootstrap.Services` satisfies it (mypy --strict checks that where the web, the worker and
+the CLI pass it in); the slice never imports bootstrap (import contract
+`slices-take-ports-not-the-composition-root`).
 """
 
 from __future__ import annotations
 
 from typing import Protocol
 
-from whatsapp_helpdesk.adapter_ports import AircallApi, HubSpotApi, StoredCredentials
+from whatsapp_helpdesk.adapter_ports import (
+    AircallCompanies,
+    HubSpotChannel,
+    HubSpotPortals,
+    StoredCredentials,
+)
 
 
-class RepliesDeps(StoredCredentials, HubSpotApi, AircallApi, Protocol):
+class RepliesDeps(StoredCredentials, HubSpotPortals, HubSpotChannel, AircallCompanies, Protocol):
     """Every capability the slice's functions use."""
