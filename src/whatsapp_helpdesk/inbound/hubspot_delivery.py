@@ -14,7 +14,8 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Callable, Mapping
-from typing import Any
+from datetime import datetime
+from typing import Any, TypeVar
 
 import structlog
 from sqlalchemy import select
@@ -43,14 +44,16 @@ SOURCE = "hubspot"
 # What each supported event does, run inside the transaction that keeps the event:
 # (services, session, installation_id, event, now) -> (outcome, detail). The table is given
 # by the caller (web/webhook_spool.py): the handlers belong to the replies and connect
-# slices, which this one does not import.
-Handler = Callable[..., tuple[str, str | None]]
-Handlers = Mapping[str, Handler]
+# slices, which this one does not import. A handler gets the services the caller passed in
+# (`D`: the caller's composition root), so it may need more ports than this slice does.
+D = TypeVar("D", bound=InboundDeps)
+Handler = Callable[[D, Session, int, Any, datetime], tuple[str, str | None]]
+Handlers = Mapping[str, Handler[D]]
 
 
 def handle_hubspot_delivery(
-    services: InboundDeps,
-    handlers: Handlers,
+    services: D,
+    handlers: Handlers[D],
     *,
     method: str,
     url: str,
@@ -74,7 +77,7 @@ def handle_hubspot_delivery(
 
 
 def store_verified_hubspot_body(
-    services: InboundDeps, handlers: Handlers, raw_body: bytes
+    services: D, handlers: Handlers[D], raw_body: bytes
 ) -> Outcome:
     """A body whose signature was verified (now, or before it was spooled, R53)."""
     try:
@@ -92,7 +95,7 @@ def store_verified_hubspot_body(
 
 
 def _store_event(
-    services: InboundDeps, handlers: Handlers, item: Any, payload_text: str
+    services: D, handlers: Handlers[D], item: Any, payload_text: str
 ) -> tuple[str, str | None]:
     now = services.clock.now()
     raw: Mapping[str, Any] = item if isinstance(item, Mapping) else {}
@@ -125,8 +128,8 @@ def _store_event(
     return outcome
 
 
-def _dispatch(services: InboundDeps, handlers: Handlers, session: Session,
-              installation_id: int | None, event: HubSpotEvent, now: Any) -> tuple[str, str | None]:
+def _dispatch(services: D, handlers: Handlers[D], session: Session, installation_id: int | None,
+              event: HubSpotEvent, now: datetime) -> tuple[str, str | None]:
     if isinstance(event, UnsupportedEvent):
         # Acknowledged and recorded, never silently dropped (R43).
         log.warning("hubspot.unsupported_event", event_type=event.type)

@@ -67,7 +67,7 @@ from whatsapp_helpdesk.spool import Spool, SpoolFull
 
 # HubSpot's custom-channel events, each to the slice it belongs to (wired here, at the edge:
 # the inbound slice that keeps the event does not import replies or connect).
-HUBSPOT_HANDLERS: Handlers = {
+HUBSPOT_HANDLERS: Handlers[Services] = {
     "OUTGOING_CHANNEL_MESSAGE_CREATED": store_outgoing_reply,
     "CHANNEL_ACCOUNT_CREATED": on_channel_account_created,
     "CHANNEL_ACCOUNT_UPDATED": on_channel_account_updated,
