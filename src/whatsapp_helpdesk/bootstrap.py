@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 import httpx
+from pydantic import SecretStr
 from sqlalchemy import Engine, select
 from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
@@ -24,6 +25,7 @@ from whatsapp_helpdesk.db.models import Installation, ServiceState
 from whatsapp_helpdesk.db.rate_buckets import DatabaseRateLimiter
 from whatsapp_helpdesk.db.session import READ_ONLY, make_engine, make_session_factory
 from whatsapp_helpdesk.domain.clock import Clock, OffsetClock, SystemClock
+from whatsapp_helpdesk.http_transport import OAuthApp
 from whatsapp_helpdesk.hubspot import HubSpotDeveloperClient, HubSpotOAuth, HubSpotPortalClient
 from whatsapp_helpdesk.pacing import Limit, Pacer, RateLimiter, SharePacer
 from whatsapp_helpdesk.settings import Settings
@@ -67,17 +69,18 @@ class Services:
     def _clock_fn(self) -> datetime:
         return self.clock.now()
 
+    def _oauth_app(self, client_id: str, client_secret: SecretStr, *, api_base: str,
+                   auth_base: str) -> OAuthApp:
+        """What both providers' OAuth clients take: our app there, its bases, our HTTP client."""
+        return OAuthApp(client_id=client_id, client_secret=client_secret.get_secret_value(),
+                        http=self.http, api_base=api_base, auth_base=auth_base,
+                        clock=self._clock_fn)
+
     def hubspot_oauth(self) -> HubSpotOAuth:
         s = self.settings
-        return HubSpotOAuth(
-            client_id=s.hubspot_client_id,
-            client_secret=s.hubspot_client_secret.get_secret_value(),
-            http=self.http,
-            api_base=s.hubspot_api_base,
-            auth_base=s.hubspot_auth_base,
-            clock=self._clock_fn,
-            api_version=s.hubspot_api_version,
-        )
+        app = self._oauth_app(s.hubspot_client_id, s.hubspot_client_secret,
+                              api_base=s.hubspot_api_base, auth_base=s.hubspot_auth_base)
+        return HubSpotOAuth(api_version=s.hubspot_api_version, **app)
 
     def hubspot_developer(self) -> HubSpotDeveloperClient:
         s = self.settings
@@ -103,14 +106,9 @@ class Services:
 
     def aircall_oauth(self) -> AircallOAuth:
         s = self.settings
-        return AircallOAuth(
-            client_id=s.aircall_client_id,
-            client_secret=s.aircall_client_secret.get_secret_value(),
-            http=self.http,
-            api_base=s.aircall_api_base,
-            auth_base=s.aircall_auth_base,
-            clock=self._clock_fn,
-        )
+        return AircallOAuth(**self._oauth_app(s.aircall_client_id, s.aircall_client_secret,
+                                              api_base=s.aircall_api_base,
+                                              auth_base=s.aircall_auth_base))
 
     def aircall(self, access_token: str, *, installation_id: int | None = None,
                 budget_share: float | None = None) -> AircallClient:

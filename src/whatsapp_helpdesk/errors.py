@@ -40,11 +40,11 @@ class RateLimited(Retryable):
 
 
 class Permanent(DeliveryError):
-    pass
+    """A 4xx that will not change by retrying: the entry fails with its reason."""
 
 
 class WindowClosed(Permanent):
-    pass
+    """WhatsApp's 24 h customer-service window is closed (131047)."""
 
 
 class TemplateRefused(Permanent):
@@ -58,8 +58,8 @@ class TemplateRefused(Permanent):
 
 
 class AuthExpired(DeliveryError):
-    pass
+    """The access token expired: refresh it, then retry."""
 
 
 class AuthRevoked(DeliveryError):
-    pass
+    """The grant is gone: the installation must re-authenticate (R8)."""

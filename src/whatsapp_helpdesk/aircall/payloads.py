@@ -209,6 +209,12 @@ class AircallMessage(_Lenient):
         return self.sent_at or self.created_at
 
 
+def _require_line(number: AircallNumberRef | None, what: str) -> None:
+    """An event is routed by its line: one without `data.number` cannot be routed."""
+    if number is None:
+        raise ValueError(f"data.number is required to know which line the {what} is on")
+
+
 class MessageEvent(_Lenient):
     event: Literal["message.received", "message.sent", "message.status_updated"]
     timestamp: ProviderDatetime | None = None
@@ -216,8 +222,7 @@ class MessageEvent(_Lenient):
 
     @model_validator(mode="after")
     def _what_routing_needs(self) -> MessageEvent:
-        if self.data.number is None:
-            raise ValueError("data.number is required to know which line the message is on")
+        _require_line(self.data.number, "message")
         if self.event == "message.received" and not self.data.external_number:
             raise ValueError("data.external_number is required on message.received")
         return self
@@ -268,8 +273,7 @@ class CallEvent(_Lenient):
 
     @model_validator(mode="after")
     def _what_routing_needs(self) -> CallEvent:
-        if self.data.number is None:
-            raise ValueError("data.number is required to know which line the call is on")
+        _require_line(self.data.number, "call")
         return self
 
     @property

@@ -1,10 +1,7 @@
 """The integration dashboard's actions (R6–R10, R35, R36): settings, the company's
 WhatsApp answer, retrying a delivery, disconnecting a number, refreshing the numbers. The
-pages' reads are dashboard/reads.py.
-
-Every function takes the signed-in installation's id and touches only that installation's
-rows: a number, a delivery or a channel of another installation is simply "not found"
-(R10), never a different answer that would reveal it exists.
+pages' reads are dashboard/reads.py, and the same rule of isolation holds here (R10): each
+function acts only on the signed-in installation's rows, another's are "not found".
 """
 
 from __future__ import annotations

@@ -16,7 +16,7 @@ Read from HubSpot's published OpenAPI files (`shared/reference/hubspot-openapi/`
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Final, Literal, TypedDict
+from typing import Final, Literal
 from urllib.parse import quote
 
 ApiVersion = Literal["2026-03", "v3"]
@@ -94,60 +94,47 @@ class HubSpotPaths:
 # HubSpot publishes it.]
 _INBOXES_V3: Final = "/conversations/v3/conversations/inboxes"
 
-class _CrmAndFilesPaths(TypedDict):
-    contacts: str
-    contacts_search: str
-    tickets: str
-    tickets_search: str
-    files_upload: str
-    _files_prefix: str
-    folders: str
-    folders_search: str
-
-
-def _crm_and_files(*, crm_objects: str, files: str) -> _CrmAndFilesPaths:
-    """The CRM objects and File Manager paths: below one prefix per version, the same tail."""
-    return _CrmAndFilesPaths(
-        contacts=f"{crm_objects}/contacts",
-        contacts_search=f"{crm_objects}/contacts/search",
-        tickets=f"{crm_objects}/tickets",
-        tickets_search=f"{crm_objects}/tickets/search",
-        files_upload=f"{files}/files",
-        _files_prefix=f"{files}/files",
-        folders=f"{files}/folders",
-        folders_search=f"{files}/folders/search",
+def _version_paths(
+    version: ApiVersion, *, channels: str, channels_list: str, oauth: str, crm_objects: str,
+    files: str,
+) -> HubSpotPaths:
+    """One version's paths from its prefixes: below each prefix, the same tail in both."""
+    return HubSpotPaths(
+        version=version, channels_create=channels, channels_list=channels_list,
+        _channel_prefix=channels, inboxes=_INBOXES_V3,
+        contacts=f"{crm_objects}/contacts", contacts_search=f"{crm_objects}/contacts/search",
+        tickets=f"{crm_objects}/tickets", tickets_search=f"{crm_objects}/tickets/search",
+        oauth_token=f"{oauth}/token", oauth_introspect=f"{oauth}/token/introspect",
+        files_upload=f"{files}/files", _files_prefix=f"{files}/files",
+        folders=f"{files}/folders", folders_search=f"{files}/folders/search",
     )
 
 
 _PATHS: Final[dict[ApiVersion, HubSpotPaths]] = {
-    "2026-03": HubSpotPaths(
-        version="2026-03",
+    "2026-03": _version_paths(
+        "2026-03",
         # The 2026-03 spec spells create and list without a trailing slash; channelId is an
         # int32 in its path (HubSpot's channel ids are numeric in both versions).
-        channels_create="/conversations/custom-channels/2026-03",
+        channels="/conversations/custom-channels/2026-03",
         channels_list="/conversations/custom-channels/2026-03",
-        _channel_prefix="/conversations/custom-channels/2026-03",
-        inboxes=_INBOXES_V3,
-        oauth_token="/oauth/2026-03/token",
-        oauth_introspect="/oauth/2026-03/token/introspect",
-        **_crm_and_files(crm_objects="/crm/objects/2026-03", files="/files/2026-03"),
+        oauth="/oauth/2026-03",
+        crm_objects="/crm/objects/2026-03",
+        files="/files/2026-03",
     ),
-    "v3": HubSpotPaths(
-        version="v3",
+    "v3": _version_paths(
+        "v3",
         # Create and list: the v3 paths of HubSpot's guide and of every real client
         # (`/conversations/v3/custom-channels`, list with its trailing slash). The v3 OpenAPI
         # file spells them `/conversations/custom-channels/v3`, an artefact of HubSpot's
         # date-versioned spec generator; the per-channel paths agree in both.
-        channels_create="/conversations/v3/custom-channels",
+        channels="/conversations/v3/custom-channels",
         channels_list="/conversations/v3/custom-channels/",
-        _channel_prefix="/conversations/v3/custom-channels",
-        inboxes=_INBOXES_V3,
         # OAuth v3, not v1: v1 (`/oauth/v1/token`, `GET /oauth/v1/access-tokens/{token}`) is
         # deprecated for removal on 16 Feb 2027, before v3 custom channels go (Sept 2027);
         # v3 OAuth has the same shapes as 2026-03.
-        oauth_token="/oauth/v3/token",
-        oauth_introspect="/oauth/v3/token/introspect",
-        **_crm_and_files(crm_objects="/crm/v3/objects", files="/files/v3"),
+        oauth="/oauth/v3",
+        crm_objects="/crm/v3/objects",
+        files="/files/v3",
     ),
 }
 

@@ -37,14 +37,6 @@ def create_app(*, public_base_url: str, clock_followers: Sequence[str] = (),
     app.include_router(routes_api.router)
     app.include_router(routes_control.router)
     app.include_router(screens.router)
-    _install_error_handlers(app)
-    # Added last = outermost: faults first, then the /v1 authentication and rate-limit gate.
-    app.add_middleware(AuthGateMiddleware, sandbox=sandbox)
-    app.add_middleware(FaultInjectionMiddleware, sandbox=sandbox)
-    return app
-
-
-def _install_error_handlers(app: FastAPI) -> None:
     install_error_handlers(
         app,
         provider_error=ApiError,
@@ -57,3 +49,7 @@ def _install_error_handlers(app: FastAPI) -> None:
         not_found_page=lambda request, what: screens.templates.TemplateResponse(
             request, "not_found.html", {"what": what}, status_code=404),
     )
+    # Added last = outermost: faults first, then the /v1 authentication and rate-limit gate.
+    app.add_middleware(AuthGateMiddleware, sandbox=sandbox)
+    app.add_middleware(FaultInjectionMiddleware, sandbox=sandbox)
+    return app

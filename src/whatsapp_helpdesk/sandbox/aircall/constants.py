@@ -9,6 +9,9 @@ from __future__ import annotations
 
 from typing import Any, Final
 
+# A JSON object as Aircall's bodies and webhooks carry them.
+Json = dict[str, Any]
+
 # --- Seeded credentials (the bridge repeats the OAuth pair in its settings) -----------------
 
 OAUTH_CLIENT_ID: Final = "sandbox-aircall-client-id"

@@ -28,9 +28,9 @@ import httpx
 from whatsapp_helpdesk.sandbox.aircall import constants
 from whatsapp_helpdesk.sandbox.aircall.clock import SandboxClock, to_iso, to_unix_seconds
 from whatsapp_helpdesk.sandbox.aircall.config import SandboxConfig
+from whatsapp_helpdesk.sandbox.aircall.constants import Json
 from whatsapp_helpdesk.sandbox.aircall.state import SandboxState, Webhook
 
-Json = dict[str, Any]
 Outcome = Literal["success", "failure", "gave_up", "abandoned"]
 
 

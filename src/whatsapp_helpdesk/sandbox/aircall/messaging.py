@@ -17,6 +17,7 @@ from typing import Any
 from whatsapp_helpdesk.sandbox.aircall import constants
 from whatsapp_helpdesk.sandbox.aircall.auth import Principal
 from whatsapp_helpdesk.sandbox.aircall.clock import to_unix_ms
+from whatsapp_helpdesk.sandbox.aircall.constants import Json
 from whatsapp_helpdesk.sandbox.aircall.errors import (
     ApiError,
     bad_request,
@@ -38,7 +39,6 @@ from whatsapp_helpdesk.sandbox.aircall.state import (
 )
 from whatsapp_helpdesk.sandbox.aircall.templates import render_send
 
-Json = dict[str, Any]
 _ID_ALPHABET = string.ascii_lowercase + string.digits
 
 

@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import json
-from typing import Any
 
 from starlette.requests import Request
 
 from whatsapp_helpdesk.sandbox.aircall import constants
+from whatsapp_helpdesk.sandbox.aircall.constants import Json
 from whatsapp_helpdesk.sandbox.aircall.errors import bad_request, not_found
-
-Json = dict[str, Any]
 
 
 async def json_object(request: Request, *, allow_empty: bool = False) -> Json:

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Depends, Request, Response
 
 from whatsapp_helpdesk.sandbox.aircall import constants
 from whatsapp_helpdesk.sandbox.aircall.auth import Principal, current_principal
+from whatsapp_helpdesk.sandbox.aircall.constants import Json
 from whatsapp_helpdesk.sandbox.aircall.errors import ApiError, bad_request, not_found
 from whatsapp_helpdesk.sandbox.aircall.messaging import (
     message_payload,
@@ -34,7 +35,6 @@ from whatsapp_helpdesk.sandbox.aircall.webhooks import (
     update_webhook,
 )
 
-Json = dict[str, Any]
 router = APIRouter(prefix="/v1")
 
 

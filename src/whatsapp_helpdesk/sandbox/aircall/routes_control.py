@@ -6,7 +6,6 @@ These paths do not exist at Aircall; they need no credentials and are never faul
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 from fastapi import APIRouter, Request, Response
 from pydantic import ValidationError
@@ -15,6 +14,7 @@ from whatsapp_helpdesk.sandbox.aircall import constants
 from whatsapp_helpdesk.sandbox.aircall.calls import customer_call
 from whatsapp_helpdesk.sandbox.aircall.clock import to_iso, to_unix_seconds
 from whatsapp_helpdesk.sandbox.aircall.config import SandboxConfig
+from whatsapp_helpdesk.sandbox.aircall.constants import Json
 from whatsapp_helpdesk.sandbox.aircall.errors import bad_request, conflict, not_found
 from whatsapp_helpdesk.sandbox.aircall.faults import fault_json
 from whatsapp_helpdesk.sandbox.aircall.messaging import (
@@ -44,7 +44,6 @@ from whatsapp_helpdesk.sandbox.aircall.state import (
 from whatsapp_helpdesk.sandbox.aircall.templates import template_json
 from whatsapp_helpdesk.sandbox.kit.faults import Fault
 
-Json = dict[str, Any]
 router = APIRouter(prefix="/_sandbox")
 
 # A valid, silent, one-frame MP3 would be nicer; any bytes do for a placeholder download.

@@ -102,11 +102,14 @@ def _view_from_query(sandbox: Sandbox, request: Request) -> PhoneView:
     )
 
 
-def _view_from_form(sandbox: Sandbox, form: FormData) -> PhoneView:
-    return _view(
+async def _posted_form(request: Request, sandbox: Sandbox) -> tuple[FormData, PhoneView]:
+    """A phone form's fields, and the view it was posted from (to redirect back to)."""
+    form = await request.form()
+    view = _view(
         sandbox, str(form.get("phone", "")), str(form.get("number_id", "")),
         [str(v) for v in form.getlist("also_notify")],
     )
+    return form, view
 
 
 def _whatsapp_numbers(sandbox: Sandbox) -> list[dict[str, Any]]:
@@ -215,6 +218,9 @@ async def phone_thread(request: Request, sandbox: SandboxDep) -> HTMLResponse:
     return templates.TemplateResponse(request, "_thread.html", _thread_context(sandbox, view))
 
 
+PICK_NUMBERS_FIRST = "Pick a customer number and a business number first."
+
+
 def _back(view: PhoneView, notice: str = "") -> RedirectResponse:
     return RedirectResponse(f"/phone?{view.query(notice=notice)}", status_code=303)
 
@@ -226,10 +232,9 @@ def _error_text(error: ApiError) -> str:
 
 @router.post("/phone/send")
 async def phone_send(request: Request, sandbox: SandboxDep) -> RedirectResponse:
-    form = await request.form()
-    view = _view_from_form(sandbox, form)
+    form, view = await _posted_form(request, sandbox)
     if view.number is None or not view.phone:
-        return _back(view, "Pick a customer number and a business number first.")
+        return _back(view, PICK_NUMBERS_FIRST)
     kind = str(form.get("kind", "text"))
     text = str(form.get("text", ""))
     try:
@@ -243,10 +248,9 @@ async def phone_send(request: Request, sandbox: SandboxDep) -> RedirectResponse:
 
 @router.post("/phone/call")
 async def phone_call(request: Request, sandbox: SandboxDep) -> RedirectResponse:
-    form = await request.form()
-    view = _view_from_form(sandbox, form)
+    form, view = await _posted_form(request, sandbox)
     if view.number is None or not view.phone:
-        return _back(view, "Pick a customer number and a business number first.")
+        return _back(view, PICK_NUMBERS_FIRST)
     outcome = str(form.get("outcome", "missed"))
     try:
         customer_call(
@@ -260,8 +264,7 @@ async def phone_call(request: Request, sandbox: SandboxDep) -> RedirectResponse:
 
 @router.post("/phone/read")
 async def phone_read(request: Request, sandbox: SandboxDep) -> RedirectResponse:
-    form = await request.form()
-    view = _view_from_form(sandbox, form)
+    form, view = await _posted_form(request, sandbox)
     if view.number is None or not view.phone:
         return _back(view)
     unread = [
@@ -275,8 +278,7 @@ async def phone_read(request: Request, sandbox: SandboxDep) -> RedirectResponse:
 
 @router.post("/phone/clock")
 async def phone_clock(request: Request, sandbox: SandboxDep) -> RedirectResponse:
-    form = await request.form()
-    view = _view_from_form(sandbox, form)
+    form, view = await _posted_form(request, sandbox)
     raw = str(form.get("advance_seconds", ""))
     if not raw.isdigit():
         return _back(view, "Unknown clock jump.")

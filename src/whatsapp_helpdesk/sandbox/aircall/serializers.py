@@ -5,11 +5,12 @@ from __future__ import annotations
 import hashlib
 import hmac
 from datetime import datetime, timedelta
-from typing import Any, Literal
+from typing import Literal
 from urllib.parse import urlencode
 
 from whatsapp_helpdesk.sandbox.aircall import constants
 from whatsapp_helpdesk.sandbox.aircall.clock import to_iso, to_unix_ms, to_unix_seconds
+from whatsapp_helpdesk.sandbox.aircall.constants import Json
 from whatsapp_helpdesk.sandbox.aircall.phone import display, region_of
 from whatsapp_helpdesk.sandbox.aircall.state import (
     Call,
@@ -25,7 +26,6 @@ from whatsapp_helpdesk.sandbox.aircall.state import (
     WhatsAppLine,
 )
 
-Json = dict[str, Any]
 TimestampFormat = Literal["ms", "iso"]
 
 # Signs presigned media URLs; a fixed value is enough for a local emulator.

@@ -7,10 +7,10 @@ import re
 from typing import Any
 
 from whatsapp_helpdesk.sandbox.aircall import constants
+from whatsapp_helpdesk.sandbox.aircall.constants import Json
 from whatsapp_helpdesk.sandbox.aircall.errors import ApiError, bad_request
 from whatsapp_helpdesk.sandbox.aircall.state import Number, SandboxState, Template
 
-Json = dict[str, Any]
 _SLOT = re.compile(r"\{\{(\d+)\}\}")
 _BAD_PARAMETER_TEXT = re.compile(r"[\n\t]| {5,}")
 

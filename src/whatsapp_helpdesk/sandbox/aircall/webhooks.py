@@ -10,11 +10,11 @@ from urllib.parse import urlsplit
 
 from whatsapp_helpdesk.sandbox.aircall import constants
 from whatsapp_helpdesk.sandbox.aircall.auth import Principal
+from whatsapp_helpdesk.sandbox.aircall.constants import Json
 from whatsapp_helpdesk.sandbox.aircall.errors import bad_request, not_found
 from whatsapp_helpdesk.sandbox.aircall.runtime import Sandbox
 from whatsapp_helpdesk.sandbox.aircall.state import Webhook
 
-Json = dict[str, Any]
 _KNOWN_EVENTS = frozenset(constants.WEBHOOK_EVENTS)
 
 

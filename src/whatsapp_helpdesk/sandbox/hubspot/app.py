@@ -45,15 +45,6 @@ def create_app(*, public_base_url: str, demo_home_url: str | None = None) -> Fas
         routes_control, screens,
     ):
         app.include_router(with_dated_routes(module.router))  # v3 and 2026-03 paths (R50)
-    _install_error_handlers(app)
-    screens.install(app)
-    # Added last = outermost: faults see the request first.
-    app.add_middleware(RateLimitHeadersMiddleware)
-    app.add_middleware(FaultInjectionMiddleware, sandbox=sandbox)
-    return app
-
-
-def _install_error_handlers(app: FastAPI) -> None:
     install_error_handlers(
         app,
         provider_error=HubSpotApiError,
@@ -63,6 +54,11 @@ def _install_error_handlers(app: FastAPI) -> None:
         api_prefixes=_API_PREFIXES,
         not_found_page=screens.not_found_page,
     )
+    screens.install(app)
+    # Added last = outermost: faults see the request first.
+    app.add_middleware(RateLimitHeadersMiddleware)
+    app.add_middleware(FaultInjectionMiddleware, sandbox=sandbox)
+    return app
 
 
 def _http_error_body(error: StarletteHTTPException) -> dict[str, Any]:

@@ -21,6 +21,7 @@ TICKET_DEFAULT_PROPERTIES = (
 )
 # [INF] Searching a phone property compares digits only, so "+33 6 12 34 56 78" finds
 # "+33612345678". HubSpot's own normalisation rules are not documented in our sources.
+RecordT = TypeVar("RecordT", Contact, Ticket)
 PHONE_PROPERTIES = frozenset({"phone", "mobilephone", "hs_whatsapp_phone_number"})
 SEARCH_MAX_LIMIT = 200
 
@@ -35,17 +36,17 @@ def create_contact(sandbox: Sandbox, portal_id: int, properties: dict[str, str])
         existing = find_contact_by_email(state, portal_id, email)
         if existing is not None:
             raise errors.conflict(f"Contact already exists. Existing ID: {existing.id}")
-    now = sandbox.clock.now()
-    contact_id = state.contact_ids.next()
-    contact = Contact(
-        id=contact_id,
-        portal_id=portal_id,
-        properties=crm_properties(contact_id, _clean(properties), now),
-        created_at=now,
-        updated_at=now,
-    )
-    state.contacts[contact_id] = contact
+    contact = _new_record(sandbox, Contact, state.contact_ids.next(), portal_id, properties)
+    state.contacts[contact.id] = contact
     return contact
+
+
+def _new_record(sandbox: Sandbox, kind: type[RecordT], record_id: str, portal_id: int,
+                properties: dict[str, str]) -> RecordT:
+    """A CRM object as HubSpot creates it: the given properties plus its id and the time."""
+    now = sandbox.clock.now()
+    return kind(id=record_id, portal_id=portal_id, created_at=now, updated_at=now,
+                properties=crm_properties(record_id, _clean(properties), now))
 
 
 def update_properties(sandbox: Sandbox, record: Contact | Ticket, changes: dict[str, str]) -> None:
@@ -224,18 +225,10 @@ def create_ticket(
     thread_id: str | None = None,
 ) -> Ticket:
     state = sandbox.state
-    now = sandbox.clock.now()
-    ticket_id = state.ticket_ids.next()
-    ticket = Ticket(
-        id=ticket_id,
-        portal_id=portal_id,
-        properties=crm_properties(ticket_id, _clean(properties), now),
-        created_at=now,
-        updated_at=now,
-        contact_ids=list(dict.fromkeys(contact_ids)),
-        thread_id=thread_id,
-    )
-    state.tickets[ticket_id] = ticket
+    ticket = _new_record(sandbox, Ticket, state.ticket_ids.next(), portal_id, properties)
+    ticket.contact_ids = list(dict.fromkeys(contact_ids))
+    ticket.thread_id = thread_id
+    state.tickets[ticket.id] = ticket
     return ticket
 
 

@@ -225,10 +225,7 @@ async def list_accounts(
 
 @router.get(ACCOUNTS + "/{account_id}")
 async def get_account(
-    channel_id: str,
-    account_id: str,
-    request: Request,
-    sandbox: SandboxDep,
+    channel_id: str, account_id: str, request: Request, sandbox: SandboxDep,
     auth: PortalAuth = READ_OR_WRITE,
 ) -> Any:
     connections.live_channel(sandbox, channel_id)
@@ -241,10 +238,7 @@ async def get_account(
 
 @router.patch(ACCOUNTS + "/{account_id}")
 async def patch_account(
-    channel_id: str,
-    account_id: str,
-    request: Request,
-    sandbox: SandboxDep,
+    channel_id: str, account_id: str, request: Request, sandbox: SandboxDep,
     auth: PortalAuth = READ_OR_WRITE,
 ) -> Any:
     connections.live_channel(sandbox, channel_id)
@@ -258,20 +252,13 @@ async def patch_account(
     "/conversations/v3/custom-channels/{channel_id}/channel-account-staging-tokens/{account_token}"
 )
 async def patch_staging_token(
-    channel_id: str,
-    account_token: str,
-    request: Request,
-    sandbox: SandboxDep,
+    channel_id: str, account_token: str, request: Request, sandbox: SandboxDep,
     auth: PortalAuth = READ_OR_WRITE,
 ) -> Any:
     body = await parse_body(request, StagingTokenUpdateIn)
     token = connections.complete_connection(
-        sandbox,
-        portal_id=auth.portal_id,
-        channel_id=channel_id,
-        account_token=account_token,
-        account_name=body.accountName,
-        identifier=body.deliveryIdentifier.record(),
+        sandbox, portal_id=auth.portal_id, channel_id=channel_id, account_token=account_token,
+        account_name=body.accountName, identifier=body.deliveryIdentifier.record(),
     )
     return staging_token_json(token)
 
@@ -305,19 +292,12 @@ async def get_message(
 
 @router.patch(MESSAGES + "/{message_id}")
 async def patch_message(
-    channel_id: str,
-    message_id: str,
-    request: Request,
-    sandbox: SandboxDep,
+    channel_id: str, message_id: str, request: Request, sandbox: SandboxDep,
     auth: PortalAuth = WRITE,
 ) -> Any:
     body = await parse_body(request, MessageUpdateIn)
     message = messaging.set_status(
-        sandbox,
-        portal_id=auth.portal_id,
-        channel_id=channel_id,
-        message_id=message_id,
-        status_type=body.statusType,
-        error_message=body.errorMessage,
+        sandbox, portal_id=auth.portal_id, channel_id=channel_id, message_id=message_id,
+        status_type=body.statusType, error_message=body.errorMessage,
     )
     return message_json(message)

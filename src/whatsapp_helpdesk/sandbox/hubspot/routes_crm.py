@@ -96,9 +96,10 @@ def _ticket_json(
     )
 
 
-def _search_response(
-    state: SandboxState, records: list[Contact] | list[Ticket], body: dict[str, Any]
+async def _search_response(
+    request: Request, state: SandboxState, records: list[Contact] | list[Ticket]
 ) -> dict[str, Any]:
+    body = await json_object(request)
     found, total, after = crm.search(records, body)
     properties = [str(p) for p in body.get("properties") or []]
     results = [
@@ -110,6 +111,14 @@ def _search_response(
     if after is not None:
         response["paging"] = {"next": {"after": after}}
     return response
+
+
+def _written_json(record: Contact | Ticket) -> dict[str, Any]:
+    """A created or updated object as HubSpot answers the write: every property it holds."""
+    defaults = (crm.CONTACT_DEFAULT_PROPERTIES if isinstance(record, Contact)
+                else crm.TICKET_DEFAULT_PROPERTIES)
+    return crm_object_json(record, properties=list(record.properties),
+                           default_properties=defaults)
 
 
 # --- contacts -----------------------------------------------------------------------------------
@@ -131,19 +140,15 @@ async def create_contact(
 ) -> Response:
     body = await parse_body(request, CreateIn)
     contact = crm.create_contact(sandbox, auth.portal_id, body.text_properties())
-    return JSONResponse(
-        crm_object_json(contact, properties=list(contact.properties),
-                        default_properties=crm.CONTACT_DEFAULT_PROPERTIES),
-        status_code=201,
-    )
+    return JSONResponse(_written_json(contact), status_code=201)
 
 
 @router.post(CONTACTS + "/search")
 async def search_contacts(
     request: Request, sandbox: SandboxDep, auth: PortalAuth = CONTACTS_READ
 ) -> Any:
-    body = await json_object(request)
-    return _search_response(sandbox.state, sandbox.state.portal_contacts(auth.portal_id), body)
+    return await _search_response(request, sandbox.state,
+                                  sandbox.state.portal_contacts(auth.portal_id))
 
 
 @router.get(CONTACTS + "/{contact_id}")
@@ -171,8 +176,7 @@ async def patch_contact(
         if other is not None and other.id != contact.id:
             raise errors.conflict(f"Contact already exists. Existing ID: {other.id}")
     crm.update_properties(sandbox, contact, changes)
-    return crm_object_json(contact, properties=list(contact.properties),
-                           default_properties=crm.CONTACT_DEFAULT_PROPERTIES)
+    return _written_json(contact)
 
 
 # --- tickets ------------------------------------------------------------------------------------
@@ -199,17 +203,13 @@ async def create_ticket(request: Request, sandbox: SandboxDep, auth: PortalAuth 
         sandbox.state, auth.portal_id, body.associations
     )
     ticket = crm.create_ticket(sandbox, auth.portal_id, properties, contact_ids=contact_ids)
-    return JSONResponse(
-        crm_object_json(ticket, properties=list(ticket.properties),
-                        default_properties=crm.TICKET_DEFAULT_PROPERTIES),
-        status_code=201,
-    )
+    return JSONResponse(_written_json(ticket), status_code=201)
 
 
 @router.post(TICKETS_PATH + "/search")
 async def search_tickets(request: Request, sandbox: SandboxDep, auth: PortalAuth = TICKETS) -> Any:
-    body = await json_object(request)
-    return _search_response(sandbox.state, sandbox.state.portal_tickets(auth.portal_id), body)
+    return await _search_response(request, sandbox.state,
+                                  sandbox.state.portal_tickets(auth.portal_id))
 
 
 @router.get(TICKETS_PATH + "/{ticket_id}")
@@ -226,5 +226,4 @@ async def patch_ticket(
     ticket = crm.portal_ticket(sandbox.state, auth.portal_id, ticket_id)
     body = await parse_body(request, UpdateIn)
     crm.update_properties(sandbox, ticket, body.text_properties())
-    return crm_object_json(ticket, properties=list(ticket.properties),
-                           default_properties=crm.TICKET_DEFAULT_PROPERTIES)
+    return _written_json(ticket)

@@ -1,16 +1,9 @@
-"""initial schema
-
-Revision ID: 0001
-Revises: 
-Create Date: 2026-11-24 17:37:31.760368
-"""
+"""initial schema"""
 import sqlalchemy as sa
 from alembic import op
 
-revision = '0001'
+revision = '0001'  # created 2026-11-24 17:37:31.760368
 down_revision = None
-branch_labels = None
-depends_on = None
 
 
 def upgrade() -> None:

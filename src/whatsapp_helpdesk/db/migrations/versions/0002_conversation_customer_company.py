@@ -1,16 +1,9 @@
-"""the customer's company as Aircall names it (R31)
-
-Revision ID: 0002
-Revises: 0001
-Create Date: 2026-11-24 20:45:00
-"""
+"""the customer's company as Aircall names it (R31)"""
 import sqlalchemy as sa
 from alembic import op
 
-revision = '0002'
+revision = '0002'  # created 2026-11-24 20:45:00
 down_revision = '0001'
-branch_labels = None
-depends_on = None
 
 
 def upgrade() -> None:

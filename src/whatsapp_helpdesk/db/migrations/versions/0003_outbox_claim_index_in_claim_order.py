@@ -1,15 +1,8 @@
-"""the outbox claim index in the claim's own order (state, available_at, id)
-
-Revision ID: 0003
-Revises: 0002
-Create Date: 2026-11-24 21:40:00
-"""
+"""the outbox claim index in the claim's own order (state, available_at, id)"""
 from alembic import op
 
-revision = '0003'
+revision = '0003'  # created 2026-11-24 21:40:00
 down_revision = '0002'
-branch_labels = None
-depends_on = None
 
 
 def upgrade() -> None:

@@ -1,16 +1,9 @@
-"""outbox: when temporary failures began (time-based retry budget) and why an entry failed
-
-Revision ID: 0004
-Revises: 0003
-Create Date: 2026-12-03 07:00:00
-"""
+"""outbox: when temporary failures began (time-based retry budget) and why an entry failed"""
 import sqlalchemy as sa
 from alembic import op
 
-revision = '0004'
+revision = '0004'  # created 2026-12-03 07:00:00
 down_revision = '0003'
-branch_labels = None
-depends_on = None
 
 
 def upgrade() -> None:

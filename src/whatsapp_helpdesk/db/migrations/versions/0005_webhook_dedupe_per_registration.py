@@ -4,18 +4,12 @@ A delivery is a duplicate only of a delivery to the same verified registration: 
 Aircall webhook (by its token digest, which names one installation) or, for HubSpot, the
 same installation (or portal). One Aircall company connected to two portals gets every
 event on both webhooks, and each copy must be kept by its own installation.
-
-Revision ID: 0005
-Revises: 0004
-Create Date: 2026-12-03 07:00:00
 """
 import sqlalchemy as sa
 from alembic import op
 
-revision = '0005'
+revision = '0005'  # created 2026-12-03 07:00:00
 down_revision = '0004'
-branch_labels = None
-depends_on = None
 
 
 def upgrade() -> None:

@@ -1,16 +1,9 @@
-"""server-side browser sessions (issue 12, item 4)
-
-Revision ID: 0007
-Revises: 0005
-Create Date: 2026-12-03 07:00:00
-"""
+"""server-side browser sessions (issue 12, item 4)"""
 import sqlalchemy as sa
 from alembic import op
 
-revision = '0007'
+revision = '0007'  # created 2026-12-03 07:00:00
 down_revision = '0005'
-branch_labels = None
-depends_on = None
 
 
 def upgrade() -> None:

@@ -1,16 +1,9 @@
-"""rate_buckets (pacing shared by every worker) and the round-robin claim's index (R44)
-
-Revision ID: 0008
-Revises: 0007
-Create Date: 2026-12-03 07:00:00
-"""
+"""rate_buckets (pacing shared by every worker) and the round-robin claim's index (R44)"""
 import sqlalchemy as sa
 from alembic import op
 
-revision = '0008'
+revision = '0008'  # created 2026-12-03 07:00:00
 down_revision = '0007'
-branch_labels = None
-depends_on = None
 
 
 def upgrade() -> None:

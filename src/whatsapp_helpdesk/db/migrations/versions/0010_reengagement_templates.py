@@ -1,16 +1,9 @@
-"""re-engagement template per number, and when one last went to a customer (R52)
-
-Revision ID: 0010
-Revises: 0008
-Create Date: 2026-12-03 08:00:00
-"""
+"""re-engagement template per number, and when one last went to a customer (R52)"""
 import sqlalchemy as sa
 from alembic import op
 
-revision = '0010'
+revision = '0010'  # created 2026-12-03 08:00:00
 down_revision = '0008'
-branch_labels = None
-depends_on = None
 
 
 def upgrade() -> None:

@@ -1,16 +1,9 @@
-"""messages: the inbound file uploaded to HubSpot, stored before the publish (R51)
-
-Revision ID: 0011
-Revises: 0010
-Create Date: 2026-12-03 08:00:00
-"""
+"""messages: the inbound file uploaded to HubSpot, stored before the publish (R51)"""
 import sqlalchemy as sa
 from alembic import op
 
-revision = '0011'
+revision = '0011'  # created 2026-12-03 08:00:00
 down_revision = '0010'
-branch_labels = None
-depends_on = None
 
 
 def upgrade() -> None:

@@ -1,16 +1,9 @@
-"""indexes the dashboard's counts read instead of scanning (issue 17 item 6)
-
-Revision ID: 0012
-Revises: 0011
-Create Date: 2026-12-03 07:50:00
-"""
+"""indexes the dashboard's counts read instead of scanning (issue 17 item 6)"""
 import sqlalchemy as sa
 from alembic import op
 
-revision = '0012'
+revision = '0012'  # created 2026-12-03 07:50:00
 down_revision = '0011'
-branch_labels = None
-depends_on = None
 
 
 def upgrade() -> None:

@@ -1,17 +1,10 @@
-"""a number Aircall deleted stays, marked removed, for its conversations (issue 17 item 7)
-
-Revision ID: 0014
-Revises: 0012
-Create Date: 2026-12-03 09:50:00
-"""
+"""a number Aircall deleted stays, marked removed, for its conversations (issue 17 item 7)"""
 
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0014"
+revision = "0014"  # created 2026-12-03 09:50:00
 down_revision = "0012"
-branch_labels = None
-depends_on = None
 
 
 def upgrade() -> None:
