@@ -159,8 +159,9 @@ FLOWS: dict[str, Callable[[Stack], None]] = {
 @pytest.mark.both_databases
 @pytest.mark.parametrize("flow", FLOWS)
 def test_the_web_app_keeps_database_calls_off_its_event_loop(
-    stack: Stack, database_calls_on_the_web_loop: list[str], flow: str
+    database_calls_on_the_web_loop: list[str], stack: Stack, flow: str
 ) -> None:
+    """Watched from before the stack starts: the web app's startup is checked too."""
     FLOWS[flow](stack)
     assert database_calls_on_the_web_loop == [], "\n".join(database_calls_on_the_web_loop)
 
