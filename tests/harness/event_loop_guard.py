@@ -23,7 +23,7 @@ import asyncio
 import threading
 import traceback
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -67,8 +67,9 @@ def describe(statement: str, stack_now: list[traceback.FrameSummary]) -> str:
 
 
 @contextmanager
-def recording_web_loop_calls() -> Iterator[list[str]]:
-    """The database calls made on a served event loop while the block runs."""
+def recording_loop_calls(*, served_only: bool) -> Iterator[list[str]]:
+    """The database calls made on an event loop while the block runs: a served one (the web
+    app's), or with `served_only=False` any (the worker's, run by a test)."""
     calls: list[str] = []
     lock = threading.Lock()
 
@@ -78,7 +79,8 @@ def recording_web_loop_calls() -> Iterator[list[str]]:
         except RuntimeError:
             return  # a thread without a loop: a worker thread, the test itself
         stack_now = _stack_now()
-        if _on_a_served_loop(stack_now) and not _in_the_sandbox_clock(stack_now):
+        if (_on_a_served_loop(stack_now) or not served_only) \
+                and not _in_the_sandbox_clock(stack_now):
             seen = describe(statement, stack_now)
             with lock:
                 if seen not in calls:  # a loop over rows says it once
@@ -90,6 +92,10 @@ def recording_web_loop_calls() -> Iterator[list[str]]:
         yield calls
     finally:
         event.remove(Engine, "before_cursor_execute", record)
+
+
+def recording_web_loop_calls() -> AbstractContextManager[list[str]]:
+    return recording_loop_calls(served_only=True)
 
 
 @pytest.fixture

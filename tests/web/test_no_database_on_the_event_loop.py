@@ -183,3 +183,27 @@ def test_the_guard_sees_a_query_on_the_loop(
     assert all("tests/web/test_no_database_on_the_event_loop.py:" in c
                and "query_on_the_loop" in c for c in calls), calls
     database_calls_on_the_web_loop.clear()  # seen, as it should be
+
+
+@pytest.mark.both_databases
+def test_the_worker_s_webhook_check_keeps_its_queries_off_the_loop(stack: Stack) -> None:
+    """operations/webhook_health.py runs on the worker's loop, beside the jobs of its other
+    slots: its reads and writes go to a thread too. A deleted webhook makes it take every
+    path: the installations read, the token, the new webhook stored, the outcome recorded."""
+    from harness.event_loop_guard import recording_loop_calls
+
+    from whatsapp_helpdesk.bootstrap import Services
+    from whatsapp_helpdesk.credentials import aircall_access_token
+    from whatsapp_helpdesk.operations import webhook_health
+
+    async def delete_our_webhook(services: Services) -> None:
+        token = aircall_access_token(services, stack.installation_id)
+        [ours] = [w["webhook_id"] for w in stack.aircall.get("/_sandbox/webhooks").json()[
+            "webhooks"] if not w["retired"] and w["url"].startswith(stack.settings.public_url)]
+        await services.aircall(token).delete_webhook(str(ours))
+
+    stack.run(delete_our_webhook)
+    with recording_loop_calls(served_only=False) as calls:
+        checked = stack.run(webhook_health.check_aircall_webhooks)
+    assert checked == {stack.installation_id: webhook_health.RECREATED}
+    assert calls == [], "\n".join(calls)
