@@ -7,8 +7,9 @@ loop.
 One test per flow that reaches the web app end to end, over real HTTP: the install (both
 OAuth callbacks), a change of Aircall company, sign-in and the pop-up's connect, the
 dashboard's actions, the template refresh, a disconnect and a reconnect, the webhooks
-(Aircall's and HubSpot's reply), and the sandbox's home and reset. Each says which of our
-frames made an offending call."""
+(Aircall's and HubSpot's reply), and the sandbox's home, reset and clock, health and
+metrics. Each says which of our frames made an offending call. The worker's periodic webhook
+check (operations/webhook_health.py) is held to the same on the worker's loop."""
 
 from __future__ import annotations
 
@@ -141,7 +142,10 @@ def _sandbox_home_and_reset(stack: Stack) -> None:
     assert home.status_code == 200, home.text
     reset = stack.bridge.post("/_sandbox/reset", data={"csrf_token": csrf_of(home.text)})
     assert reset.status_code == 303, reset.text
+    moved = stack.bridge.post("/_sandbox/clock", json={"advance_seconds": 60})
+    assert moved.status_code == 200, moved.text
     assert stack.bridge.get("/healthz").status_code == 200
+    assert stack.bridge.get("/metrics").status_code == 200
 
 
 FLOWS: dict[str, Callable[[Stack], None]] = {
