@@ -14,14 +14,19 @@ import structlog
 from sqlalchemy import select
 
 from whatsapp_helpdesk.adapter_ports import CHANNEL_ID_KEY
-from whatsapp_helpdesk.aircall import AIRCALL_EVENTS, token_digest
+from whatsapp_helpdesk.aircall import AIRCALL_EVENTS, CreatedWebhook, token_digest
 from whatsapp_helpdesk.connect.numbers_refresh import write_number
 from whatsapp_helpdesk.connect.ports import ConnectDeps
 from whatsapp_helpdesk.connect.reauth import requeue_auth_revoked
 from whatsapp_helpdesk.credentials import aircall_access_token
 from whatsapp_helpdesk.db.models import Installation, ServiceState
 from whatsapp_helpdesk.errors import DeliveryError
-from whatsapp_helpdesk.hubspot import WHATSAPP_CHANNEL_CAPABILITIES, ChannelSpec
+from whatsapp_helpdesk.hubspot import (
+    WHATSAPP_CHANNEL_CAPABILITIES,
+    ChannelSpec,
+    TokenInfo,
+    TokenSet,
+)
 
 log = structlog.get_logger(__name__)
 
@@ -39,6 +44,13 @@ async def complete_hubspot_oauth(
     oauth = services.hubspot_oauth()
     tokens = await oauth.exchange_code(code, redirect_uri)
     info = await oauth.token_info(tokens.access_token)
+    # The database work runs in threads: this is awaited on the web app's event loop.
+    return await asyncio.to_thread(_store_hubspot_grant, services, tokens, info,
+                                   installation_id)
+
+
+def _store_hubspot_grant(services: ConnectDeps, tokens: TokenSet, info: TokenInfo,
+                         installation_id: int | None) -> int:
     now = services.clock.now()
     with services.sessions.begin() as session:
         installation = None
@@ -130,14 +142,10 @@ async def apply_aircall_grant(
     services: ConnectDeps, grant: AircallGrant, *, installation_id: int,
     confirm_company_change: bool = False,
 ) -> AircallApplied:
-    with services.sessions() as session:
-        installation = session.get(Installation, installation_id)
-        if installation is None:
-            raise LookupError("installation not found")
-        old_company = installation.aircall_company_id
-        old_name = installation.aircall_company_name or f"company {old_company}"
-        old_webhook = installation.aircall_webhook_id
-        old_token_enc = installation.aircall_access_token_enc
+    # The database work runs in threads, the HTTP calls between them on the caller's loop:
+    # no transaction stays open while Aircall answers.
+    old_company, old_name, old_webhook, old_token_enc = await asyncio.to_thread(
+        _aircall_state, services, installation_id)
     changing = bool(old_company) and old_company != grant.company_id
     if changing and not confirm_company_change:
         # Never re-point an installation silently (issue 12, item 7).
@@ -152,6 +160,32 @@ async def apply_aircall_grant(
     webhook = await client.create_webhook(
         f"{services.settings.public_url}/webhooks/aircall", AIRCALL_EVENTS, "whatsapp-helpdesk"
     )
+    await asyncio.to_thread(_store_aircall_grant, services, grant, webhook, installation_id)
+    if not changing and old_webhook and old_webhook != webhook.webhook_id:
+        # After the new one exists, so that no event is missed in between.
+        await _delete_old_webhook(services, installation_id, old_webhook, old_token_enc, None)
+    if changing:
+        log.info("install.aircall_company_changed", installation_id=installation_id,
+                 old_company_id=old_company, new_company_id=grant.company_id,
+                 old_webhook_removed=applied.old_webhook_removed)
+    await sync_numbers(services, installation_id)
+    return applied
+
+
+def _aircall_state(services: ConnectDeps, installation_id: int
+                   ) -> tuple[str | None, str, str | None, str | None]:
+    """(company id, company name, webhook id, encrypted token) of the current grant."""
+    with services.sessions() as session:
+        installation = session.get(Installation, installation_id)
+        if installation is None:
+            raise LookupError("installation not found")
+        old_company = installation.aircall_company_id
+        return (old_company, installation.aircall_company_name or f"company {old_company}",
+                installation.aircall_webhook_id, installation.aircall_access_token_enc)
+
+
+def _store_aircall_grant(services: ConnectDeps, grant: AircallGrant, webhook: CreatedWebhook,
+                         installation_id: int) -> None:
     now = services.clock.now()
     with services.sessions.begin() as session:
         installation = session.get(Installation, installation_id)
@@ -164,15 +198,6 @@ async def apply_aircall_grant(
         installation.aircall_webhook_id = webhook.webhook_id
         installation.aircall_webhook_token_hash = token_digest(webhook.token)
         installation.updated_at = now
-    if not changing and old_webhook and old_webhook != webhook.webhook_id:
-        # After the new one exists, so that no event is missed in between.
-        await _delete_old_webhook(services, installation_id, old_webhook, old_token_enc, None)
-    if changing:
-        log.info("install.aircall_company_changed", installation_id=installation_id,
-                 old_company_id=old_company, new_company_id=grant.company_id,
-                 old_webhook_removed=applied.old_webhook_removed)
-    await sync_numbers(services, installation_id)
-    return applied
 
 
 async def _delete_old_webhook(services: ConnectDeps, installation_id: int, webhook_id: str,
@@ -195,16 +220,21 @@ async def _delete_old_webhook(services: ConnectDeps, installation_id: int, webho
 
 async def sync_numbers(services: ConnectDeps, installation_id: int) -> None:
     """Refresh each number's capabilities from Aircall (R7); our own switches are kept."""
-    client = services.aircall(aircall_access_token(services, installation_id))
+    token = await asyncio.to_thread(aircall_access_token, services, installation_id)
+    client = services.aircall(token)
     numbers = await client.list_numbers()
     whatsapp, sms = await asyncio.gather(
         asyncio.gather(*(client.get_whatsapp_status(n.id) for n in numbers)),
         asyncio.gather(*(client.get_sms_registration(n.id) for n in numbers)),
     )
-    now = services.clock.now()
-    with services.sessions.begin() as session:
-        for number, wa, sms_reg in zip(numbers, whatsapp, sms, strict=True):
-            write_number(session, installation_id, number, wa, sms_reg, now)
+
+    def write() -> None:
+        now = services.clock.now()
+        with services.sessions.begin() as session:
+            for number, wa, sms_reg in zip(numbers, whatsapp, sms, strict=True):
+                write_number(session, installation_id, number, wa, sms_reg, now)
+
+    await asyncio.to_thread(write)
 
 
 async def register_channel(services: ConnectDeps) -> str:
@@ -219,7 +249,7 @@ async def register_channel(services: ConnectDeps) -> str:
         description="Answer WhatsApp messages of your Aircall numbers from the help desk.",
         logo_url=f"{base}/static/logo.svg",
     )
-    known = services.channel_id()
+    known = await asyncio.to_thread(services.channel_id)
     channels = await developer.list_channels()
     match = next((c for c in channels if known and c.id == known), None) or next(
         (c for c in channels if c.name == CHANNEL_NAME), None
@@ -229,10 +259,14 @@ async def register_channel(services: ConnectDeps) -> str:
         if match
         else await developer.create_channel(spec)
     )
+    await asyncio.to_thread(_store_channel_id, services, channel.id)
+    return channel.id
+
+
+def _store_channel_id(services: ConnectDeps, channel_id: str) -> None:
     with services.sessions.begin() as session:
         row = session.get(ServiceState, CHANNEL_ID_KEY)
         if row is None:
-            session.add(ServiceState(key=CHANNEL_ID_KEY, value=channel.id))
+            session.add(ServiceState(key=CHANNEL_ID_KEY, value=channel_id))
         else:
-            row.value = channel.id
-    return channel.id
+            row.value = channel_id

@@ -90,9 +90,9 @@ async def install_demo(services: Services) -> int:
     Safe to rerun: an existing installation is kept as it is (only the channel registration
     is refreshed, as the sandbox may have restarted)."""
     _require_sandbox(services)
-    with services.sessions() as session:
-        existing = session.scalar(select(Installation.id).where(
-            Installation.aircall_webhook_token_hash.is_not(None)).order_by(Installation.id))
+    # The database work runs in threads: the sandbox's reset awaits this on the web app's
+    # event loop.
+    existing = await asyncio.to_thread(_installed, services)
     if existing is not None:
         await register_channel(services)
         return existing
@@ -112,6 +112,17 @@ async def install_demo(services: Services) -> int:
     await complete_aircall_oauth(services, code=code, redirect_uri=aircall_cb,
                                  installation_id=installation_id)
     await register_channel(services)
+    await asyncio.to_thread(_apply_demo_switches, services, installation_id)
+    return installation_id
+
+
+def _installed(services: Services) -> int | None:
+    with services.sessions() as session:
+        return session.scalar(select(Installation.id).where(
+            Installation.aircall_webhook_token_hash.is_not(None)).order_by(Installation.id))
+
+
+def _apply_demo_switches(services: Services, installation_id: int) -> None:
     with services.sessions.begin() as session:
         numbers = list(session.scalars(
             select(Number).where(Number.installation_id == installation_id)))
@@ -121,7 +132,6 @@ async def install_demo(services: Services) -> int:
             number.connected_to_hubspot = switches.connected_to_hubspot
             number.helpdesk_enabled = switches.helpdesk_enabled
             number.native_ticketing = switches.native_ticketing
-    return installation_id
 
 
 def wipe_service_data(services: Services) -> None:

@@ -27,7 +27,7 @@ from whatsapp_helpdesk.adapter_ports import (
     Database,
     StoredCredentials,
 )
-from whatsapp_helpdesk.aircall import AIRCALL_EVENTS, token_digest
+from whatsapp_helpdesk.aircall import AIRCALL_EVENTS, CreatedWebhook, token_digest
 from whatsapp_helpdesk.credentials import aircall_access_token
 from whatsapp_helpdesk.db.models import Installation, ServiceState
 from whatsapp_helpdesk.db.session import rows_changed
@@ -107,10 +107,9 @@ def _record(services: WebhookHealthDeps, installation_id: int, state: str, detai
 
 async def check_aircall_webhooks(services: WebhookHealthDeps) -> dict[int, str]:
     """Check (and mend) every installation's Aircall webhook; the state of each."""
-    with services.sessions() as session:
-        installations = session.execute(select(Installation.id, Installation.aircall_webhook_id)
-                                        .where(Installation.aircall_access_token_enc.is_not(None))
-                                        .order_by(Installation.id)).all()
+    # The database work runs in threads: this runs on the worker's event loop, beside the
+    # jobs of its other slots.
+    installations = await asyncio.to_thread(_installations, services)
     results: dict[int, str] = {}
     for installation_id, webhook_id in installations:
         now = services.clock.now()
@@ -119,7 +118,7 @@ async def check_aircall_webhooks(services: WebhookHealthDeps) -> dict[int, str]:
             detail = None
         except DeliveryError as exc:
             state, detail = FAILED, exc.message
-        _record(services, installation_id, state, detail, now)
+        await asyncio.to_thread(_record, services, installation_id, state, detail, now)
         if state != OK:
             log.warning("aircall.webhook_checked", installation_id=installation_id,
                         state=state, detail=detail)
@@ -127,21 +126,26 @@ async def check_aircall_webhooks(services: WebhookHealthDeps) -> dict[int, str]:
     return results
 
 
+def _installations(services: WebhookHealthDeps) -> list[tuple[int, str | None]]:
+    """(id, webhook id) of every installation Aircall has authorised."""
+    with services.sessions() as session:
+        rows = session.execute(select(Installation.id, Installation.aircall_webhook_id)
+                               .where(Installation.aircall_access_token_enc.is_not(None))
+                               .order_by(Installation.id)).all()
+    return [(installation_id, webhook_id) for installation_id, webhook_id in rows]
+
+
 async def _check_one(
     services: WebhookHealthDeps, installation_id: int, webhook_id: str | None
 ) -> str:
-    client = services.aircall(aircall_access_token(services, installation_id))
+    token = await asyncio.to_thread(aircall_access_token, services, installation_id)
+    client = services.aircall(token)
     hook = await client.get_webhook(webhook_id) if webhook_id else None
     if hook is None:
         created = await client.create_webhook(
             f"{services.settings.public_url}/webhooks/aircall", AIRCALL_EVENTS,
             "whatsapp-helpdesk")
-        with services.sessions.begin() as session:
-            installation = session.get(Installation, installation_id)
-            if installation is not None:
-                installation.aircall_webhook_id = created.webhook_id
-                installation.aircall_webhook_token_hash = token_digest(created.token)
-                installation.updated_at = services.clock.now()
+        await asyncio.to_thread(_store_new_webhook, services, installation_id, created)
         return RECREATED
     if not hook.active:
         await client.reactivate_webhook(hook.webhook_id, AIRCALL_EVENTS)
@@ -150,6 +154,16 @@ async def _check_one(
         await client.reactivate_webhook(hook.webhook_id, AIRCALL_EVENTS)
         return RESUBSCRIBED
     return OK
+
+
+def _store_new_webhook(services: WebhookHealthDeps, installation_id: int,
+                       created: CreatedWebhook) -> None:
+    with services.sessions.begin() as session:
+        installation = session.get(Installation, installation_id)
+        if installation is not None:
+            installation.aircall_webhook_id = created.webhook_id
+            installation.aircall_webhook_token_hash = token_digest(created.token)
+            installation.updated_at = services.clock.now()
 
 
 def claim_check_turn(services: WebhookHealthDeps, interval: timedelta, *,

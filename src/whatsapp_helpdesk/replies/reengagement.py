@@ -15,6 +15,7 @@ the window: this module only ever sends `templateParams`.
 
 from __future__ import annotations
 
+import asyncio
 import json
 from dataclasses import dataclass
 from datetime import datetime
@@ -130,34 +131,43 @@ async def refresh_templates(services: RepliesDeps, installation_id: int, number_
 
     All states are listed (not only `status=APPROVED`) so that a chosen template that left
     APPROVED is seen with its new state, and flagged."""
-    with services.sessions() as session:
-        number = session.get(Number, number_id)
-        if number is None or number.installation_id != installation_id:
-            raise LookupError("number")
-        aircall_number_id = int(number.aircall_number_id)
-    token = aircall_access_token(services, installation_id)
+    # The database work runs in threads (the dashboard awaits this on the web app's event
+    # loop); Aircall is asked between them, with no transaction open.
+    def number_and_token() -> tuple[int, str]:
+        with services.sessions() as session:
+            number = session.get(Number, number_id)
+            if number is None or number.installation_id != installation_id:
+                raise LookupError("number")
+            aircall_number_id = int(number.aircall_number_id)
+        return aircall_number_id, aircall_access_token(services, installation_id)
+
+    aircall_number_id, token = await asyncio.to_thread(number_and_token)
     templates = await services.aircall(token).list_whatsapp_templates(
         aircall_number_id, status=None
     )
     approved = [t for t in templates if t.status == APPROVED]
-    now = services.clock.now()
-    with services.sessions.begin() as session:
-        row = _row(session, number_id, now)
-        row.listing = json.dumps([
-            {"id": t.id, "name": t.name, "language": t.language, "category": t.category,
-             "body": t.body}
-            for t in approved
-        ])
-        row.listed_at = now
-        row.updated_at = now
-        if row.template_id is not None:
-            current = next((t for t in templates if t.id == row.template_id), None)
-            if current is None or current.status != APPROVED:
-                _flag(row, reengagement.left_approved_problem(current.status if current else None),
-                      now)
-            elif reengagement.is_left_approved(row.problem):
-                row.problem = None  # approved again: the flag this module set is lifted
-                row.problem_at = None
+
+    def store_listing() -> None:
+        now = services.clock.now()
+        with services.sessions.begin() as session:
+            row = _row(session, number_id, now)
+            row.listing = json.dumps([
+                {"id": t.id, "name": t.name, "language": t.language, "category": t.category,
+                 "body": t.body}
+                for t in approved
+            ])
+            row.listed_at = now
+            row.updated_at = now
+            if row.template_id is not None:
+                current = next((t for t in templates if t.id == row.template_id), None)
+                if current is None or current.status != APPROVED:
+                    _flag(row, reengagement.left_approved_problem(
+                        current.status if current else None), now)
+                elif reengagement.is_left_approved(row.problem):
+                    row.problem = None  # approved again: the flag this module set is lifted
+                    row.problem_at = None
+
+    await asyncio.to_thread(store_listing)
     return len(approved)
 
 

@@ -48,8 +48,9 @@ def create_app(services: Services) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
-        # The spool's replay thread lives as long as the web process serves (R53).
-        webhook_spool.start()
+        # The spool's replay thread lives as long as the web process serves (R53). Its start
+        # reads the webhook tokens: in a thread, like every query of the web app (issue 13).
+        await run_in_threadpool(webhook_spool.start)
         try:
             yield
         finally:
