@@ -1,0 +1,99 @@
+"""An idle worker on SQLite does not poll the outbox while nothing was committed (issue 17
+item 3: its polls were most of an idle worker's CPU), and still sees new work at once and
+work due later at its time (worker/idle.py)."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from datetime import timedelta
+from typing import Any
+
+import pytest
+from sqlalchemy import event
+
+from whatsapp_helpdesk.bootstrap import build_services
+from whatsapp_helpdesk.db import outbox
+from whatsapp_helpdesk.db.migrate import upgrade
+from whatsapp_helpdesk.db.models import Installation, OutboxEntry
+from whatsapp_helpdesk.jobs import JobPayload
+from whatsapp_helpdesk.jobs.registry import REGISTRY, JobKind
+from whatsapp_helpdesk.settings import Settings
+from whatsapp_helpdesk.worker.runner import Worker
+
+QUIET_STRETCH = 1.0  # slot 0 used to poll five times in it (poll_interval 0.2 s)
+
+
+async def _until(condition: Callable[[], bool], timeout: float) -> float:
+    """Seconds until `condition()` held; fails after `timeout`."""
+    started = time.monotonic()
+    while not condition():
+        if time.monotonic() - started > timeout:
+            raise AssertionError(f"not within {timeout} s")
+        await asyncio.sleep(0.01)
+    return time.monotonic() - started
+
+
+def test_an_idle_worker_reads_the_outbox_only_after_a_commit_or_at_a_due_time(
+    tmp_path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    services = build_services(Settings(database_url=f"sqlite:///{tmp_path}/w.db",
+                                       _env_file=None))
+    upgrade(services.engine)
+    outbox_reads: list[float] = []
+
+    @event.listens_for(services.engine, "before_cursor_execute")
+    def count(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        if statement.lstrip().upper().startswith("SELECT") and "outbox.available_at" in statement:
+            outbox_reads.append(time.monotonic())
+
+    done: dict[int, float] = {}
+
+    async def job(_services: Any, entry: outbox.Claimed) -> str:
+        done[entry.id] = time.monotonic()
+        return "done"
+
+    monkeypatch.setitem(REGISTRY, "quick", JobKind("quick", JobPayload, job))
+
+    def enqueue(delay: timedelta = timedelta(0)) -> int:
+        now = services.clock.now()
+        with services.sessions.begin() as session:
+            if session.get(Installation, 1) is None:
+                session.add(Installation(id=1, hubspot_scopes="", aircall_scopes="",
+                                         created_at=now, updated_at=now))
+                session.flush()
+            entry = outbox.enqueue(session, installation_id=1, kind="quick", now=now,
+                                   delay=delay)
+            session.flush()
+            return entry.id
+
+    async def main() -> None:
+        worker = Worker(services, concurrency=2, poll_interval=0.2)
+        working = asyncio.create_task(worker.run())
+        try:
+            # It looked and found nothing; its start-up writes (the periodic tasks' turns)
+            # are behind it. Polling every 0.2 s, it never went 0.5 s without a read.
+            await _until(lambda: bool(outbox_reads)
+                         and time.monotonic() - outbox_reads[-1] > 0.5, timeout=5)
+            before = len(outbox_reads)
+            await asyncio.sleep(QUIET_STRETCH)  # the stretch being measured
+            assert len(outbox_reads) == before, "polled the outbox with nothing committed"
+
+            # New work, committed by another connection: claimed within a poll interval.
+            first = enqueue()
+            assert await _until(lambda: first in done, timeout=2) < 1.0
+
+            # Work due later: nothing wakes it but its due time, and that does.
+            enqueued_at = time.monotonic()
+            later = enqueue(delay=timedelta(seconds=1.5))
+            await _until(lambda: later in done, timeout=5)
+            assert 1.4 < done[later] - enqueued_at < 2.5
+        finally:
+            worker.stop()
+            await working
+
+    asyncio.run(main())
+    with services.sessions() as session:
+        assert {e.state for e in session.query(OutboxEntry)} == {"done"}
+    services.engine.dispose()
