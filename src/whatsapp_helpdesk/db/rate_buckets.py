@@ -19,7 +19,17 @@ import time
 from collections.abc import Callable
 from typing import cast
 
-from sqlalchemy import Connection, Engine, Float, Table, bindparam, func, select, update
+from sqlalchemy import (
+    Connection,
+    Engine,
+    Float,
+    String,
+    Table,
+    bindparam,
+    func,
+    select,
+    update,
+)
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
@@ -40,8 +50,8 @@ class DatabaseRateLimiter:
         # Built once with bound parameters: building them again on every call (and the
         # cache key SQLAlchemy derives from a new statement) was about half of a booking's
         # CPU (issue 17 item 3).
-        key, now, seconds = (bindparam("bucket_key"), bindparam("now", type_=Float()),
-                             bindparam("seconds", type_=Float()))
+        key = bindparam("bucket_key", type_=String())
+        now, seconds = bindparam("now", type_=Float()), bindparam("seconds", type_=Float())
         self._book = (
             update(BUCKETS)
             .where(BUCKETS.c.key == key,
