@@ -73,9 +73,9 @@ def test_an_idle_worker_reads_the_outbox_only_after_a_commit_or_at_a_due_time(
         working = asyncio.create_task(worker.run())
         try:
             # It looked and found nothing; its start-up writes (the periodic tasks' turns)
-            # are behind it. Polling every 0.2 s, it never went 0.5 s without a read.
+            # are behind it. Polling every 0.2 s, it never went 1 s without a read.
             await _until(lambda: bool(outbox_reads)
-                         and time.monotonic() - outbox_reads[-1] > 0.5, timeout=5)
+                         and time.monotonic() - outbox_reads[-1] > 1.0, timeout=5)
             before = len(outbox_reads)
             await asyncio.sleep(QUIET_STRETCH)  # the stretch being measured
             assert len(outbox_reads) == before, "polled the outbox with nothing committed"
@@ -97,3 +97,52 @@ def test_an_idle_worker_reads_the_outbox_only_after_a_commit_or_at_a_due_time(
     with services.sessions() as session:
         assert {e.state for e in session.query(OutboxEntry)} == {"done"}
     services.engine.dispose()
+
+
+class _Watch:
+    def __init__(self) -> None:
+        self.version: int | None = 1
+
+    def stamp(self) -> tuple[int, int, int] | None:
+        return None if self.version is None else (1, 1, self.version)
+
+    def close(self) -> None:
+        pass
+
+
+def test_the_idle_gate_skips_until_a_commit_the_due_time_or_its_bounds() -> None:
+    from datetime import UTC, datetime
+
+    from whatsapp_helpdesk.worker import idle
+
+    watch, clock = _Watch(), [100.0]
+    gate = idle.IdleGate(watch, monotonic=lambda: clock[0])  # type: ignore[arg-type]
+    now = datetime(2026, 1, 1, tzinfo=UTC)
+    assert not gate.may_skip()  # never armed: poll
+
+    # The first arming after a change is short (a sandbox clock move is read late)…
+    gate.arm(gate.stamp(), now, None)
+    assert gate.may_skip()
+    clock[0] += idle.FIRST_QUIET_AFTER_A_CHANGE + 0.01
+    assert not gate.may_skip()
+    # …the next one with the same stamp lasts until MAX_QUIET, or the next due time.
+    gate.arm(gate.stamp(), now, None)
+    clock[0] += idle.MAX_QUIET - 0.1
+    assert gate.may_skip()
+    clock[0] += 0.2
+    assert not gate.may_skip()
+    gate.arm(gate.stamp(), now, now + timedelta(seconds=2))
+    clock[0] += 1.9
+    assert gate.may_skip()
+    clock[0] += 0.2
+    assert not gate.may_skip()
+
+    # A commit (another data_version) ends it at once; so does a stamp it cannot read.
+    gate.arm(gate.stamp(), now, None)
+    watch.version = 2
+    assert not gate.may_skip()
+    gate.arm(gate.stamp(), now, None)
+    watch.version = None
+    assert not gate.may_skip()
+    gate.arm(gate.stamp(), now, None)  # no stamp: never armed
+    assert not gate.may_skip()

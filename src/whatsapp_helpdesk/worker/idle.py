@@ -28,6 +28,11 @@ from sqlalchemy import Engine
 
 # The longest a poll is skipped in a row, whatever the stamps say.
 MAX_QUIET = 5.0
+# The longest the first skip after a change: the change may have been the sandbox clock's
+# offset moved by another process, which this one reads up to 0.5 s late
+# (bootstrap.StoredClockOffset caches it), so a poll that just found nothing due may have
+# looked at the old time.
+FIRST_QUIET_AFTER_A_CHANGE = 0.6
 
 Stamp = tuple[int, int, int]  # device, inode, data_version
 
@@ -83,6 +88,7 @@ class IdleGate:
         self._watch = watch
         self._monotonic = monotonic
         self._armed: tuple[Stamp, float] | None = None  # stamp, until (monotonic)
+        self._last_armed_with: Stamp | None = None
 
     def stamp(self) -> Stamp | None:
         return self._watch.stamp() if self._watch is not None else None
@@ -94,6 +100,9 @@ class IdleGate:
             return
         quiet = MAX_QUIET if next_at is None else min(
             MAX_QUIET, (next_at - now).total_seconds())
+        if stamp != self._last_armed_with:
+            quiet = min(quiet, FIRST_QUIET_AFTER_A_CHANGE)
+        self._last_armed_with = stamp
         if quiet > 0:
             self._armed = (stamp, self._monotonic() + quiet)
 
