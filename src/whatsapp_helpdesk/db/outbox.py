@@ -17,12 +17,27 @@ from __future__ import annotations
 import functools
 import json
 import random
-from collections.abc import Collection
+from collections.abc import Callable, Collection, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, cast
 
-from sqlalchemy import Integer, Select, Table, Update, and_, bindparam, exists, or_, select, update
+from sqlalchemy import (
+    Connection,
+    Integer,
+    Select,
+    Table,
+    Update,
+    and_,
+    bindparam,
+    exists,
+    func,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.orm import Session
 
 from whatsapp_helpdesk.db.models import DeliveryAttempt, OutboxEntry
@@ -92,33 +107,48 @@ def claim(
     has work, wrapping around, so one busy portal does not starve the others. Without it,
     the oldest entry overall. `skip_installations`: none of theirs (their rate bucket is
     full for now, worker/runner.py)."""
-    statements = _claim_statements(session.get_bind().dialect.name == "postgresql")
-    if not _anything_due(session, statements, now):
+    try:
+        due = look(session.connection(execution_options={READ_ONLY: True}), now).due
+    finally:
+        session.commit()  # ends the read, before the claim's own transaction
+    if not due:
         return None
+    with session.begin():
+        return claim_on(session.connection(), worker_id=worker_id, now=now, lease=lease,
+                        after_installation=after_installation,
+                        skip_installations=skip_installations)
+
+
+def claim_on(
+    connection: Connection, *, worker_id: str, now: datetime, lease: timedelta = LEASE,
+    after_installation: int | None = None, skip_installations: Collection[int] = (),
+) -> Claimed | None:
+    """`claim` in the caller's transaction (which must be a write transaction: on SQLite
+    `BEGIN IMMEDIATE`), without the idle read first: the worker's slot that just finished
+    an entry claims the next one at once, the read would only cost a transaction more."""
+    statements = _claim_statements(connection.dialect.name == "postgresql")
     if after_installation is None:
         queries = [statements.oldest]
     else:
         queries = [statements.next_installation, statements.wrapped_around]
     parameters = {"now": now, "after": after_installation, "skip": list(skip_installations)}
-    with session.begin():
-        connection = session.connection()
-        row = None
-        for query in queries:
-            row = connection.execute(query, parameters).first()
-            if row is not None:
-                break
-        if row is None:
-            return None
-        connection.execute(statements.take, {
-            "entry_id": row.id, "worker_id": worker_id, "locked_until": now + lease})
-        return Claimed(
-            id=row.id,
-            installation_id=row.installation_id,
-            kind=row.kind,
-            message_id=row.message_id,
-            payload=json.loads(row.payload or "{}"),
-            attempt=row.attempts + 1,
-        )
+    row = None
+    for query in queries:
+        row = connection.execute(query, parameters).first()
+        if row is not None:
+            break
+    if row is None:
+        return None
+    connection.execute(statements.take, {
+        "entry_id": row.id, "worker_id": worker_id, "locked_until": now + lease})
+    return Claimed(
+        id=row.id,
+        installation_id=row.installation_id,
+        kind=row.kind,
+        message_id=row.message_id,
+        payload=json.loads(row.payload or "{}"),
+        attempt=row.attempts + 1,
+    )
 
 
 def release(session: Session, *, entry_id: int, worker_id: str) -> None:
@@ -130,22 +160,32 @@ def release(session: Session, *, entry_id: int, worker_id: str) -> None:
     )
 
 
-def _anything_due(session: Session, statements: _ClaimStatements, now: datetime) -> bool:
-    """An idle slot's poll, first as a plain read of the claim index: no write lock (SQLite's
+@dataclass(frozen=True)
+class Look:
+    """What an idle poll learns. `due`: an entry is due and not held (the claim must look:
+    it may still wait for its turn in its conversation). `next_at`: the earliest moment a
+    pending entry that is not due now becomes due or its lease ends (None: no such entry):
+    until then, only a commit can make work claimable (worker/idle.py waits on that)."""
+
+    due: bool
+    next_at: datetime | None
+
+
+def look(connection: Connection, now: datetime) -> Look:
+    """An idle slot's poll, as a plain read of the claim index: no write lock (SQLite's
     BEGIN IMMEDIATE), no row locks, one cheap statement instead of the claim's two (the
     round robin's) with their correlated NOT EXISTS. Idle slots poll several times a second;
-    this was most of an idle worker's CPU (docs/performance.md). False means nothing can
-    be claimed now; true only that the claim must look (the entry may wait for its turn)."""
-    connection = session.connection(execution_options={READ_ONLY: True})
-    try:
-        return connection.execute(statements.due, {"now": now}).first() is not None
-    finally:
-        session.commit()  # ends the read, before the claim's own transaction
+    this was most of an idle worker's CPU (docs/performance.md). Runs in the caller's
+    transaction (a read-only connection: db/session.py READ_ONLY)."""
+    row = connection.execute(_claim_statements(
+        connection.dialect.name == "postgresql").look, {"now": now}).one()
+    times = [t for t in (row.next_available, row.next_lease_end) if t is not None]
+    return Look(due=row.due_id is not None, next_at=min(times) if times else None)
 
 
 @dataclass(frozen=True)
 class _ClaimStatements:
-    due: Select[Any]
+    look: Select[Any]
     oldest: Select[Any]
     next_installation: Select[Any]
     wrapped_around: Select[Any]
@@ -176,10 +216,20 @@ def _claim_statements(postgresql: bool) -> _ClaimStatements:
             .values(locked_by=bindparam("worker_id"), locked_until=bindparam("locked_until"),
                     attempts=OUTBOX.c.attempts + 1))
     now = bindparam("now", type_=OUTBOX.c.available_at.type)
+    pending = OUTBOX.c.state == PENDING
     due = select(OUTBOX.c.id).where(
-        OUTBOX.c.state == PENDING, OUTBOX.c.available_at <= now,
+        pending, OUTBOX.c.available_at <= now,
         or_(OUTBOX.c.locked_until.is_(None), OUTBOX.c.locked_until <= now)).limit(1)
-    return _ClaimStatements(due, oldest, next_installation, wrapped_around, take)
+    # Both on the claim index's (state, available_at) prefix; the leases' minimum reads the
+    # pending entries only, few when the worker is idle.
+    next_available = select(func.min(OUTBOX.c.available_at)).where(
+        pending, OUTBOX.c.available_at > now)
+    next_lease_end = select(func.min(OUTBOX.c.locked_until)).where(
+        pending, OUTBOX.c.locked_until > now)
+    look = select(due.scalar_subquery().label("due_id"),
+                  next_available.scalar_subquery().label("next_available"),
+                  next_lease_end.scalar_subquery().label("next_lease_end"))
+    return _ClaimStatements(look, oldest, next_installation, wrapped_around, take)
 
 
 def _claimable(now: Any) -> Select[Any]:
@@ -208,6 +258,38 @@ def _claimable(now: Any) -> Select[Any]:
     )
 
 
+# A job's last database writes, run in the transaction that marks its entry done (the
+# worker's `_finish`) instead of one of their own: a transaction and a thread hop fewer per
+# job (issue 17 item 3). Set by the worker around each job; outside one (a flow called
+# directly, a test) there is no list and the writes run at once.
+CompletionStep = Callable[[Connection], None]
+_COMPLETION_STEPS: ContextVar[list[CompletionStep] | None] = ContextVar(
+    "outbox_completion_steps", default=None)
+
+
+@contextmanager
+def completion_steps() -> Iterator[list[CompletionStep]]:
+    """Around one job (the worker's): the steps its handler leaves for the completion."""
+    steps: list[CompletionStep] = []
+    token = _COMPLETION_STEPS.set(steps)
+    try:
+        yield steps
+    finally:
+        _COMPLETION_STEPS.reset(token)
+
+
+def with_completion(step: CompletionStep) -> bool:
+    """Leave `step` to the transaction that completes the running job's entry, in which it
+    commits with the entry's DONE or not at all (a retry of the job does it again, so the
+    step must be the job's last and idempotent). False outside a worker's job: the caller
+    runs it in a transaction of its own."""
+    steps = _COMPLETION_STEPS.get()
+    if steps is None:
+        return False
+    steps.append(step)
+    return True
+
+
 def record_attempt(
     session: Session,
     *,
@@ -221,11 +303,30 @@ def record_attempt(
 ) -> None:
     # Core, in the caller's transaction: the ORM's unit of work for one append-only row
     # cost more CPU than the delivery's own statements (bench/end_to_end.py).
-    session.connection().execute(ATTEMPTS.insert(), {
+    record_attempt_on(session.connection(), outbox_id=outbox_id, attempt=attempt,
+                      started_at=started_at, duration_ms=duration_ms, outcome=outcome,
+                      http_status=http_status, detail=detail)
+
+
+def record_attempt_on(
+    connection: Connection,
+    *,
+    outbox_id: int,
+    attempt: int,
+    started_at: datetime,
+    duration_ms: int,
+    outcome: str,
+    http_status: int | None = None,
+    detail: str | None = None,
+) -> None:
+    connection.execute(_RECORD_ATTEMPT, {
         "outbox_id": outbox_id, "attempt": attempt, "started_at": started_at,
         "duration_ms": duration_ms, "outcome": outcome, "http_status": http_status,
         "detail": detail,
     })
+
+
+_RECORD_ATTEMPT = ATTEMPTS.insert()
 
 
 def _owned(session: Session, entry_id: int, worker_id: str) -> Any:
@@ -245,8 +346,12 @@ def _complete_statement() -> Update:
 
 
 def complete(session: Session, *, entry_id: int, worker_id: str, now: datetime) -> None:
+    complete_on(session.connection(), entry_id=entry_id, worker_id=worker_id, now=now)
+
+
+def complete_on(connection: Connection, *, entry_id: int, worker_id: str, now: datetime) -> None:
     # Only the lease holder may finish an entry (see _owned).
-    session.connection().execute(_complete_statement(), {
+    connection.execute(_complete_statement(), {
         "entry_id": entry_id, "worker_id": worker_id, "now": now})
 
 

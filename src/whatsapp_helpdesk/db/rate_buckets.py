@@ -19,7 +19,17 @@ import time
 from collections.abc import Callable
 from typing import cast
 
-from sqlalchemy import Connection, Engine, Table, func, select, update
+from sqlalchemy import (
+    Connection,
+    Engine,
+    Float,
+    String,
+    Table,
+    bindparam,
+    func,
+    select,
+    update,
+)
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
@@ -35,8 +45,25 @@ class DatabaseRateLimiter:
         self._engine = engine
         self._clock = clock
         postgres = engine.dialect.name == "postgresql"
-        self._greatest = func.greatest if postgres else func.max  # SQLite's scalar max()
-        self._insert = pg_insert if postgres else sqlite_insert
+        greatest = func.greatest if postgres else func.max  # SQLite's scalar max()
+        insert = pg_insert if postgres else sqlite_insert
+        # Built once with bound parameters: building them again on every call (and the
+        # cache key SQLAlchemy derives from a new statement) was about half of a booking's
+        # CPU (issue 17 item 3).
+        key = bindparam("bucket_key", type_=String())
+        now, seconds = bindparam("now", type_=Float()), bindparam("seconds", type_=Float())
+        self._book = (
+            update(BUCKETS)
+            .where(BUCKETS.c.key == key,
+                   BUCKETS.c.next_slot_at - now <= bindparam("max_wait", type_=Float()))
+            .values(next_slot_at=greatest(BUCKETS.c.next_slot_at, now) + seconds)
+            .returning(BUCKETS.c.next_slot_at))
+        self._hold = (update(BUCKETS).where(BUCKETS.c.key == key)
+                      .values(next_slot_at=greatest(BUCKETS.c.next_slot_at, now)))
+        self._next_slot = select(BUCKETS.c.next_slot_at).where(BUCKETS.c.key == key)
+        self._create_bucket = (
+            insert(BUCKETS).values(key=key, next_slot_at=bindparam("first_slot_at"))
+            .on_conflict_do_nothing(index_elements=["key"]).returning(BUCKETS.c.key))
 
     def acquire(self, key: str, limit: Limit, *, max_wait: float) -> Permit:
         with self._engine.begin() as connection:
@@ -44,13 +71,9 @@ class DatabaseRateLimiter:
             for _ in range(2):  # a second time only if another process created the bucket
                 # The same rule as pacing.book: the slot starts at max(next slot, now),
                 # booked only if that is at most `max_wait` away.
-                booked = connection.execute(
-                    update(BUCKETS)
-                    .where(BUCKETS.c.key == key, BUCKETS.c.next_slot_at - now <= max_wait)
-                    .values(next_slot_at=self._greatest(BUCKETS.c.next_slot_at, now)
-                            + limit.interval)
-                    .returning(BUCKETS.c.next_slot_at)
-                ).scalar()
+                booked = connection.execute(self._book, {
+                    "bucket_key": key, "now": now, "max_wait": max_wait,
+                    "seconds": limit.interval}).scalar()
                 if booked is not None:
                     start = booked - limit.interval
                     return Permit(wait=max(0.0, start - now), granted=True, at=start)
@@ -66,22 +89,15 @@ class DatabaseRateLimiter:
         with self._engine.begin() as connection:
             until = self._clock() + seconds
             for _ in range(2):
-                held = connection.execute(
-                    update(BUCKETS).where(BUCKETS.c.key == key)
-                    .values(next_slot_at=self._greatest(BUCKETS.c.next_slot_at, until))
-                )
+                held = connection.execute(self._hold, {"bucket_key": key, "now": until})
                 if rows_changed(held) or self._create(connection, key, until):
                     return
 
-    @staticmethod
-    def _next_slot_at(connection: Connection, key: str) -> float | None:
-        return connection.execute(
-            select(BUCKETS.c.next_slot_at).where(BUCKETS.c.key == key)).scalar()
+    def _next_slot_at(self, connection: Connection, key: str) -> float | None:
+        return connection.execute(self._next_slot, {"bucket_key": key}).scalar()
 
     def _create(self, connection: Connection, key: str, next_slot_at: float) -> bool:
         """False when another process created the bucket first (then book in it)."""
         # RETURNING, not rowcount: psycopg reports -1 for an INSERT … ON CONFLICT DO NOTHING.
-        return connection.execute(
-            self._insert(BUCKETS).values(key=key, next_slot_at=next_slot_at)
-            .on_conflict_do_nothing(index_elements=["key"]).returning(BUCKETS.c.key)
-        ).scalar() is not None
+        return connection.execute(self._create_bucket, {
+            "bucket_key": key, "first_slot_at": next_slot_at}).scalar() is not None

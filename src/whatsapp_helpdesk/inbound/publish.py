@@ -8,6 +8,7 @@ HubSpot is called, so a retry reuses it and never mints a second thread.
 from __future__ import annotations
 
 import asyncio
+import functools
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -35,6 +36,7 @@ from whatsapp_helpdesk.credentials import (
     hubspot_access_token,
     stored_hubspot_tokens,
 )
+from whatsapp_helpdesk.db import outbox
 from whatsapp_helpdesk.db.models import (
     ChannelAccount,
     Conversation,
@@ -246,15 +248,18 @@ _FIRST_THREAD_ID = (
 )
 
 
-def _record_published(
-    services: InboundDeps, message_id: int, ticket_id: int, published: PublishedMessage
-) -> None:
+def _record_published(message_id: int, ticket_id: int, published: PublishedMessage,
+                      connection: Connection) -> None:
+    connection.execute(_MARK_PUBLISHED, {"message_id": message_id,
+                                         "hubspot_message_id": published.message_id})
+    if published.conversations_thread_id:
+        connection.execute(_FIRST_THREAD_ID, {
+            "ticket_id": ticket_id, "thread_id": published.conversations_thread_id})
+
+
+def _in_own_transaction(services: InboundDeps, step: outbox.CompletionStep) -> None:
     with services.engine.begin() as connection:
-        connection.execute(_MARK_PUBLISHED, {"message_id": message_id,
-                                             "hubspot_message_id": published.message_id})
-        if published.conversations_thread_id:
-            connection.execute(_FIRST_THREAD_ID, {
-                "ticket_id": ticket_id, "thread_id": published.conversations_thread_id})
+        step(connection)
 
 
 async def publish_inbound(services: InboundDeps, message_id: int) -> str:
@@ -275,5 +280,9 @@ async def publish_inbound(services: InboundDeps, message_id: int) -> str:
     published = await portal.publish_message(
         channel_id, direction="INCOMING", **placed.request
     )
-    await asyncio.to_thread(_record_published, services, message_id, placed.ticket_id, published)
+    record = functools.partial(_record_published, message_id, placed.ticket_id, published)
+    # In the worker, recorded in the transaction that marks the entry done (a retry after a
+    # crash in between publishes again with the same idempotency id: HubSpot keeps one).
+    if not outbox.with_completion(record):
+        await asyncio.to_thread(_in_own_transaction, services, record)
     return "published"
