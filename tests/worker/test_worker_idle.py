@@ -50,7 +50,7 @@ def test_an_idle_worker_reads_the_outbox_only_after_a_commit_or_at_a_due_time(
 
     done: dict[int, float] = {}
 
-    async def job(_services: Any, entry: outbox.Claimed) -> str:
+    async def job(_services: Any, entry: outbox.Claimed, _payload: Any) -> str:
         done[entry.id] = time.monotonic()
         return "done"
 
