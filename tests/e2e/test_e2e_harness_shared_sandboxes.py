@@ -68,3 +68,19 @@ def test_stacks_share_the_sandbox_servers_and_each_starts_from_their_seed(
         assert str(private.hubspot.base_url) not in urls
         assert str(private.aircall.base_url) not in urls
         assert _seen(private) == seed
+
+
+def test_a_stack_opened_while_another_runs_gets_sandboxes_of_its_own(tmp_path: Path) -> None:
+    for name in ("outer", "inner"):
+        make_engine(_fresh_url(tmp_path, name)).dispose()
+    with running_stack(_fresh_url(tmp_path, "outer"), tmp_path / "outer") as outer:
+        outer.connect()
+        outer.customer_says("Hello")
+        outer.wait_deliveries()
+        outer.drain()
+        [ticket] = outer.tickets()
+        with running_stack(_fresh_url(tmp_path, "inner"), tmp_path / "inner") as inner:
+            assert str(inner.hubspot.base_url) != str(outer.hubspot.base_url)
+            assert inner.tickets() == []
+        # The inner stack neither reset nor stopped the outer one's sandboxes.
+        assert outer.tickets() == [ticket]

@@ -254,6 +254,8 @@ class SandboxServers:
 
 
 _shared: SandboxServers | None = None
+# A stack is running on the shared pair: one opened meanwhile must not reset it.
+_shared_in_use = False
 
 
 def shared_sandboxes() -> SandboxServers:
@@ -283,12 +285,16 @@ def running_stack(
     other keywords are settings.
 
     The sandboxes are the test process's shared pair, reset to their seed before and after,
-    unless `private_sandboxes` (or `wrap_hubspot`) asks for a pair of the stack's own. The
-    bridge (web app and its server) is the stack's own: its settings are the test's."""
-    private = private_sandboxes or wrap_hubspot is not None
+    unless `private_sandboxes` (or `wrap_hubspot`) asks for a pair of the stack's own, or
+    another stack of the test is running on the shared pair (its reset would wipe that one's
+    records). The bridge (web app and its server) is the stack's own: its settings are the
+    test's."""
+    global _shared_in_use
+    private = private_sandboxes or wrap_hubspot is not None or _shared_in_use
     sandboxes = SandboxServers(wrap_hubspot) if private else shared_sandboxes()
     if not private:
         sandboxes.reset()
+        _shared_in_use = True
     try:
         with _running_bridge(database_url, tmp_path, sandboxes, hubspot_api_version,
                              settings_overrides) as stack:
@@ -299,6 +305,7 @@ def running_stack(
         else:
             # Now, with the bridge gone: the deliveries still retrying towards it end here
             # rather than run on into the next test.
+            _shared_in_use = False
             sandboxes.reset()
 
 
