@@ -14,9 +14,12 @@ fi
 
 cd "$root"
 set +e
-# Spread over the machine's cores (pytest-xdist; work stealing, as e2e files differ in
-# length). TEST_WORKERS=0 runs in one process; a `-n` among the arguments wins (it comes last).
-"$root/.venv/bin/python" -m pytest -n "${TEST_WORKERS:-2}" --dist worksteal "$@"
+# Spread over twice as many processes as cores (pytest-xdist; work stealing, as e2e files
+# differ in length; the tests marked `slow` start first, tests/harness/ordering.py): the suite
+# spends most of its wall time waiting on servers, workers and clocks (on 2 processes it kept
+# the two cores only two-thirds busy), so two processes per core overlap those waits.
+# TEST_WORKERS=0 runs in one process; a `-n` among the arguments wins (it comes last).
+"$root/.venv/bin/python" -m pytest -n "${TEST_WORKERS:-$(( $(nproc) * 2 ))}" --dist worksteal "$@"
 status=$?
 set -e
 # pytest exits 5 when it collected no test: that is a failure of the suite, not a pass.

@@ -50,6 +50,7 @@ TESTS_DIR = str(Path(__file__).resolve().parent)
 if TESTS_DIR not in sys.path:
     sys.path.insert(0, TESTS_DIR)
 
+from harness.ordering import long_tests_first  # noqa: E402
 from harness.private_postgres import (  # noqa: E402
     PrivatePostgres,
     started_in_a_temporary_directory,
@@ -265,6 +266,14 @@ def migrated_engine(migrated_database_url: str) -> Iterator[Engine]:
         engine.dispose()
 
 
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    # The sandbox pair the stacks of this process shared, if a stack ran (the harness is
+    # imported only by the tests that use it: a unit run does not load the apps).
+    stack_harness = sys.modules.get("harness.stack")
+    if stack_harness is not None:
+        stack_harness.stop_shared_sandboxes()
+
+
 # --- The three tiers (issue 13 item 5) ---------------------------------------------------------
 # Each test gets exactly one of `unit`, `integration` or `browser`, from its folder (a browser
 # test elsewhere already says `browser`), so that each tier is one command of the README.
@@ -295,3 +304,20 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             item.add_marker(pytest.mark.browser)
         elif tier != "browser":
             item.add_marker(getattr(pytest.mark, tier))
+
+
+# --- The long tests first (issue 13 item 5): tests/harness/ordering.py -----------------------
+class LongTestsFirst:
+    """A plugin of its own: this module's `pytest_collection_modifyitems` sets the tiers, and
+    this one must run after every other (`-k`/`-m` deselect there: slices are of what runs)."""
+
+    @pytest.hookimpl(trylast=True)
+    def pytest_collection_modifyitems(self, config: pytest.Config,
+                                      items: list[pytest.Item]) -> None:
+        workerinput = getattr(config, "workerinput", None)
+        workers = int(workerinput["workercount"]) if workerinput else 1
+        items[:] = long_tests_first(items, workers)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.pluginmanager.register(LongTestsFirst(), "long-tests-first")

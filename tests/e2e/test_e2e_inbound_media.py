@@ -139,6 +139,7 @@ def test_R51_R16_expired_link_on_aircall_clock_is_the_same_placeholder(stack: St
         "[document received — the file could not be fetched from Aircall (it answered 403")
 
 
+@pytest.mark.slow(seconds=15)
 def test_R51_R16_slow_download_gives_up_at_the_budget_and_later_messages_follow_in_order(
     stack: Stack,
 ) -> None:

@@ -16,6 +16,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+import pytest
 from harness.pages import (
     live_accounts,
     number_row,
@@ -90,6 +91,7 @@ def _most_in_any_window(times: list[float], window: float) -> int:
     return most
 
 
+@pytest.mark.slow(seconds=23)
 def test_refresh_keeps_to_its_share_of_the_budget_and_a_reply_goes_out_meanwhile(
     database_url, tmp_path
 ) -> None:

@@ -63,6 +63,7 @@ def _two_workers_until_drained(stack: Stack, timeout: float) -> None:
     asyncio.run(main())
 
 
+@pytest.mark.slow(seconds=8)
 def test_R44_a_burst_to_one_portal_is_paced_under_the_limit_and_all_delivered(
     stack: Stack,
 ) -> None:

@@ -158,6 +158,7 @@ def test_R52_long_reply_is_cut_to_the_parameter_limit_and_the_ticket_says_so(
 
 
 @pytest.mark.both_databases
+@pytest.mark.slow(seconds=7)
 def test_R52_a_burst_of_replies_sends_one_template_until_the_customer_answers(
     stack: Stack,
 ) -> None:

@@ -372,6 +372,7 @@ def _worker_process(stack: Stack) -> subprocess.Popen[bytes]:
 
 
 @pytest.mark.both_databases
+@pytest.mark.slow(seconds=8)
 def test_R27_sigkill_mid_send_neither_duplicates_nor_loses_silently(stack: Stack) -> None:
     thread_id = _conversation_started(stack)
     # Aircall answers slowly, so the kill lands while the send is in flight.

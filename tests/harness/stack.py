@@ -190,10 +190,15 @@ def connect_demo_number(settings: Settings, account_token: str, *,
     asyncio.run(main())
 
 @pytest.fixture
-def stack(migrated_database_url: str, tmp_path: Path) -> Iterator[Stack]:
+def stack(migrated_database_url: str, tmp_path: Path,
+          request: pytest.FixtureRequest) -> Iterator[Stack]:
     """The whole stack on `database_url` (the same URL: a test may ask for both), which
-    starts from a copy of the migrated template (tests/conftest.py) rather than migrating."""
-    with running_stack(migrated_database_url, tmp_path) as running:
+    starts from a copy of the migrated template (tests/conftest.py) rather than migrating.
+    A test marked `stack(**keywords)` gets them passed to `running_stack` (settings, or
+    `private_sandboxes=True`)."""
+    marker = request.node.get_closest_marker("stack")
+    keywords = marker.kwargs if marker is not None else {}
+    with running_stack(migrated_database_url, tmp_path, **keywords) as running:
         yield running
 
 
@@ -213,23 +218,110 @@ def _at_head(engine: Engine) -> bool:
         return False
 
 
+class SandboxServers:
+    """The sandbox HubSpot and Aircall served on loopback, with their apps.
+
+    A stack used to build and start its own pair; now one pair per test process serves every
+    stack (`shared_sandboxes`), put back to its seed between stacks: FastAPI builds an app's
+    routes on its first requests (for the HubSpot's dated routes, most of a stack's CPU), which
+    one pair per process pays once instead of once per test."""
+
+    def __init__(self, wrap_hubspot: Callable[[Any], Any] | None = None):
+        hub_sock, air_sock = _bound_socket(), _bound_socket()
+        self.hubspot_port: int = hub_sock.getsockname()[1]
+        self.aircall_port: int = air_sock.getsockname()[1]
+        self.hubspot_url = f"http://127.0.0.1:{self.hubspot_port}"
+        self.aircall_url = f"http://127.0.0.1:{self.aircall_port}"
+        self.hubspot_app = hubspot_app(public_base_url=self.hubspot_url)
+        self.aircall_app = aircall_app(public_base_url=self.aircall_url)
+        self.servers = [
+            Served(hub_sock, (wrap_hubspot or (lambda app: app))(self.hubspot_app)).start(),
+            Served(air_sock, self.aircall_app).start(),
+        ]
+        self._control = httpx.Client(timeout=10)
+
+    def reset(self) -> None:
+        """Back to the seed: records, configuration, faults, clocks, webhook deliveries
+        (`POST /_sandbox/reset`, on each server's own loop, which cancels its background
+        deliveries), and the HubSpot's webhook transport, which only Python sets."""
+        self.hubspot_app.state.sandbox.webhook_transport = None
+        for url in (self.hubspot_url, self.aircall_url):
+            self._control.post(f"{url}/_sandbox/reset").raise_for_status()
+
+    def stop(self) -> None:
+        self._control.close()
+        stop_all(self.servers)
+
+
+_shared: SandboxServers | None = None
+# A stack is running on the shared pair: one opened meanwhile must not reset it.
+_shared_in_use = False
+
+
+def shared_sandboxes() -> SandboxServers:
+    """This test process's sandbox pair, started at the first stack that asks for it."""
+    global _shared
+    if _shared is None:
+        _shared = SandboxServers()
+    return _shared
+
+
+def stop_shared_sandboxes() -> None:
+    """At the end of the session (tests/conftest.py)."""
+    global _shared
+    if _shared is not None:
+        _shared.stop()
+        _shared = None
+
+
 @contextmanager
 def running_stack(
     database_url: str, tmp_path: Path, *, hubspot_api_version: str | None = None,
-    wrap_hubspot: Callable[[Any], Any] | None = None, **settings_overrides: Any,
+    wrap_hubspot: Callable[[Any], Any] | None = None, private_sandboxes: bool = False,
+    **settings_overrides: Any,
 ) -> Iterator[Stack]:
     """The whole stack; `hubspot_api_version` as HUBSPOT_API_VERSION (default: the
     setting's), `wrap_hubspot` wraps the sandbox HubSpot's ASGI app (to record exchanges),
-    other keywords are settings."""
-    hub_sock, air_sock, web_sock = _bound_socket(), _bound_socket(), _bound_socket()
-    hub_url = f"http://127.0.0.1:{hub_sock.getsockname()[1]}"
-    air_url = f"http://127.0.0.1:{air_sock.getsockname()[1]}"
+    other keywords are settings.
+
+    The sandboxes are the test process's shared pair, reset to their seed before and after,
+    unless `private_sandboxes` (or `wrap_hubspot`) asks for a pair of the stack's own, or
+    another stack of the test is running on the shared pair (its reset would wipe that one's
+    records). The bridge (web app and its server) is the stack's own: its settings are the
+    test's."""
+    global _shared_in_use
+    private = private_sandboxes or wrap_hubspot is not None or _shared_in_use
+    sandboxes = SandboxServers(wrap_hubspot) if private else shared_sandboxes()
+    if not private:
+        sandboxes.reset()
+        _shared_in_use = True
+    try:
+        with _running_bridge(database_url, tmp_path, sandboxes, hubspot_api_version,
+                             settings_overrides) as stack:
+            yield stack
+    finally:
+        if private:
+            sandboxes.stop()
+        else:
+            # Now, with the bridge gone: the deliveries still retrying towards it end here
+            # rather than run on into the next test.
+            _shared_in_use = False
+            sandboxes.reset()
+
+
+@contextmanager
+def _running_bridge(
+    database_url: str, tmp_path: Path, sandboxes: SandboxServers,
+    hubspot_api_version: str | None, settings_overrides: dict[str, Any],
+) -> Iterator[Stack]:
+    web_sock = _bound_socket()
+    hub_url, air_url = sandboxes.hubspot_url, sandboxes.aircall_url
     web_url = f"http://127.0.0.1:{web_sock.getsockname()[1]}"
     settings = Settings(
         database_url=database_url,
         public_url=web_url,
-        sandbox_hubspot_port=hub_sock.getsockname()[1],
-        sandbox_aircall_port=air_sock.getsockname()[1],
+        sandbox_hubspot_port=sandboxes.hubspot_port,
+        sandbox_aircall_port=sandboxes.aircall_port,
         reorder_grace_seconds=0.3,
         spool_dir=str(tmp_path / "spool"),  # each test's own spool (R53)
         spool_replay_interval_seconds=0.2,
@@ -241,12 +333,7 @@ def running_stack(
     if not _at_head(services.engine):
         upgrade(services.engine)
     web_app = bridge_app(services)
-    servers = [
-        Served(hub_sock, (wrap_hubspot or (lambda app: app))(
-            hubspot_app(public_base_url=hub_url))).start(),
-        Served(air_sock, aircall_app(public_base_url=air_url)).start(),
-        Served(web_sock, web_app).start(),
-    ]
+    web_server = Served(web_sock, web_app).start()
     clients = [httpx.Client(base_url=u, timeout=10) for u in (hub_url, air_url, web_url)]
     try:
         asyncio.run(install_on_sandbox(settings))
@@ -262,5 +349,5 @@ def running_stack(
     finally:
         for client in clients:
             client.close()
-        stop_all(list(reversed(servers)))
+        web_server.stop()
         services.engine.dispose()

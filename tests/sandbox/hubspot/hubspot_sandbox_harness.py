@@ -9,6 +9,7 @@ checked). Webhooks go to a `WebhookRecorder` through an `httpx.MockTransport`.
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import hmac
 import json
@@ -283,9 +284,17 @@ def anyio_backend() -> str:
     return "asyncio"
 
 
+@functools.cache
+def _the_app() -> FastAPI:
+    """One app per test process, put back to its seed by each test's `hub`: FastAPI builds an
+    app's routes on its first requests (most of a fresh app's cost, for the dated routes)."""
+    return create_app(public_base_url=BASE_URL)
+
+
 @pytest.fixture
 async def hub() -> AsyncIterator[Hub]:
-    app = create_app(public_base_url=BASE_URL)
+    app = _the_app()
+    app.state.sandbox.reset()  # records, configuration, faults, clock, background tasks
     recorder = WebhookRecorder()
     app.state.sandbox.webhook_transport = httpx.MockTransport(recorder.handle)
     app.state.sandbox.config.webhook_retry_schedule = [0.01, 0.01]
