@@ -230,13 +230,13 @@ class Spool:
         `deliver`; a record counts as replayed when `deliver` returns, and replay stops at
         the first exception (the database went away again), to resume from there later.
         Returns the number of records replayed."""
-        def deliver_each(batch: list[dict[str, Any]]) -> None:
-            for payload in batch:
-                deliver(payload)
+        def deliver_each(batch: list[SpooledRecord]) -> None:
+            for record in batch:
+                deliver(record.payload)
 
         return self.replay_batches(deliver_each, 1)
 
-    def replay_batches(self, deliver_batch: Callable[[list[dict[str, Any]]], None],
+    def replay_batches(self, deliver_batch: Callable[[list[SpooledRecord]], None],
                        max_batch: int) -> int:
         """As `replay`, in batches of up to `max_batch` consecutive records of one segment:
         a batch counts as replayed when `deliver_batch` returns (the cursor moves past all of
@@ -277,8 +277,8 @@ class Spool:
             return replayed
 
     def _deliver_batch(self, segment: Path, batch: list[SpooledRecord],
-                       deliver_batch: Callable[[list[dict[str, Any]]], None], own: bool) -> int:
-        deliver_batch([record.payload for record in batch])
+                       deliver_batch: Callable[[list[SpooledRecord]], None], own: bool) -> int:
+        deliver_batch(batch)
         write_cursor(segment, batch[-1].end_offset)
         if own:
             with self._lock:

@@ -17,6 +17,7 @@ import asyncio
 import contextlib
 import queue
 import threading
+import time
 from typing import TYPE_CHECKING, Any
 
 import structlog
@@ -33,7 +34,8 @@ if TYPE_CHECKING:
 log = structlog.get_logger(__name__)
 
 BATCH_SIZE = Histogram("whatsapp_helpdesk_ingest_batch_deliveries",
-                       "Aircall deliveries stored per transaction by the web process's writer",
+                       "Aircall deliveries stored per transaction by the web process's writer "
+                       "(INGEST_MODE=direct) or its spool's drain",
                        buckets=(1, 2, 4, 8, 16, 32, 64, 128))
 
 # A bound on one transaction's size: long enough to share a commit among every request a
@@ -241,7 +243,12 @@ class AircallFastPath:
         if record is None:
             await self.app(scope, _replaying(body, receive), send)
             return
-        outcome = await self.appender.submit(record)
+        self.webhook_spool.acks_in_flight += 1
+        try:
+            outcome = await self.appender.submit(record)
+        finally:
+            self.webhook_spool.acks_in_flight -= 1
+            self.webhook_spool.last_fast_activity = time.monotonic()
         WEBHOOKS.labels("aircall", outcome.result).inc()
         await JSONResponse(outcome.body(), status_code=outcome.status_code)(scope, receive, send)
 

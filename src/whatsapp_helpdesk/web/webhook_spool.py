@@ -71,7 +71,8 @@ from whatsapp_helpdesk.native_tickets import contact_company
 from whatsapp_helpdesk.native_tickets import tickets as native_tickets
 from whatsapp_helpdesk.replies import statuses
 from whatsapp_helpdesk.replies.reply import store_outgoing_reply
-from whatsapp_helpdesk.spool import Spool, SpoolFull
+from whatsapp_helpdesk.spool import Spool, SpooledRecord, SpoolFull
+from whatsapp_helpdesk.web.ingest_writer import BATCH_SIZE
 
 # HubSpot's custom-channel events, each to the slice it belongs to (wired here, at the edge:
 # the inbound slice that keeps the event does not import replies or connect).
@@ -106,8 +107,18 @@ DIGEST_REFRESH_SECONDS = 30.0
 # How often, at most, a delivery the fast path did not know (a number connected since the
 # last refresh) re-reads the caches.
 CACHE_MISS_REFRESH_SECONDS = 1.0
-# Spooled deliveries stored per transaction by the drain: one commit (and fsync) shared.
-DRAIN_BATCH = 256
+# Spooled deliveries stored per transaction by the drain: one commit (and fsync) shared,
+# short enough (tens of ms of Python) that the drain soon checks for acknowledgements again.
+DRAIN_BATCH = 32
+# The drain and the acknowledgements share the web process's GIL (and, usually, a core):
+# while fast-path requests are in flight, or one arrived or was answered within
+# ACK_QUIET_SECONDS (a client sends its next one right after an answer), the drain
+# leaves the process to the acknowledgements, so that a burst is absorbed at the full
+# acknowledgement rate; it drains when they pause, when the oldest waiting delivery is
+# DRAIN_MAX_LAG_SECONDS old (a message is never held back longer by a burst), or when the
+# backlog passes half its bound.
+ACK_QUIET_SECONDS = 0.02
+DRAIN_MAX_LAG_SECONDS = 5.0
 # How long a fast-path acknowledgement waits for the drain to make room under the backlog
 # bound before it answers 503 (Aircall retries).
 BACKLOG_WAIT_SECONDS = 10.0
@@ -147,6 +158,9 @@ class WebhookSpool:
         self._stop = threading.Event()
         self._wake = threading.Event()  # a fast-path append: the drain starts at once
         self.database_down = False  # as the last replay round found it
+        # Monotonic time a fast-path request last arrived or was answered.
+        self.last_fast_activity = float("-inf")
+        self.acks_in_flight = 0  # fast-path requests not answered yet (event loop's count)
         self.backlog_max_records = settings.spool_backlog_max_records
         self._thread: threading.Thread | None = None
 
@@ -301,6 +315,7 @@ class WebhookSpool:
                 event.message.direction != "inbound") or (
                 (installation_id, str(event.number_id)) not in self._connected_numbers):
             return None
+        self.last_fast_activity = time.monotonic()
         return self._aircall_record(installation_id, digest, body)
 
     def append_fast(self, records: list[dict[str, Any]]) -> Outcome:
@@ -353,20 +368,29 @@ class WebhookSpool:
             log.info("webhook.spool_replayed", records=replayed)
         return replayed
 
-    def _deliver_batch(self, records: list[dict[str, Any]]) -> None:
+    def _deliver_batch(self, records: list[SpooledRecord]) -> None:
         """Consecutive records, in order: each run of Aircall deliveries that parse is stored
         in ONE transaction (ingest_aircall_batch), anything else alone. Raises when the
         database is down (nothing of the batch counts as replayed then)."""
+        self._yield_to_acknowledgements(records[0].spooled_at)
         run: list[AircallDelivery] = []
         for record in records:
-            delivery = self._spooled_delivery(record)
+            delivery = self._spooled_delivery(record.payload)
             if delivery is not None:
                 run.append(delivery)
                 continue
             self._store_run(run)
             run = []
-            self._deliver(record)
+            self._deliver(record.payload)
         self._store_run(run)
+
+    def _yield_to_acknowledgements(self, oldest_spooled_at: float) -> None:
+        while ((self.acks_in_flight > 0
+                or time.monotonic() - self.last_fast_activity < ACK_QUIET_SECONDS)
+               and time.time() - oldest_spooled_at < DRAIN_MAX_LAG_SECONDS
+               and self.spool.unreplayed() < self.backlog_max_records // 2
+               and not self._stop.wait(ACK_QUIET_SECONDS)):
+            continue
 
     def _spooled_delivery(self, record: dict[str, Any]) -> AircallDelivery | None:
         if record.get("source") != "aircall":
@@ -383,6 +407,7 @@ class WebhookSpool:
     def _store_run(self, run: list[AircallDelivery]) -> None:
         if not run:
             return
+        BATCH_SIZE.observe(len(run))
         try:
             ingest_aircall_batch(self.services, AIRCALL_HANDLERS, run)
         except DATABASE_DOWN:
