@@ -298,11 +298,7 @@ def run_database(label: str, database_url: str, args: argparse.Namespace) -> dic
             profile_in_process(label, settings, body, args.profile, args.batch)
             return {}
         pin = ["taskset", "-c", "1"]
-        web_command = [str(EXE), "web"]
-        if args.profile_web:  # the served web process under cProfile, written when it stops
-            web_command = [sys.executable, "-m", "cProfile", "-o",
-                           f"{args.profile_web}.{label}", *web_command]
-        processes.append(subprocess.Popen([*pin, *web_command], env=env, cwd=workdir))
+        processes.append(subprocess.Popen([*pin, str(EXE), "web"], env=env, cwd=workdir))
         processes.append(subprocess.Popen(
             [*pin, sys.executable, __file__, "--serve-bare", str(bare_port)], env=env,
             cwd=workdir))
@@ -413,8 +409,6 @@ def main() -> None:
     parser.add_argument("--mode", choices=("spool", "direct"), default="spool",
                         help="INGEST_MODE of the bridge (default: spool, the default)")
     parser.add_argument("--hubspot-latency-ms", type=int, default=0)
-    parser.add_argument("--profile-web", metavar="FILE",
-                        help="write the served web process's cProfile stats to FILE.<database>")
     parser.add_argument("--profile", type=int, default=0, metavar="DELIVERIES",
                         help="profile this many deliveries in-process instead of serving")
     args = parser.parse_args()
