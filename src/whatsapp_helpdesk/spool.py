@@ -2,6 +2,9 @@
 
 While the database is unreachable, the web process keeps each authenticated delivery here
 before it answers 2xx, and replays the spool into the database, in order, when it returns.
+With INGEST_MODE=spool it also keeps inbound messages here while the database answers, and
+drains them into it continuously (docs/decisions/0011-spool-first-ingest.md): appends come in
+groups (`append_many`: one write, one fsync) and replay in batches (`replay_batches`).
 
 On disk: one directory shared by the web processes of one database; each process appends
 to segment files of its own (`spool-<time_ns>-<pid>-<random>.log`), holding an exclusive
@@ -16,7 +19,8 @@ write leaves a torn last record: its length, magic or CRC do not match, and it i
 (it was never acknowledged, so the provider retries it). Replay progress is a cursor file
 next to the segment (`<segment>.ack`, the byte offset of the next record), replaced
 atomically after each replayed record: a crash mid-replay re-does at most the one record
-whose cursor was not yet written, and the database's dedupe constraints absorb it.
+whose cursor was not yet written (with `replay_batches`, the one batch), and the database's
+dedupe constraints absorb it.
 """
 
 from __future__ import annotations

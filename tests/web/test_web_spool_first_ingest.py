@@ -219,12 +219,15 @@ def test_issue17_two_processes_on_one_spool_each_store_their_own_exactly_once(
     try:
         records = [other.fast_path_record(_body(token, f"other {i}")) for i in range(3)]
         assert other.append_fast([r for r in records if r]).status_code == 200
+        [others_segment] = other.spool.segments()
         assert [_post(stack, _body(token, f"this {i}")).json()["result"]
                 for i in range(3)] == ["spooled"] * 3
         wait_for(lambda: _message_texts(stack) == [f"this {i}" for i in range(3)],
                  what="this process's deliveries stored")
         # The live other process's segment is left to it (its lock is held)...
-        assert len(other.spool.segments()) == 1
+        wait_for(lambda: other.spool.segments() == [others_segment],
+                 what="this process's own segments replayed and removed")
+        assert len(list(read_records(others_segment))) == 3
         # ...and its drain stores it.
         assert other.replay_once() == 3
         assert _message_texts(stack) == sorted(
