@@ -21,22 +21,16 @@ import time
 from typing import TYPE_CHECKING, Any
 
 import structlog
-from prometheus_client import Histogram
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from whatsapp_helpdesk.inbound.ingest import Outcome
-from whatsapp_helpdesk.web.webhook_intake import WEBHOOKS
+from whatsapp_helpdesk.web.webhook_intake import BATCH_SIZE, WEBHOOKS
 
 if TYPE_CHECKING:
     from whatsapp_helpdesk.web.webhook_spool import WebhookSpool
 
 log = structlog.get_logger(__name__)
-
-BATCH_SIZE = Histogram("whatsapp_helpdesk_ingest_batch_deliveries",
-                       "Aircall deliveries stored per transaction by the web process's writer "
-                       "(INGEST_MODE=direct) or its spool's drain",
-                       buckets=(1, 2, 4, 8, 16, 32, 64, 128))
 
 # A bound on one transaction's size: long enough to share a commit among every request a
 # web process holds at once, short enough that a batch's statements stay a few ms.

@@ -72,7 +72,7 @@ from whatsapp_helpdesk.native_tickets import tickets as native_tickets
 from whatsapp_helpdesk.replies import statuses
 from whatsapp_helpdesk.replies.reply import store_outgoing_reply
 from whatsapp_helpdesk.spool import Spool, SpooledRecord, SpoolFull
-from whatsapp_helpdesk.web.ingest_writer import BATCH_SIZE
+from whatsapp_helpdesk.web.webhook_intake import BATCH_SIZE
 
 # HubSpot's custom-channel events, each to the slice it belongs to (wired here, at the edge:
 # the inbound slice that keeps the event does not import replies or connect).
