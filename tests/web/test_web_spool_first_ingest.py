@@ -192,17 +192,25 @@ def test_issue17_past_the_backlog_bound_the_answer_waits_for_the_drain_then_is_5
 
 
 def _other_process(stack: Stack) -> WebhookSpool:
-    """Another web process's side of the same spool directory (its own segments)."""
+    """Another web process's side of the same spool directory (its own segments), its drain
+    not started: what it appends stays until the test replays it (or it "crashes")."""
     other = WebhookSpool(stack.services)
     other.refresh_digests()
     return other
 
 
+def _records(stack: Stack, bodies: list[bytes]) -> list[dict[str, Any]]:
+    """The fast path's spool records for these deliveries (as any web process builds them)."""
+    records = [_webhook_spool(stack).fast_path_record(body) for body in bodies]
+    assert all(records)
+    return [r for r in records if r]
+
+
 def test_issue17_a_crashed_process_records_are_stored_once_by_a_live_one(stack: Stack) -> None:
     token = _connected(stack)
     crashed = _other_process(stack)
-    records = [crashed.fast_path_record(_body(token, f"before the crash {i}")) for i in range(3)]
-    assert crashed.append_fast([r for r in records if r]).status_code == 200
+    records = _records(stack, [_body(token, f"before the crash {i}") for i in range(3)])
+    assert crashed.append_fast(records).status_code == 200
     # The process dies after the fsync, before its drain: its segment's lock goes with it.
     crashed.spool.close()
 
@@ -217,8 +225,8 @@ def test_issue17_two_processes_on_one_spool_each_store_their_own_exactly_once(
     token = _connected(stack)
     other = _other_process(stack)
     try:
-        records = [other.fast_path_record(_body(token, f"other {i}")) for i in range(3)]
-        assert other.append_fast([r for r in records if r]).status_code == 200
+        records = _records(stack, [_body(token, f"other {i}") for i in range(3)])
+        assert other.append_fast(records).status_code == 200
         [others_segment] = other.spool.segments()
         assert [_post(stack, _body(token, f"this {i}")).json()["result"]
                 for i in range(3)] == ["spooled"] * 3

@@ -296,7 +296,10 @@ class WebhookSpool:
         """The spool record of a delivery the fast path acknowledges once spooled: a valid
         inbound WhatsApp `message.received`, for a number with a live channel account, from a
         webhook registration the cache knows. None for anything else, which the direct path
-        answers as before (401, 4xx, other events, numbers not connected)."""
+        answers as before (401, 4xx, other events, numbers not connected); None too while
+        no drain runs (an app served without its lifespan), which would leave it spooled."""
+        if self._thread is None:
+            return None
         try:
             envelope = parse_envelope(body)  # the input limits (R43) included
         except InvalidAircallPayload:
