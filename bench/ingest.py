@@ -10,6 +10,12 @@ JSON body) on the same server stack (`cli.web_server_options`). The load generat
 here, pinned to core 0: a closed loop of keep-alive connections for `--seconds` against
 each (interleaved), then an open loop at half the bridge's measured maximum rate for the
 ack p50/p99. Every request must be answered (a missing answer is counted and reported).
+With INGEST_MODE=spool (the default, decision 0011) a 2xx means "fsync'ed to the spool" and
+the web process stores the spool in the database afterwards: after each bridge round the
+bench waits until every 2xx so far is a row, and prints that "stored" rate too (rows over the
+time from the round's start until the last one is in the database); the bare endpoint is run
+only once the bridge has drained, so that the drain never shares its core. `--mode direct`
+measures the group-commit path (answered after the database commit).
 With `--worker` a `whatsapp-helpdesk worker` process runs on core 1 too, publishing what is
 ingested; `--hubspot-latency-ms` makes the sandbox HubSpot answer that late.
 Read the ratios of one run, not the absolute numbers (2 shared cores).
@@ -162,16 +168,25 @@ def profile_in_process(label: str, settings: Settings, body: callable,  # type: 
 
     spool = WebhookSpool(build_services(settings))
     spool.refresh_digests()
+    if settings.ingest_mode == "spool":
+        spool.start()  # the fast path spools only while a drain runs (in its own thread)
     bodies = [body() for _ in range(deliveries)]
     profiler = cProfile.Profile()
-    cpu = time.process_time()
+    cpu = time.thread_time()  # this thread's: the acknowledgements, not the drain
     profiler.enable()
-    # In batches of `batch`, as the web process's writer takes them under load (0010).
+    # In batches of `batch`, as the web process's writer takes them under load (0010), or
+    # with INGEST_MODE=spool as the fast path acknowledges them (0011): spooled in groups.
     for start in range(0, len(bodies), batch):
+        if settings.ingest_mode == "spool":
+            records = [spool.fast_path_record(b) for b in bodies[start:start + batch]]
+            assert all(records)
+            assert spool.append_fast(records).status_code == 200  # type: ignore[arg-type]
+            continue
         for outcome in spool.receive_aircall_batch(bodies[start:start + batch]):
             assert not isinstance(outcome, Exception) and outcome.status_code == 200
     profiler.disable()
-    cpu = time.process_time() - cpu
+    cpu = time.thread_time() - cpu
+    spool.stop()
     print(f"{label}: {cpu / deliveries * 1000:.2f} ms CPU per delivery under the profiler "
           f"(batches of {batch})")
     pstats.Stats(profiler).sort_stats("cumulative").print_stats(30)
@@ -214,6 +229,23 @@ def wait_port(port: int, process: subprocess.Popen[bytes]) -> None:
     raise RuntimeError("server did not start")
 
 
+def stored_rows(services: object) -> int:
+    with services.engine.connect() as conn:  # type: ignore[attr-defined]
+        return int(conn.execute(text("SELECT count(*) FROM webhook_events "
+                                     "WHERE source = 'aircall'")).scalar_one())
+
+
+def wait_stored(services: object, rows: int, timeout: float = 600) -> float:
+    """Until the database holds `rows` Aircall deliveries (the web process's drain, polled);
+    when that was seen."""
+    deadline = time.monotonic() + timeout
+    while stored_rows(services) < rows:
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"the spool was not drained in {timeout:.0f} s")
+        time.sleep(0.02)
+    return time.perf_counter()
+
+
 def run_database(label: str, database_url: str, args: argparse.Namespace) -> dict[str, float]:
     socks = [_bound_socket() for _ in range(2)]
     hub, air = (f"http://127.0.0.1:{s.getsockname()[1]}" for s in socks)
@@ -225,8 +257,10 @@ def run_database(label: str, database_url: str, args: argparse.Namespace) -> dic
     env_values = {"DATABASE_URL": database_url, "PUBLIC_URL": web, "PORT": str(web_port),
                   "SANDBOX_HUBSPOT_PORT": str(socks[0].getsockname()[1]),
                   "SANDBOX_AIRCALL_PORT": str(socks[1].getsockname()[1]),
-                  "REORDER_GRACE_SECONDS": "0", "LOG_LEVEL": "WARNING"}
-    settings = Settings(**{k.lower(): v for k, v in env_values.items()}, _env_file=None)
+                  "REORDER_GRACE_SECONDS": "0", "LOG_LEVEL": "WARNING",
+                  "INGEST_MODE": args.mode}
+    settings = Settings(**{k.lower(): v for k, v in env_values.items()}, _env_file=None,
+                        spool_dir=tempfile.mkdtemp(prefix="bench-ingest-spool-"))
     services = build_services(settings)
     upgrade(services.engine)
     servers = [Served(socks[0], hubspot_app(public_base_url=hub)).start(),
@@ -278,7 +312,9 @@ def run_database(label: str, database_url: str, args: argparse.Namespace) -> dic
 
         os.sched_setaffinity(0, {0})
         figures: dict[str, float] = {}
-        bridge_rates, bare_rates = [], []
+        bridge_rates, bare_rates, stored_rates = [], [], []
+        total_cpu_bridge = 0.0
+        answered_so_far = stored_rows(services)
         bridge_lat: list[float] = []
         unanswered = 0
         non_2xx = 0
@@ -290,9 +326,17 @@ def run_database(label: str, database_url: str, args: argparse.Namespace) -> dic
             for port, rates in ((web_port, bridge_rates), (bare_port, bare_rates)):
                 load = Load(port, body)
                 before = cpu_seconds(pids[port])
+                started = time.perf_counter()
                 rates.append(asyncio.run(load.closed_loop(args.connections, args.seconds)))
                 cpu[port] += cpu_seconds(pids[port]) - before
                 answered[port] += len(load.latencies)
+                if port == web_port:
+                    # Every 2xx of the round in the database before anything else runs.
+                    ok = sum(n for s, n in load.statuses.items() if 200 <= s < 300)
+                    answered_so_far += ok
+                    drained = wait_stored(services, answered_so_far)
+                    stored_rates.append(ok / (drained - started))
+                    total_cpu_bridge += cpu_seconds(pids[port]) - before
                 unanswered += load.unanswered
                 if port == web_port:
                     loads.append(load)
@@ -301,6 +345,8 @@ def run_database(label: str, database_url: str, args: argparse.Namespace) -> dic
         figures["bridge_cpu_ms"] = cpu[web_port] / max(1, answered[web_port]) * 1000
         figures["bare_cpu_ms"] = cpu[bare_port] / max(1, answered[bare_port]) * 1000
         figures["bridge"] = statistics.median(bridge_rates)
+        figures["stored"] = statistics.median(stored_rates)
+        figures["bridge_total_cpu_ms"] = total_cpu_bridge / max(1, answered[web_port]) * 1000
         figures["bare"] = statistics.median(bare_rates)
         figures["sat_p50"], figures["sat_p99"] = pct(bridge_lat, 0.5), pct(bridge_lat, 0.99)
         saturated_batches = batch_totals(web)
@@ -311,6 +357,8 @@ def run_database(label: str, database_url: str, args: argparse.Namespace) -> dic
         figures["half_p50"], figures["half_p99"] = pct(half.latencies, 0.5), pct(
             half.latencies, 0.99)
         figures["half_sent"] = half.sent
+        half_ok = sum(n for s, n in half.statuses.items() if 200 <= s < 300)
+        wait_stored(services, answered_so_far + half_ok)
         all_batches = batch_totals(web)
         figures["batch_half"] = (all_batches[0] - saturated_batches[0]) / max(
             1.0, all_batches[1] - saturated_batches[1])
@@ -319,23 +367,25 @@ def run_database(label: str, database_url: str, args: argparse.Namespace) -> dic
         figures["unanswered"], figures["non_2xx"] = unanswered, non_2xx
         answered_2xx = sum(n for load in (*loads, half) for s, n in load.statuses.items()
                            if 200 <= s < 300)
-        with services.engine.connect() as conn:
-            kept = conn.execute(text("SELECT count(*) FROM webhook_events "
-                                     "WHERE source = 'aircall'")).scalar_one()
+        kept = stored_rows(services)
         # Every body is a new delivery: each 2xx must be a row (R11); more rows than 2xx
         # would be deliveries kept whose answer was lost.
         figures["kept"], figures["answered_2xx"] = kept, answered_2xx
         os.sched_setaffinity(0, set(range(os.cpu_count() or 1)))
 
-        print(f"{label:10} bridge {figures['bridge']:7.0f} req/s  bare {figures['bare']:7.0f} "
-              f"req/s  ratio {figures['bridge'] / figures['bare']:.3f}  "
+        print(f"{label:10} [{args.mode}] bridge acks {figures['bridge']:7.0f} req/s  bare "
+              f"{figures['bare']:7.0f} req/s  ratio {figures['bridge'] / figures['bare']:.3f}  "
+              f"| stored {figures['stored']:5.0f} rows/s (ratio "
+              f"{figures['stored'] / figures['bare']:.3f})  "
               f"saturated ack p50 {figures['sat_p50']:.1f} ms p99 {figures['sat_p99']:.1f} ms  "
               f"| at {figures['half_rate']:.0f}/s (half): p50 {figures['half_p50']:.1f} ms "
               f"p99 {figures['half_p99']:.1f} ms  | unanswered {unanswered}  non-2xx {non_2xx}  "
               f"| kept {kept} rows for {answered_2xx} answers 2xx  "
               f"| deliveries per transaction: saturated {figures['batch_saturated']:.1f}, half "
               f"{figures['batch_half']:.1f}  | CPU per request: bridge "
-              f"{figures['bridge_cpu_ms']:.2f} ms, bare {figures['bare_cpu_ms']:.2f} ms, ratio "
+              f"{figures['bridge_cpu_ms']:.2f} ms while acking, "
+              f"{figures['bridge_total_cpu_ms']:.2f} ms until stored, bare "
+              f"{figures['bare_cpu_ms']:.2f} ms, ratio "
               f"{figures['bare_cpu_ms'] / max(1e-9, figures['bridge_cpu_ms']):.3f}",
               flush=True)
         return figures
@@ -359,6 +409,8 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=32,
                         help="with --profile: deliveries per transaction (1: one by one)")
     parser.add_argument("--worker", action="store_true")
+    parser.add_argument("--mode", choices=("spool", "direct"), default="spool",
+                        help="INGEST_MODE of the bridge (default: spool, the default)")
     parser.add_argument("--hubspot-latency-ms", type=int, default=0)
     parser.add_argument("--profile", type=int, default=0, metavar="DELIVERIES",
                         help="profile this many deliveries in-process instead of serving")
@@ -368,7 +420,8 @@ def main() -> None:
         return
     print(f"nproc {os.cpu_count()}  {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}  "
           f"worker {'on' if args.worker else 'off'}  hubspot latency {args.hubspot_latency_ms} ms"
-          f"  {args.connections} connections, {args.rounds}×{args.seconds:g} s interleaved")
+          f"  {args.connections} connections, {args.rounds}×{args.seconds:g} s interleaved  "
+          f"INGEST_MODE={args.mode}")
     tmp = Path(tempfile.mkdtemp(prefix="bench-ingest-db-"))
     for name in args.databases.split(","):
         if name == "sqlite":

@@ -12,6 +12,7 @@ documented APIs.
 from __future__ import annotations
 
 from functools import cached_property
+from typing import Literal
 
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -59,6 +60,17 @@ class Settings(BaseSettings):
         75.0, gt=0, description="How long the web app keeps an idle HTTP connection open; "
         "longer than its clients and proxies keep one (httpx 5 s, load balancers 60 s), so "
         "that a request is never sent on a connection the server is closing.")
+    ingest_mode: Literal["spool", "direct"] = Field(
+        "spool",
+        description="How a web process acknowledges an Aircall inbound WhatsApp message for a "
+        "connected number: `spool` (fsync'ed to the webhook spool, answered, then stored in the "
+        "database in batches by the drain; docs/decisions/0011-spool-first-ingest.md) or "
+        "`direct` (answered after the database commit holding it). Other deliveries always "
+        "take the direct path.")
+    spool_backlog_max_records: int = Field(
+        20_000, ge=1,
+        description="Spooled deliveries a web process may hold before the database has them; "
+        "beyond it the fast path's answers wait for the drain (then 503, so Aircall retries).")
     ingest_writers: int = Field(
         0, ge=0, le=32,
         description="Threads of a web process that store Aircall webhooks, each committing "

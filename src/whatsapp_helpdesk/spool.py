@@ -2,6 +2,9 @@
 
 While the database is unreachable, the web process keeps each authenticated delivery here
 before it answers 2xx, and replays the spool into the database, in order, when it returns.
+With INGEST_MODE=spool it also keeps inbound messages here while the database answers, and
+drains them into it continuously (docs/decisions/0011-spool-first-ingest.md): appends come in
+groups (`append_many`: one write, one fsync) and replay in batches (`replay_batches`).
 
 On disk: one directory shared by the web processes of one database; each process appends
 to segment files of its own (`spool-<time_ns>-<pid>-<random>.log`), holding an exclusive
@@ -16,7 +19,8 @@ write leaves a torn last record: its length, magic or CRC do not match, and it i
 (it was never acknowledged, so the provider retries it). Replay progress is a cursor file
 next to the segment (`<segment>.ack`, the byte offset of the next record), replaced
 atomically after each replayed record: a crash mid-replay re-does at most the one record
-whose cursor was not yet written, and the database's dedupe constraints absorb it.
+whose cursor was not yet written (with `replay_batches`, the one batch), and the database's
+dedupe constraints absorb it.
 """
 
 from __future__ import annotations
@@ -139,23 +143,44 @@ class Spool:
         self._replay_lock = threading.Lock()  # one replay at a time in this process
         self._active: tuple[Path, int] | None = None  # segment being appended to, its fd
         self._sealed: list[tuple[Path, int]] = []  # own segments awaiting replay, fd held
+        self._unreplayed = 0  # records of this process's segments not replayed yet
+        self._replayed = threading.Condition(self._lock)  # notified as _unreplayed falls
 
     # --- writing -------------------------------------------------------------------------
 
     def append(self, payload: dict[str, Any]) -> None:
         """Durably keep one delivery; raises `SpoolFull`. Returns only after fsync."""
-        record = encode_record(payload, self._clock())
+        self.append_many([payload])
+
+    def append_many(self, payloads: list[dict[str, Any]]) -> None:
+        """Durably keep several deliveries, in order, with ONE write and ONE fsync (group
+        fsync: requests that arrived together share it); all or none is acknowledged: raises
+        `SpoolFull` when they do not all fit. Returns only after the fsync."""
+        now = self._clock()
+        records = b"".join(encode_record(payload, now) for payload in payloads)
         with self._lock:
-            if self.pending_bytes() + len(record) > self.max_bytes:
+            if self.pending_bytes() + len(records) > self.max_bytes:
                 raise SpoolFull(f"the spool holds its maximum of {self.max_bytes} bytes")
             if self._active is None:
                 self._active = self._new_segment()
             _, fd = self._active
-            view = memoryview(record)
+            view = memoryview(records)
             while view:
                 written = os.write(fd, view)
                 view = view[written:]
             os.fsync(fd)
+            self._unreplayed += len(payloads)
+
+    def unreplayed(self) -> int:
+        """Records this process appended that are not replayed yet (its own backlog: no
+        file is read)."""
+        return self._unreplayed
+
+    def wait_for_room(self, max_records: int, timeout: float) -> bool:
+        """Whether this process's backlog is (or, within `timeout`, falls) below
+        `max_records`."""
+        with self._replayed:
+            return self._replayed.wait_for(lambda: self._unreplayed < max_records, timeout)
 
     def _new_segment(self) -> tuple[Path, int]:
         self.directory.mkdir(parents=True, exist_ok=True)
@@ -209,6 +234,19 @@ class Spool:
         `deliver`; a record counts as replayed when `deliver` returns, and replay stops at
         the first exception (the database went away again), to resume from there later.
         Returns the number of records replayed."""
+        def deliver_each(batch: list[SpooledRecord]) -> None:
+            for record in batch:
+                deliver(record.payload)
+
+        return self.replay_batches(deliver_each, 1)
+
+    def replay_batches(self, deliver_batch: Callable[[list[SpooledRecord]], None],
+                       max_batch: int) -> int:
+        """As `replay`, in batches of up to `max_batch` consecutive records of one segment:
+        a batch counts as replayed when `deliver_batch` returns (the cursor moves past all of
+        it at once), so `deliver_batch` must keep all of it or none (one transaction): a
+        crash between its commit and the cursor re-delivers the batch, which the database's
+        dedupe constraints absorb."""
         with self._replay_lock:
             with self._lock:
                 # New deliveries go to a fresh segment while this one is replayed.
@@ -225,16 +263,32 @@ class Spool:
                         continue  # a live process's segment: it replays its own
                 try:
                     offset = read_cursor(segment)
+                    batch: list[SpooledRecord] = []
                     for record in read_records(segment, offset):
-                        deliver(record.payload)
-                        write_cursor(segment, record.end_offset)
-                        replayed += 1
+                        batch.append(record)
+                        if len(batch) >= max_batch:
+                            replayed += self._deliver_batch(segment, batch, deliver_batch,
+                                                            segment in own)
+                            batch = []
+                    if batch:
+                        replayed += self._deliver_batch(segment, batch, deliver_batch,
+                                                        segment in own)
                 except BaseException:
                     if segment not in own:
                         os.close(fd)
                     raise
                 self._remove(segment, fd)
             return replayed
+
+    def _deliver_batch(self, segment: Path, batch: list[SpooledRecord],
+                       deliver_batch: Callable[[list[SpooledRecord]], None], own: bool) -> int:
+        deliver_batch(batch)
+        write_cursor(segment, batch[-1].end_offset)
+        if own:
+            with self._lock:
+                self._unreplayed = max(0, self._unreplayed - len(batch))
+                self._replayed.notify_all()
+        return len(batch)
 
     def _claim_orphan(self, segment: Path) -> int | None:
         try:

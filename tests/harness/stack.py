@@ -143,13 +143,21 @@ class Stack:
         return self.hubspot.get(f"/_sandbox/portals/{PORTAL}/tickets").json()["tickets"]
 
     def wait_deliveries(self, *, timeout: float = 10.0) -> None:
-        """Until the sandbox Aircall has no webhook delivery in flight."""
+        """Until the sandbox Aircall has no webhook delivery in flight, and what the bridge
+        acknowledged from its spool (INGEST_MODE=spool, decision 0011) is in the database,
+        unless the database is down (R53: then it stays spooled)."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            if self.aircall.get("/_sandbox/deliveries").json()["pending"] == 0:
+            if self.aircall.get("/_sandbox/deliveries").json()["pending"] == 0 and (
+                    self.spool_drained()):
                 return
             time.sleep(0.05)
         raise AssertionError("Aircall deliveries still pending")
+
+    def spool_drained(self) -> bool:
+        webhook_spool = self.web_app.state.webhook_spool if self.web_app is not None else None
+        return webhook_spool is None or webhook_spool.spool.unreplayed() == 0 or (
+            webhook_spool.database_down)
 
 
 def switch_on_every_whatsapp_number(services: Services, installation_id: int) -> None:

@@ -198,3 +198,77 @@ def test_R53_a_killed_web_process_segment_is_replayed_by_a_live_one(tmp_path: Pa
         if writer.poll() is None:
             writer.kill()
             writer.wait(timeout=10)
+
+
+# --- Issue 17 items 1, 2 (decision 0011): group fsync and batched replay --------------------
+
+
+def test_issue17_append_many_keeps_a_group_with_one_write_and_one_fsync(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    spool = Spool(tmp_path, 1_000_000)
+    spool.append(_payload(0))  # the segment (and its directory entry) exists already
+    synced: list[int] = []  # size of the segment when each fsync was called
+    real_fsync = os.fsync
+
+    def recording_fsync(fd: int) -> None:
+        synced.append(os.fstat(fd).st_size)
+        real_fsync(fd)
+
+    monkeypatch.setattr(spool_module.os, "fsync", recording_fsync)
+    spool.append_many([_payload(i) for i in range(1, 6)])
+
+    [segment] = spool.segments()
+    # One fsync for the five, once all five were written.
+    assert synced == [segment.stat().st_size]
+    assert [r.payload for r in read_records(segment)] == [_payload(i) for i in range(6)]
+    assert spool.unreplayed() == 6
+    spool.close()
+
+
+def test_issue17_a_group_that_does_not_fit_is_refused_whole(tmp_path: Path) -> None:
+    one = len(spool_module.encode_record(_payload(1), 0.0))
+    spool = Spool(tmp_path, 3 * one)
+    spool.append_many([_payload(1), _payload(2)])
+    with pytest.raises(SpoolFull):
+        spool.append_many([_payload(3), _payload(4)])
+    assert [r.payload for r in read_records(spool.segments()[0])] == [_payload(1), _payload(2)]
+    assert spool.unreplayed() == 2
+    spool.close()
+
+
+def test_issue17_batched_replay_moves_the_cursor_past_whole_batches_only(tmp_path: Path) -> None:
+    spool = Spool(tmp_path, 1_000_000)
+    spool.append_many([_payload(i) for i in range(7)])
+    batches: list[list[dict[str, Any]]] = []
+
+    def fail_on_third(batch: list[Any]) -> None:
+        if len(batches) == 2:
+            raise ConnectionError("database gone")
+        batches.append([record.payload for record in batch])
+
+    with pytest.raises(ConnectionError):
+        spool.replay_batches(fail_on_third, 3)
+    assert batches == [[_payload(0), _payload(1), _payload(2)],
+                       [_payload(3), _payload(4), _payload(5)]]
+    [segment] = spool.segments()
+    # The failed batch is not acknowledged: the next replay starts at its first record.
+    assert [r.payload for r in read_records(segment, read_cursor(segment))] == [_payload(6)]
+    assert spool.unreplayed() == 1
+
+    rest: list[dict[str, Any]] = []
+    assert spool.replay_batches(lambda b: rest.extend(r.payload for r in b), 3) == 1
+    assert rest == [_payload(6)] and spool.segments() == [] and spool.unreplayed() == 0
+
+
+def test_issue17_wait_for_room_returns_once_the_replay_frees_some(tmp_path: Path) -> None:
+    import threading
+
+    spool = Spool(tmp_path, 1_000_000)
+    spool.append_many([_payload(i) for i in range(4)])
+    assert not spool.wait_for_room(4, timeout=0.01)
+    waited: list[bool] = []
+    waiter = threading.Thread(target=lambda: waited.append(spool.wait_for_room(4, timeout=30)))
+    waiter.start()
+    spool.replay_batches(lambda batch: None, 2)
+    waiter.join(30)
+    assert waited == [True]

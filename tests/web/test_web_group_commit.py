@@ -100,7 +100,7 @@ def _counted(stack: Stack) -> Iterator[_Commits]:
 def stack(database_url: str, tmp_path: Path) -> Iterator[Stack]:
     """One writer, so that what queues behind the held commit is one batch (on PostgreSQL
     the default is four writers, which would take them in parallel batches)."""
-    with running_stack(database_url, tmp_path, ingest_writers=1) as running:
+    with running_stack(database_url, tmp_path, ingest_writers=1, ingest_mode="direct") as running:
         yield running
 
 

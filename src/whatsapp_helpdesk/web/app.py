@@ -31,7 +31,11 @@ from whatsapp_helpdesk.web import (
     sandbox_routes,
 )
 from whatsapp_helpdesk.web.error_pages import install_error_pages
-from whatsapp_helpdesk.web.ingest_writer import AircallIngestWriter
+from whatsapp_helpdesk.web.ingest_writer import (
+    AircallFastPath,
+    AircallIngestWriter,
+    SpoolAppender,
+)
 from whatsapp_helpdesk.web.security_headers import SecurityHeaders
 from whatsapp_helpdesk.web.sessions import ServerSessions, renew, revoke_installation
 from whatsapp_helpdesk.web.webhook_intake import WEBHOOKS, read_limited_body
@@ -45,6 +49,7 @@ def create_app(services: Services) -> FastAPI:
     settings = services.settings
     webhook_spool = WebhookSpool(services)
     ingest_writer = AircallIngestWriter(webhook_spool)
+    spool_appender = SpoolAppender(webhook_spool)
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
@@ -54,6 +59,7 @@ def create_app(services: Services) -> FastAPI:
         try:
             yield
         finally:
+            await run_in_threadpool(spool_appender.stop)
             await run_in_threadpool(ingest_writer.stop)
             await run_in_threadpool(webhook_spool.stop)
 
@@ -65,6 +71,11 @@ def create_app(services: Services) -> FastAPI:
     # Server-side sessions: the cookie is a random id (issue 12, item 4).
     app.add_middleware(ServerSessions, sessions=services.sessions,
                        https_only=settings.public_url.startswith("https://"))
+    if settings.ingest_mode == "spool":
+        # Outside the sessions, inside the security headers: Aircall's inbound messages are
+        # spooled and answered before any session or routing work (decision 0011).
+        app.add_middleware(AircallFastPath, webhook_spool=webhook_spool,
+                           appender=spool_appender, max_body=MAX_WEBHOOK_BODY)
     app.add_middleware(SecurityHeaders, settings=settings)  # issue 12, item 5
 
     @app.get("/healthz")

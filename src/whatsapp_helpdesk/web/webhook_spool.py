@@ -12,6 +12,12 @@ spool has a backlog, new deliveries queue behind it, so that the database receiv
 the order they arrived. A background thread replays the spool, through the same handlers
 as a live delivery, as soon as the database answers again; the dedupe constraints make a
 replayed record that was already stored a no-op.
+
+The fast ingest path (issue 17 items 1, 2; docs/decisions/0011-spool-first-ingest.md) uses the
+same spool while the database answers: an inbound WhatsApp message for a connected number,
+from a registration the cache knows, is spooled (group fsync, web/ingest_writer.py) and
+acknowledged at once; the drain thread stores the spool in the database in batches, one
+transaction each, continuously. Every other delivery takes the direct path as before.
 """
 
 from __future__ import annotations
@@ -33,7 +39,9 @@ from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 
 from whatsapp_helpdesk.aircall import (
     InvalidAircallPayload,
+    MessageEvent,
     parse_envelope,
+    parse_event,
     token_digest,
 )
 from whatsapp_helpdesk.aircall.payloads import CALL_EVENTS, NUMBER_EVENTS
@@ -43,7 +51,7 @@ from whatsapp_helpdesk.connect.channel_accounts import (
     on_channel_account_updated,
 )
 from whatsapp_helpdesk.connect.numbers_refresh import on_number_event
-from whatsapp_helpdesk.db.models import Installation
+from whatsapp_helpdesk.db.models import ChannelAccount, Installation, Number
 from whatsapp_helpdesk.hubspot import InvalidSignature, verify_signature_v3
 from whatsapp_helpdesk.inbound.hubspot_delivery import (
     Handlers,
@@ -63,7 +71,8 @@ from whatsapp_helpdesk.native_tickets import contact_company
 from whatsapp_helpdesk.native_tickets import tickets as native_tickets
 from whatsapp_helpdesk.replies import statuses
 from whatsapp_helpdesk.replies.reply import store_outgoing_reply
-from whatsapp_helpdesk.spool import Spool, SpoolFull
+from whatsapp_helpdesk.spool import Spool, SpooledRecord, SpoolFull
+from whatsapp_helpdesk.web.webhook_intake import BATCH_SIZE
 
 # HubSpot's custom-channel events, each to the slice it belongs to (wired here, at the edge:
 # the inbound slice that keeps the event does not import replies or connect).
@@ -95,9 +104,28 @@ DATABASE_DOWN: tuple[type[Exception], ...] = (OperationalError, InterfaceError, 
 
 # How often the digest cache is re-read while the database answers.
 DIGEST_REFRESH_SECONDS = 30.0
+# How often, at most, a delivery the fast path did not know (a number connected since the
+# last refresh) re-reads the caches.
+CACHE_MISS_REFRESH_SECONDS = 1.0
+# Spooled deliveries stored per transaction by the drain: one commit (and fsync) shared,
+# short enough (tens of ms of Python) that the drain soon checks for acknowledgements again.
+DRAIN_BATCH = 32
+# The drain and the acknowledgements share the web process's GIL (and, usually, a core):
+# while fast-path requests are in flight, or one arrived or was answered within
+# ACK_QUIET_SECONDS (a client sends its next one right after an answer), the drain
+# leaves the process to the acknowledgements, so that a burst is absorbed at the full
+# acknowledgement rate; it drains when they pause, when the oldest waiting delivery is
+# DRAIN_MAX_LAG_SECONDS old (a message is never held back longer by a burst), or when the
+# backlog passes half its bound.
+ACK_QUIET_SECONDS = 0.02
+DRAIN_MAX_LAG_SECONDS = 5.0
+# How long a fast-path acknowledgement waits for the drain to make room under the backlog
+# bound before it answers 503 (Aircall retries).
+BACKLOG_WAIT_SECONDS = 10.0
 
 SPOOLED = Counter("whatsapp_helpdesk_spool_appended_total",
-                  "Webhook deliveries written to the spool (database unreachable)", ["source"])
+                  "Webhook deliveries written to the spool (database unreachable, or the fast "
+                  "ingest path)", ["source"])
 REPLAYED = Counter("whatsapp_helpdesk_spool_replayed_total",
                    "Spooled webhook deliveries replayed into the database", ["source"])
 REFUSED = Counter("whatsapp_helpdesk_spool_refused_total",
@@ -124,7 +152,16 @@ class WebhookSpool:
         self.spool = Spool(directory, settings.spool_max_bytes)
         self._digests: dict[str, int] = {}
         self._digests_read_at = float("-inf")
+        # (installation id, Aircall number id) of the numbers with a live channel account:
+        # the fast path spools only their inbound messages.
+        self._connected_numbers: frozenset[tuple[int, str]] = frozenset()
         self._stop = threading.Event()
+        self._wake = threading.Event()  # a fast-path append: the drain starts at once
+        self.database_down = False  # as the last replay round found it
+        # Monotonic time a fast-path request last arrived or was answered.
+        self.last_fast_activity = float("-inf")
+        self.acks_in_flight = 0  # fast-path requests not answered yet (event loop's count)
+        self.backlog_max_records = settings.spool_backlog_max_records
         self._thread: threading.Thread | None = None
 
     # --- receiving -----------------------------------------------------------------------
@@ -185,6 +222,8 @@ class WebhookSpool:
                 if outcome.status_code != 401 and p.webhook_digest not in self._digests:
                     # A webhook registered since the last refresh: known before any outage.
                     self.refresh_digests()
+                else:
+                    self._note_direct_outcome(p, outcome)
                 outcomes.append(outcome)
         return outcomes
 
@@ -230,14 +269,16 @@ class WebhookSpool:
         return True
 
     def _spool_aircall(self, installation_id: int, body: bytes) -> Outcome:
+        digest = token_digest(json.loads(body).get("token", ""))
+        return self._append("aircall", self._aircall_record(installation_id, digest, body))
+
+    @staticmethod
+    def _aircall_record(installation_id: int, digest: str, body: bytes) -> dict[str, Any]:
         envelope = json.loads(body)
-        digest = token_digest(envelope.get("token", ""))
         # The token is a secret: never written to disk; the digest names the registration.
         envelope["token"] = ""
-        return self._append("aircall", {
-            "source": "aircall", "installation_id": installation_id, "webhook_digest": digest,
-            "body": json.dumps(envelope, separators=(",", ":")),
-        })
+        return {"source": "aircall", "installation_id": installation_id,
+                "webhook_digest": digest, "body": json.dumps(envelope, separators=(",", ":"))}
 
     def _append(self, source: str, record: dict[str, Any]) -> Outcome:
         try:
@@ -249,6 +290,69 @@ class WebhookSpool:
         SPOOLED.labels(source).inc()
         return Outcome(200, "spooled")
 
+    # --- the fast path (decision 0011) ----------------------------------------------------
+
+    def fast_path_record(self, body: bytes) -> dict[str, Any] | None:
+        """The spool record of a delivery the fast path acknowledges once spooled: a valid
+        inbound WhatsApp `message.received`, for a number with a live channel account, from a
+        webhook registration the cache knows. None for anything else, which the direct path
+        answers as before (401, 4xx, other events, numbers not connected); None too while
+        no drain runs (an app served without its lifespan), which would leave it spooled."""
+        if self._thread is None:
+            return None
+        try:
+            envelope = parse_envelope(body)  # the input limits (R43) included
+        except InvalidAircallPayload:
+            return None
+        if envelope.event != "message.received" or not envelope.token:
+            return None
+        digest = token_digest(envelope.token)
+        installation_id = self._digests.get(digest)
+        if installation_id is None:
+            return None
+        try:
+            event = parse_event(envelope)
+        except InvalidAircallPayload:
+            return None
+        if not isinstance(event, MessageEvent) or not event.message.is_whatsapp or (
+                event.message.direction != "inbound") or (
+                (installation_id, str(event.number_id)) not in self._connected_numbers):
+            return None
+        self.last_fast_activity = time.monotonic()
+        return self._aircall_record(installation_id, digest, body)
+
+    def append_fast(self, records: list[dict[str, Any]]) -> Outcome:
+        """Spool deliveries that arrived together with one fsync; the answer for all of
+        them. Beyond the backlog bound the answer waits for the drain to make room (the
+        acknowledgements slow down to the database's pace), then is 503 so Aircall retries."""
+        if not self.spool.wait_for_room(self.backlog_max_records, BACKLOG_WAIT_SECONDS):
+            REFUSED.labels("backlog").inc(len(records))
+            log.warning("webhook.spool_backlog_full", records=self.spool.unreplayed(),
+                        bound=self.backlog_max_records)
+            return Outcome(503, "busy", "ingest backlog full; retry later")
+        try:
+            self.spool.append_many(records)
+        except SpoolFull:
+            REFUSED.labels("spool_full").inc(len(records))
+            log.error("webhook.spool_full", source="aircall", max_bytes=self.spool.max_bytes)
+            return Outcome(503, "spool_full", "spool full; retry later")
+        SPOOLED.labels("aircall").inc(len(records))
+        self._wake.set()
+        return Outcome(200, "spooled")
+
+    def _note_direct_outcome(self, delivery: AircallDelivery, outcome: Outcome) -> None:
+        """A message the direct path stored for a number the fast path did not know (just
+        connected): the caches are re-read, at most once a second, so the next ones go fast."""
+        if outcome.result != "stored" or delivery.envelope.event != "message.received":
+            return
+        if time.monotonic() - self._digests_read_at < CACHE_MISS_REFRESH_SECONDS:
+            return
+        event = delivery.event
+        installation_id = self._digests.get(delivery.webhook_digest)
+        if isinstance(event, MessageEvent) and (
+                installation_id, str(event.number_id)) not in self._connected_numbers:
+            self.refresh_digests()
+
     # --- replay --------------------------------------------------------------------------
 
     def replay_once(self) -> int:
@@ -259,11 +363,67 @@ class WebhookSpool:
             with self.services.engine.connect() as connection:
                 connection.execute(text("SELECT 1"))
         except DATABASE_DOWN:
+            self.database_down = True
             return 0
-        replayed = self.spool.replay(self._deliver)
+        self.database_down = False
+        replayed = self.spool.replay_batches(self._deliver_batch, DRAIN_BATCH)
         if replayed:
             log.info("webhook.spool_replayed", records=replayed)
         return replayed
+
+    def _deliver_batch(self, records: list[SpooledRecord]) -> None:
+        """Consecutive records, in order: each run of Aircall deliveries that parse is stored
+        in ONE transaction (ingest_aircall_batch), anything else alone. Raises when the
+        database is down (nothing of the batch counts as replayed then)."""
+        self._yield_to_acknowledgements(records[0].spooled_at)
+        run: list[AircallDelivery] = []
+        for record in records:
+            delivery = self._spooled_delivery(record.payload)
+            if delivery is not None:
+                run.append(delivery)
+                continue
+            self._store_run(run)
+            run = []
+            self._deliver(record.payload)
+        self._store_run(run)
+
+    def _yield_to_acknowledgements(self, oldest_spooled_at: float) -> None:
+        while ((self.acks_in_flight > 0
+                or time.monotonic() - self.last_fast_activity < ACK_QUIET_SECONDS)
+               and time.time() - oldest_spooled_at < DRAIN_MAX_LAG_SECONDS
+               and self.spool.unreplayed() < self.backlog_max_records // 2
+               and not self._stop.wait(ACK_QUIET_SECONDS)):
+            continue
+
+    def _spooled_delivery(self, record: dict[str, Any]) -> AircallDelivery | None:
+        if record.get("source") != "aircall":
+            return None
+        body = str(record.get("body", ""))
+        try:
+            envelope = parse_envelope(body.encode("utf-8"))
+            event = parse_event(envelope)
+        except InvalidAircallPayload:
+            return None  # recorded "invalid" by the one-by-one path
+        return AircallDelivery(int(record["installation_id"]), str(record["webhook_digest"]),
+                               envelope, event, body)
+
+    def _store_run(self, run: list[AircallDelivery]) -> None:
+        if not run:
+            return
+        BATCH_SIZE.observe(len(run))
+        try:
+            ingest_aircall_batch(self.services, AIRCALL_HANDLERS, run)
+        except DATABASE_DOWN:
+            raise
+        except Exception:
+            # Nothing of the run was kept (one transaction): each alone, so that one failing
+            # delivery (a copy racing on a unique constraint) fails only itself.
+            log.info("webhook.spool_run_replayed_one_by_one", deliveries=len(run))
+            for delivery in run:
+                ingest_authenticated_aircall(
+                    self.services, AIRCALL_HANDLERS, int(delivery.installation_id or 0),
+                    delivery.webhook_digest, delivery.envelope, delivery.payload_text)
+        REPLAYED.labels("aircall").inc(len(run))
 
     def _deliver(self, record: dict[str, Any]) -> None:
         body = str(record.get("body", "")).encode("utf-8")
@@ -287,6 +447,13 @@ class WebhookSpool:
             rows = session.execute(select(
                 Installation.aircall_webhook_token_hash, Installation.id
             ).where(Installation.aircall_webhook_token_hash.is_not(None))).all()
+            connected = session.execute(
+                select(Number.installation_id, Number.aircall_number_id)
+                .join(ChannelAccount, ChannelAccount.number_id == Number.id)
+                .where(ChannelAccount.disconnected_at.is_(None))).all()
+        self._connected_numbers = frozenset(
+            (installation_id, str(aircall_number_id))
+            for installation_id, aircall_number_id in connected)
         digests = {digest: installation_id for digest, installation_id in rows
                    if digest is not None}
         if digests != self._digests:
@@ -320,12 +487,13 @@ class WebhookSpool:
             self._digests = {str(k): int(v) for k, v in saved.items()
                              if isinstance(v, int) and not isinstance(v, bool)}
 
-    def tick(self) -> None:
-        """One round of the background thread: refresh the cache when due, replay."""
+    def tick(self) -> int:
+        """One round of the background thread: refresh the cache when due, replay; the
+        number of records replayed."""
         if time.monotonic() - self._digests_read_at >= DIGEST_REFRESH_SECONDS:
             with contextlib.suppress(*DATABASE_DOWN):
                 self.refresh_digests()
-        self.replay_once()
+        return self.replay_once()
 
     # --- lifecycle and visibility --------------------------------------------------------
 
@@ -341,16 +509,27 @@ class WebhookSpool:
 
     def _run(self) -> None:
         interval = self.services.settings.spool_replay_interval_seconds
-        while not self._stop.wait(interval):
+        database_down = False
+        while not self._stop.is_set():
+            if database_down:
+                # Not woken by each append meanwhile: the database is tried once a round.
+                self._stop.wait(interval)
+            else:
+                self._wake.wait(interval)
+            self._wake.clear()
+            if self._stop.is_set():
+                return
             try:
                 self.tick()
+                database_down = self.database_down
             except DATABASE_DOWN:
-                continue  # gone again mid-replay: resumed from the cursor next round
+                database_down = True  # gone mid-replay: resumed from the cursor next round
             except Exception:
                 log.exception("webhook.spool_replay_failed")
 
     def stop(self) -> None:
         self._stop.set()
+        self._wake.set()
         if self._thread is not None:
             self._thread.join(timeout=30)
             self._thread = None
