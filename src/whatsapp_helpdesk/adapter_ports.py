@@ -93,11 +93,12 @@ class HubSpotApp(Protocol):
 
 class AircallCompanies(Protocol):
     """Aircall's public API as one company (its token); `installation_id` paces the calls,
-    `budget_share` keeps a long background job to that share of the company's limit."""
+    `budget_share` keeps a long background job to that share of the company's limit,
+    `booked_only` books the calls in the company's bucket without waiting."""
 
     def aircall(
         self, access_token: str, *, installation_id: int | None = None,
-        budget_share: float | None = None,
+        budget_share: float | None = None, booked_only: bool = False,
     ) -> AircallClient: ...
 
 

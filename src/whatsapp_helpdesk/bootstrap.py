@@ -27,7 +27,7 @@ from whatsapp_helpdesk.db.session import READ_ONLY, make_engine, make_session_fa
 from whatsapp_helpdesk.domain.clock import Clock, OffsetClock, SystemClock
 from whatsapp_helpdesk.http_transport import OAuthApp
 from whatsapp_helpdesk.hubspot import HubSpotDeveloperClient, HubSpotOAuth, HubSpotPortalClient
-from whatsapp_helpdesk.pacing import Limit, Pacer, RateLimiter, SharePacer
+from whatsapp_helpdesk.pacing import BookingPacer, Limit, Pacer, RateLimiter, SharePacer
 from whatsapp_helpdesk.settings import Settings
 
 CLOCK_OFFSET_KEY = "sandbox_clock_offset_seconds"
@@ -111,13 +111,20 @@ class Services:
                                               auth_base=s.aircall_auth_base))
 
     def aircall(self, access_token: str, *, installation_id: int | None = None,
-                budget_share: float | None = None) -> AircallClient:
+                budget_share: float | None = None, booked_only: bool = False) -> AircallClient:
         """`installation_id` paces the calls under the company's rate limit (the worker's);
-        `budget_share` keeps them to that share of it (a long background job's)."""
+        `budget_share` keeps them to that share of it (a long background job's);
+        `booked_only` books them in the company's bucket without waiting (a person waits)."""
         s = self.settings
         limit = self._pace_limit("aircall")
         pacer = self._pacer("aircall", installation_id)
-        if pacer is not None and budget_share is not None:
+        if pacer is not None and booked_only:
+            assert self.rate_limiter is not None and installation_id is not None
+            pacer = BookingPacer(self.rate_limiter,
+                                 lambda: self._pace_key("aircall", installation_id), limit,
+                                 service="Aircall", clock=self.pacing_clock,
+                                 sleep=self.pacing_sleep)
+        elif pacer is not None and budget_share is not None:
             assert self.rate_limiter is not None and installation_id is not None
             pacer = SharePacer(self.rate_limiter,
                                lambda: self._pace_key("aircall", installation_id), limit,

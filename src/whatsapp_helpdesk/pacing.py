@@ -29,6 +29,7 @@ earlier one is pending.
 from __future__ import annotations
 
 import asyncio
+import math
 import time
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
@@ -167,6 +168,21 @@ class Pacer:
             reserved.used = True
             return reserved.permit
         return self._limiter.acquire(key, self._limit, max_wait=self._max_wait)
+
+
+class BookingPacer(Pacer):
+    """Calls made while a person waits (the install's first read of the numbers, in the
+    OAuth callback): each books its slot in the account's bucket but starts at once.
+
+    Waiting there would hold the browser for a minute at Aircall's 60 / min; not booking
+    (as before) left the bucket unaware of them, so the paced work that followed (the
+    numbers refresh, replies) spent the same window's budget again and met a 429. Booked,
+    the burst pushes the bucket's next slot ahead by its own size, and what follows waits
+    for the window to have room."""
+
+    async def before_call(self, operation: str) -> None:
+        await asyncio.to_thread(
+            lambda: self._limiter.acquire(self._key(), self._limit, max_wait=math.inf))
 
 
 class SharePacer(Pacer):

@@ -86,6 +86,8 @@ def test_R44_a_burst_to_one_portal_is_paced_under_the_limit_and_all_delivered(
     # the benchmark (bench/pacing.py, docs/performance.md) measures the ceiling itself.
     assert outcomes.get("rate_limited", 0) <= MESSAGES // 20, outcomes
     assert outcomes.get("ok") == MESSAGES, outcomes
-    # The calls booked the portal's own bucket, shared by both workers.
+    # The calls booked the portal's own bucket, shared by both workers (the Aircall company's
+    # bucket holds the install's first read of the numbers).
     with stack.services.sessions() as session:
-        assert session.scalars(select(RateBucket.key)).all() == [f"hubspot:{PORTAL}"]
+        keys = session.scalars(select(RateBucket.key)).all()
+    assert [k for k in keys if k.startswith("hubspot:")] == [f"hubspot:{PORTAL}"]

@@ -221,7 +221,8 @@ async def _delete_old_webhook(services: ConnectDeps, installation_id: int, webho
 async def sync_numbers(services: ConnectDeps, installation_id: int) -> None:
     """Refresh each number's capabilities from Aircall (R7); our own switches are kept."""
     token = await asyncio.to_thread(aircall_access_token, services, installation_id)
-    client = services.aircall(token)
+    # Booked in the company's bucket, not waited for: the admin's browser waits on this.
+    client = services.aircall(token, installation_id=installation_id, booked_only=True)
     numbers = await client.list_numbers()
     whatsapp, sms = await asyncio.gather(
         asyncio.gather(*(client.get_whatsapp_status(n.id) for n in numbers)),
