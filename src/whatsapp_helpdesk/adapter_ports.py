@@ -4,7 +4,9 @@ Each slice names the capabilities it uses in its own `ports.py` (e.g. `inbound/p
 `InboundDeps`) and its functions take that Protocol, never the composition root's
 `bootstrap.Services`; `Services` satisfies every one of them structurally (mypy --strict
 checks it where web, worker and CLI pass it in), and a test may pass any smaller object that
-has what a function asks for. (`ports.py` at the top of the package is about TCP ports.)
+has what a function asks for. The slices never import bootstrap (import contract
+`slices-take-ports-not-the-composition-root`). (`ports.py` at the top of the package is
+about TCP ports.)
 
 Members are read-only properties: a use case reads its adapters, never replaces them.
 """

@@ -368,15 +368,9 @@ class AircallOAuth(OAuthAppClient):
 class AircallClient:
     """One Aircall company, through an OAuth token or a customer API key."""
 
-    def __init__(
-        self,
-        credentials: AircallCredentials,
-        *,
-        http: httpx.AsyncClient,
-        api_base: str = DEFAULT_API_BASE,
-        clock: Clock = system_clock,
-        pacer: Pacer | None = None,
-    ):
+    def __init__(self, credentials: AircallCredentials, *, http: httpx.AsyncClient,
+                 api_base: str = DEFAULT_API_BASE, clock: Clock = system_clock,
+                 pacer: Pacer | None = None):
         self._credentials = credentials
         self._http = http
         self._api_base = api_base.rstrip("/")

@@ -4,9 +4,7 @@ Install, pop-up, channel accounts, re-authorisation and the numbers list: the da
 the clock, the settings (URLs, pacing shares), both providers' APIs and OAuth, and the
 stored tokens.
 
-`bootstrap.Services` satisfies it (mypy --strict checks that where the web, the worker and
-the CLI pass it in); the slice never imports bootstrap (import contract
-`slices-take-ports-not-the-composition-root`).
+How the composition root satisfies it: adapter_ports.py.
 """
 
 from __future__ import annotations

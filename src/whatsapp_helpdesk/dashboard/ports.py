@@ -4,9 +4,7 @@ The admin's pages and actions: the database, the clock, HubSpot's portal API and
 registered custom channel (a channel account disconnected from the dashboard), with its
 tokens.
 
-`bootstrap.Services` satisfies it (mypy --strict checks that where the web, the worker and
-the CLI pass it in); the slice never imports bootstrap (import contract
-`slices-take-ports-not-the-composition-root`).
+How the composition root satisfies it: adapter_ports.py.
 """
 
 from __future__ import annotations

@@ -4,9 +4,7 @@ Aircall's webhook stored, the message published in HubSpot, its file fetched: th
 database, the clock, the settings (webhook limits, media budget), HubSpot's portal API with
 its tokens, and the HTTP client that downloads a file.
 
-`bootstrap.Services` satisfies it (mypy --strict checks that where the web, the worker and
-the CLI pass it in); the slice never imports bootstrap (import contract
-`slices-take-ports-not-the-composition-root`).
+How the composition root satisfies it: adapter_ports.py.
 """
 
 from __future__ import annotations

@@ -3,9 +3,7 @@
 Missed calls, voicemails and SMS as CRM tickets, a contact's company: the database,
 the clock and HubSpot's portal API with its tokens.
 
-`bootstrap.Services` satisfies it (mypy --strict checks that where the web, the worker and
-the CLI pass it in); the slice never imports bootstrap (import contract
-`slices-take-ports-not-the-composition-root`).
+How the composition root satisfies it: adapter_ports.py.
 """
 
 from __future__ import annotations

@@ -4,9 +4,7 @@ An agent's reply checked and sent through Aircall, its status told to HubSpot: t
 database, the clock, Aircall's API for one company, HubSpot's portal API and the
 registered custom channel, with their tokens.
 
-`bootstrap.Services` satisfies it (mypy --strict checks that where the web, the worker and
-the CLI pass it in); the slice never imports bootstrap (import contract
-`slices-take-ports-not-the-composition-root`).
+How the composition root satisfies it: adapter_ports.py.
 """
 
 from __future__ import annotations

@@ -18,7 +18,8 @@ import contextlib
 import queue
 import threading
 import time
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import structlog
 from starlette.responses import JSONResponse
@@ -26,6 +27,8 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from whatsapp_helpdesk.inbound.ingest import Outcome
 from whatsapp_helpdesk.web.webhook_intake import BATCH_SIZE, WEBHOOKS
+
+T = TypeVar("T")
 
 if TYPE_CHECKING:
     from whatsapp_helpdesk.web.webhook_spool import WebhookSpool
@@ -89,24 +92,7 @@ class AircallIngestWriter:
             thread.join(timeout=30)
 
     def _run(self) -> None:
-        while True:
-            item = self._queue.get()
-            if item is None:
-                return
-            batch = [item]
-            stopping = False
-            while len(batch) < self.max_batch:
-                try:
-                    more = self._queue.get_nowait()
-                except queue.Empty:
-                    break
-                if more is None:
-                    stopping = True
-                    break
-                batch.append(more)
-            self._store(batch)
-            if stopping:
-                return
+        serve_in_groups(self._queue, self.max_batch, self._store)
 
     def _store(self, batch: list[_Item]) -> None:
         BATCH_SIZE.observe(len(batch))
@@ -120,6 +106,30 @@ class AircallIngestWriter:
             # RuntimeError: that request's event loop is gone (the server stopped).
             with contextlib.suppress(RuntimeError):
                 loop.call_soon_threadsafe(_settle, future, result)
+
+
+def serve_in_groups(items: queue.SimpleQueue[T | None], most: int,
+                    handle: Callable[[list[T]], None]) -> None:
+    """A writer thread's loop: wait for one item, take whatever else queued meanwhile (up to
+    `most`), handle them together; None in the queue ends the loop after what came first."""
+    while True:
+        item = items.get()
+        if item is None:
+            return
+        group = [item]
+        stopping = False
+        while len(group) < most:
+            try:
+                more = items.get_nowait()
+            except queue.Empty:
+                break
+            if more is None:
+                stopping = True
+                break
+            group.append(more)
+        handle(group)
+        if stopping:
+            return
 
 
 def _settle(future: asyncio.Future[Outcome], result: Outcome | Exception) -> None:
@@ -176,24 +186,7 @@ class SpoolAppender:
             thread.join(timeout=30)
 
     def _run(self) -> None:
-        while True:
-            item = self._queue.get()
-            if item is None:
-                return
-            group = [item]
-            stopping = False
-            while len(group) < self.max_group:
-                try:
-                    more = self._queue.get_nowait()
-                except queue.Empty:
-                    break
-                if more is None:
-                    stopping = True
-                    break
-                group.append(more)
-            self._append(group)
-            if stopping:
-                return
+        serve_in_groups(self._queue, self.max_group, self._append)
 
     def _append(self, group: list[_Record]) -> None:
         result: Outcome | Exception
