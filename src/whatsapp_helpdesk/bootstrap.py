@@ -22,6 +22,7 @@ from whatsapp_helpdesk.adapter_ports import CHANNEL_ID_KEY
 from whatsapp_helpdesk.aircall import AircallClient, AircallOAuth, BearerToken
 from whatsapp_helpdesk.db.crypto import TokenCipher
 from whatsapp_helpdesk.db.models import Installation, ServiceState
+from whatsapp_helpdesk.db.outbox import wake_workers
 from whatsapp_helpdesk.db.rate_buckets import DatabaseRateLimiter
 from whatsapp_helpdesk.db.session import READ_ONLY, make_engine, make_session_factory
 from whatsapp_helpdesk.domain.clock import Clock, OffsetClock, SystemClock
@@ -218,6 +219,9 @@ class StoredClockOffset:
                 session.add(ServiceState(key=CLOCK_OFFSET_KEY, value=str(current)))
             else:
                 row.value = str(current)
+            # Work put off until a time the jump passed is due now: idle workers on
+            # PostgreSQL wait for a NOTIFY (worker/idle.py), not for the clock.
+            wake_workers(session.connection())
         self._cached = (current, time.monotonic())
         return current
 

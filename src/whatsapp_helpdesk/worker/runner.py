@@ -58,7 +58,7 @@ from whatsapp_helpdesk.pacing import (
     Reservation,
     reserved_for_this_job,
 )
-from whatsapp_helpdesk.worker.idle import CommitWatch, IdleGate
+from whatsapp_helpdesk.worker.idle import IdleGate, watch_of
 
 log = structlog.get_logger(__name__)
 
@@ -109,11 +109,12 @@ class Worker:
         # slots' claims, each in its own thread.
         self._bucket_full_until: dict[int, float] = {}
         self._bucket_full_lock = threading.Lock()
-        # Idle polls skipped while the outbox cannot have changed (SQLite; worker/idle.py).
+        # Idle polls skipped while the outbox cannot have changed (worker/idle.py: SQLite's
+        # commits, PostgreSQL's notifications).
         # Only on the system's time (the sandbox's offset moves by a commit): a test's
         # manual clock moves without one.
         on_system_time = isinstance(services.clock, SystemClock | OffsetClock)
-        self._idle_gate = IdleGate(CommitWatch.of(services.engine) if on_system_time else None)
+        self._idle_gate = IdleGate(watch_of(services.engine) if on_system_time else None)
 
     def stop(self) -> None:
         self._stopping.set()
@@ -121,6 +122,7 @@ class Worker:
 
     async def run(self) -> None:
         log.info("worker.started", worker_id=self.worker_id, concurrency=self.concurrency)
+        self._idle_gate.start()
         try:
             await asyncio.gather(
                 *(self._loop(i) for i in range(self.concurrency)),
