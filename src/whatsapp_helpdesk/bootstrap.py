@@ -135,7 +135,8 @@ class Services:
         return Pacer(self.rate_limiter, lambda: self._pace_key(provider, installation_id),
                      self._pace_limit(provider),
                      service="HubSpot" if provider == "hubspot" else "Aircall",
-                     clock=self.pacing_clock, sleep=self.pacing_sleep)
+                     clock=self.pacing_clock, sleep=self.pacing_sleep,
+                     known_key=lambda: self._pace_keys.get((provider, installation_id)))
 
     def pace_bucket(self, provider: str, installation_id: int) -> tuple[str, Limit] | None:
         """The bucket (key, limit) the clients of `installation_id` book for `provider`
