@@ -22,6 +22,7 @@ from whatsapp_helpdesk.adapter_ports import CHANNEL_ID_KEY
 from whatsapp_helpdesk.aircall import AircallClient, AircallOAuth, BearerToken
 from whatsapp_helpdesk.db.crypto import TokenCipher
 from whatsapp_helpdesk.db.models import Installation, ServiceState
+from whatsapp_helpdesk.db.outbox import wake_workers
 from whatsapp_helpdesk.db.rate_buckets import DatabaseRateLimiter
 from whatsapp_helpdesk.db.session import READ_ONLY, make_engine, make_session_factory
 from whatsapp_helpdesk.domain.clock import Clock, OffsetClock, SystemClock
@@ -141,7 +142,8 @@ class Services:
         return Pacer(self.rate_limiter, lambda: self._pace_key(provider, installation_id),
                      self._pace_limit(provider),
                      service="HubSpot" if provider == "hubspot" else "Aircall",
-                     clock=self.pacing_clock, sleep=self.pacing_sleep)
+                     clock=self.pacing_clock, sleep=self.pacing_sleep,
+                     known_key=lambda: self._pace_keys.get((provider, installation_id)))
 
     def pace_bucket(self, provider: str, installation_id: int) -> tuple[str, Limit] | None:
         """The bucket (key, limit) the clients of `installation_id` book for `provider`
@@ -225,6 +227,9 @@ class StoredClockOffset:
                 session.add(ServiceState(key=CLOCK_OFFSET_KEY, value=str(current)))
             else:
                 row.value = str(current)
+            # Work put off until a time the jump passed is due now: idle workers on
+            # PostgreSQL wait for a NOTIFY (worker/idle.py), not for the clock.
+            wake_workers(session.connection())
         self._cached = (current, time.monotonic())
         return current
 
@@ -233,9 +238,14 @@ class StoredClockOffset:
         self._cached = (0.0, -1.0)
 
 
-def build_services(settings: Settings | None = None, *, clock: Clock | None = None) -> Services:
+def build_services(settings: Settings | None = None, *, clock: Clock | None = None,
+                   for_the_worker: bool = False) -> Services:
+    """`for_the_worker`: no ping of a pooled connection before each transaction (a round
+    trip per transaction on PostgreSQL, issue 17 item 3); the worker retries a transaction
+    that met a connection lost meanwhile instead (worker/runner.py `on_a_live_connection`)."""
     settings = settings or Settings()
-    engine = make_engine(settings.database_url)
+    engine = make_engine(settings.database_url,
+                         **({"pool_pre_ping": False} if for_the_worker else {}))
     sessions = make_session_factory(engine)
     # Only a sandbox-mode service can have its clock moved (issue 6): a service configured
     # for the real HubSpot and Aircall always runs on system time.

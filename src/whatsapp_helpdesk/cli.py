@@ -38,11 +38,11 @@ def _configure_logging(settings: Settings) -> None:
     configure_logging(settings.log_level, secrets=settings_secrets(settings))
 
 
-def _services(settings: Settings) -> Services:
+def _services(settings: Settings, *, for_the_worker: bool = False) -> Services:
     from whatsapp_helpdesk.bootstrap import build_services
     from whatsapp_helpdesk.db.migrate import upgrade
 
-    services = build_services(settings)
+    services = build_services(settings, for_the_worker=for_the_worker)
     upgrade(services.engine)  # migrations run on every start (idempotent)
     return services
 
@@ -153,7 +153,7 @@ def cmd_web(settings: Settings, _args: argparse.Namespace) -> int:
 def cmd_worker(settings: Settings, args: argparse.Namespace) -> int:
     from whatsapp_helpdesk.worker.runner import Worker
 
-    worker = Worker(_services(settings))
+    worker = Worker(_services(settings, for_the_worker=True))
 
     async def main() -> None:
         loop = asyncio.get_running_loop()

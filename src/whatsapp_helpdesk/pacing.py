@@ -129,9 +129,14 @@ class Pacer:
     def __init__(self, limiter: RateLimiter, key: Callable[[], str], limit: Limit, *,
                  service: str, max_wait: float = DEFAULT_MAX_WAIT,
                  clock: Callable[[], float] = time.time,
-                 sleep: Callable[[float], Awaitable[None]] = asyncio.sleep):
+                 sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+                 known_key: Callable[[], str | None] | None = None):
         self._limiter = limiter
         self._key = key
+        # The key when it is known without the database (a cache), else None: then the slot
+        # booked at claim time is taken on the event loop, without a thread hop (issue 17
+        # item 3: one per publication).
+        self._known_key = known_key
         self._limit = limit
         self._service = service
         # At least one interval: a job's second call to the same account comes one interval
@@ -144,7 +149,9 @@ class Pacer:
         self._sleep = sleep
 
     async def before_call(self, operation: str) -> None:
-        permit = await asyncio.to_thread(self._acquire)
+        permit = self._reserved_permit()
+        if permit is None:
+            permit = await asyncio.to_thread(self._acquire)
         if not permit.granted:
             raise Paced(
                 f"{self._service} calls are paced under its rate limit; '{operation}' "
@@ -159,6 +166,16 @@ class Pacer:
 
     async def after_rate_limited(self, retry_after: float) -> None:
         await asyncio.to_thread(lambda: self._limiter.hold_off(self._key(), retry_after))
+
+    def _reserved_permit(self) -> Permit | None:
+        """The slot booked at claim time, when the key is known without the database."""
+        reserved = _RESERVED.get()
+        if reserved is None or reserved.used or self._known_key is None:
+            return None
+        if self._known_key() != reserved.key:
+            return None
+        reserved.used = True
+        return reserved.permit
 
     def _acquire(self) -> Permit:
         key = self._key()

@@ -1,6 +1,7 @@
-"""An idle worker on SQLite does not poll the outbox while nothing was committed (issue 17
-item 3: its polls were most of an idle worker's CPU), and still sees new work at once and
-work due later at its time (worker/idle.py)."""
+"""An idle worker does not poll the outbox while nothing was committed (issue 17 item 3: its
+polls were most of an idle worker's CPU), and still sees new work at once and work due
+later at its time (worker/idle.py): on SQLite by its commits, on PostgreSQL by a NOTIFY,
+falling back to polling while it cannot listen."""
 
 from __future__ import annotations
 
@@ -15,7 +16,6 @@ from sqlalchemy import event
 
 from whatsapp_helpdesk.bootstrap import build_services
 from whatsapp_helpdesk.db import outbox
-from whatsapp_helpdesk.db.migrate import upgrade
 from whatsapp_helpdesk.db.models import Installation, OutboxEntry
 from whatsapp_helpdesk.jobs import JobPayload
 from whatsapp_helpdesk.jobs.registry import REGISTRY, JobKind
@@ -35,12 +35,11 @@ async def _until(condition: Callable[[], bool], timeout: float) -> float:
     return time.monotonic() - started
 
 
+@pytest.mark.both_databases
 def test_an_idle_worker_reads_the_outbox_only_after_a_commit_or_at_a_due_time(
-    tmp_path, monkeypatch: pytest.MonkeyPatch
+    migrated_database_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    services = build_services(Settings(database_url=f"sqlite:///{tmp_path}/w.db",
-                                       _env_file=None))
-    upgrade(services.engine)
+    services = build_services(Settings(database_url=migrated_database_url, _env_file=None))
     outbox_reads: list[float] = []
 
     @event.listens_for(services.engine, "before_cursor_execute")
@@ -146,3 +145,69 @@ def test_the_idle_gate_skips_until_a_commit_the_due_time_or_its_bounds() -> None
     assert not gate.may_skip()
     gate.arm(gate.stamp(), now, None)  # no stamp: never armed
     assert not gate.may_skip()
+
+
+@pytest.mark.parametrize(
+    "database_url", [pytest.param("postgresql", marks=pytest.mark.postgresql)], indirect=True)
+def test_an_idle_worker_on_postgresql_polls_while_it_cannot_listen_and_listens_again(
+    migrated_database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The listening connection dropped (PostgreSQL restarting, an admin's kill): work
+    committed meanwhile, whose NOTIFY reached nobody, is still claimed at the next poll;
+    then the worker listens again and stops polling."""
+    from sqlalchemy import text
+
+    services = build_services(Settings(database_url=migrated_database_url, _env_file=None))
+    done: dict[int, float] = {}
+
+    async def job(_services: Any, entry: outbox.Claimed, _payload: Any) -> str:
+        done[entry.id] = time.monotonic()
+        return "done"
+
+    monkeypatch.setitem(REGISTRY, "quick", JobKind("quick", JobPayload, job))
+    listeners = text("SELECT pid FROM pg_stat_activity WHERE query = :listen "
+                     "AND datname = current_database()").bindparams(
+        listen=f"LISTEN {outbox.WAKE_CHANNEL}")
+
+    def listening() -> list[int]:
+        with services.engine.connect() as connection:
+            return list(connection.scalars(listeners))
+
+    def enqueue() -> int:
+        now = services.clock.now()
+        with services.sessions.begin() as session:
+            if session.get(Installation, 1) is None:
+                session.add(Installation(id=1, hubspot_scopes="", aircall_scopes="",
+                                         created_at=now, updated_at=now))
+                session.flush()
+            entry = outbox.enqueue(session, installation_id=1, kind="quick", now=now)
+            session.flush()
+            return entry.id
+
+    async def main() -> None:
+        worker = Worker(services, concurrency=2, poll_interval=0.2)
+        working = asyncio.create_task(worker.run())
+        try:
+            await _until(lambda: bool(listening()), timeout=5)
+            first = enqueue()
+            await _until(lambda: first in done, timeout=2)
+            # Idle and armed: only a NOTIFY (or MAX_QUIET, 5 s) would make it look again.
+            await asyncio.sleep(idle.FIRST_QUIET_AFTER_A_CHANGE + 1.0)
+            with services.engine.begin() as connection:
+                for pid in listening():
+                    connection.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
+            lost = enqueue()
+            assert await _until(lambda: lost in done, timeout=4) < 1.5
+            # Listening again: new work is claimed at once, by its NOTIFY.
+            await _until(lambda: bool(listening()), timeout=5)
+            await asyncio.sleep(idle.FIRST_QUIET_AFTER_A_CHANGE + 1.0)
+            after = enqueue()
+            assert await _until(lambda: after in done, timeout=4) < 1.0
+        finally:
+            worker.stop()
+            await working
+
+    from whatsapp_helpdesk.worker import idle
+
+    asyncio.run(main())
+    services.engine.dispose()

@@ -138,3 +138,58 @@ def test_R44_a_saturated_portal_does_not_delay_another_portals_messages(
     # Each publication booked one slot, at claim time: the client used it, did not book again.
     assert limiter.acquire("hubspot:222", Limit(110, 10), max_wait=10.0).at == pytest.approx(
         start + 5 * interval)
+
+
+def test_R44_the_slot_booked_at_claim_time_is_taken_without_a_thread_hop(
+    tmp_path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The job's first call takes the slot its claim booked on the event loop (its bucket's
+    key is known by then): the booking's thread hop was one per publication (issue 17
+    item 3). A second call of the same job books its own slot, in a thread."""
+    from whatsapp_helpdesk.pacing import Pacer
+
+    services = build_services(Settings(database_url=f"sqlite:///{tmp_path}/w.db",
+                                       _env_file=None))
+    upgrade(services.engine)
+    clock = ManualClock()
+    limiter = DatabaseRateLimiter(services.engine, clock=clock)
+    services.rate_limiter, services.pacing_clock, services.pacing_sleep = (
+        limiter, clock, clock.sleep)
+    services._http = httpx.AsyncClient(transport=httpx.MockTransport(
+        lambda _request: httpx.Response(200, json={"results": []})))
+    bookings_in_a_thread: list[int] = []
+    acquire = Pacer._acquire
+
+    def counted(pacer: Pacer) -> Any:
+        bookings_in_a_thread.append(1)
+        return acquire(pacer)
+
+    monkeypatch.setattr(Pacer, "_acquire", counted)
+    after_first_call: list[int] = []
+
+    async def publish(services: Any, entry: outbox.Claimed, _payload: Any) -> str:
+        client = services.hubspot_portal("token", installation_id=entry.installation_id)
+        await client.list_inboxes()
+        after_first_call.append(len(bookings_in_a_thread))
+        await client.list_inboxes()
+        return "published"
+
+    monkeypatch.setitem(REGISTRY, PUBLISH_INBOUND,
+                        JobKind(PUBLISH_INBOUND, JobPayload, publish, paced_by="hubspot"))
+    now = services.clock.now()
+    with services.sessions.begin() as session:
+        session.add(Installation(id=1, hubspot_portal_id="333", hubspot_scopes="",
+                                 aircall_scopes="", created_at=now, updated_at=now))
+        session.flush()
+        outbox.enqueue(session, installation_id=1, kind=PUBLISH_INBOUND, now=now)
+    start = clock.now
+    try:
+        assert asyncio.run(Worker(services, concurrency=1).work_once())
+    finally:
+        asyncio.run(services.aclose())
+    interval = Limit(110, 10).interval
+    assert after_first_call == [0] and bookings_in_a_thread == [1]
+    # Two slots booked in all: the claim's, used by the first call, and the second call's.
+    assert limiter.acquire("hubspot:333", Limit(110, 10), max_wait=10.0).at == pytest.approx(
+        start + 2 * interval)
+    services.engine.dispose()

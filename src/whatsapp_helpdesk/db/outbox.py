@@ -56,6 +56,28 @@ LEASE = timedelta(seconds=60)
 OUTBOX = cast(Table, OutboxEntry.__table__)
 ATTEMPTS = cast(Table, DeliveryAttempt.__table__)
 
+# PostgreSQL: the channel on which a commit that adds claimable work wakes idle workers
+# (worker/idle.py listens on it instead of polling).
+WAKE_CHANNEL = "whatsapp_helpdesk_outbox"
+_WOKEN_IN = "whatsapp_helpdesk_outbox_woken_in"
+
+
+def wake_workers(connection: Connection) -> None:
+    """On PostgreSQL, NOTIFY the idle workers when the caller's transaction commits (not
+    at all if it rolls back); once per transaction. Nothing on SQLite, where the idle
+    workers watch the file's commits (`PRAGMA data_version`). Sent on the driver's
+    connection: no statement of SQLAlchemy's (tests count those)."""
+    if connection.dialect.name != "postgresql":
+        return
+    # The innermost transaction: a savepoint rolled back discards its NOTIFY.
+    transaction = connection.get_nested_transaction() or connection.get_transaction()
+    if transaction is not None and connection.info.get(_WOKEN_IN) is transaction:
+        return
+    driver_connection = connection.connection.driver_connection
+    assert driver_connection is not None  # a live connection has its driver's connection
+    driver_connection.execute(f"NOTIFY {WAKE_CHANNEL}").close()
+    connection.info[_WOKEN_IN] = transaction
+
 
 def enqueue(
     session: Session,
@@ -83,6 +105,7 @@ def enqueue(
         created_at=now,
     )
     session.add(entry)
+    wake_workers(session.connection())
     return entry
 
 
@@ -391,7 +414,10 @@ def requeue(session: Session, *, entry_id: int, installation_id: int, now: datet
         .values(state=PENDING, attempts=0, available_at=now, finished_at=None, locked_by=None,
                 retrying_since=None, failure_kind=None)
     )
-    return bool(rows_changed(result))
+    changed = bool(rows_changed(result))
+    if changed:
+        wake_workers(session.connection())
+    return changed
 
 
 def backoff(attempt: int, *, base: float = 1.0, cap: float = 300.0) -> timedelta:

@@ -7,8 +7,14 @@ happened: `PRAGMA data_version` on a connection of our own changes whenever anot
 connection (the web process, one of our own pooled ones) committed since. So after a poll
 found nothing due, until the next pending entry's own due time (or lease end, from the
 same read: `outbox.look`), a slot asks only that: one statement on the event loop, a few
-microseconds, no thread hop. Anything else (PostgreSQL, an in-memory database) polls as
-before.
+microseconds, no thread hop.
+
+On PostgreSQL the stamp is a count of notifications: every transaction that adds work (an
+enqueue, a dashboard's requeue, a sandbox clock jump) sends `NOTIFY` on
+`outbox.WAKE_CHANNEL` as it commits, and the worker LISTENs on a connection of its own,
+read on the event loop (`NotifyWatch`). While that connection is down (PostgreSQL
+restarting) there is no stamp, and the slots poll as before until it listens again. An
+in-memory SQLite database polls as before.
 
 The database file's identity (device, inode) is part of the stamp: a file replaced under
 the worker (a restore, the test harness's outage) is a change. And the skipping never lasts
@@ -18,13 +24,21 @@ back, say).
 
 from __future__ import annotations
 
+import asyncio
 import os
 import sqlite3
 import time
 from collections.abc import Callable
 from datetime import datetime
+from typing import Protocol
 
+import psycopg
+import structlog
 from sqlalchemy import Engine
+
+from whatsapp_helpdesk.db.outbox import WAKE_CHANNEL
+
+log = structlog.get_logger(__name__)
 
 # The longest a poll is skipped in a row, whatever the stamps say.
 MAX_QUIET = 5.0
@@ -34,7 +48,28 @@ MAX_QUIET = 5.0
 # looked at the old time.
 FIRST_QUIET_AFTER_A_CHANGE = 0.6
 
-Stamp = tuple[int, int, int]  # device, inode, data_version
+# After the listening connection was lost, the wait before connecting again (the slots
+# poll meanwhile).
+RELISTEN_WAIT = 2.0
+
+# SQLite: device, inode, data_version. PostgreSQL: the listening connection's generation,
+# notifications received on it.
+Stamp = tuple[int, ...]
+
+
+class Watch(Protocol):
+    def stamp(self) -> Stamp | None: ...
+
+    def close(self) -> None: ...
+
+
+def watch_of(engine: Engine) -> CommitWatch | NotifyWatch | None:
+    """What tells an idle worker on this database that something was committed; None:
+    nothing does (poll)."""
+    if engine.url.get_backend_name() == "postgresql":
+        return NotifyWatch(engine.url.set(drivername="postgresql").render_as_string(
+            hide_password=False))
+    return CommitWatch.of(engine)
 
 
 class CommitWatch:
@@ -78,17 +113,69 @@ class CommitWatch:
             self._connection = None
 
 
+class NotifyWatch:
+    """PostgreSQL: `stamp()` changes when a NOTIFY on `WAKE_CHANNEL` arrived; None while not
+    listening. `start()` (on the running event loop) listens until `close()`."""
+
+    def __init__(self, conninfo: str):
+        self._conninfo = conninfo
+        self._listening: tuple[int, int] | None = None  # generation, notifications
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        if self._task is None:
+            self._task = asyncio.get_running_loop().create_task(self._listen())
+
+    def stamp(self) -> Stamp | None:
+        return self._listening
+
+    async def _listen(self) -> None:
+        generation = 0
+        while True:
+            try:
+                # Keepalives: a connection the server side lost without a word is noticed
+                # (the gate's MAX_QUIET bounds the wait for new work meanwhile).
+                async with await psycopg.AsyncConnection.connect(
+                        self._conninfo, autocommit=True, connect_timeout=5, keepalives=1,
+                        keepalives_idle=10, keepalives_interval=5,
+                        keepalives_count=3) as connection:
+                    await connection.execute(f"LISTEN {WAKE_CHANNEL}")
+                    # A stamp from now on sees every commit after it: none before LISTEN.
+                    generation += 1
+                    received = 0
+                    self._listening = (generation, received)
+                    async for _notification in connection.notifies():
+                        received += 1
+                        self._listening = (generation, received)
+            except psycopg.Error as exc:
+                log.info("worker.listen_lost", error=str(exc))
+            finally:
+                self._listening = None
+            await asyncio.sleep(RELISTEN_WAIT)
+
+    def close(self) -> None:
+        self._listening = None
+        if self._task is not None:
+            self._task.cancel()
+            self._task = None
+
+
 class IdleGate:
     """Whether the next poll may be skipped: armed by a poll that found nothing due, with
     the stamp taken before that poll read the outbox and the next pending entry's due time;
     disarmed by any change of the stamp, that time, or `MAX_QUIET`."""
 
-    def __init__(self, watch: CommitWatch | None,
+    def __init__(self, watch: Watch | None,
                  monotonic: Callable[[], float] = time.monotonic):
         self._watch = watch
         self._monotonic = monotonic
         self._armed: tuple[Stamp, float] | None = None  # stamp, until (monotonic)
         self._last_armed_with: Stamp | None = None
+
+    def start(self) -> None:
+        """On the running event loop, before the first poll."""
+        if isinstance(self._watch, NotifyWatch):
+            self._watch.start()
 
     def stamp(self) -> Stamp | None:
         return self._watch.stamp() if self._watch is not None else None

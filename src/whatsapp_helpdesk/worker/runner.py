@@ -27,13 +27,15 @@ import os
 import socket
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, ParamSpec, TypeVar
 
 import structlog
 from prometheus_client import Counter
 from sqlalchemy import select
+from sqlalchemy.exc import DBAPIError
 
 from whatsapp_helpdesk.bootstrap import Services
 from whatsapp_helpdesk.credentials import hubspot_access_token, mark_reauth_required
@@ -58,9 +60,12 @@ from whatsapp_helpdesk.pacing import (
     Reservation,
     reserved_for_this_job,
 )
-from whatsapp_helpdesk.worker.idle import CommitWatch, IdleGate
+from whatsapp_helpdesk.worker.idle import IdleGate, watch_of
 
 log = structlog.get_logger(__name__)
+
+P = ParamSpec("P")
+T = TypeVar("T")
 
 DELIVERIES = Counter(
     "whatsapp_helpdesk_deliveries_total", "Outbox deliveries by kind and outcome",
@@ -82,6 +87,22 @@ IDLE_MAX_DOUBLINGS = 32
 # At most this many claims given back in a row before the slot rests (every installation
 # with work may have a full bucket); each one found full is skipped by the next claim.
 CLAIMS_GIVEN_BACK_AT_MOST = 8
+
+
+def on_a_live_connection(step: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
+    """`step` (one or more transactions of the worker's own), once more if it met a pooled
+    connection that died meanwhile (PostgreSQL restarted). The worker's engine does not ping
+    a connection before each use (bootstrap `for_the_worker`); SQLAlchemy invalidates the
+    pool on such an error, so the second try gets a fresh connection. The steps retried are
+    safe to run twice: a claim whose commit was lost leaves an entry leased until its lease
+    ends; a completion is the lease holder's and idempotent (`outbox.with_completion`)."""
+    try:
+        return step(*args, **kwargs)
+    except DBAPIError as exc:
+        if not exc.connection_invalidated:
+            raise
+        log.info("worker.connection_lost_retried", error=str(exc.orig)[:200])
+        return step(*args, **kwargs)
 
 
 @dataclass(frozen=True)
@@ -109,11 +130,12 @@ class Worker:
         # slots' claims, each in its own thread.
         self._bucket_full_until: dict[int, float] = {}
         self._bucket_full_lock = threading.Lock()
-        # Idle polls skipped while the outbox cannot have changed (SQLite; worker/idle.py).
+        # Idle polls skipped while the outbox cannot have changed (worker/idle.py: SQLite's
+        # commits, PostgreSQL's notifications).
         # Only on the system's time (the sandbox's offset moves by a commit): a test's
         # manual clock moves without one.
         on_system_time = isinstance(services.clock, SystemClock | OffsetClock)
-        self._idle_gate = IdleGate(CommitWatch.of(services.engine) if on_system_time else None)
+        self._idle_gate = IdleGate(watch_of(services.engine) if on_system_time else None)
 
     def stop(self) -> None:
         self._stopping.set()
@@ -121,6 +143,7 @@ class Worker:
 
     async def run(self) -> None:
         log.info("worker.started", worker_id=self.worker_id, concurrency=self.concurrency)
+        self._idle_gate.start()
         try:
             await asyncio.gather(
                 *(self._loop(i) for i in range(self.concurrency)),
@@ -140,7 +163,7 @@ class Worker:
         while time.monotonic() < deadline:
             if await self.work_once():
                 continue
-            if not await asyncio.to_thread(self._anything_pending):
+            if not await asyncio.to_thread(on_a_live_connection, self._anything_pending):
                 return
             await asyncio.sleep(0.05)
 
@@ -188,7 +211,7 @@ class Worker:
             return False  # nothing committed since a poll found nothing due: nothing to do
         # Taken before the idle read, so that a commit after it disarms the gate.
         stamp = self._idle_gate.stamp() if after_idle else None
-        claimed = await asyncio.to_thread(self._claim, after_idle)
+        claimed = await asyncio.to_thread(on_a_live_connection, self._claim, after_idle)
         if isinstance(claimed, _NothingDue):
             self._idle_gate.arm(stamp, claimed.now, claimed.next_at)
             return False
@@ -219,12 +242,13 @@ class Worker:
             await self._after_failure(entry, kind, Retryable(detail))
         else:
             duration_ms = int((time.monotonic() - t0) * 1000)
-            await asyncio.to_thread(self._finish, entry, started, duration_ms, detail, steps)
+            await asyncio.to_thread(on_a_live_connection, self._finish, entry, started,
+                                    duration_ms, detail, steps)
             DELIVERIES.labels(entry.kind, outcome).inc()
             return True
         duration_ms = int((time.monotonic() - t0) * 1000)
-        await asyncio.to_thread(self._log_attempt, entry, started, duration_ms, outcome,
-                                status_code, detail)
+        await asyncio.to_thread(on_a_live_connection, self._log_attempt, entry, started,
+                                duration_ms, outcome, status_code, detail)
         DELIVERIES.labels(entry.kind, outcome).inc()
         return True
 
@@ -257,7 +281,8 @@ class Worker:
             if entry is None:
                 return None
             self._last_installation = entry.installation_id
-            reservation = self._book_first_call(entry)
+            # Retried alone: the claim above is committed.
+            reservation = on_a_live_connection(self._book_first_call, entry)
             if reservation is None or reservation.permit.granted:
                 return entry, reservation
             with self.services.sessions.begin() as session:
@@ -385,6 +410,6 @@ class Worker:
                     kind.give_up(session, entry, reason, now)
                 return True
 
-        failed_for_good = await asyncio.to_thread(write)
+        failed_for_good = await asyncio.to_thread(on_a_live_connection, write)
         log.warning("worker.delivery_failed", kind=entry.kind, outbox_id=entry.id,
                     attempt=entry.attempt, error=exc.message, permanent=failed_for_good)
