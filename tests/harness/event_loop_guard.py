@@ -7,6 +7,11 @@ whose event loop serves an ASGI app through uvicorn — the harness serves our w
 (harness/stack.py `Served`); the sandboxes served next to it hold no database, and the tests'
 own `asyncio.run` (Stack.run, the worker) is not a server's loop.
 
+`watch_loop()`, entered inside a coroutine, records the statements executed on that
+coroutine's own loop thread while the block runs (the worker's: its job slots share one loop,
+so a query there stalls every other slot's HTTP calls); the threads the loop hands work to
+(asyncio.to_thread) and the served loops on their own threads are not watched.
+
 Two fixtures:
 - `database_calls_on_the_web_loop`: the list of such calls, for a test to assert on;
 - `no_database_call_on_the_web_loop`: autouse once a folder's conftest imports it; every test
@@ -67,13 +72,17 @@ def describe(statement: str, stack_now: list[traceback.FrameSummary]) -> str:
 
 
 @contextmanager
-def recording_loop_calls(*, served_only: bool) -> Iterator[list[str]]:
+def recording_loop_calls(*, served_only: bool,
+                         loop_thread: int | None = None) -> Iterator[list[str]]:
     """The database calls made on an event loop while the block runs: a served one (the web
-    app's), or with `served_only=False` any (the worker's, run by a test)."""
+    app's), or with `served_only=False` any (the worker's, run by a test); with
+    `loop_thread`, only the loop running on that thread."""
     calls: list[str] = []
     lock = threading.Lock()
 
     def record(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+        if loop_thread is not None and threading.get_ident() != loop_thread:
+            return
         try:
             asyncio.get_running_loop()
         except RuntimeError:
@@ -92,6 +101,13 @@ def recording_loop_calls(*, served_only: bool) -> Iterator[list[str]]:
         yield calls
     finally:
         event.remove(Engine, "before_cursor_execute", record)
+
+
+def watch_loop() -> AbstractContextManager[list[str]]:
+    """Inside a coroutine: the database calls made on its loop's thread while the block runs,
+    each named by its frames (`describe`)."""
+    asyncio.get_running_loop()  # outside a loop there is nothing to watch: RuntimeError
+    return recording_loop_calls(served_only=False, loop_thread=threading.get_ident())
 
 
 def recording_web_loop_calls() -> AbstractContextManager[list[str]]:

@@ -25,6 +25,7 @@ conversations) and its channel account disconnected. A full refresh runs only on
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 from dataclasses import asdict, dataclass
@@ -125,17 +126,15 @@ def _set_state(session: Session, key: str, value: str | None) -> None:
 async def refresh_numbers_job(
     services: ConnectDeps, entry: outbox.Claimed, payload: payloads.RefreshNumbers
 ) -> str:
-    """The worker's job: one run of the refresh, from where the last run stopped."""
+    """The worker's job: one run of the refresh, from where the last run stopped.
+
+    Its database work runs in threads (the worker's slots share its event loop), each step
+    its own transaction as before; Aircall is asked on the loop, between them."""
     installation_id = entry.installation_id
-    progress_key = PROGRESS_KEY.format(installation_id=installation_id)
-    with services.sessions.begin() as session:
-        progress = _read_progress(session, installation_id)
-        if progress is None:
-            progress = Progress(started_at=services.clock.now().isoformat())
-            _set_state(session, progress_key, json.dumps(asdict(progress)))
+    progress = await asyncio.to_thread(_start_or_resume, services, installation_id)
     started_at = datetime.fromisoformat(progress.started_at)
     client = services.aircall(
-        aircall_access_token(services, installation_id),
+        await asyncio.to_thread(aircall_access_token, services, installation_id),
         installation_id=installation_id,
         budget_share=services.settings.numbers_refresh_budget_share,
     )
@@ -153,19 +152,61 @@ async def refresh_numbers_job(
             sms = await client.get_sms_registration(number.id)
             progress.index += 1
             progress.done += 1
-            now = services.clock.now()
-            with services.sessions.begin() as session:
-                write_number(
-                    session, installation_id, number, whatsapp, sms, now, removed_since=started_at
-                )
-                _set_state(session, progress_key, json.dumps(asdict(progress)))
+            await asyncio.to_thread(
+                _store_number, services, installation_id, number, whatsapp, sms,
+                services.clock.now(), started_at=started_at, progress=progress,
+            )
         if not page.has_next:
             break
         progress.page, progress.index = progress.page + 1, 0
-        with services.sessions.begin() as session:
-            _set_state(session, progress_key, json.dumps(asdict(progress)))
+        await asyncio.to_thread(_store_progress, services, installation_id, progress)
     await _check_unseen(services, client, installation_id, started_at)
-    now = services.clock.now()
+    count = await asyncio.to_thread(_finish_refresh, services, installation_id,
+                                    services.clock.now())
+    return f"{count} numbers refreshed"
+
+
+def _start_or_resume(services: ConnectDeps, installation_id: int) -> Progress:
+    """The stored progress of the refresh, or a new one stored from now."""
+    with services.sessions.begin() as session:
+        progress = _read_progress(session, installation_id)
+        if progress is None:
+            progress = Progress(started_at=services.clock.now().isoformat())
+            _set_state(session, PROGRESS_KEY.format(installation_id=installation_id),
+                       json.dumps(asdict(progress)))
+        return progress
+
+
+def _store_progress(services: ConnectDeps, installation_id: int, progress: Progress) -> None:
+    with services.sessions.begin() as session:
+        _set_state(session, PROGRESS_KEY.format(installation_id=installation_id),
+                   json.dumps(asdict(progress)))
+
+
+def _store_number(
+    services: ConnectDeps,
+    installation_id: int,
+    number: AircallNumber,
+    whatsapp: WhatsAppStatus | None,
+    sms: SmsRegistration | None,
+    now: datetime,
+    *,
+    started_at: datetime,
+    progress: Progress | None = None,
+) -> None:
+    """One number as Aircall described it, with the refresh's progress when given, in one
+    transaction."""
+    with services.sessions.begin() as session:
+        write_number(
+            session, installation_id, number, whatsapp, sms, now, removed_since=started_at
+        )
+        if progress is not None:
+            _set_state(session, PROGRESS_KEY.format(installation_id=installation_id),
+                       json.dumps(asdict(progress)))
+
+
+def _finish_refresh(services: ConnectDeps, installation_id: int, now: datetime) -> int:
+    """The refresh's end recorded (when, how many numbers), its progress cleared; the count."""
     with services.sessions.begin() as session:
         count = (
             session.scalar(
@@ -180,8 +221,8 @@ async def refresh_numbers_job(
             LAST_REFRESH_KEY.format(installation_id=installation_id),
             json.dumps({"at": now.isoformat(), "numbers": count}),
         )
-        _set_state(session, progress_key, None)
-    return f"{count} numbers refreshed"
+        _set_state(session, PROGRESS_KEY.format(installation_id=installation_id), None)
+    return count
 
 
 async def _check_unseen(
@@ -192,8 +233,23 @@ async def _check_unseen(
 ) -> None:
     """Numbers the listing did not show since the refresh began: gone, or shifted to an
     earlier page while it was read (a number deleted meanwhile). One request each tells."""
+    unseen = await asyncio.to_thread(_unseen, services, installation_id, started_at)
+    for aircall_id in unseen:
+        number = await client.get_number(int(aircall_id))
+        if number is None:
+            await asyncio.to_thread(_remove_gone, services, installation_id, aircall_id)
+            continue
+        whatsapp = await client.get_whatsapp_status(number.id)
+        sms = await client.get_sms_registration(number.id)
+        await asyncio.to_thread(
+            _store_number, services, installation_id, number, whatsapp, sms,
+            services.clock.now(), started_at=started_at,
+        )
+
+
+def _unseen(services: ConnectDeps, installation_id: int, started_at: datetime) -> list[str]:
     with services.sessions() as session:
-        unseen = list(
+        return list(
             session.scalars(
                 select(Number.aircall_number_id).where(
                     Number.installation_id == installation_id,
@@ -202,26 +258,13 @@ async def _check_unseen(
                 )
             )
         )
-    for aircall_id in unseen:
-        number = await client.get_number(int(aircall_id))
-        if number is None:
-            with services.sessions.begin() as session:
-                row = _row(session, installation_id, aircall_id)
-                if row is not None:
-                    remove_number(session, row, services.clock.now())
-            continue
-        whatsapp = await client.get_whatsapp_status(number.id)
-        sms = await client.get_sms_registration(number.id)
-        with services.sessions.begin() as session:
-            write_number(
-                session,
-                installation_id,
-                number,
-                whatsapp,
-                sms,
-                services.clock.now(),
-                removed_since=started_at,
-            )
+
+
+def _remove_gone(services: ConnectDeps, installation_id: int, aircall_id: str) -> None:
+    with services.sessions.begin() as session:
+        row = _row(session, installation_id, aircall_id)
+        if row is not None:
+            remove_number(session, row, services.clock.now())
 
 
 def _row(session: Session, installation_id: int, aircall_id: str) -> Number | None:
@@ -343,16 +386,25 @@ async def sync_number_job(
     """The worker's job after `number.created`: the number's WhatsApp and SMS status."""
     installation_id = entry.installation_id
     aircall_id = payload.aircall_number_id
+    # The database work runs in threads, off the worker's event loop.
     client = services.aircall(
-        aircall_access_token(services, installation_id), installation_id=installation_id
+        await asyncio.to_thread(aircall_access_token, services, installation_id),
+        installation_id=installation_id,
     )
     whatsapp = await client.get_whatsapp_status(int(aircall_id))
     sms = await client.get_sms_registration(int(aircall_id))
-    with services.sessions.begin() as session:
-        row = _row(session, installation_id, aircall_id)
-        if row is None or row.removed_at is not None:
-            return "number removed meanwhile"
-        _capabilities(row, whatsapp, sms, services.clock.now())
+
+    def store_capabilities() -> bool:
+        """False: the number was removed meanwhile."""
+        with services.sessions.begin() as session:
+            row = _row(session, installation_id, aircall_id)
+            if row is None or row.removed_at is not None:
+                return False
+            _capabilities(row, whatsapp, sms, services.clock.now())
+            return True
+
+    if not await asyncio.to_thread(store_capabilities):
+        return "number removed meanwhile"
     return "number status read"
 
 

@@ -16,6 +16,7 @@ matched for the customer's number when the message was published, and fills its 
 
 from __future__ import annotations
 
+import asyncio
 from datetime import datetime, timedelta
 from typing import Final
 
@@ -65,11 +66,18 @@ async def set_contact_company(
     """Worker job: a short word for the delivery log."""
     company = payload.company
     replaces = payload.replaces or ""
-    with services.sessions() as session:
-        conversation = session.get(Conversation, payload.conversation_id)
-        if conversation is None or conversation.installation_id != entry.installation_id:
-            return "skipped: conversation gone"
-        customer = conversation.customer_e164
+
+    def customer_of_the_conversation() -> str | None:
+        """Read in a thread, off the worker's event loop."""
+        with services.sessions() as session:
+            conversation = session.get(Conversation, payload.conversation_id)
+            if conversation is None or conversation.installation_id != entry.installation_id:
+                return None
+            return conversation.customer_e164
+
+    customer = await asyncio.to_thread(customer_of_the_conversation)
+    if customer is None:
+        return "skipped: conversation gone"
     portal = services.hubspot_portal(await hubspot_access_token(services, entry.installation_id),
                                      installation_id=entry.installation_id)
     contact = await portal.search_contact_by_phone(customer)

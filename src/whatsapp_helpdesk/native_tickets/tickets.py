@@ -20,6 +20,7 @@ before it is queued (the webhook log's unique key).
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 from dataclasses import asdict, dataclass
 from datetime import datetime
@@ -225,16 +226,21 @@ async def create_native_ticket(
 ) -> str:
     """Worker job: one CRM ticket for one activity; a short word for the delivery log."""
     activity = activity_from_payload(payload)
-    with services.sessions() as session:
-        number = session.get(Number, payload.number_id)
-        if number is None or number.installation_id != entry.installation_id:
-            return "skipped: number gone"
-        why_not = refusal(
-            connected_to_hubspot=number.connected_to_hubspot,
-            native_ticketing=number.native_ticketing,
-            helpdesk_channel=is_helpdesk_channel(session, number.id),
-        )
-        number_label = number.name or number.digits
+
+    def number_label_and_refusal() -> tuple[str, str | None]:
+        """(the number's label, why no ticket): read in a thread, off the worker's loop."""
+        with services.sessions() as session:
+            number = session.get(Number, payload.number_id)
+            if number is None or number.installation_id != entry.installation_id:
+                return "", "number gone"
+            why_not = refusal(
+                connected_to_hubspot=number.connected_to_hubspot,
+                native_ticketing=number.native_ticketing,
+                helpdesk_channel=is_helpdesk_channel(session, number.id),
+            )
+            return number.name or number.digits, why_not
+
+    number_label, why_not = await asyncio.to_thread(number_label_and_refusal)
     if why_not is not None:
         # Settings changed since the event was queued; R36 holds at all times.
         return f"skipped: {why_not}"

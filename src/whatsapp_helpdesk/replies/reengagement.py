@@ -337,22 +337,25 @@ def _refused(services: RepliesDeps, plan: TemplateSend, exc: TemplateRefused,
 
 async def send_template(services: RepliesDeps, plan: TemplateSend, job: payloads.SendReply,
                         *, may_have_sent: Any) -> str:
-    """Send the template for the reply; SENT and the ticket's note on success."""
+    """Send the template for the reply; SENT and the ticket's note on success.
+
+    As for a text reply, the database work runs in threads, off the worker's event loop;
+    the `sending` mark is committed before Aircall is called (decision 0002)."""
     channel = job.channel_id
-    token = aircall_access_token(services, plan.installation_id)
-    if not _mark_sending(services, plan, services.clock.now()):
+    token = await asyncio.to_thread(aircall_access_token, services, plan.installation_id)
+    if not await asyncio.to_thread(_mark_sending, services, plan, services.clock.now()):
         return "no longer pending"
     try:
         aircall_id = await services.aircall(token).send_whatsapp_template(
             plan.line_id, plan.customer_e164, plan.template_id, plan.fill.values
         )
     except TemplateRefused as exc:
-        return _refused(services, plan, exc, channel)
+        return await asyncio.to_thread(_refused, services, plan, exc, channel)
     except DeliveryError as exc:
         if not may_have_sent(exc):
-            _undo_sending(services, plan)
+            await asyncio.to_thread(_undo_sending, services, plan)
         raise
-    _record_template_sent(services, plan, aircall_id, channel)
+    await asyncio.to_thread(_record_template_sent, services, plan, aircall_id, channel)
     return f"template sent ({aircall_id})"
 
 
@@ -425,9 +428,37 @@ async def publish_note(
     integration as an agent reply. Its sender is the business number, as for any OUTGOING
     message."""
     reply_id, text = payload.reply_id, payload.text
-    channel_id = payload.channel_id or services.channel_id()
+    # The database work runs in threads, off the worker's event loop.
+    channel_id = payload.channel_id or await asyncio.to_thread(services.channel_id)
     if not channel_id:
         raise Permanent("The HubSpot custom channel is not registered yet.")
+    thread = await asyncio.to_thread(_note_thread, services, reply_id)
+    if isinstance(thread, str):
+        return thread
+    token = await hubspot_access_token(services, thread.installation_id)
+    await services.hubspot_portal(token).publish_message(
+        str(channel_id), direction="OUTGOING", channel_account_id=thread.channel_account_id,
+        text=text, sender_e164=thread.sender_e164, sender_name=None,
+        recipient_e164=thread.recipient_e164, timestamp=services.clock.now(),
+        idempotency_id=f"reengagement-note-{reply_id}",
+        integration_thread_id=thread.integration_thread_id,
+    )
+    return "note added to the ticket"
+
+
+@dataclass(frozen=True)
+class _NoteThread:
+    """Where a reply's note goes, as publish_message needs it."""
+
+    installation_id: int
+    channel_account_id: str
+    sender_e164: str
+    recipient_e164: str
+    integration_thread_id: str
+
+
+def _note_thread(services: RepliesDeps, reply_id: int) -> _NoteThread | str:
+    """Where the reply's note goes, or the delivery log's word when there is nowhere."""
     with services.sessions() as session:
         message = session.get(Message, reply_id)
         if message is None:
@@ -443,15 +474,9 @@ async def publish_note(
         if ticket is None or number is None or account is None \
                 or not account.hubspot_channel_account_id:
             return "no ticket thread to note in"
-        channel_account_id = account.hubspot_channel_account_id
-        sender_e164, recipient_e164 = number.e164, conversation.customer_e164
-        integration_thread_id = ticket.integration_thread_id
-        installation_id = message.installation_id
-    token = await hubspot_access_token(services, installation_id)
-    await services.hubspot_portal(token).publish_message(
-        str(channel_id), direction="OUTGOING", channel_account_id=channel_account_id, text=text,
-        sender_e164=sender_e164, sender_name=None, recipient_e164=recipient_e164,
-        timestamp=services.clock.now(), idempotency_id=f"reengagement-note-{reply_id}",
-        integration_thread_id=integration_thread_id,
-    )
-    return "note added to the ticket"
+        return _NoteThread(
+            installation_id=message.installation_id,
+            channel_account_id=account.hubspot_channel_account_id,
+            sender_e164=number.e164, recipient_e164=conversation.customer_e164,
+            integration_thread_id=ticket.integration_thread_id,
+        )

@@ -15,6 +15,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
@@ -207,11 +208,48 @@ class _Send:
 async def send_reply(
     services: RepliesDeps, entry: outbox.Claimed, job: payloads.SendReply
 ) -> str:
-    """Check, then send once; returns a short word for the delivery log."""
+    """Check, then send once; returns a short word for the delivery log.
+
+    The database work runs in threads (the worker's slots share its event loop): the checks
+    read in one, the `sending` mark commits in another before Aircall is called on the loop,
+    and the outcome is written in a third; no transaction is open across the send."""
     assert entry.message_id is not None
     now = services.clock.now()
+    prepared = await asyncio.to_thread(_prepare, services, entry.message_id, job, now)
+    if isinstance(prepared, str):
+        return prepared
+    if isinstance(prepared, TemplateSend):
+        # R52: the window is closed; the number's template goes instead, never free text.
+        return await send_template(services, prepared, job,
+                                   may_have_sent=aircall_may_have_sent)
+    plan = prepared
+    token = await asyncio.to_thread(aircall_access_token, services, plan.installation_id)
+    if not await asyncio.to_thread(_mark_sending, services, plan, entry, job, now):
+        return "no longer pending"
+    try:
+        aircall = services.aircall(token, installation_id=plan.installation_id)
+        aircall_id = await aircall.send_whatsapp_text(
+            plan.line_id, plan.customer_e164, plan.text
+        )
+    except DeliveryError as exc:
+        if not aircall_may_have_sent(exc):
+            await asyncio.to_thread(_release, services, plan.message_id)
+        if isinstance(exc, WindowClosed):
+            # Aircall saw the window closed where our clock did not: the agent gets the
+            # same words as for our own check (R24).
+            raise WindowClosed(WINDOW_CLOSED_MESSAGE, status_code=exc.status_code,
+                               detail=exc.detail) from exc
+        raise  # the worker retries, or gives up through `give_up`
+    await asyncio.to_thread(_record_sent, services, plan.message_id, aircall_id, job)
+    return f"sent ({aircall_id})"
+
+
+def _prepare(services: RepliesDeps, message_id: int, job: payloads.SendReply,
+             now: datetime) -> str | TemplateSend | _Send:
+    """The reply's checks, in one transaction: the delivery log's word when it goes no
+    further (gone, reconciled, refused), else the template or the text to send."""
     with services.sessions.begin() as session:
-        message = session.get(Message, entry.message_id)
+        message = session.get(Message, message_id)
         if message is None:
             return "reply gone"
         if message.status == statuses.SENDING:
@@ -221,38 +259,15 @@ async def send_reply(
         facts = _facts(session, message, job)
         verdict = check_outbound_reply(facts, now)
         instead = _template_instead(session, message, facts, verdict, now)
-        template = instead if isinstance(instead, TemplateSend) else None
+        if isinstance(instead, TemplateSend):
+            return instead
         if isinstance(instead, Refused):
             verdict = instead
-        if template is None and isinstance(verdict, Refused):
+        if isinstance(verdict, Refused):
             advance_outbound(session, message, statuses.FAILED, now=now, reason=verdict.reason,
                              channel_id=job.channel_id)
             return f"refused: {verdict.reason}"
-        plan = _plan(session, message, verdict.text) if isinstance(verdict, PlainText) else None
-    if template is not None:
-        # R52: the window is closed; the number's template goes instead, never free text.
-        return await send_template(services, template, job,
-                                   may_have_sent=aircall_may_have_sent)
-    assert plan is not None
-    token = aircall_access_token(services, plan.installation_id)
-    if not _mark_sending(services, plan, entry, job, now):
-        return "no longer pending"
-    try:
-        aircall = services.aircall(token, installation_id=plan.installation_id)
-        aircall_id = await aircall.send_whatsapp_text(
-            plan.line_id, plan.customer_e164, plan.text
-        )
-    except DeliveryError as exc:
-        if not aircall_may_have_sent(exc):
-            _release(services, plan.message_id)
-        if isinstance(exc, WindowClosed):
-            # Aircall saw the window closed where our clock did not: the agent gets the
-            # same words as for our own check (R24).
-            raise WindowClosed(WINDOW_CLOSED_MESSAGE, status_code=exc.status_code,
-                               detail=exc.detail) from exc
-        raise  # the worker retries, or gives up through `give_up`
-    _record_sent(services, plan.message_id, aircall_id, job)
-    return f"sent ({aircall_id})"
+        return _plan(session, message, verdict.text)
 
 
 def _template_instead(

@@ -13,6 +13,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterable
 from datetime import datetime
 
@@ -270,7 +271,8 @@ async def report_status(
     hubspot_message_id, status = payload.hubspot_message_id, payload.status
     if not hubspot_message_id:
         raise Permanent(f"report_status entry {entry.id} names no HubSpot message")
-    channel_id = payload.channel_id or services.channel_id()
+    # The stored channel is read in a thread, off the worker's event loop.
+    channel_id = payload.channel_id or await asyncio.to_thread(services.channel_id)
     if not channel_id:
         raise Permanent("The HubSpot custom channel is not registered yet.")
     token = await hubspot_access_token(services, entry.installation_id)

@@ -366,7 +366,8 @@ class Worker:
             except DeliveryError as refresh_error:
                 exc = refresh_error
         if isinstance(exc, AuthRevoked):
-            mark_reauth_required(services, entry.installation_id, exc.message)
+            await asyncio.to_thread(mark_reauth_required, services, entry.installation_id,
+                                    exc.message)
         permanent = isinstance(exc, Permanent | AuthRevoked)
         policy = kind.retry if kind is not None else None
 
