@@ -21,6 +21,7 @@ import httpx
 import pytest
 from harness.pages import wait_for
 from harness.stack import SUPPORT_FR, Stack
+from prometheus_client import REGISTRY
 from sqlalchemy import event, func, select
 
 from whatsapp_helpdesk.db.models import Conversation, Message, OutboxEntry, WebhookEvent
@@ -29,6 +30,7 @@ from whatsapp_helpdesk.web.webhook_spool import WebhookSpool
 pytestmark = pytest.mark.both_databases
 
 DRAIN_THREAD = "spool-replay"
+DRAIN_CPU_METRIC = "whatsapp_helpdesk_spool_drain_cpu_seconds_total"
 CUSTOMERS = 6
 PER_CUSTOMER = 4
 
@@ -105,8 +107,12 @@ def test_issue17_the_drain_stores_a_batch_in_a_constant_number_of_statements(
     copy = bodies[3]  # Aircall's retry of one, in the same batch
     for body in [*bodies, copy]:
         assert _post(stack, body).json() == {"result": "spooled"}
+    drain_cpu = REGISTRY.get_sample_value(DRAIN_CPU_METRIC)
+    assert drain_cpu is not None, "the drain's CPU is not exported"
     released.set()
     wait_for(lambda: webhook_spool.spool.unreplayed() == 0, what="the drain")
+    # What bench/ingest.py divides by the rows stored: the drain thread's CPU time.
+    assert (REGISTRY.get_sample_value(DRAIN_CPU_METRIC) or 0.0) > drain_cpu
 
     # The drain may take the first record alone (woken by its append), the rest together.
     records, statements = max(drain_statements.batches)
