@@ -110,6 +110,30 @@ def enqueue(
 
 
 @dataclass(frozen=True)
+class QueuedWork:
+    """One entry of `enqueue_many`: what differs between the entries of one kind."""
+
+    installation_id: int
+    message_id: int | None
+    ordering_key: str | None
+    ordering_at: datetime
+
+
+def enqueue_many(session: Session, *, kind: str, payload: dict[str, Any],
+                 entries: list[QueuedWork], now: datetime, delay: timedelta) -> None:
+    """`enqueue` for many entries of one kind and payload in ONE multi-row INSERT, in the
+    given order (the ingest drain's batches, issue 17 item 1: the unit of work flushed
+    them one INSERT each). Caller's transaction, never commits."""
+    if entries:
+        session.connection().execute(OUTBOX.insert(), [{
+            "installation_id": entry.installation_id, "kind": kind,
+            "message_id": entry.message_id, "payload": json.dumps(payload),
+            "ordering_key": entry.ordering_key, "ordering_at": entry.ordering_at,
+            "state": PENDING, "attempts": 0, "available_at": now + delay, "created_at": now,
+        } for entry in entries])
+
+
+@dataclass(frozen=True)
 class Claimed:
     id: int
     installation_id: int

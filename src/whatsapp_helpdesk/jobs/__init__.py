@@ -7,6 +7,6 @@ action); it imports the use cases' handlers, so only the worker (and tests) impo
 """
 
 from whatsapp_helpdesk.jobs.payloads import JobPayload
-from whatsapp_helpdesk.jobs.queue import enqueue
+from whatsapp_helpdesk.jobs.queue import QueuedWork, enqueue, enqueue_many
 
-__all__ = ["JobPayload", "enqueue"]
+__all__ = ["JobPayload", "QueuedWork", "enqueue", "enqueue_many"]

@@ -8,7 +8,10 @@ from sqlalchemy.orm import Session
 
 from whatsapp_helpdesk.db import outbox
 from whatsapp_helpdesk.db.models import OutboxEntry
+from whatsapp_helpdesk.db.outbox import QueuedWork
 from whatsapp_helpdesk.jobs.payloads import JobPayload
+
+__all__ = ["QueuedWork", "enqueue", "enqueue_many"]
 
 
 def enqueue(
@@ -39,3 +42,13 @@ def enqueue(
         ordering_at=ordering_at,
         delay=delay,
     )
+
+
+def enqueue_many(session: Session, job: JobPayload, entries: list[QueuedWork], *,
+                 now: datetime, delay: timedelta = timedelta(0)) -> None:
+    """`enqueue` of one job for many entries (messages), in one statement, in order."""
+    kind = getattr(type(job), "KIND", None)
+    if not isinstance(kind, str):
+        raise TypeError(f"{type(job).__name__} declares no KIND: it is not a job kind")
+    outbox.enqueue_many(session, kind=kind, payload=job.model_dump(mode="json"),
+                        entries=entries, now=now, delay=delay)

@@ -132,6 +132,9 @@ REFUSED = Counter("whatsapp_helpdesk_spool_refused_total",
                   "Deliveries answered 503 while the database was unreachable", ["reason"])
 SPOOL_RECORDS = Gauge("whatsapp_helpdesk_spool_records", "Spooled deliveries awaiting replay")
 SPOOL_BYTES = Gauge("whatsapp_helpdesk_spool_bytes", "Bytes of the spool awaiting replay")
+DRAIN_CPU = Counter("whatsapp_helpdesk_spool_drain_cpu_seconds",
+                    "CPU time the drain thread spent storing spooled deliveries (its own "
+                    "thread's, not the acknowledgements')")
 SPOOL_OLDEST_AGE = Gauge("whatsapp_helpdesk_spool_oldest_age_seconds",
                          "Age of the oldest spooled delivery (0 when none)")
 
@@ -411,6 +414,7 @@ class WebhookSpool:
         if not run:
             return
         BATCH_SIZE.observe(len(run))
+        started = time.thread_time()
         try:
             ingest_aircall_batch(self.services, AIRCALL_HANDLERS, run)
         except DATABASE_DOWN:
@@ -423,6 +427,8 @@ class WebhookSpool:
                 ingest_authenticated_aircall(
                     self.services, AIRCALL_HANDLERS, int(delivery.installation_id or 0),
                     delivery.webhook_digest, delivery.envelope, delivery.payload_text)
+        finally:
+            DRAIN_CPU.inc(time.thread_time() - started)
         REPLAYED.labels("aircall").inc(len(run))
 
     def _deliver(self, record: dict[str, Any]) -> None:
