@@ -5,7 +5,7 @@ rolls back, and a savepoint rolled back does not swallow a later enqueue's."""
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import psycopg
 import pytest
@@ -60,4 +60,20 @@ def test_one_notify_per_committed_transaction_that_adds_work(
         _enqueue(session, installation_id)
         savepoint.rollback()
         _enqueue(session, installation_id)
+    assert _received(listener) == 1
+
+
+def test_the_ingest_drains_many_entries_in_one_insert_wake_the_workers_too(
+    sessions: sessionmaker[Session], installation_id: int, listener: psycopg.Connection
+) -> None:
+    """The spool's drain queues its batch's publications with `enqueue_many`: without a
+    NOTIFY an idle PostgreSQL worker saw them only at its next poll, up to 5 s later."""
+    _received(listener)
+    with sessions.begin() as session:
+        outbox.enqueue_many(session, kind="publish_inbound", payload={}, now=NOW,
+                            delay=timedelta(0), entries=[
+                                outbox.QueuedWork(installation_id=installation_id,
+                                                  message_id=None, ordering_key=f"c:{n}",
+                                                  ordering_at=NOW) for n in range(3)])
+        assert _received(listener) == 0, "notified before the commit"
     assert _received(listener) == 1

@@ -125,6 +125,7 @@ def enqueue_many(session: Session, *, kind: str, payload: dict[str, Any],
     given order (the ingest drain's batches, issue 17 item 1: the unit of work flushed
     them one INSERT each). Caller's transaction, never commits."""
     if entries:
+        wake_workers(session.connection())
         session.connection().execute(OUTBOX.insert(), [{
             "installation_id": entry.installation_id, "kind": kind,
             "message_id": entry.message_id, "payload": json.dumps(payload),
