@@ -270,9 +270,10 @@ def test_R9_attempts_are_recorded(sessions: sessionmaker[Session], installation_
     assert claimed is not None
 
     with sessions.begin() as session:
-        outbox.record_attempt(session, outbox_id=entry_id, attempt=claimed.attempt,
-                              started_at=NOW, duration_ms=120, outcome="retry", http_status=503,
-                              detail="Service Unavailable")
+        outbox.record_attempt_on(
+            session.connection(), outbox_id=entry_id, attempt=claimed.attempt,
+            started_at=NOW, duration_ms=120, outcome="retry", http_status=503,
+            detail="Service Unavailable")
 
     with sessions() as session:
         attempt = session.scalars(select(DeliveryAttempt)).one()

@@ -78,8 +78,9 @@ def drain(
         on_claim(key)
         time.sleep(WORK_SECONDS)
         with sessions.begin() as session:
-            outbox.record_attempt(session, outbox_id=claimed.id, attempt=claimed.attempt,
-                                  started_at=NOW, duration_ms=2, outcome="ok", detail=worker_id)
+            outbox.record_attempt_on(
+                session.connection(), outbox_id=claimed.id, attempt=claimed.attempt,
+                started_at=NOW, duration_ms=2, outcome="ok", detail=worker_id)
             outbox.complete(session, entry_id=claimed.id, worker_id=worker_id, now=NOW)
             before_commit(key)
         done += 1

@@ -338,24 +338,6 @@ def with_completion(step: CompletionStep) -> bool:
     return True
 
 
-def record_attempt(
-    session: Session,
-    *,
-    outbox_id: int,
-    attempt: int,
-    started_at: datetime,
-    duration_ms: int,
-    outcome: str,
-    http_status: int | None = None,
-    detail: str | None = None,
-) -> None:
-    # Core, in the caller's transaction: the ORM's unit of work for one append-only row
-    # cost more CPU than the delivery's own statements (bench/end_to_end.py).
-    record_attempt_on(session.connection(), outbox_id=outbox_id, attempt=attempt,
-                      started_at=started_at, duration_ms=duration_ms, outcome=outcome,
-                      http_status=http_status, detail=detail)
-
-
 def record_attempt_on(
     connection: Connection,
     *,
@@ -367,6 +349,9 @@ def record_attempt_on(
     http_status: int | None = None,
     detail: str | None = None,
 ) -> None:
+    """One row of the delivery log, in the caller's transaction (`session.connection()` for a
+    Session's). Core: the ORM's unit of work for one append-only row cost more CPU than the
+    delivery's own statements (bench/end_to_end.py)."""
     connection.execute(_RECORD_ATTEMPT, {
         "outbox_id": outbox_id, "attempt": attempt, "started_at": started_at,
         "duration_ms": duration_ms, "outcome": outcome, "http_status": http_status,

@@ -339,9 +339,10 @@ class Worker:
     def _log_attempt(self, entry: outbox.Claimed, started: datetime, duration_ms: int,
                      outcome: str, status_code: int | None, detail: str | None) -> None:
         with self.services.sessions.begin() as session:
-            outbox.record_attempt(session, outbox_id=entry.id, attempt=entry.attempt,
-                                  started_at=started, duration_ms=duration_ms, outcome=outcome,
-                                  http_status=status_code, detail=detail)
+            outbox.record_attempt_on(
+                session.connection(), outbox_id=entry.id, attempt=entry.attempt,
+                started_at=started, duration_ms=duration_ms, outcome=outcome,
+                http_status=status_code, detail=detail)
 
     @staticmethod
     def _classify(exc: DeliveryError) -> str:
