@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import threading
-import uuid
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
@@ -20,8 +19,10 @@ from typing import Any
 
 import httpx
 import pytest
+from harness.aircall_webhooks import message_received as _body
+from harness.aircall_webhooks import post_to_bridge as _post
 from harness.pages import wait_for
-from harness.stack import SUPPORT_FR, Stack, running_stack
+from harness.stack import Stack, running_stack
 from sqlalchemy import event, func, select
 
 from whatsapp_helpdesk.db.models import Message, WebhookEvent
@@ -31,15 +32,6 @@ from whatsapp_helpdesk.inbound import ingest
 WRITER_THREAD = "ingest-writer-"
 
 
-def _body(token: str, words: str, *, message_id: str | None = None) -> bytes:
-    return json.dumps({
-        "resource": "message", "event": "message.received", "timestamp": 1_764_000_000,
-        "token": token,
-        "data": {"id": message_id or uuid.uuid4().hex, "direction": "inbound",
-                 "channel": "whatsapp", "status": "received", "type": "text", "body": words,
-                 "external_number": "+33612345678", "created_at": 1_764_000_000_000,
-                 "number": {"id": SUPPORT_FR, "digits": "+33 1 76 36 06 95"}},
-    }).encode()
 
 
 class _Commits:
@@ -108,10 +100,6 @@ def _webhook_token(stack: Stack) -> str:
     return str(stack.aircall.get("/_sandbox/webhooks").json()["webhooks"][0]["token"])
 
 
-def _post(stack: Stack, body: bytes) -> httpx.Response:
-    with httpx.Client(base_url=str(stack.bridge.base_url), timeout=30) as client:
-        return client.post("/webhooks/aircall", content=body,
-                           headers={"content-type": "application/json"})
 
 
 def _held_then_batched(stack: Stack, counted: _Commits, pool: ThreadPoolExecutor,

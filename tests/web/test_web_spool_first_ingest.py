@@ -11,16 +11,16 @@ from __future__ import annotations
 
 import json
 import threading
-import uuid
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
+from harness.aircall_webhooks import message_received as _body
+from harness.aircall_webhooks import post_to_bridge as _post
 from harness.pages import wait_for
-from harness.stack import SUPPORT_FR, Stack, running_stack
+from harness.stack import Stack, running_stack
 from sqlalchemy import func, select
 
 from whatsapp_helpdesk.db.models import Message, WebhookEvent
@@ -33,22 +33,8 @@ pytestmark = pytest.mark.both_databases
 UNCONNECTED_NUMBER = 1003  # WhatsApp-enabled in the sandbox, no channel account
 
 
-def _body(token: str, words: str, *, number_id: int = SUPPORT_FR,
-          message_id: str | None = None) -> bytes:
-    return json.dumps({
-        "resource": "message", "event": "message.received", "timestamp": 1_764_000_000,
-        "token": token,
-        "data": {"id": message_id or uuid.uuid4().hex, "direction": "inbound",
-                 "channel": "whatsapp", "status": "received", "type": "text", "body": words,
-                 "external_number": "+33612345678", "created_at": 1_764_000_000_000,
-                 "number": {"id": number_id, "digits": "+33 1 76 36 06 95"}},
-    }).encode()
 
 
-def _post(stack: Stack, body: bytes) -> httpx.Response:
-    with httpx.Client(base_url=str(stack.bridge.base_url), timeout=60) as client:
-        return client.post("/webhooks/aircall", content=body,
-                           headers={"content-type": "application/json"})
 
 
 def _token(stack: Stack) -> str:

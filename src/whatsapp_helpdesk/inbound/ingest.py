@@ -620,44 +620,41 @@ def _insert_events_returning_keys(dialect: str) -> Any:
 
 def _conversation_bulk_upsert(dialect: str) -> Any:
     if dialect not in _CONVERSATION_BULK_UPSERTS:
-        insert_for = pg_insert if dialect == "postgresql" else sqlite_insert
         table = cast(Table, Conversation.__table__)
-        statement = insert_for(table)
-        latest = case(
-            (or_(table.c.last_inbound_at.is_(None),
-                 statement.excluded.last_inbound_at > table.c.last_inbound_at),
-             statement.excluded.last_inbound_at),
-            else_=table.c.last_inbound_at)
-        _CONVERSATION_BULK_UPSERTS[dialect] = statement.on_conflict_do_update(
-            index_elements=["number_id", "customer_e164"],
-            set_={"last_inbound_at": latest,
-                  "customer_name": func.coalesce(statement.excluded.customer_name,
-                                                 table.c.customer_name)},
-        ).returning(table.c.id, table.c.customer_company, table.c.number_id,
-                    table.c.customer_e164)
+        _CONVERSATION_BULK_UPSERTS[dialect] = _conversation_on_conflict(
+            _insert_for(dialect)(table), table.c.number_id, table.c.customer_e164)
     return _CONVERSATION_BULK_UPSERTS[dialect]
 
 
 def _conversation_upsert(dialect: str) -> Any:
     if dialect not in _CONVERSATION_UPSERTS:
-        insert_for = pg_insert if dialect == "postgresql" else sqlite_insert
         table = cast(Table, Conversation.__table__)
-        statement = insert_for(table).values({
-            name: bindparam(name) for name in (
+        _CONVERSATION_UPSERTS[dialect] = _conversation_on_conflict(
+            _insert_for(dialect)(table).values({name: bindparam(name) for name in (
                 "installation_id", "number_id", "customer_e164", "created_at",
-                "last_inbound_at", "customer_name")})
-        latest = case(
-            (or_(table.c.last_inbound_at.is_(None),
-                 statement.excluded.last_inbound_at > table.c.last_inbound_at),
-             statement.excluded.last_inbound_at),
-            else_=table.c.last_inbound_at)
-        _CONVERSATION_UPSERTS[dialect] = statement.on_conflict_do_update(
-            index_elements=["number_id", "customer_e164"],
-            set_={"last_inbound_at": latest,
-                  "customer_name": func.coalesce(statement.excluded.customer_name,
-                                                 table.c.customer_name)},
-        ).returning(table.c.id, table.c.customer_company)
+                "last_inbound_at", "customer_name")}))
     return _CONVERSATION_UPSERTS[dialect]
+
+
+def _insert_for(dialect: str) -> Any:
+    return pg_insert if dialect == "postgresql" else sqlite_insert
+
+
+def _conversation_on_conflict(statement: Any, *also_returning: Any) -> Any:
+    """Get-or-create a conversation: the latest inbound time and the customer's name kept
+    on conflict; its id and company returned (and `also_returning`, for a batch)."""
+    table = cast(Table, Conversation.__table__)
+    latest = case(
+        (or_(table.c.last_inbound_at.is_(None),
+             statement.excluded.last_inbound_at > table.c.last_inbound_at),
+         statement.excluded.last_inbound_at),
+        else_=table.c.last_inbound_at)
+    return statement.on_conflict_do_update(
+        index_elements=["number_id", "customer_e164"],
+        set_={"last_inbound_at": latest,
+              "customer_name": func.coalesce(statement.excluded.customer_name,
+                                             table.c.customer_name)},
+    ).returning(table.c.id, table.c.customer_company, *also_returning)
 
 
 def _integration_deleted(session: Session, installation_id: int,
