@@ -18,6 +18,7 @@ import signal
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -38,11 +39,11 @@ def _configure_logging(settings: Settings) -> None:
     configure_logging(settings.log_level, secrets=settings_secrets(settings))
 
 
-def _services(settings: Settings, *, for_the_worker: bool = False) -> Services:
+def _services(settings: Settings) -> Services:
     from whatsapp_helpdesk.bootstrap import build_services
     from whatsapp_helpdesk.db.migrate import upgrade
 
-    services = build_services(settings, for_the_worker=for_the_worker)
+    services = build_services(settings)
     upgrade(services.engine)  # migrations run on every start (idempotent)
     return services
 
@@ -150,10 +151,45 @@ def cmd_web(settings: Settings, _args: argparse.Namespace) -> int:
     return 0
 
 
+# The longest pause between two tries of a worker waiting for its database at start.
+DATABASE_WAIT_MAX_SECONDS = 5.0
+
+
+def _migrated_once_the_database_answers(
+    services: Services, *, sleep: Callable[[float], None] = time.sleep,
+) -> None:
+    """Migrations, tried until the database answers (R53). A worker (re)started during an
+    outage exited with a traceback (rc 1): under `serve` the supervisor restarted it again
+    and again, and a process manager would count it as crashing. Only an unreachable
+    database is waited for; a migration that fails on a reachable one still stops the
+    worker. SIGTERM while waiting ends the process as usual (nothing is held)."""
+    import structlog
+    from sqlalchemy.exc import InterfaceError, OperationalError
+
+    from whatsapp_helpdesk.db.migrate import upgrade
+
+    wait, attempt = 0.25, 0
+    while True:
+        try:
+            upgrade(services.engine)
+            return
+        except (OperationalError, InterfaceError) as exc:
+            attempt += 1
+            structlog.get_logger(__name__).warning(
+                "worker.waiting_for_database", attempt=attempt, retry_in_seconds=wait,
+                error=str(exc).splitlines()[0][:200])
+            services.engine.dispose()  # no half-open connection kept for the next try
+            sleep(wait)
+            wait = min(wait * 2, DATABASE_WAIT_MAX_SECONDS)
+
+
 def cmd_worker(settings: Settings, args: argparse.Namespace) -> int:
+    from whatsapp_helpdesk.bootstrap import build_services
     from whatsapp_helpdesk.worker.runner import Worker
 
-    worker = Worker(_services(settings, for_the_worker=True))
+    services = build_services(settings, for_the_worker=True)
+    _migrated_once_the_database_answers(services)
+    worker = Worker(services)
 
     async def main() -> None:
         loop = asyncio.get_running_loop()
