@@ -22,7 +22,7 @@ from typing import Any, NotRequired, TypedDict
 
 import httpx
 
-from whatsapp_helpdesk.errors import DeliveryError, Permanent, Retryable
+from whatsapp_helpdesk.errors import DeliveryError, Permanent, RateLimited, Retryable
 
 Clock = Callable[[], datetime]
 
@@ -116,6 +116,28 @@ def transport_error(exc: httpx.RequestError, *, service: str, operation: str) ->
     if isinstance(exc, httpx.ConnectError):
         return Retryable(f"{what}: could not connect to {service}; will retry.")
     return Retryable(f"{what}: the connection failed ({type(exc).__name__}); will retry.")
+
+
+def temporary_error(
+    response: httpx.Response, *, service: str, operation: str,
+    retry_after: Callable[[], float], labels: str = "",
+) -> DeliveryError | None:
+    """The statuses both providers mean alike, in the words both clients use: 429 →
+    RateLimited after the provider's own wait (`retry_after`, read only then), 5xx →
+    Retryable (`labels`: what the provider said of it, after the status). None for any
+    other status: each client maps those itself."""
+    status = response.status_code
+    if status == 429:
+        return RateLimited(
+            f"{service} rate limit reached while trying to {operation}; will retry.",
+            retry_after=retry_after(), detail=body_excerpt(response),
+        )
+    if status >= 500:
+        return Retryable(
+            f"{service} failed to {operation} ({status}{labels}); will retry.",
+            status_code=status, detail=body_excerpt(response),
+        )
+    return None
 
 
 def json_body(response: httpx.Response) -> Any:

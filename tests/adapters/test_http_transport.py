@@ -6,7 +6,7 @@ import httpx
 import pytest
 from _http_double import NOW
 
-from whatsapp_helpdesk.errors import Permanent, Retryable
+from whatsapp_helpdesk.errors import Permanent, RateLimited, Retryable
 from whatsapp_helpdesk.http_transport import (
     AIRCALL_DEFAULT_RETRY_AFTER,
     HUBSPOT_DEFAULT_RETRY_AFTER,
@@ -14,6 +14,7 @@ from whatsapp_helpdesk.http_transport import (
     aircall_retry_after,
     hubspot_retry_after,
     parse_retry_after,
+    temporary_error,
     transport_error,
 )
 
@@ -78,3 +79,29 @@ def test_transport_failures(failure: type[httpx.RequestError], expected: type[Ex
     assert type(error) is expected
     assert error.message.startswith("HubSpot: read the channel")
     assert "secret-key" not in error.message
+
+
+def test_temporary_error_words_429_and_5xx_alike_for_both_clients() -> None:
+    """429 and 5xx say "; will retry." (what retry_budget reads); the 429 wait is the
+    provider's, read only for a 429; any other status is left to the client."""
+    asked: list[int] = []
+
+    def wait() -> float:
+        asked.append(1)
+        return 7.0
+
+    def answer(status: int) -> httpx.Response:
+        return httpx.Response(status, json={"message": "no"})
+
+    limited = temporary_error(answer(429), service="Aircall", operation="send", retry_after=wait)
+    assert isinstance(limited, RateLimited)
+    assert (limited.retry_after, str(limited)) == (
+        7.0, "Aircall rate limit reached while trying to send; will retry.")
+    failed = temporary_error(answer(503), service="HubSpot", operation="publish",
+                             retry_after=wait, labels=" SERVER/DOWN")
+    assert isinstance(failed, Retryable) and not isinstance(failed, RateLimited)
+    assert (failed.status_code, str(failed)) == (
+        503, "HubSpot failed to publish (503 SERVER/DOWN); will retry.")
+    assert temporary_error(answer(404), service="HubSpot", operation="read",
+                           retry_after=wait) is None
+    assert asked == [1]

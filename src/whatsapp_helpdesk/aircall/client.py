@@ -29,7 +29,6 @@ from whatsapp_helpdesk.errors import (
     DeliveryError,
     Permanent,
     RateLimited,
-    Retryable,
     TemplateRefused,
     WindowClosed,
 )
@@ -43,6 +42,7 @@ from whatsapp_helpdesk.http_transport import (
     missing_field,
     send,
     system_clock,
+    temporary_error,
 )
 from whatsapp_helpdesk.pacing import Pacer
 
@@ -233,17 +233,12 @@ def aircall_error(response: httpx.Response, *, operation: str, now: datetime) ->
     status = response.status_code
     detail = body_excerpt(response)
     body = json_object(response)
-    if status == 429:
-        return RateLimited(
-            f"{SERVICE} rate limit reached while trying to {operation}; will retry.",
-            retry_after=aircall_retry_after(response.headers, now),
-            detail=detail,
-        )
-    if status >= 500:
-        return Retryable(
-            f"{SERVICE} failed to {operation} ({status}); will retry.",
-            status_code=status, detail=detail,
-        )
+    temporary = temporary_error(
+        response, service=SERVICE, operation=operation,
+        retry_after=lambda: aircall_retry_after(response.headers, now),
+    )
+    if temporary is not None:
+        return temporary
     if status in (401, 403):
         return AuthRevoked(
             f"{SERVICE} refused our credentials while trying to {operation} ({status}: "

@@ -15,7 +15,7 @@ from datetime import datetime, timedelta
 
 from whatsapp_helpdesk.domain.window import CUSTOMER_SERVICE_WINDOW, WINDOW_CLOSED_MESSAGE
 
-# Our adapters' temporary errors end with this (http_retry.py, the two clients): true while
+# Our adapters' temporary errors end with this (http_transport.py, media): true while
 # the delivery waits, false once it has failed for good.
 _WILL_RETRY = "; will retry."
 

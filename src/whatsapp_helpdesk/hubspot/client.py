@@ -30,7 +30,6 @@ from whatsapp_helpdesk.errors import (
     DeliveryError,
     Permanent,
     RateLimited,
-    Retryable,
 )
 from whatsapp_helpdesk.http_transport import (
     Clock,
@@ -41,6 +40,7 @@ from whatsapp_helpdesk.http_transport import (
     missing_field,
     send,
     system_clock,
+    temporary_error,
 )
 from whatsapp_helpdesk.hubspot.api_paths import (
     DEFAULT_API_VERSION,
@@ -245,17 +245,12 @@ def hubspot_error(response: httpx.Response, *, operation: str, now: datetime) ->
     status = response.status_code
     body = json_object(response)
     detail = body_excerpt(response)
-    if status == 429:
-        return RateLimited(
-            f"{SERVICE} rate limit reached while trying to {operation}; will retry.",
-            retry_after=hubspot_retry_after(response.headers, body, now),
-            detail=detail,
-        )
-    if status >= 500:
-        return Retryable(
-            f"{SERVICE} failed to {operation} ({status}{_labels(body)}); will retry.",
-            status_code=status, detail=detail,
-        )
+    temporary = temporary_error(
+        response, service=SERVICE, operation=operation, labels=_labels(body),
+        retry_after=lambda: hubspot_retry_after(response.headers, body, now),
+    )
+    if temporary is not None:
+        return temporary
     category = str(body.get("category") or "")
     if status == 401 and category == "EXPIRED_AUTHENTICATION":
         return AuthExpired(

@@ -22,8 +22,9 @@ KINDS: dict[str, type[JobPayload]] = {}
 
 
 class JobPayload(BaseModel):
-    """One kind of outbox work: subclass it, set `KIND` and `LABEL`, and register the kind
-    in `jobs/registry.py` (tests/jobs checks that every subclass is registered). The base
+    """One kind of outbox work: subclass it with its `kind` and `label` (`class
+    SendReply(JobPayload, kind="send_reply", label=...)`), and register the kind in
+    `jobs/registry.py` (tests/jobs checks that every subclass is registered). The base
     itself, with no field, serves a test's ad-hoc kind."""
 
     model_config = ConfigDict(extra="ignore", frozen=True)
@@ -34,6 +35,18 @@ class JobPayload(BaseModel):
     # it again from HubSpot; re-running it from the dashboard would send what HubSpot shows
     # as not sent.
     RETRY_FROM_DASHBOARD: ClassVar[bool] = True
+
+    def __init_subclass__(
+        cls, *, kind: str | None = None, label: str = "", retry_from_dashboard: bool = True,
+        **kwargs: Any,
+    ) -> None:
+        super().__init_subclass__(**kwargs)
+        if kind is None:
+            return  # a base of other payloads, not a kind
+        if not label:
+            raise TypeError(f"job kind {kind!r} has no label")
+        cls.KIND, cls.LABEL = kind, label
+        cls.RETRY_FROM_DASHBOARD = retry_from_dashboard
 
     @classmethod
     def __pydantic_init_subclass__(cls, **kwargs: Any) -> None:
@@ -46,16 +59,13 @@ class JobPayload(BaseModel):
         KINDS[kind] = cls
 
 
-class PublishInbound(JobPayload):
-    KIND: ClassVar[str] = "publish_inbound"
-    LABEL: ClassVar[str] = "Customer message to HubSpot"
+class PublishInbound(JobPayload, kind="publish_inbound", label="Customer message to HubSpot"):
+    """The entry's message, published in its HubSpot thread: nothing beyond `message_id`."""
 
 
-class SendReply(JobPayload):
-    KIND: ClassVar[str] = "send_reply"
-    LABEL: ClassVar[str] = "Agent reply to WhatsApp"
-    RETRY_FROM_DASHBOARD: ClassVar[bool] = False
-
+class SendReply(
+    JobPayload, kind="send_reply", label="Agent reply to WhatsApp", retry_from_dashboard=False
+):
     channel_account_id: str | None = None
     channel_id: str | None = None
     rich_text: str | None = None
@@ -64,22 +74,16 @@ class SendReply(JobPayload):
     sending_since: str | None = None
 
 
-class ReportStatus(JobPayload):
-    KIND: ClassVar[str] = "report_status"
-    LABEL: ClassVar[str] = "Delivery status to HubSpot"
-
+class ReportStatus(JobPayload, kind="report_status", label="Delivery status to HubSpot"):
     hubspot_message_id: str
     status: Literal["SENT", "READ", "FAILED"]
     error: str | None = None
     channel_id: str | None = None
 
 
-class NativeTicket(JobPayload):
+class NativeTicket(JobPayload, kind="native_ticket", label="Native ticket in HubSpot"):
     """One missed call, voicemail or SMS that gets a CRM ticket (native_tickets/tickets.py's
     `Activity`, with the number it happened on)."""
-
-    KIND: ClassVar[str] = "native_ticket"
-    LABEL: ClassVar[str] = "Native ticket in HubSpot"
 
     number_id: int
     # The activity, field for field (native_tickets/tickets.py `Activity`).
@@ -93,19 +97,15 @@ class NativeTicket(JobPayload):
     voicemail_url: str | None = None
 
 
-class SetContactCompany(JobPayload):
-    KIND: ClassVar[str] = "set_contact_company"
-    LABEL: ClassVar[str] = "Contact's company in HubSpot"
-
+class SetContactCompany(
+    JobPayload, kind="set_contact_company", label="Contact's company in HubSpot"
+):
     conversation_id: int
     company: str
     replaces: str | None = None
 
 
-class ReengagementNote(JobPayload):
-    KIND: ClassVar[str] = "reengagement_note"
-    LABEL: ClassVar[str] = "Template note in the ticket"
-
+class ReengagementNote(JobPayload, kind="reengagement_note", label="Template note in the ticket"):
     # First field on purpose: replies/reengagement.py `ensure_note` finds a queued note by the
     # stored JSON's leading `{"reply_id": N,`.
     reply_id: int
@@ -114,10 +114,7 @@ class ReengagementNote(JobPayload):
     text: str
 
 
-class FetchMedia(JobPayload):
-    KIND: ClassVar[str] = "fetch_media"
-    LABEL: ClassVar[str] = "Customer's file to HubSpot"
-
+class FetchMedia(JobPayload, kind="fetch_media", label="Customer's file to HubSpot"):
     url: str
     file_name: str | None = None
     file_type: str | None = None
@@ -125,15 +122,11 @@ class FetchMedia(JobPayload):
     kind: str  # the message's kind (image, document, location…)
 
 
-class RefreshNumbers(JobPayload):
-    KIND: ClassVar[str] = "refresh_numbers"
-    LABEL: ClassVar[str] = "Numbers refreshed from Aircall"
+class RefreshNumbers(JobPayload, kind="refresh_numbers", label="Numbers refreshed from Aircall"):
+    """The installation's numbers read again from Aircall: nothing to carry."""
 
 
-class SyncNumber(JobPayload):
+class SyncNumber(JobPayload, kind="sync_number", label="Number read from Aircall"):
     """One number's WhatsApp and SMS status read from Aircall after a number.* webhook."""
-
-    KIND: ClassVar[str] = "sync_number"
-    LABEL: ClassVar[str] = "Number read from Aircall"
 
     aircall_number_id: str

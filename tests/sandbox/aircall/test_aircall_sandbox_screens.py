@@ -79,6 +79,15 @@ def test_call_buttons(aircall: Sandbox) -> None:
     assert "Voicemail+left" in response.headers["location"]
 
 
+def test_sending_or_calling_wants_both_numbers_picked(aircall: Sandbox) -> None:
+    for path in ("/phone/send", "/phone/call"):
+        response = aircall.http.post(path, data={"number_id": "1001", "text": "hi"})
+        assert response.status_code == 303
+        assert "Pick+a+customer+number+and+a+business+number+first." in (
+            response.headers["location"])
+    assert _messages(aircall) == []
+
+
 def test_clock_jump_also_notifies_other_clocks(aircall: Sandbox, receiver: Receiver) -> None:
     other = f"{receiver.url}/clock"
     page = aircall.http.get("/phone", params={**CHAT, "also_notify": other}).text

@@ -7,6 +7,7 @@ here and, through `also_notify`, at the other sandboxes and the service.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -230,36 +231,43 @@ def _error_text(error: ApiError) -> str:
     return str(body.get("troubleshoot") or body.get("message") or body.get("error") or error)
 
 
+def _as_customer(
+    view: PhoneView, act: Callable[[int, str], object], *, failed: str, done: str = ""
+) -> RedirectResponse:
+    """Something the customer does from the phone (a message, a call) to the business number
+    `act(number_id, phone)`: both numbers must be picked; a refusal comes back as the notice."""
+    if view.number is None or not view.phone:
+        return _back(view, PICK_NUMBERS_FIRST)
+    try:
+        act(view.number.id, view.phone)
+    except ApiError as error:
+        return _back(view, f"{failed}: {_error_text(error)}")
+    return _back(view, done)
+
+
 @router.post("/phone/send")
 async def phone_send(request: Request, sandbox: SandboxDep) -> RedirectResponse:
     form, view = await _posted_form(request, sandbox)
-    if view.number is None or not view.phone:
-        return _back(view, PICK_NUMBERS_FIRST)
     kind = str(form.get("kind", "text"))
     text = str(form.get("text", ""))
-    try:
-        receive_from_customer(sandbox, {
-            "from": view.phone, "number_id": view.number.id, "text": text, "type": kind,
-        })
-    except ApiError as error:
-        return _back(view, f"Not sent: {_error_text(error)}")
-    return _back(view)
+
+    def send(number_id: int, phone: str) -> object:
+        body = {"from": phone, "number_id": number_id, "text": text, "type": kind}
+        return receive_from_customer(sandbox, body)
+
+    return _as_customer(view, send, failed="Not sent")
 
 
 @router.post("/phone/call")
 async def phone_call(request: Request, sandbox: SandboxDep) -> RedirectResponse:
     form, view = await _posted_form(request, sandbox)
-    if view.number is None or not view.phone:
-        return _back(view, PICK_NUMBERS_FIRST)
     outcome = str(form.get("outcome", "missed"))
-    try:
-        customer_call(
-            sandbox, {"from": view.phone, "number_id": view.number.id, "outcome": outcome}
-        )
-    except ApiError as error:
-        return _back(view, f"Call failed: {_error_text(error)}")
-    label = "Missed call placed." if outcome == "missed" else "Voicemail left."
-    return _back(view, label)
+
+    def call(number_id: int, phone: str) -> object:
+        return customer_call(sandbox, {"from": phone, "number_id": number_id, "outcome": outcome})
+
+    done = "Missed call placed." if outcome == "missed" else "Voicemail left."
+    return _as_customer(view, call, failed="Call failed", done=done)
 
 
 @router.post("/phone/read")

@@ -151,13 +151,20 @@ async def search_contacts(
                                   sandbox.state.portal_contacts(auth.portal_id))
 
 
+def _path_contact(
+    contact_id: str, request: Request, state: SandboxState, auth: PortalAuth
+) -> Contact:
+    """The contact a path names: by id, or by the property `?idProperty=` says (email)."""
+    return crm.contact_by_id_property(
+        state, auth.portal_id, contact_id, request.query_params.get("idProperty")
+    )
+
+
 @router.get(CONTACTS + "/{contact_id}")
 async def get_contact(
     contact_id: str, request: Request, sandbox: SandboxDep, auth: PortalAuth = CONTACTS_READ
 ) -> Any:
-    contact = crm.contact_by_id_property(
-        sandbox.state, auth.portal_id, contact_id, request.query_params.get("idProperty")
-    )
+    contact = _path_contact(contact_id, request, sandbox.state, auth)
     return _contact_json(sandbox.state, contact, request)
 
 
@@ -165,9 +172,7 @@ async def get_contact(
 async def patch_contact(
     contact_id: str, request: Request, sandbox: SandboxDep, auth: PortalAuth = CONTACTS_WRITE
 ) -> Any:
-    contact = crm.contact_by_id_property(
-        sandbox.state, auth.portal_id, contact_id, request.query_params.get("idProperty")
-    )
+    contact = _path_contact(contact_id, request, sandbox.state, auth)
     body = await parse_body(request, UpdateIn)
     changes = body.text_properties()
     email = changes.get("email")
