@@ -13,6 +13,7 @@ from typing import Any
 from urllib.parse import quote
 
 import pytest
+from harness.pacing import fast_aircall_bucket
 from test_browser_full_story import _customer_writes, _message, _reply_from_ticket
 
 from whatsapp_helpdesk.domain import reengagement
@@ -21,6 +22,9 @@ pytestmark = [
     pytest.mark.browser,
     pytest.mark.slow,
     pytest.mark.parametrize("database_url", ["sqlite"], indirect=True),
+    # The template's send waited ~14 s for the install's Aircall calls to be paced out
+    # (tests/harness/pacing.py).
+    fast_aircall_bucket,
 ]
 
 CUSTOMER = "+33612345678"

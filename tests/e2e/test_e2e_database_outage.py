@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 from harness.outage import DatabaseOutage
+from harness.pacing import fast_aircall_bucket
 from harness.pages import wait_for
 from harness.stack import CUSTOMER, PORTAL, Stack
 from sqlalchemy import func, select
@@ -24,7 +25,9 @@ from whatsapp_helpdesk.db.models import Message
 from whatsapp_helpdesk.spool import read_records
 
 # On SQLite and PostgreSQL (tests/conftest.py): the database itself stops.
-pytestmark = pytest.mark.both_databases
+# Their Aircall sends waited ~14 s for the install's Aircall calls to be paced out
+# (tests/harness/pacing.py): these tests are about the outage, not the pacing.
+pytestmark = [pytest.mark.both_databases, fast_aircall_bucket]
 
 # The outage tests wait longer than the pages' default (a replay follows the database's return).
 _wait_for = partial(wait_for, timeout=20.0)

@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from harness.pacing import fast_aircall_bucket
 from harness.stack import CUSTOMER, SUPPORT_FR, Stack
 from sqlalchemy import select
 from test_e2e_reply import (
@@ -25,6 +26,10 @@ from whatsapp_helpdesk.db.models import Conversation
 from whatsapp_helpdesk.domain import reengagement
 from whatsapp_helpdesk.domain.window import WINDOW_CLOSED_MESSAGE
 from whatsapp_helpdesk.replies import reengagement as flow
+
+# Their Aircall sends waited ~14 s for the install's Aircall calls to be paced out
+# (tests/harness/pacing.py): these tests are about templates and replies, not the pacing.
+pytestmark = fast_aircall_bucket
 
 TEMPLATE_1_VAR = "9101"  # reply_waiting: "Hello, we have answered your request: {{1}} …"
 TEMPLATE_0_VAR = "9102"  # we_answered, no variable

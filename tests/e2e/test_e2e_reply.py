@@ -20,6 +20,7 @@ import time
 from typing import Any
 
 import pytest
+from harness.pacing import fast_aircall_bucket
 from harness.stack import CUSTOMER, PORTAL, Stack
 from sqlalchemy import func, select
 
@@ -30,6 +31,10 @@ from whatsapp_helpdesk.settings import SANDBOX_HUBSPOT_CLIENT_SECRET
 
 SEND_PATH = "/v1/messages/send/whatsapp/native"
 OUTGOING = "OUTGOING_CHANNEL_MESSAGE_CREATED"
+
+# Each reply's send waited ~14 s for the install's Aircall calls to be paced out
+# (tests/harness/pacing.py): these tests are about replies, not the pacing.
+pytestmark = fast_aircall_bucket
 
 
 # --- helpers ---------------------------------------------------------------------------------

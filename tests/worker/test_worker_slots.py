@@ -4,6 +4,7 @@ to do and are woken as soon as a slot finds work, so a burst is still worked in 
 from __future__ import annotations
 
 import asyncio
+import time
 from typing import Any
 
 import pytest
@@ -32,23 +33,38 @@ def test_idle_slots_wake_up_for_a_burst(tmp_path, monkeypatch: pytest.MonkeyPatc
     upgrade(services.engine)
     running = 0
     most_at_once = 0
+    finished = 0
 
     async def slow_job(_services: Any, _entry: outbox.Claimed, _payload: Any) -> str:
-        nonlocal running, most_at_once
+        nonlocal running, most_at_once, finished
         running += 1
         most_at_once = max(most_at_once, running)
         await asyncio.sleep(0.25)
         running -= 1
+        finished += 1
         return "done"
 
     monkeypatch.setitem(REGISTRY, "slow", JobKind("slow", JobPayload, slow_job))
 
+    # Slots 1-3 wait far longer than the test may take (the back-off's lengths are the test
+    # above's): only a wake-up can let them work on the burst.
+    def long_back_off(slot: int, _idle_rounds: int) -> float:
+        waiting.add(slot)
+        return 0.05 if slot == 0 else 60.0
+
+    waiting: set[int] = set()
+
+    async def until(condition: Any, what: str) -> None:
+        deadline = time.monotonic() + 20
+        while not condition():
+            assert time.monotonic() < deadline, what
+            await asyncio.sleep(0.02)
+
     async def main() -> None:
         worker = Worker(services, concurrency=4, poll_interval=0.05)
+        monkeypatch.setattr(worker, "_idle_wait", long_back_off)
         working = asyncio.create_task(worker.run())
-        # Idle long enough that slots 1-3 are in a long wait (0.1, 0.2, … 1.6 s, then 2 s
-        # from t = 3.1 s to 5.1 s).
-        await asyncio.sleep(3.3)
+        await until(lambda: waiting >= {1, 2, 3}, "the idle slots never went to wait")
         now = services.clock.now()
         with services.sessions.begin() as session:
             session.add(Installation(id=1, hubspot_scopes="", aircall_scopes="",
@@ -57,7 +73,7 @@ def test_idle_slots_wake_up_for_a_burst(tmp_path, monkeypatch: pytest.MonkeyPatc
             for n in range(8):
                 outbox.enqueue(session, installation_id=1, kind="slow", now=now,
                                ordering_key=f"conversation:{n}")
-        await asyncio.sleep(1.2)  # ends before their wait does: only a wake-up lets them in
+        await until(lambda: finished == 8, "the burst was not worked")
         worker.stop()
         await working
 
