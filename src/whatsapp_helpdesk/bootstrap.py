@@ -152,6 +152,11 @@ class Services:
             return None
         return self._pace_key(provider, installation_id), self._pace_limit(provider)
 
+    def known_pace_bucket(self, provider: str, installation_id: int) -> tuple[str, Limit] | None:
+        """`pace_bucket` when its key is known without the database (cached), else None."""
+        key = self._pace_keys.get((provider, installation_id))
+        return None if key is None else (key, self._pace_limit(provider))
+
     def _pace_limit(self, provider: str) -> Limit:
         s = self.settings
         if provider == "hubspot":
