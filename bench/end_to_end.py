@@ -26,6 +26,8 @@ one `worker`, configured by environment variables only. For each database:
      the outbox has been empty for 2 s, so that the previous phase's tail is not counted.
      A reply is several jobs (send_reply, then the SENT and DELIVERED reports to HubSpot),
      all counted in "per reply".
+  5. the memory of the worker and web processes: their peak resident set (VmHWM of
+     /proc/<pid>/status) when the last phase is over, i.e. under the run's highest load.
 
 --profile DIR runs the worker under cProfile (CPU time, every thread's work on one) and
 writes DIR/worker-<database>.prof when it stops (read with `python -m pstats`); the CPU
@@ -296,6 +298,19 @@ class Result:
     database: str
     idle_cpu_ms_per_s: float = 0.0
     steps: list[tuple[Phase, Phase]] = field(default_factory=list)
+    # Peak resident memory of each process over the whole run, MiB (issue 17 item 8).
+    max_rss_mib: dict[str, float] = field(default_factory=dict)
+
+
+def max_rss_mib(pid: int) -> float:
+    """The process's peak resident set so far (VmHWM), MiB; 0 when it is gone."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except (FileNotFoundError, ProcessLookupError):
+        return 0.0
+    kib = next((int(line.split()[1]) for line in status.splitlines()
+                if line.startswith("VmHWM:")), 0)
+    return kib / 1024
 
 
 def run_database(name: str, database_url: str, args: argparse.Namespace, ports: Ports,
@@ -343,6 +358,8 @@ def run_database(name: str, database_url: str, args: argparse.Namespace, ports: 
                   f" {inbound.cpu_ms_per_item:.1f} CPU ms/publication; reply p50 "
                   f"{percentile(replies.latencies_ms, .5):.0f} ms, "
                   f"{replies.cpu_ms_per_item:.1f} CPU ms/reply", file=sys.stderr)
+        result.max_rss_mib = {child: max_rss_mib(children.procs[child].pid)
+                              for child in ("worker", "web")}
         codes = children.stop("worker")
         if codes["worker"] != 0:
             raise RuntimeError(f"worker exit code {codes['worker']} on SIGTERM")
@@ -376,6 +393,9 @@ def print_results(results: list[Result], args: argparse.Namespace) -> None:
                   f"{1000 * reply.sandbox_cpu_s / reply.sent:.1f}")
         print(f"{result.database:10s}  idle worker: {result.idle_cpu_ms_per_s:.1f} CPU ms per "
               "second (polling; included in the per-message figures above)")
+        print(f"{result.database:10s}  peak memory (VmHWM): worker "
+              f"{result.max_rss_mib.get('worker', 0):.1f} MiB, web "
+              f"{result.max_rss_mib.get('web', 0):.1f} MiB")
 
 
 def profiled_cli(out: str, argv: list[str]) -> int:

@@ -35,6 +35,16 @@ CLOCK_OFFSET_KEY = "sandbox_clock_offset_seconds"
 HTTP_TIMEOUT = httpx.Timeout(10.0, connect=5.0)
 
 
+class _NoCookies(httpx.Cookies):
+    """The HTTP client keeps no cookie. The providers' APIs authenticate every call by its
+    token or key; a cookie one sets (a CDN's) is never needed back. Reading them cost
+    ~0.2 ms of CPU per request, even when there is none: httpx builds a urllib request
+    from the URL again for every answer (issue 17 item 3)."""
+
+    def extract_cookies(self, response: httpx.Response) -> None:
+        return None
+
+
 @dataclass
 class Services:
     settings: Settings
@@ -60,6 +70,7 @@ class Services:
         # Created lazily: an AsyncClient belongs to the event loop that first uses it.
         if self._http is None:
             self._http = httpx.AsyncClient(timeout=HTTP_TIMEOUT)
+            self._http._cookies = _NoCookies()
         return self._http
 
     async def aclose(self) -> None:
@@ -151,6 +162,11 @@ class Services:
         if self.rate_limiter is None:
             return None
         return self._pace_key(provider, installation_id), self._pace_limit(provider)
+
+    def known_pace_bucket(self, provider: str, installation_id: int) -> tuple[str, Limit] | None:
+        """`pace_bucket` when its key is known without the database (cached), else None."""
+        key = self._pace_keys.get((provider, installation_id))
+        return None if key is None else (key, self._pace_limit(provider))
 
     def _pace_limit(self, provider: str) -> Limit:
         s = self.settings

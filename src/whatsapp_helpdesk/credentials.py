@@ -62,13 +62,23 @@ def stored_hubspot_tokens(
 ) -> StoredHubSpotTokens:
     """The installation's HubSpot tokens, read in the caller's transaction."""
     row = connection.execute(_HUBSPOT_TOKENS, {"installation_id": installation_id}).first()
-    if row is None or not row.hubspot_refresh_token_enc:
+    if row is None:
         raise AuthRevoked("HubSpot is not authorised for this installation.")
-    access = row.hubspot_access_token_enc
+    return hubspot_tokens_of(services, row.hubspot_access_token_enc,
+                             row.hubspot_token_expires_at, row.hubspot_refresh_token_enc)
+
+
+def hubspot_tokens_of(services: StoredCredentials, access_enc: str | None,
+                      expires_at: datetime | None, refresh_enc: str | None
+                      ) -> StoredHubSpotTokens:
+    """The tokens of an installation's row as a caller read them in a statement of its own
+    (the publish job reads them with the message)."""
+    if not refresh_enc:
+        raise AuthRevoked("HubSpot is not authorised for this installation.")
     return StoredHubSpotTokens(
-        access=_decrypt(services.cipher, access) if access else None,
-        expires_at=row.hubspot_token_expires_at,
-        refresh_enc=row.hubspot_refresh_token_enc,
+        access=_decrypt(services.cipher, access_enc) if access_enc else None,
+        expires_at=expires_at,
+        refresh_enc=refresh_enc,
     )
 
 

@@ -6,9 +6,10 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import Engine, event, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from whatsapp_helpdesk.db import outbox
@@ -467,6 +468,51 @@ def test_R44_R15_round_robin_keeps_each_conversation_in_order(
         _complete(sessions, claimed.id, "w", NOW + 5 * MINUTE)
         last = claimed.installation_id
     assert order == ids
+
+
+def test_R44_a_claim_in_turn_is_one_statement_even_when_it_wraps_around(
+    migrated_engine: Engine, sessions: sessionmaker[Session],
+    new_installation: Callable[[str], int],
+) -> None:
+    """The round robin's "next installation, else wrap around" is one statement (issue 17
+    item 3: it was two for every claim by a worker serving the last installation)."""
+    first, last = new_installation("1"), new_installation("2")
+    wanted = _enqueue(sessions, first)
+    statements: list[str] = []
+
+    def count(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        statements.append(statement)
+
+    event.listen(migrated_engine, "before_cursor_execute", count)
+    try:
+        with migrated_engine.begin() as connection:
+            claimed = outbox.claim_on(connection, worker_id="w", now=NOW,
+                                      after_installation=last)
+    finally:
+        event.remove(migrated_engine, "before_cursor_execute", count)
+    assert claimed is not None and claimed.id == wanted
+    reads = [s for s in statements if s.lstrip().upper().startswith("SELECT")]
+    assert len(reads) == 1, reads
+
+
+def test_R44_a_claim_in_turn_locks_only_the_entry_it_takes(
+    migrated_engine: Engine, sessions: sessionmaker[Session],
+    new_installation: Callable[[str], int],
+) -> None:
+    """The wrap-around half of the claim is not run when the next installation has work:
+    on PostgreSQL it would otherwise lock (FOR UPDATE SKIP LOCKED) an entry it does not
+    take, hiding it from the other workers until the claim commits."""
+    if migrated_engine.dialect.name != "postgresql":
+        pytest.skip("SQLite serialises claims (BEGIN IMMEDIATE): no row locks to see")
+    first, second = new_installation("1"), new_installation("2")
+    first_entry, second_entry = _enqueue(sessions, first), _enqueue(sessions, second)
+    with migrated_engine.begin() as holding:
+        taken = outbox.claim_on(holding, worker_id="a", now=NOW, after_installation=first)
+        assert taken is not None and taken.id == second_entry
+        # Meanwhile, with the first claim not committed, another worker's claim.
+        with migrated_engine.begin() as other:
+            meanwhile = outbox.claim_on(other, worker_id="b", now=NOW)
+    assert meanwhile is not None and meanwhile.id == first_entry
 
 
 def test_R44_a_claim_skips_installations_whose_bucket_is_full_and_a_release_gives_back(

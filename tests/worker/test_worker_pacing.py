@@ -193,3 +193,61 @@ def test_R44_the_slot_booked_at_claim_time_is_taken_without_a_thread_hop(
     assert limiter.acquire("hubspot:333", Limit(110, 10), max_wait=10.0).at == pytest.approx(
         start + 2 * interval)
     services.engine.dispose()
+
+
+@pytest.mark.both_databases
+def test_R44_a_claim_books_its_slot_in_its_own_transaction_once_the_key_is_known(
+    database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Once the bucket's key is cached, the claim and its first call's slot are one
+    transaction (issue 17 item 3: the booking was a transaction of its own per job); a full
+    bucket rolls the claim back with it: the entry is as if never claimed."""
+    from sqlalchemy import event
+
+    services = build_services(Settings(database_url=database_url, _env_file=None))
+    upgrade(services.engine)
+    clock = ManualClock()
+    limiter = DatabaseRateLimiter(services.engine, clock=clock)
+    services.rate_limiter, services.pacing_clock, services.pacing_sleep = (
+        limiter, clock, clock.sleep)
+
+    async def publish(_services: Any, _entry: outbox.Claimed, _payload: Any) -> str:
+        return "published"
+
+    monkeypatch.setitem(REGISTRY, PUBLISH_INBOUND,
+                        JobKind(PUBLISH_INBOUND, JobPayload, publish, paced_by="hubspot"))
+    now = services.clock.now()
+    with services.sessions.begin() as session:
+        session.add(Installation(id=1, hubspot_portal_id="444", hubspot_scopes="",
+                                 aircall_scopes="", created_at=now, updated_at=now))
+        session.flush()
+        for n in range(3):
+            outbox.enqueue(session, installation_id=1, kind=PUBLISH_INBOUND, now=now,
+                           ordering_key=f"conversation:{n}")
+    worker = Worker(services, concurrency=1)
+    transactions: list[int] = []
+
+    def count(_connection: Any) -> None:
+        transactions.append(1)
+
+    try:
+        assert asyncio.run(worker.work_once())  # the first claim learns the bucket's key
+        event.listen(services.engine, "begin", count)
+        try:
+            claimed = worker._claim(after_idle=False)
+        finally:
+            event.remove(services.engine, "begin", count)
+        assert isinstance(claimed, tuple)
+        entry, reservation = claimed
+        assert reservation is not None and reservation.permit.granted
+        assert reservation.key == "hubspot:444" and transactions == [1]
+
+        limiter.hold_off("hubspot:444", 60.0)  # full: no slot within CLAIM_MAX_WAIT
+        assert worker._claim(after_idle=False) is None
+        with services.sessions() as session:
+            left = [e for e in session.query(OutboxEntry).order_by(OutboxEntry.id)
+                    if e.id not in (entry.id,) and e.state == outbox.PENDING]
+        assert [(e.attempts, e.locked_by, e.locked_until) for e in left] == [(0, None, None)]
+    finally:
+        asyncio.run(services.aclose())
+        services.engine.dispose()

@@ -34,13 +34,14 @@ from typing import Any, ParamSpec, TypeVar
 
 import structlog
 from prometheus_client import Counter
-from sqlalchemy import select
+from sqlalchemy import Connection, select
 from sqlalchemy.exc import DBAPIError
 
 from whatsapp_helpdesk.bootstrap import Services
 from whatsapp_helpdesk.credentials import hubspot_access_token, mark_reauth_required
 from whatsapp_helpdesk.db import outbox
 from whatsapp_helpdesk.db.models import OutboxEntry
+from whatsapp_helpdesk.db.rate_buckets import DatabaseRateLimiter
 from whatsapp_helpdesk.db.session import READ_ONLY
 from whatsapp_helpdesk.domain.clock import OffsetClock, SystemClock
 from whatsapp_helpdesk.domain.retry_budget import RetryIn, after_temporary_failure
@@ -56,6 +57,7 @@ from whatsapp_helpdesk.jobs.registry import REGISTRY, JobKind, UnreadableJob, un
 from whatsapp_helpdesk.operations import payload_retention, webhook_health
 from whatsapp_helpdesk.pacing import (
     CLAIM_MAX_WAIT,
+    Limit,
     Paced,
     Reservation,
     reserved_for_this_job,
@@ -103,6 +105,13 @@ def on_a_live_connection(step: Callable[P, T], *args: P.args, **kwargs: P.kwargs
             raise
         log.info("worker.connection_lost_retried", error=str(exc.orig)[:200])
         return step(*args, **kwargs)
+
+
+class _NotPaced:
+    """A job whose first call books no pacing slot."""
+
+
+_NOT_PACED = _NotPaced()
 
 
 @dataclass(frozen=True)
@@ -272,33 +281,66 @@ class Worker:
         lease = timedelta(seconds=self.services.settings.worker_lease_seconds)
         for _ in range(CLAIMS_GIVEN_BACK_AT_MOST):
             full = self._installations_with_full_buckets()
-            # Core on the engine, not a Session: the claim is two statements.
-            with engine.begin() as connection:
+            # Core on the engine, not a Session: the claim is two statements, and the
+            # booking's one when its bucket's key is known (cached): then the entry and its
+            # slot are taken in one transaction (issue 17 item 3: a transaction fewer per
+            # job), and a full bucket rolls both back. An unknown key may need a database
+            # read, which on SQLite would wait for this transaction's write lock.
+            with engine.connect() as connection, connection.begin() as transaction:
                 entry = outbox.claim_on(
                     connection, worker_id=self.worker_id, now=now, lease=lease,
                     after_installation=self._last_installation, skip_installations=full,
                 )
-            if entry is None:
-                return None
-            self._last_installation = entry.installation_id
-            # Retried alone: the claim above is committed.
-            reservation = on_a_live_connection(self._book_first_call, entry)
-            if reservation is None or reservation.permit.granted:
-                return entry, reservation
-            with self.services.sessions.begin() as session:
-                outbox.release(session, entry_id=entry.id, worker_id=self.worker_id)
+                if entry is None:
+                    return None
+                self._last_installation = entry.installation_id
+                bucket = self._first_call_bucket(entry, known_only=True)
+                if isinstance(bucket, _NotPaced):
+                    return entry, None
+                if bucket is not None:
+                    reservation = self._book_first_call(entry, bucket, connection)
+                    if reservation.permit.granted:
+                        return entry, reservation
+                    transaction.rollback()  # given back: as if never claimed
+            if bucket is None:
+                # Retried alone: the claim above is committed.
+                reservation = on_a_live_connection(self._book_first_call, entry)
+                if reservation.permit.granted:
+                    return entry, reservation
+                with self.services.sessions.begin() as session:
+                    outbox.release(session, entry_id=entry.id, worker_id=self.worker_id)
             now = self.services.clock.now()
         return None
 
-    def _book_first_call(self, entry: outbox.Claimed) -> Reservation | None:
-        limiter = self.services.rate_limiter
+    def _first_call_bucket(self, entry: outbox.Claimed, *, known_only: bool = False
+                           ) -> tuple[str, Limit] | _NotPaced | None:
+        """The bucket the job's first call books, or `_NOT_PACED` (no pacing, or a kind
+        not paced). With `known_only`, None when its key is not cached (it would need a
+        read of the database)."""
         kind = REGISTRY.get(entry.kind)
         provider = kind.paced_by if kind is not None else None
-        bucket = self.services.pace_bucket(provider, entry.installation_id) if provider else None
-        if limiter is None or bucket is None:
-            return None
+        services = self.services
+        if services.rate_limiter is None or provider is None:
+            return _NOT_PACED
+        if known_only:
+            return services.known_pace_bucket(provider, entry.installation_id)
+        return services.pace_bucket(provider, entry.installation_id) or _NOT_PACED
+
+    def _book_first_call(self, entry: outbox.Claimed, bucket: tuple[str, Limit] | None = None,
+                         connection: Connection | None = None) -> Reservation:
+        """Book the job's first call in its bucket (`_first_call_bucket`, which must be
+        paced), in `connection`'s transaction if given, else in one of its own."""
+        if bucket is None:
+            found = self._first_call_bucket(entry)
+            assert isinstance(found, tuple)  # only paced jobs book
+            bucket = found
+        limiter = self.services.rate_limiter
+        assert limiter is not None
         key, limit = bucket
-        permit = limiter.acquire(key, limit, max_wait=CLAIM_MAX_WAIT)
+        if connection is not None and isinstance(limiter, DatabaseRateLimiter):
+            permit = limiter.acquire_on(connection, key, limit, max_wait=CLAIM_MAX_WAIT)
+        else:
+            permit = limiter.acquire(key, limit, max_wait=CLAIM_MAX_WAIT)
         # The bucket's next free slot after this booking (or without one), and from when a
         # booking at claim time can succeed again.
         next_slot = permit.at + limit.interval if permit.granted else (
