@@ -145,9 +145,6 @@ def _settle(future: asyncio.Future[Outcome], result: Outcome | Exception) -> Non
 # --- The fast path: spool first, store later (docs/decisions/0011-spool-first-ingest.md) ----
 
 APPENDER_THREAD = "spool-appender"
-# Hand-overs (each: the requests of one event-loop iteration) per group fsync: every
-# request a web process holds at once, in one write.
-MAX_HAND_OVERS = 64
 
 GROUP_SIZE = Histogram("whatsapp_helpdesk_spool_append_group_deliveries",
                        "Deliveries acknowledged per group fsync of the spool (INGEST_MODE=spool)",
@@ -159,21 +156,21 @@ _HandOver = tuple[asyncio.AbstractEventLoop, list[_Waiting]]
 
 class SpoolAppender:
     """Group fsync: the requests an event-loop iteration read are handed over together to
-    one thread, which appends whatever was handed over while it was busy to the spool with
+    one thread, which appends everything handed over while it was busy to the spool with
     ONE write and ONE fsync, then answers them with one callback per loop (R11: a 2xx only
     once it is on disk). The fsync releases the GIL, so the loop keeps reading requests
-    meanwhile. Per request this costs a future and a list append; the queue, the thread's
-    wake-up and the callback into the loop are paid once per group."""
+    meanwhile. Per request this costs a future and a list append; a hand-over is a list
+    append under a lock, and wakes the thread only when it is idle (a wake-up on the same
+    core is two context switches); the callback into the loop is paid once per group."""
 
-    def __init__(self, webhook_spool: WebhookSpool,
-                 max_hand_overs: int = MAX_HAND_OVERS) -> None:
+    def __init__(self, webhook_spool: WebhookSpool) -> None:
         self.webhook_spool = webhook_spool
-        self.max_hand_overs = max_hand_overs
-        self._queue: queue.SimpleQueue[_HandOver | None] = queue.SimpleQueue()
         # Per event loop (tests run several): its requests of this iteration, not handed over.
         self._gathering: dict[asyncio.AbstractEventLoop, list[_Waiting]] = {}
+        self._ready = threading.Condition()  # guards the three below
+        self._handed: list[_HandOver] = []
+        self._stopping = False
         self._thread: threading.Thread | None = None
-        self._guard = threading.Lock()
 
     def submit(self, record: bytes) -> asyncio.Future[Outcome]:
         """The answer for one encoded spool record, once it is fsynced with its group."""
@@ -189,27 +186,33 @@ class SpoolAppender:
 
     def _hand_over(self, loop: asyncio.AbstractEventLoop) -> None:
         group = self._gathering.pop(loop)
-        if self._thread is None:
-            self._start()
-        self._queue.put((loop, group))
-
-    def _start(self) -> None:
-        with self._guard:
-            if self._thread is None:
+        with self._ready:
+            if self._thread is None:  # started on first use: an app served without lifespan
+                self._stopping = False
                 self._thread = threading.Thread(target=self._run, name=APPENDER_THREAD,
                                                 daemon=True)
                 self._thread.start()
+            self._handed.append((loop, group))
+            self._ready.notify()  # nobody to wake while the thread is busy: nearly free
 
     def stop(self) -> None:
-        """Answers what is queued, then ends the thread."""
-        with self._guard:
+        """Answers what was handed over, then ends the thread."""
+        with self._ready:
             thread, self._thread = self._thread, None
+            self._stopping = True
+            self._ready.notify()
         if thread is not None:
-            self._queue.put(None)
             thread.join(timeout=30)
 
     def _run(self) -> None:
-        serve_in_groups(self._queue, self.max_hand_overs, self._append)
+        while True:
+            with self._ready:
+                while not self._handed and not self._stopping:
+                    self._ready.wait()
+                hand_overs, self._handed = self._handed, []
+                if not hand_overs:
+                    return  # stopping, and everything handed over was answered
+            self._append(hand_overs)
 
     def _append(self, hand_overs: list[_HandOver]) -> None:
         records = [record for _, group in hand_overs for record, _ in group]
@@ -222,9 +225,12 @@ class SpoolAppender:
             result = exc
         else:
             WEBHOOKS.labels("aircall", result.result).inc(len(records))
+        futures: dict[asyncio.AbstractEventLoop, list[asyncio.Future[Outcome]]] = {}
         for loop, group in hand_overs:
+            futures.setdefault(loop, []).extend(future for _, future in group)
+        for loop, answered in futures.items():
             with contextlib.suppress(RuntimeError):  # the server stopped: its loop is gone
-                loop.call_soon_threadsafe(_settle_all, [future for _, future in group], result)
+                loop.call_soon_threadsafe(_settle_all, answered, result)
 
 
 def _settle_all(futures: list[asyncio.Future[Outcome]], result: Outcome | Exception) -> None:
