@@ -91,14 +91,15 @@ def create_app(services: Services) -> WebApp:
     # Server-side sessions: the cookie is a random id (issue 12, item 4).
     app.add_middleware(ServerSessions, sessions=services.sessions,
                        https_only=settings.public_url.startswith("https://"))
-    security_headers = SecurityHeaders(app.behind_the_front, settings)
     if settings.ingest_mode == "spool":
         # Ahead of everything: Aircall's inbound messages are spooled and answered before
         # any middleware, session or routing work, with the security headers every answer
         # carries (decision 0011).
+        headers = SecurityHeaders(app.behind_the_front, settings).headers_for(
+            "/webhooks/aircall")
         app.front = AircallFastPath(
             app.behind_the_front, webhook_spool=webhook_spool, appender=spool_appender,
-            max_body=MAX_WEBHOOK_BODY, headers=security_headers.headers_for("/webhooks/aircall"))
+            max_body=MAX_WEBHOOK_BODY, headers=headers)
     app.add_middleware(SecurityHeaders, settings=settings)  # issue 12, item 5
 
     @app.get("/healthz")
