@@ -26,6 +26,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import math
 import os
 import statistics
 import subprocess
@@ -200,13 +201,17 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def batch_totals(web: str) -> tuple[float, float]:
-    """(deliveries, transactions) of the web process's writer so far, from its /metrics."""
+def batch_totals(web: str, histogram: str = "whatsapp_helpdesk_ingest_batch_deliveries"
+                 ) -> tuple[float, float]:
+    """(deliveries, transactions) of the web process's writer so far, from its /metrics;
+    with `histogram` the spool's group fsyncs: (deliveries, fsyncs)."""
     sums = {line.split()[0]: float(line.split()[1])
             for line in httpx.get(f"{web}/metrics", timeout=30).text.splitlines()
-            if line.startswith("whatsapp_helpdesk_ingest_batch_deliveries_")}
-    return (sums.get("whatsapp_helpdesk_ingest_batch_deliveries_sum", 0.0),
-            sums.get("whatsapp_helpdesk_ingest_batch_deliveries_count", 0.0))
+            if line.startswith(f"{histogram}_")}
+    return (sums.get(f"{histogram}_sum", 0.0), sums.get(f"{histogram}_count", 0.0))
+
+
+FSYNC_GROUPS = "whatsapp_helpdesk_spool_append_group_deliveries"
 
 
 def drain_cpu_seconds(web: str) -> float:
@@ -323,6 +328,7 @@ def run_database(label: str, database_url: str, args: argparse.Namespace) -> dic
         figures: dict[str, float] = {}
         bridge_rates, bare_rates, stored_rates = [], [], []
         total_cpu_bridge = 0.0
+        drain_while_acking = 0.0
         answered_so_far = stored_rows(services)
         drain_cpu_start = drain_cpu_seconds(web)
         bridge_lat: list[float] = []
@@ -336,9 +342,14 @@ def run_database(label: str, database_url: str, args: argparse.Namespace) -> dic
             for port, rates in ((web_port, bridge_rates), (bare_port, bare_rates)):
                 load = Load(port, body)
                 before = cpu_seconds(pids[port])
+                drain_before = drain_cpu_seconds(web) if port == web_port else 0.0
                 started = time.perf_counter()
                 rates.append(asyncio.run(load.closed_loop(args.connections, args.seconds)))
                 cpu[port] += cpu_seconds(pids[port]) - before
+                if port == web_port:
+                    # The drain stores whenever arrivals pause for 20 ms (decision 0011):
+                    # on a loaded machine, during the round too.
+                    drain_while_acking += drain_cpu_seconds(web) - drain_before
                 answered[port] += len(load.latencies)
                 if port == web_port:
                     # Every 2xx of the round in the database before anything else runs.
@@ -353,6 +364,7 @@ def run_database(label: str, database_url: str, args: argparse.Namespace) -> dic
                     bridge_lat += load.latencies
                     non_2xx += sum(n for s, n in load.statuses.items() if not 200 <= s < 300)
         figures["bridge_cpu_ms"] = cpu[web_port] / max(1, answered[web_port]) * 1000
+        figures["drain_while_acking_ms"] = drain_while_acking / max(1, answered[web_port]) * 1000
         figures["bare_cpu_ms"] = cpu[bare_port] / max(1, answered[bare_port]) * 1000
         figures["bridge"] = statistics.median(bridge_rates)
         figures["stored"] = statistics.median(stored_rates)
@@ -360,6 +372,7 @@ def run_database(label: str, database_url: str, args: argparse.Namespace) -> dic
         figures["bare"] = statistics.median(bare_rates)
         figures["sat_p50"], figures["sat_p99"] = pct(bridge_lat, 0.5), pct(bridge_lat, 0.99)
         saturated_batches = batch_totals(web)
+        saturated_fsyncs = batch_totals(web, FSYNC_GROUPS)
         figures["batch_saturated"] = saturated_batches[0] / max(1.0, saturated_batches[1])
         half = Load(web_port, body)
         asyncio.run(half.open_loop(figures["bridge"] / 2, args.seconds, args.connections))
@@ -372,6 +385,12 @@ def run_database(label: str, database_url: str, args: argparse.Namespace) -> dic
         all_batches = batch_totals(web)
         figures["batch_half"] = (all_batches[0] - saturated_batches[0]) / max(
             1.0, all_batches[1] - saturated_batches[1])
+        all_fsyncs = batch_totals(web, FSYNC_GROUPS)
+        # NaN when the process does not report its group fsyncs (before decision 0011's
+        # third pass).
+        figures["fsync_saturated"] = saturated_fsyncs[0] / (saturated_fsyncs[1] or math.nan)
+        figures["fsync_half"] = (all_fsyncs[0] - saturated_fsyncs[0]) / (
+            all_fsyncs[1] - saturated_fsyncs[1] or math.nan)
         unanswered += half.unanswered
         non_2xx += sum(n for s, n in half.statuses.items() if not 200 <= s < 300)
         figures["unanswered"], figures["non_2xx"] = unanswered, non_2xx
@@ -394,8 +413,11 @@ def run_database(label: str, database_url: str, args: argparse.Namespace) -> dic
               f"p99 {figures['half_p99']:.1f} ms  | unanswered {unanswered}  non-2xx {non_2xx}  "
               f"| kept {kept} rows for {answered_2xx} answers 2xx  "
               f"| deliveries per transaction: saturated {figures['batch_saturated']:.1f}, half "
-              f"{figures['batch_half']:.1f}  | CPU per request: bridge "
-              f"{figures['bridge_cpu_ms']:.2f} ms while acking, "
+              f"{figures['batch_half']:.1f}  | deliveries per spool fsync: saturated "
+              f"{figures['fsync_saturated']:.1f}, half {figures['fsync_half']:.1f}  "
+              f"| CPU per request: bridge "
+              f"{figures['bridge_cpu_ms']:.2f} ms while acking (the drain's share "
+              f"{figures['drain_while_acking_ms']:.2f}), "
               f"{figures['bridge_total_cpu_ms']:.2f} ms until stored (the drain thread "
               f"{figures['drain_cpu_ms']:.2f} ms per stored row), bare "
               f"{figures['bare_cpu_ms']:.2f} ms, ratio "

@@ -8,6 +8,7 @@ import asyncio
 from pathlib import Path
 
 import httpx
+from harness.aircall_webhooks import message_received, post_to_bridge
 from harness.pages import open_popup, signed_in
 from harness.stack import Stack
 
@@ -35,6 +36,22 @@ def test_R10_pages_cannot_be_framed_and_carry_the_common_headers(stack: Stack) -
     page = _directives(client.get("/dashboard"))
     assert page["default-src"] == "'self'" and "'unsafe-inline'" not in page.get(
         "script-src", "'self'")
+
+
+def test_R10_the_webhook_fast_path_answers_carry_the_common_headers(stack: Stack) -> None:
+    # The fast path answers ahead of the middleware that adds them (decision 0011).
+    stack.connect()
+    stack.web_app.state.webhook_spool.refresh_digests()
+    token = stack.aircall.get("/_sandbox/webhooks").json()["webhooks"][0]["token"]
+    spooled = post_to_bridge(stack, message_received(token, "hello"))
+    too_large = post_to_bridge(stack, b"x" * (300 * 1024))
+    assert (spooled.status_code, too_large.status_code) == (200, 413)
+    for answer in (spooled, too_large):
+        assert _directives(answer).get("frame-ancestors") == "'none'", answer.headers
+        assert answer.headers.get("x-frame-options") == "DENY"
+        assert answer.headers.get("x-content-type-options") == "nosniff"
+        assert answer.headers.get("referrer-policy") == "no-referrer"
+        assert answer.headers.get("content-type") == "application/json"
 
 
 def test_R10_the_connect_popup_may_be_framed_by_hubspot_only(stack: Stack) -> None:

@@ -23,8 +23,9 @@ from harness.pages import wait_for
 from harness.stack import Stack, running_stack
 from sqlalchemy import func, select
 
+from whatsapp_helpdesk.aircall import token_digest
 from whatsapp_helpdesk.db.models import Message, WebhookEvent
-from whatsapp_helpdesk.spool import read_records
+from whatsapp_helpdesk.spool import encode_payload, read_records
 from whatsapp_helpdesk.web import webhook_spool as webhook_spool_module
 from whatsapp_helpdesk.web.webhook_spool import WebhookSpool
 
@@ -123,6 +124,8 @@ def test_issue17_other_deliveries_keep_their_direct_answers_and_are_not_spooled(
     not_json = _post(stack, b"{not json")
     unconnected = _post(stack, _body(token, "hello Berlin", number_id=UNCONNECTED_NUMBER))
     too_large = _post(stack, b"x" * (300 * 1024))
+    # A lone surrogate is no token we issued (and cannot be hashed): the direct path's 400.
+    surrogate = _post(stack, b'{"event": "message.received", "token": "\\ud800", "data": {}}')
 
     assert (forged.status_code, forged.json()["result"]) == (401, "unauthorized")
     assert (invalid.status_code, invalid.json()["result"]) == (400, "invalid")
@@ -130,6 +133,7 @@ def test_issue17_other_deliveries_keep_their_direct_answers_and_are_not_spooled(
     assert (unconnected.status_code, unconnected.json()["result"]) == (
         200, "number_not_connected")
     assert too_large.status_code == 413
+    assert (surrogate.status_code, surrogate.json()["result"]) == (400, "invalid")
     # Nothing of it reached the spool (the drain is held: anything spooled would be there).
     assert _spooled_texts(stack) == []
     assert not held.entered.is_set()
@@ -228,3 +232,90 @@ def test_issue17_two_processes_on_one_spool_each_store_their_own_exactly_once(
             [f"this {i}" for i in range(3)] + [f"other {i}" for i in range(3)])
     finally:
         other.stop()
+
+
+def test_issue17_the_ack_leaves_validation_to_the_drain_which_skips_what_is_invalid(
+        stack: Stack, held: _HeldDrain) -> None:
+    """R43: the acknowledgement reads only what decides the fast path (decision 0011); the
+    drain validates every record, records an authenticated delivery it finds invalid as
+    the direct path does (or, when the envelope itself is bad, logs and skips it), and
+    stores the messages behind it."""
+    token = _connected(stack)
+    no_customer = json.loads(_body(token, "no customer"))
+    del no_customer["data"]["external_number"]
+    bodies = [json.dumps(no_customer).encode(),
+              _body(token, "a \u0000 in the text"),  # not storable (R43): the envelope fails
+              _body(token, "after them")]
+    answers = [_post(stack, body) for body in bodies]
+    assert [(a.status_code, a.json()) for a in answers] == [(200, {"result": "spooled"})] * 3
+
+    held.release()
+    wait_for(lambda: _webhook_spool(stack).spool.unreplayed() == 0, what="the drain")
+    assert _message_texts(stack) == ["after them"]
+    with stack.services.sessions() as session:
+        outcomes = list(session.scalars(select(WebhookEvent.outcome).where(
+            WebhookEvent.source == "aircall")))
+    assert outcomes.count("invalid") == 1
+    assert outcomes.count("stored") == 1
+    assert _webhook_spool(stack).spool.segments() == []
+
+
+def test_issue17_the_fast_path_answers_ahead_of_fastapis_middleware_stack(
+        stack: Stack, monkeypatch: pytest.MonkeyPatch) -> None:
+    """R40: an acknowledged message costs none of FastAPI's per-request layers (telemetry,
+    body limit, error pages, security headers middleware, sessions, routing); anything the
+    fast path does not take still goes through all of them."""
+    token = _connected(stack)
+    app = stack.web_app
+    if app.middleware_stack is None:
+        app.middleware_stack = app.build_middleware_stack()
+    inner = app.middleware_stack
+    behind: list[str] = []
+
+    async def counting(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] == "http":
+            behind.append(scope["path"])
+        await inner(scope, receive, send)
+
+    monkeypatch.setattr(app, "middleware_stack", counting)
+    assert _post(stack, _body(token, "fast")).json() == {"result": "spooled"}
+    assert behind == []
+    # Behind a backlog the direct path would spool it too (R53's order rule): drained first.
+    wait_for(lambda: _webhook_spool(stack).spool.segments() == [], what="the drain")
+    unconnected = _post(stack, _body(token, "hello Berlin", number_id=UNCONNECTED_NUMBER))
+    assert unconnected.json()["result"] == "number_not_connected"
+    assert behind == ["/webhooks/aircall"]
+
+
+def test_issue17_a_delivery_the_spool_cannot_keep_is_answered_500_then_the_next_is_kept(
+        stack: Stack, monkeypatch: pytest.MonkeyPatch) -> None:
+    """R11, R43: no 2xx without the fsync; the failure is a JSON 500 (Aircall retries) with
+    the headers every answer carries, never a request left without an answer."""
+    token = _connected(stack)
+    spool = _webhook_spool(stack)
+
+    def disk_gone(records: list[bytes]) -> Any:
+        raise OSError("disk gone")
+
+    with monkeypatch.context() as patched:
+        patched.setattr(spool, "append_fast", disk_gone)
+        refused = _post(stack, _body(token, "not kept"))
+    assert (refused.status_code, refused.json()["result"]) == (500, "error")
+    assert refused.headers["x-content-type-options"] == "nosniff"
+    assert _post(stack, _body(token, "kept")).json() == {"result": "spooled"}
+    wait_for(lambda: _message_texts(stack) == ["kept"], what="the next one stored")
+
+
+def test_issue17_the_fast_path_writes_the_record_the_outage_path_writes(stack: Stack) -> None:
+    """The fast path builds its spool payload without the record dict (decision 0011): the
+    same bytes as the outage path's record (R53), so the drain reads both alike; the token
+    is never written."""
+    token = _connected(stack)
+    spool = _webhook_spool(stack)
+    body = _body(token, "the same bytes, \u00e9t\u00e9 \"quoted\"")
+    digest = token_digest(token)
+    installation_id = spool._digests[digest]
+
+    fast = spool.fast_path_record(body)
+    assert fast == encode_payload(WebhookSpool._aircall_record(installation_id, digest, body))
+    assert fast is not None and token.encode() not in fast

@@ -13,6 +13,7 @@ from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse, Red
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import text
 from starlette.concurrency import run_in_threadpool
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from whatsapp_helpdesk.bootstrap import Services
 from whatsapp_helpdesk.connect.install import (
@@ -45,7 +46,26 @@ from whatsapp_helpdesk.web.webhook_spool import DATABASE_DOWN, WebhookSpool
 MAX_WEBHOOK_BODY = 256 * 1024
 
 
-def create_app(services: Services) -> FastAPI:
+class WebApp(FastAPI):
+    """The FastAPI app, with an optional `front`: an ASGI app that sees every request first
+    and hands on what it does not answer to FastAPI (its middleware stack and routes).
+    The Aircall webhook's fast path is that front in spool mode (decision 0011): a webhook
+    needs none of FastAPI's per-request layers (telemetry, body limits, error pages,
+    sessions, routing), and they cost more than the acknowledgement itself."""
+
+    front: ASGIApp | None = None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if self.front is not None:
+            await self.front(scope, receive, send)
+        else:
+            await super().__call__(scope, receive, send)
+
+    async def behind_the_front(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await super().__call__(scope, receive, send)
+
+
+def create_app(services: Services) -> WebApp:
     settings = services.settings
     webhook_spool = WebhookSpool(services)
     ingest_writer = AircallIngestWriter(webhook_spool)
@@ -63,7 +83,7 @@ def create_app(services: Services) -> FastAPI:
             await run_in_threadpool(ingest_writer.stop)
             await run_in_threadpool(webhook_spool.stop)
 
-    app = FastAPI(title="whatsapp-helpdesk", docs_url=None, redoc_url=None, lifespan=lifespan)
+    app = WebApp(title="whatsapp-helpdesk", docs_url=None, redoc_url=None, lifespan=lifespan)
     app.state.services = services
     install_error_pages(app)
     app.state.webhook_spool = webhook_spool
@@ -72,10 +92,14 @@ def create_app(services: Services) -> FastAPI:
     app.add_middleware(ServerSessions, sessions=services.sessions,
                        https_only=settings.public_url.startswith("https://"))
     if settings.ingest_mode == "spool":
-        # Outside the sessions, inside the security headers: Aircall's inbound messages are
-        # spooled and answered before any session or routing work (decision 0011).
-        app.add_middleware(AircallFastPath, webhook_spool=webhook_spool,
-                           appender=spool_appender, max_body=MAX_WEBHOOK_BODY)
+        # Ahead of everything: Aircall's inbound messages are spooled and answered before
+        # any middleware, session or routing work, with the security headers every answer
+        # carries (decision 0011).
+        headers = SecurityHeaders(app.behind_the_front, settings).headers_for(
+            "/webhooks/aircall")
+        app.front = AircallFastPath(
+            app.behind_the_front, webhook_spool=webhook_spool, appender=spool_appender,
+            max_body=MAX_WEBHOOK_BODY, headers=headers)
     app.add_middleware(SecurityHeaders, settings=settings)  # issue 12, item 5
 
     @app.get("/healthz")

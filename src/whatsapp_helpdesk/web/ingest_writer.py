@@ -15,14 +15,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import queue
 import threading
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 import structlog
-from starlette.responses import JSONResponse
+from prometheus_client import Histogram
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from whatsapp_helpdesk.inbound.ingest import Outcome
@@ -144,76 +145,129 @@ def _settle(future: asyncio.Future[Outcome], result: Outcome | Exception) -> Non
 # --- The fast path: spool first, store later (docs/decisions/0011-spool-first-ingest.md) ----
 
 APPENDER_THREAD = "spool-appender"
-# Records per group fsync: every request a web process holds at once, in one write.
-MAX_GROUP = 512
 
-_Record = tuple[dict[str, Any], asyncio.AbstractEventLoop, "asyncio.Future[Outcome]"]
+GROUP_SIZE = Histogram("whatsapp_helpdesk_spool_append_group_deliveries",
+                       "Deliveries acknowledged per group fsync of the spool (INGEST_MODE=spool)",
+                       buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256))
+
+_Waiting = tuple[bytes, "asyncio.Future[Outcome]"]
+_HandOver = tuple[asyncio.AbstractEventLoop, list[_Waiting]]
 
 
 class SpoolAppender:
-    """Group fsync: one thread appends whatever queued while it was busy to the spool with
-    ONE write and ONE fsync, then answers each request (R11: a 2xx only once it is on disk).
-    The fsync releases the GIL, so the event loop keeps reading requests meanwhile."""
+    """Group fsync: the requests an event-loop iteration read are handed over together to
+    one thread, which appends everything handed over while it was busy to the spool with
+    ONE write and ONE fsync, then answers them with one callback per loop (R11: a 2xx only
+    once it is on disk). The fsync releases the GIL, so the loop keeps reading requests
+    meanwhile. Per request this costs a future and a list append; a hand-over is a list
+    append under a lock, and wakes the thread only when it is idle (a wake-up on the same
+    core is two context switches); the callback into the loop is paid once per group."""
 
-    def __init__(self, webhook_spool: WebhookSpool, max_group: int = MAX_GROUP) -> None:
+    def __init__(self, webhook_spool: WebhookSpool) -> None:
         self.webhook_spool = webhook_spool
-        self.max_group = max_group
-        self._queue: queue.SimpleQueue[_Record | None] = queue.SimpleQueue()
+        # Per event loop (tests run several): its requests of this iteration, not handed over.
+        self._gathering: dict[asyncio.AbstractEventLoop, list[_Waiting]] = {}
+        self._ready = threading.Condition()  # guards the three below
+        self._handed: list[_HandOver] = []
+        self._stopping = False
         self._thread: threading.Thread | None = None
-        self._guard = threading.Lock()
 
-    async def submit(self, record: dict[str, Any]) -> Outcome:
+    def submit(self, record: bytes) -> asyncio.Future[Outcome]:
+        """The answer for one encoded spool record, once it is fsynced with its group."""
         loop = asyncio.get_running_loop()
         future: asyncio.Future[Outcome] = loop.create_future()
-        if self._thread is None:
-            self._start()
-        self._queue.put((record, loop, future))
-        return await future
+        gathering = self._gathering.get(loop)
+        if gathering is None:
+            gathering = self._gathering[loop] = []
+            # Runs after the requests this iteration read have reached here.
+            loop.call_soon(self._hand_over, loop)
+        gathering.append((record, future))
+        return future
 
-    def _start(self) -> None:
-        with self._guard:
-            if self._thread is None:
+    def _hand_over(self, loop: asyncio.AbstractEventLoop) -> None:
+        group = self._gathering.pop(loop)
+        with self._ready:
+            if self._thread is None:  # started on first use: an app served without lifespan
+                self._stopping = False
                 self._thread = threading.Thread(target=self._run, name=APPENDER_THREAD,
                                                 daemon=True)
                 self._thread.start()
+            self._handed.append((loop, group))
+            self._ready.notify()  # nobody to wake while the thread is busy: nearly free
 
     def stop(self) -> None:
-        """Answers what is queued, then ends the thread."""
-        with self._guard:
+        """Answers what was handed over, then ends the thread."""
+        with self._ready:
             thread, self._thread = self._thread, None
+            self._stopping = True
+            self._ready.notify()
         if thread is not None:
-            self._queue.put(None)
             thread.join(timeout=30)
 
     def _run(self) -> None:
-        serve_in_groups(self._queue, self.max_group, self._append)
+        while True:
+            with self._ready:
+                while not self._handed and not self._stopping:
+                    self._ready.wait()
+                hand_overs, self._handed = self._handed, []
+                if not hand_overs:
+                    return  # stopping, and everything handed over was answered
+            self._append(hand_overs)
 
-    def _append(self, group: list[_Record]) -> None:
+    def _append(self, hand_overs: list[_HandOver]) -> None:
+        records = [record for _, group in hand_overs for record, _ in group]
+        GROUP_SIZE.observe(len(records))
         result: Outcome | Exception
         try:
-            result = self.webhook_spool.append_fast([record for record, _, _ in group])
+            result = self.webhook_spool.append_fast(records)
         except Exception as exc:  # not on disk: answered 500, Aircall retries
-            log.exception("aircall.spool_append_failed", deliveries=len(group))
+            log.exception("aircall.spool_append_failed", deliveries=len(records))
             result = exc
-        for _, loop, future in group:
+        else:
+            WEBHOOKS.labels("aircall", result.result).inc(len(records))
+        futures: dict[asyncio.AbstractEventLoop, list[asyncio.Future[Outcome]]] = {}
+        for loop, group in hand_overs:
+            futures.setdefault(loop, []).extend(future for _, future in group)
+        for loop, answered in futures.items():
             with contextlib.suppress(RuntimeError):  # the server stopped: its loop is gone
-                loop.call_soon_threadsafe(_settle, future, result)
+                loop.call_soon_threadsafe(_settle_all, answered, result)
+
+
+def _settle_all(futures: list[asyncio.Future[Outcome]], result: Outcome | Exception) -> None:
+    for future in futures:
+        _settle(future, result)
+
+
+def _json_answer(status: int, body: dict[str, str], headers: list[tuple[bytes, bytes]]
+                 ) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
+    """An answer built once, sent as it is (no Response object per request)."""
+    content = json.dumps(body, separators=(",", ":")).encode()
+    return status, [(b"content-type", b"application/json"),
+                    (b"content-length", str(len(content)).encode()), *headers], content
 
 
 class AircallFastPath:
-    """`POST /webhooks/aircall` in spool mode, answered here, ahead of the session
-    middleware and FastAPI's routing (a webhook has no session, no page): the body read up
-    to its limit, a delivery the fast path takes (WebhookSpool.fast_path_record) spooled
-    and answered; any other handed on, with its body, to the app's route, which answers as
-    it always did. Security headers still wrap it (this middleware sits inside them)."""
+    """`POST /webhooks/aircall` in spool mode, answered here, ahead of FastAPI's middleware
+    stack, the session middleware and the routing (a webhook has no session, no page): the
+    body read up to its limit, a delivery the fast path takes (WebhookSpool.fast_path_record)
+    spooled and answered; any other request, and any other delivery with its body, handed
+    on to `app`, which answers as it always did. Its answers are built once, with the
+    security headers every answer carries (web/security_headers.py), since they no longer
+    pass through that middleware."""
 
     def __init__(self, app: ASGIApp, *, webhook_spool: WebhookSpool, appender: SpoolAppender,
-                 max_body: int, path: str = "/webhooks/aircall") -> None:
+                 max_body: int, headers: list[tuple[bytes, bytes]],
+                 path: str = "/webhooks/aircall") -> None:
         self.app = app
         self.webhook_spool = webhook_spool
         self.appender = appender
         self.max_body = max_body
         self.path = path
+        self._answers: dict[Outcome, tuple[int, list[tuple[bytes, bytes]], bytes]] = {}
+        self._headers = headers
+        self._too_large = _json_answer(413, {"result": "too_large"}, headers)
+        self._failed = _json_answer(500, {"result": "error", "detail": "not kept; retry"},
+                                    headers)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["path"] != self.path or scope["method"] != "POST":
@@ -222,7 +276,7 @@ class AircallFastPath:
         body = await _read_body(scope, receive, self.max_body)
         if body is None:
             WEBHOOKS.labels("aircall", "too_large").inc()
-            await JSONResponse({"result": "too_large"}, status_code=413)(scope, receive, send)
+            await _send(send, self._too_large)
             return
         if isinstance(body, _Disconnected):
             return  # the client left before sending it all: nothing to answer
@@ -230,14 +284,31 @@ class AircallFastPath:
         if record is None:
             await self.app(scope, _replaying(body, receive), send)
             return
-        self.webhook_spool.acks_in_flight += 1
+        spool = self.webhook_spool
+        spool.acks_in_flight += 1
         try:
             outcome = await self.appender.submit(record)
+        except Exception:  # logged by the appender; nothing kept, so Aircall retries
+            await _send(send, self._failed)
+            return
         finally:
-            self.webhook_spool.acks_in_flight -= 1
-            self.webhook_spool.last_fast_activity = time.monotonic()
-        WEBHOOKS.labels("aircall", outcome.result).inc()
-        await JSONResponse(outcome.body(), status_code=outcome.status_code)(scope, receive, send)
+            spool.acks_in_flight -= 1
+            spool.last_fast_activity = time.monotonic()
+        await _send(send, self._answer(outcome))
+
+    def _answer(self, outcome: Outcome) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
+        # A handful of distinct outcomes ("spooled", "busy", "spool_full"): each built once.
+        answer = self._answers.get(outcome)
+        if answer is None:
+            answer = self._answers[outcome] = _json_answer(outcome.status_code, outcome.body(),
+                                                           self._headers)
+        return answer
+
+
+async def _send(send: Send, answer: tuple[int, list[tuple[bytes, bytes]], bytes]) -> None:
+    status, headers, content = answer
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": content})
 
 
 class _Disconnected:

@@ -55,11 +55,16 @@ class SecurityHeaders:
             (b"content-security-policy", _POLICY.format(ancestors=" ".join(framers)).encode()),
         ]
 
+    def headers_for(self, path: str | None) -> list[tuple[bytes, bytes]]:
+        """The headers an answer on `path` carries (the webhook fast path, which answers
+        ahead of this middleware, adds them itself)."""
+        return self._frameable if path in FRAMEABLE_PATHS else self._everywhere
+
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        added = self._frameable if scope.get("path") in FRAMEABLE_PATHS else self._everywhere
+        added = self.headers_for(scope.get("path"))
 
         async def with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":

@@ -139,6 +139,18 @@ SPOOL_OLDEST_AGE = Gauge("whatsapp_helpdesk_spool_oldest_age_seconds",
                          "Age of the oldest spooled delivery (0 when none)")
 
 
+# json.dumps(..., separators=(",", ":")) without a new encoder per call.
+_COMPACT_JSON = json.JSONEncoder(separators=(",", ":"))
+
+
+def aircall_payload(installation_id: int, digest: str, envelope_text: str) -> bytes:
+    """`encode_payload(WebhookSpool._aircall_record(...))`, built without the dict and its
+    sorted dump: the fast path's one serialisation per delivery (tests/web pins the two
+    equal). `envelope_text` is the delivery's JSON with its token already blanked."""
+    return b'{"body":%s,"installation_id":%d,"source":"aircall","webhook_digest":%s}' % (
+        json.dumps(envelope_text).encode(), installation_id, json.dumps(digest).encode())
+
+
 def default_spool_dir(database_url: str) -> Path:
     """A spool belongs to one database: replaying it into another would be wrong."""
     return Path("var") / "spool" / hashlib.sha256(database_url.encode()).hexdigest()[:16]
@@ -295,36 +307,49 @@ class WebhookSpool:
 
     # --- the fast path (decision 0011) ----------------------------------------------------
 
-    def fast_path_record(self, body: bytes) -> dict[str, Any] | None:
-        """The spool record of a delivery the fast path acknowledges once spooled: a valid
-        inbound WhatsApp `message.received`, for a number with a live channel account, from a
-        webhook registration the cache knows. None for anything else, which the direct path
-        answers as before (401, 4xx, other events, numbers not connected); None too while
-        no drain runs (an app served without its lifespan), which would leave it spooled."""
+    def fast_path_record(self, body: bytes) -> bytes | None:
+        """The spool record (its payload, encoded) of a delivery the fast path acknowledges
+        once spooled: JSON naming an inbound WhatsApp `message.received`, for a number with a
+        live channel account, from a webhook registration the cache knows (R42). None for
+        anything else, which the direct path answers as before (401, 4xx, other events,
+        numbers not connected); None too while no drain runs (an app served without its
+        lifespan), which would leave it spooled.
+
+        Only what decides that is read here: the event's validation (the envelope, the
+        typed message, the input limits of R43) is the drain's, which parses every record
+        anyway; an authenticated delivery the drain finds invalid is recorded "invalid"
+        there, as the direct path records it (decision 0011)."""
         if self._thread is None:
             return None
         try:
-            envelope = parse_envelope(body)  # the input limits (R43) included
-        except InvalidAircallPayload:
+            envelope = json.loads(body)
+        except (ValueError, RecursionError):  # not JSON (or not UTF-8): the direct path's 400
             return None
-        if envelope.event != "message.received" or not envelope.token:
+        if type(envelope) is not dict or envelope.get("event") != "message.received":
             return None
-        digest = token_digest(envelope.token)
+        token, data = envelope.get("token"), envelope.get("data")
+        if type(token) is not str or not token or type(data) is not dict:
+            return None
+        try:
+            digest = token_digest(token)
+        except UnicodeEncodeError:  # a lone surrogate: never a token we issued
+            return None
         installation_id = self._digests.get(digest)
         if installation_id is None:
             return None
-        try:
-            event = parse_event(envelope)
-        except InvalidAircallPayload:
-            return None
-        if not isinstance(event, MessageEvent) or not event.message.is_whatsapp or (
-                event.message.direction != "inbound") or (
-                (installation_id, str(event.number_id)) not in self._connected_numbers):
+        # As the typed event reads them (AircallMessage.is_whatsapp, MessageEvent.number_id);
+        # any other shape goes to the direct path, whose answer is then the one it gave.
+        channel, number = data.get("channel"), data.get("number")
+        number_id = number.get("id") if type(number) is dict else None
+        if (data.get("direction") != "inbound" or type(channel) is not str
+                or channel.lower() != "whatsapp" or type(number_id) not in (int, str)
+                or (installation_id, str(number_id)) not in self._connected_numbers):
             return None
         self.last_fast_activity = time.monotonic()
-        return self._aircall_record(installation_id, digest, body)
+        envelope["token"] = ""  # a secret: never on disk; the digest names the registration
+        return aircall_payload(installation_id, digest, _COMPACT_JSON.encode(envelope))
 
-    def append_fast(self, records: list[dict[str, Any]]) -> Outcome:
+    def append_fast(self, records: list[bytes]) -> Outcome:
         """Spool deliveries that arrived together with one fsync; the answer for all of
         them. Beyond the backlog bound the answer waits for the drain to make room (the
         acknowledgements slow down to the database's pace), then is 503 so Aircall retries."""
@@ -334,7 +359,7 @@ class WebhookSpool:
                         bound=self.backlog_max_records)
             return Outcome(503, "busy", "ingest backlog full; retry later")
         try:
-            self.spool.append_many(records)
+            self.spool.append_encoded(records)
         except SpoolFull:
             REFUSED.labels("spool_full").inc(len(records))
             log.error("webhook.spool_full", source="aircall", max_bytes=self.spool.max_bytes)
