@@ -40,14 +40,12 @@ import httpx
 from sqlalchemy import text
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-from harness.stack import PORTAL, SUPPORT_FR, Served, _bound_socket, connect_demo_number  # noqa: E402
+from harness.stack import PORTAL, SUPPORT_FR, _bound_socket, connect_demo_number  # noqa: E402
 from worker_processes import fresh_pg  # noqa: E402
 
 from whatsapp_helpdesk.bootstrap import build_services  # noqa: E402
 from whatsapp_helpdesk.cli import install_on_sandbox, web_server_options  # noqa: E402
 from whatsapp_helpdesk.db.migrate import upgrade  # noqa: E402
-from whatsapp_helpdesk.sandbox.aircall import create_app as aircall_app  # noqa: E402
-from whatsapp_helpdesk.sandbox.hubspot import create_app as hubspot_app  # noqa: E402
 from whatsapp_helpdesk.settings import Settings  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -201,11 +199,6 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def thread_cpu_seconds(pid: int, tid: int) -> float:
-    fields = Path(f"/proc/{pid}/task/{tid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
 def database_backends(services: object) -> list[int]:
     """The PostgreSQL server processes serving the bench's database (the web's, the
     worker's; not this query's own), to count their CPU; none on SQLite."""
@@ -221,8 +214,8 @@ def database_backends(services: object) -> list[int]:
 class CpuShares:
     """Who used the CPU over a stretch of the run, as fractions of one core: the web
     process's acknowledging threads (all of it but the drain thread), its drain thread, the
-    worker, the database's server processes (PostgreSQL) and this process (the load
-    generator; the sandboxes run in threads of it). Read from /proc (and the drain's own
+    worker, the database's server processes (PostgreSQL), the sandboxes and this process
+    (the load generator). Read from /proc (and the drain's own
     counter in /metrics), so a slow acknowledgement can be put down to whoever had the core."""
 
     def __init__(self, web: str, pids: dict[str, int], services: object) -> None:
@@ -232,9 +225,7 @@ class CpuShares:
         shot = {name: cpu_seconds(pid) for name, pid in self.pids.items()}
         shot["drain"] = drain_cpu_seconds(self.web)
         shot["web acks"] = shot.pop("web") - shot["drain"]
-        me = os.getpid()
-        shot["load generator"] = thread_cpu_seconds(me, me)
-        shot["sandboxes"] = cpu_seconds(me) - shot["load generator"]
+        shot["load generator"] = cpu_seconds(os.getpid())
         for pid in database_backends(self.services):
             with contextlib.suppress(OSError):  # a backend gone meanwhile
                 shot[f"pg {pid}"] = cpu_seconds(pid)
@@ -278,16 +269,20 @@ def pct(values: list[float], q: float) -> float:
 
 
 def wait_port(port: int, process: subprocess.Popen[bytes]) -> None:
+    wait_http(f"http://127.0.0.1:{port}/", process)
+
+
+def wait_http(url: str, process: subprocess.Popen[bytes]) -> None:
     deadline = time.monotonic() + 120  # a loaded shared machine starts a process slowly
     while time.monotonic() < deadline:
         if process.poll() is not None:
             raise RuntimeError(f"server exited with {process.returncode}")
         try:
-            httpx.get(f"http://127.0.0.1:{port}/", timeout=1)
+            httpx.get(url, timeout=1)
             return
         except httpx.HTTPError:
             time.sleep(0.1)
-    raise RuntimeError("server did not start")
+    raise RuntimeError(f"{url} did not answer")
 
 
 def stored_rows(services: object) -> int:
@@ -309,27 +304,35 @@ def wait_stored(services: object, rows: int, timeout: float = 600) -> float:
 
 def run_database(label: str, database_url: str, args: argparse.Namespace) -> dict[str, float]:
     socks = [_bound_socket() for _ in range(2)]
-    hub, air = (f"http://127.0.0.1:{s.getsockname()[1]}" for s in socks)
+    hub_port, air_port = (s.getsockname()[1] for s in socks)
+    hub, air = f"http://127.0.0.1:{hub_port}", f"http://127.0.0.1:{air_port}"
+    for sock in socks:
+        sock.close()  # the sandbox process binds them
     web_sock, bare_sock = _bound_socket(), _bound_socket()
     web_port, bare_port = web_sock.getsockname()[1], bare_sock.getsockname()[1]
     web_sock.close()
     bare_sock.close()
     web = f"http://127.0.0.1:{web_port}"
     env_values = {"DATABASE_URL": database_url, "PUBLIC_URL": web, "PORT": str(web_port),
-                  "SANDBOX_HUBSPOT_PORT": str(socks[0].getsockname()[1]),
-                  "SANDBOX_AIRCALL_PORT": str(socks[1].getsockname()[1]),
+                  "SANDBOX_HUBSPOT_PORT": str(hub_port), "SANDBOX_AIRCALL_PORT": str(air_port),
                   "REORDER_GRACE_SECONDS": "0", "LOG_LEVEL": "WARNING",
                   "INGEST_MODE": args.mode}
     settings = Settings(**{k.lower(): v for k, v in env_values.items()}, _env_file=None,
                         spool_dir=tempfile.mkdtemp(prefix="bench-ingest-spool-"))
     services = build_services(settings)
     upgrade(services.engine)
-    servers = [Served(socks[0], hubspot_app(public_base_url=hub)).start(),
-               Served(socks[1], aircall_app(public_base_url=air)).start()]
     processes: list[subprocess.Popen[bytes]] = []
     workdir = tempfile.mkdtemp(prefix="bench-ingest-")  # no .env, its own spool
     env = {**os.environ, **env_values}
+    # The sandboxes stand for HubSpot and Aircall, elsewhere on the network: a process of
+    # their own beside the load generator (core 0), so that the worker's publications
+    # neither hold the load generator's GIL (which would delay the answers it times) nor
+    # take the service's core.
+    sandbox = subprocess.Popen(["taskset", "-c", "0", str(EXE), "sandbox"], env=env,
+                               cwd=workdir)
     try:
+        for url in (hub, air):
+            wait_http(f"{url}/_sandbox/clock", sandbox)
         asyncio.run(install_on_sandbox(settings))
         with httpx.Client(base_url=hub) as h:
             h.post("/_sandbox/config", json={"rate_limit_max": 1_000_000})
@@ -413,7 +416,7 @@ def run_database(label: str, database_url: str, args: argparse.Namespace) -> dic
         figures["sat_p50"], figures["sat_p99"] = pct(bridge_lat, 0.5), pct(bridge_lat, 0.99)
         saturated_batches = batch_totals(web)
         figures["batch_saturated"] = saturated_batches[0] / max(1.0, saturated_batches[1])
-        shares = CpuShares(web, {"web": processes[0].pid,
+        shares = CpuShares(web, {"web": processes[0].pid, "sandboxes": sandbox.pid,
                                  **({"worker": processes[2].pid} if args.worker else {})},
                            services)
         # Two fixed rates, open loop, each after the spool has drained: half the measured
@@ -426,7 +429,8 @@ def run_database(label: str, database_url: str, args: argparse.Namespace) -> dic
                             ("half_sustainable", figures["stored"] / 2)):
             half = Load(web_port, body)
             shares.start()
-            asyncio.run(half.open_loop(rate, args.seconds, args.connections))
+            asyncio.run(half.open_loop(rate, args.open_seconds or args.seconds,
+                                       args.connections))
             point_shares[point] = shares.stop()
             half_ok = sum(n for s, n in half.statuses.items() if 200 <= s < 300)
             figures[f"{point}_backlog"] = answered_so_far + half_ok - stored_rows(services)
@@ -484,8 +488,8 @@ def run_database(label: str, database_url: str, args: argparse.Namespace) -> dic
             process.terminate()
         for process in processes:
             process.wait(timeout=30)
-        for server in reversed(servers):
-            server.stop()
+        sandbox.terminate()
+        sandbox.wait(timeout=30)
         services.engine.dispose()
 
 
@@ -502,6 +506,9 @@ def main() -> None:
     parser.add_argument("--mode", choices=("spool", "direct"), default="spool",
                         help="INGEST_MODE of the bridge (default: spool, the default)")
     parser.add_argument("--hubspot-latency-ms", type=int, default=0)
+    parser.add_argument("--open-seconds", type=float, default=0,
+                        help="length of each fixed-rate (open loop) run (default: --seconds); "
+                        "past DRAIN_MAX_LAG_SECONDS (5 s) the drain runs among the acks")
     parser.add_argument("--profile", type=int, default=0, metavar="DELIVERIES",
                         help="profile this many deliveries in-process instead of serving")
     args = parser.parse_args()
@@ -511,7 +518,8 @@ def main() -> None:
     print(f"nproc {os.cpu_count()}  {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}  "
           f"worker {'on' if args.worker else 'off'}  hubspot latency {args.hubspot_latency_ms} ms"
           f"  {args.connections} connections, {args.rounds}×{args.seconds:g} s interleaved  "
-          f"INGEST_MODE={args.mode}")
+          f"INGEST_MODE={args.mode}  WORKER_NICENESS="
+          f"{os.environ.get('WORKER_NICENESS', '(default)')}")
     tmp = Path(tempfile.mkdtemp(prefix="bench-ingest-db-"))
     for name in args.databases.split(","):
         if name == "sqlite":
