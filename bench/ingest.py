@@ -199,6 +199,16 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def waited_for_cpu_seconds(pid: int) -> float:
+    """Time the threads of a process spent runnable but not running (Linux's schedstat,
+    summed over its live threads): how long it queued for a core behind other work."""
+    total = 0
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        with contextlib.suppress(OSError, ValueError, IndexError):  # a thread gone meanwhile
+            total += int((task / "schedstat").read_text().split()[1])
+    return total / 1e9
+
+
 def database_backends(services: object) -> list[int]:
     """The PostgreSQL server processes serving the bench's database (the web's, the
     worker's; not this query's own), to count their CPU; none on SQLite."""
@@ -215,14 +225,16 @@ class CpuShares:
     """Who used the CPU over a stretch of the run, as fractions of one core: the web
     process's acknowledging threads (all of it but the drain thread), its drain thread, the
     worker, the database's server processes (PostgreSQL), the sandboxes and this process
-    (the load generator). Read from /proc (and the drain's own
-    counter in /metrics), so a slow acknowledgement can be put down to whoever had the core."""
+    (the load generator); and how long the web process's threads waited for a core while
+    runnable. Read from /proc (and the drain's own counter in /metrics), so that a slow
+    acknowledgement can be put down to whoever had the core."""
 
     def __init__(self, web: str, pids: dict[str, int], services: object) -> None:
         self.web, self.pids, self.services = web, pids, services
 
     def _snapshot(self) -> dict[str, float]:
         shot = {name: cpu_seconds(pid) for name, pid in self.pids.items()}
+        shot["web waited for a core"] = waited_for_cpu_seconds(self.pids["web"])
         shot["drain"] = drain_cpu_seconds(self.web)
         shot["web acks"] = shot.pop("web") - shot["drain"]
         shot["load generator"] = cpu_seconds(os.getpid())
