@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import bisect
 import contextlib
 import json
 import os
@@ -32,6 +33,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import uuid
 from pathlib import Path
@@ -41,7 +43,7 @@ from sqlalchemy import text
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 from harness.stack import PORTAL, SUPPORT_FR, _bound_socket, connect_demo_number  # noqa: E402
-from worker_processes import fresh_pg  # noqa: E402
+from worker_processes import drop_pg, fresh_pg  # noqa: E402
 
 from whatsapp_helpdesk.bootstrap import build_services  # noqa: E402
 from whatsapp_helpdesk.cli import install_on_sandbox, web_server_options  # noqa: E402
@@ -81,6 +83,7 @@ class Load:
         self.statuses: dict[int, int] = {}
         self.unanswered = 0
         self.sent = 0
+        self.sent_at: list[float] = []  # when each answered request was sent (perf_counter)
 
     async def _request(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         body = self.make_body()
@@ -102,6 +105,7 @@ class Load:
                 length = int(value)
         await reader.readexactly(length)
         self.latencies.append(time.perf_counter() - start)
+        self.sent_at.append(start)
         status = int(status_line.split()[1])
         self.statuses[status] = self.statuses.get(status, 0) + 1
 
@@ -207,6 +211,61 @@ def waited_for_cpu_seconds(pid: int) -> float:
         with contextlib.suppress(OSError, ValueError, IndexError):  # a thread gone meanwhile
             total += int((task / "schedstat").read_text().split()[1])
     return total / 1e9
+
+
+class AlternatingNiceness:
+    """The worker's threads switched between two niceness values every `period` seconds
+    while a fixed-rate run goes on (`--ab-niceness`): each request is then put down to the
+    niceness the worker had when it was sent, so that the two are compared side by side in
+    the same seconds of a noisy machine. Going back to the lower niceness needs root
+    (CAP_SYS_NICE); the bench runs as root here."""
+
+    def __init__(self, worker_pid: int, web_pid: int, values: tuple[int, int],
+                 period: float) -> None:
+        self.worker_pid, self.web_pid = worker_pid, web_pid
+        self.values, self.period = values, period
+        self.switches: list[tuple[float, int]] = []  # (perf_counter, niceness from then on)
+        self.web_waited = {value: 0.0 for value in values}  # the web's wait for a core
+        self.elapsed = {value: 0.0 for value in values}
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _renice(self, value: int) -> None:
+        for task in Path(f"/proc/{self.worker_pid}/task").iterdir():
+            with contextlib.suppress(OSError):  # a thread gone meanwhile
+                os.setpriority(os.PRIO_PROCESS, int(task.name), value)
+
+    def _run(self) -> None:
+        turn = 0
+        while True:
+            value = self.values[turn % 2]
+            self._renice(value)
+            started, waited = time.perf_counter(), waited_for_cpu_seconds(self.web_pid)
+            self.switches.append((started, value))
+            stopped = self._stop.wait(self.period)
+            self.web_waited[value] += waited_for_cpu_seconds(self.web_pid) - waited
+            self.elapsed[value] += time.perf_counter() - started
+            if stopped:
+                return
+            turn += 1
+
+    def __enter__(self) -> AlternatingNiceness:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def split(self, load: Load) -> dict[int, list[float]]:
+        """The answered requests' latencies by the worker's niceness when each was sent."""
+        by_value: dict[int, list[float]] = {value: [] for value in self.values}
+        starts = [at for at, _ in self.switches]
+        for sent, latency in zip(load.sent_at, load.latencies, strict=True):
+            index = bisect.bisect_right(starts, sent) - 1
+            if index >= 0:
+                by_value[self.switches[index][1]].append(latency)
+        return by_value
 
 
 def database_backends(services: object) -> list[int]:
@@ -455,6 +514,28 @@ def run_database(label: str, database_url: str, args: argparse.Namespace) -> dic
             unanswered += half.unanswered
             non_2xx += sum(n for s, n in half.statuses.items() if not 200 <= s < 300)
             half_loads.append(half)
+        if args.ab_niceness is not None:
+            # Half the acks again, the worker's niceness switched every second: the two
+            # values side by side in the same stretch of a noisy machine.
+            low, high = args.ab_niceness
+            half = Load(web_port, body)
+            with AlternatingNiceness(processes[2].pid, processes[0].pid, (low, high),
+                                     1.0) as alternating:
+                asyncio.run(half.open_loop(figures["bridge"] / 2,
+                                           args.open_seconds or args.seconds,
+                                           args.connections))
+            half_ok = sum(n for s, n in half.statuses.items() if 200 <= s < 300)
+            answered_so_far += half_ok
+            wait_stored(services, answered_so_far)
+            unanswered += half.unanswered
+            non_2xx += sum(n for s, n in half.statuses.items() if not 200 <= s < 300)
+            half_loads.append(half)
+            for value, latencies in alternating.split(half).items():
+                waited = alternating.web_waited[value] / max(1e-9, alternating.elapsed[value])
+                print(f"{label:10}   at {figures['bridge'] / 2:.0f}/s, worker at niceness "
+                      f"{value:2} (every other second): {len(latencies)} answers, p50 "
+                      f"{pct(latencies, 0.5):.1f} ms p99 {pct(latencies, 0.99):.1f} ms, the web "
+                      f"waited for a core {waited:.2f} s/s", flush=True)
         all_batches = batch_totals(web)
         figures["batch_half"] = (all_batches[0] - saturated_batches[0]) / max(
             1.0, all_batches[1] - saturated_batches[1])
@@ -518,6 +599,10 @@ def main() -> None:
     parser.add_argument("--mode", choices=("spool", "direct"), default="spool",
                         help="INGEST_MODE of the bridge (default: spool, the default)")
     parser.add_argument("--hubspot-latency-ms", type=int, default=0)
+    parser.add_argument("--ab-niceness", type=int, nargs=2, metavar=("LOW", "HIGH"),
+                        help="with --worker: one more run at half the acks, the worker's "
+                        "niceness switched between LOW and HIGH every second, latencies by "
+                        "niceness (needs root to go back to LOW)")
     parser.add_argument("--open-seconds", type=float, default=0,
                         help="length of each fixed-rate (open loop) run (default: --seconds); "
                         "past DRAIN_MAX_LAG_SECONDS (5 s) the drain runs among the acks")
@@ -537,7 +622,13 @@ def main() -> None:
         if name == "sqlite":
             run_database("SQLite", f"sqlite:///{tmp / 'bench.sqlite3'}", args)
         else:
-            run_database("PostgreSQL", fresh_pg("whatsapp_helpdesk_bench_ingest"), args)
+            # A name of this run's own: two benches at once on one server would drop each
+            # other's database (fresh_pg drops it first).
+            name = f"whatsapp_helpdesk_bench_ingest_{os.getpid()}"
+            try:
+                run_database("PostgreSQL", fresh_pg(name), args)
+            finally:
+                drop_pg(name)
 
 
 if __name__ == "__main__":
