@@ -2,14 +2,18 @@
 
     .venv/bin/python bench/ingest.py [--seconds 5] [--rounds 3] [--connections 32]
         [--databases sqlite,postgresql] [--worker] [--hubspot-latency-ms 500]
+        [--open-seconds 10] [--ab-niceness 0 10]
 
-For each database: starts both sandboxes in this process, installs and connects a number,
-then serves, each in its own process pinned to core 1 (taskset), the bridge exactly as
-`whatsapp-helpdesk web` runs it and a bare endpoint (one POST route answering a constant
-JSON body) on the same server stack (`cli.web_server_options`). The load generator runs
-here, pinned to core 0: a closed loop of keep-alive connections for `--seconds` against
-each (interleaved), then an open loop at half the bridge's measured maximum rate for the
-ack p50/p99. Every request must be answered (a missing answer is counted and reported).
+For each database: starts both sandboxes in a process of their own pinned to core 0 (they
+stand for HubSpot and Aircall, elsewhere), installs and connects a number, then serves, each
+in its own process pinned to core 1 (taskset), the bridge exactly as `whatsapp-helpdesk web`
+runs it and a bare endpoint (one POST route answering a constant JSON body) on the same
+server stack (`cli.web_server_options`). The load generator runs here, pinned to core 0: a
+closed loop of keep-alive connections for `--seconds` against each (interleaved), then open
+loops (`--open-seconds`, default `--seconds`) at half the bridge's measured maximum rate and
+at half its stored (sustainable) rate for the ack p50/p99, with the CPU each party used
+meanwhile and how long the web process waited for a core. Every request must be answered (a
+missing answer is counted and reported).
 With INGEST_MODE=spool (the default, decision 0011) a 2xx means "fsync'ed to the spool" and
 the web process stores the spool in the database afterwards: after each bridge round the
 bench waits until every 2xx so far is a row, and prints that "stored" rate too (rows over the
@@ -17,7 +21,9 @@ time from the round's start until the last one is in the database); the bare end
 only once the bridge has drained, so that the drain never shares its core. `--mode direct`
 measures the group-commit path (answered after the database commit).
 With `--worker` a `whatsapp-helpdesk worker` process runs on core 1 too, publishing what is
-ingested; `--hubspot-latency-ms` makes the sandbox HubSpot answer that late.
+ingested (at its WORKER_NICENESS, default 10); `--hubspot-latency-ms` makes the sandbox
+HubSpot answer that late; `--ab-niceness LOW HIGH` adds a half-rate run during which the
+worker's niceness is switched every second, latencies split by it.
 Read the ratios of one run, not the absolute numbers (2 shared cores).
 """
 
