@@ -2,14 +2,18 @@
 
     .venv/bin/python bench/ingest.py [--seconds 5] [--rounds 3] [--connections 32]
         [--databases sqlite,postgresql] [--worker] [--hubspot-latency-ms 500]
+        [--open-seconds 10] [--ab-niceness 0 10]
 
-For each database: starts both sandboxes in this process, installs and connects a number,
-then serves, each in its own process pinned to core 1 (taskset), the bridge exactly as
-`whatsapp-helpdesk web` runs it and a bare endpoint (one POST route answering a constant
-JSON body) on the same server stack (`cli.web_server_options`). The load generator runs
-here, pinned to core 0: a closed loop of keep-alive connections for `--seconds` against
-each (interleaved), then an open loop at half the bridge's measured maximum rate for the
-ack p50/p99. Every request must be answered (a missing answer is counted and reported).
+For each database: starts both sandboxes in a process of their own pinned to core 0 (they
+stand for HubSpot and Aircall, elsewhere), installs and connects a number, then serves, each
+in its own process pinned to core 1 (taskset), the bridge exactly as `whatsapp-helpdesk web`
+runs it and a bare endpoint (one POST route answering a constant JSON body) on the same
+server stack (`cli.web_server_options`). The load generator runs here, pinned to core 0: a
+closed loop of keep-alive connections for `--seconds` against each (interleaved), then open
+loops (`--open-seconds`, default `--seconds`) at half the bridge's measured maximum rate and
+at half its stored (sustainable) rate for the ack p50/p99, with the CPU each party used
+meanwhile and how long the web process waited for a core. Every request must be answered (a
+missing answer is counted and reported).
 With INGEST_MODE=spool (the default, decision 0011) a 2xx means "fsync'ed to the spool" and
 the web process stores the spool in the database afterwards: after each bridge round the
 bench waits until every 2xx so far is a row, and prints that "stored" rate too (rows over the
@@ -17,7 +21,9 @@ time from the round's start until the last one is in the database); the bare end
 only once the bridge has drained, so that the drain never shares its core. `--mode direct`
 measures the group-commit path (answered after the database commit).
 With `--worker` a `whatsapp-helpdesk worker` process runs on core 1 too, publishing what is
-ingested; `--hubspot-latency-ms` makes the sandbox HubSpot answer that late.
+ingested (at its WORKER_NICENESS, default 10); `--hubspot-latency-ms` makes the sandbox
+HubSpot answer that late; `--ab-niceness LOW HIGH` adds a half-rate run during which the
+worker's niceness is switched every second, latencies split by it.
 Read the ratios of one run, not the absolute numbers (2 shared cores).
 """
 
@@ -25,6 +31,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import bisect
+import contextlib
 import json
 import math
 import os
@@ -32,6 +40,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import uuid
 from pathlib import Path
@@ -40,14 +49,12 @@ import httpx
 from sqlalchemy import text
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-from harness.stack import PORTAL, SUPPORT_FR, Served, _bound_socket, connect_demo_number  # noqa: E402
-from worker_processes import fresh_pg  # noqa: E402
+from harness.stack import PORTAL, SUPPORT_FR, _bound_socket, connect_demo_number  # noqa: E402
+from worker_processes import drop_pg, fresh_pg  # noqa: E402
 
 from whatsapp_helpdesk.bootstrap import build_services  # noqa: E402
 from whatsapp_helpdesk.cli import install_on_sandbox, web_server_options  # noqa: E402
 from whatsapp_helpdesk.db.migrate import upgrade  # noqa: E402
-from whatsapp_helpdesk.sandbox.aircall import create_app as aircall_app  # noqa: E402
-from whatsapp_helpdesk.sandbox.hubspot import create_app as hubspot_app  # noqa: E402
 from whatsapp_helpdesk.settings import Settings  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -83,6 +90,7 @@ class Load:
         self.statuses: dict[int, int] = {}
         self.unanswered = 0
         self.sent = 0
+        self.sent_at: list[float] = []  # when each answered request was sent (perf_counter)
 
     async def _request(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         body = self.make_body()
@@ -104,6 +112,7 @@ class Load:
                 length = int(value)
         await reader.readexactly(length)
         self.latencies.append(time.perf_counter() - start)
+        self.sent_at.append(start)
         status = int(status_line.split()[1])
         self.statuses[status] = self.statuses.get(status, 0) + 1
 
@@ -201,6 +210,117 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def waited_for_cpu_seconds(pid: int) -> float:
+    """Time the threads of a process spent runnable but not running (Linux's schedstat,
+    summed over its live threads): how long it queued for a core behind other work."""
+    total = 0
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        with contextlib.suppress(OSError, ValueError, IndexError):  # a thread gone meanwhile
+            total += int((task / "schedstat").read_text().split()[1])
+    return total / 1e9
+
+
+class AlternatingNiceness:
+    """The worker's threads switched between two niceness values every `period` seconds
+    while a fixed-rate run goes on (`--ab-niceness`): each request is then put down to the
+    niceness the worker had when it was sent, so that the two are compared side by side in
+    the same seconds of a noisy machine. Going back to the lower niceness needs root
+    (CAP_SYS_NICE); the bench runs as root here."""
+
+    def __init__(self, worker_pid: int, web_pid: int, values: tuple[int, int],
+                 period: float) -> None:
+        self.worker_pid, self.web_pid = worker_pid, web_pid
+        self.values, self.period = values, period
+        self.switches: list[tuple[float, int]] = []  # (perf_counter, niceness from then on)
+        self.web_waited = {value: 0.0 for value in values}  # the web's wait for a core
+        self.elapsed = {value: 0.0 for value in values}
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _renice(self, value: int) -> None:
+        for task in Path(f"/proc/{self.worker_pid}/task").iterdir():
+            with contextlib.suppress(OSError):  # a thread gone meanwhile
+                os.setpriority(os.PRIO_PROCESS, int(task.name), value)
+
+    def _run(self) -> None:
+        turn = 0
+        while True:
+            value = self.values[turn % 2]
+            self._renice(value)
+            started, waited = time.perf_counter(), waited_for_cpu_seconds(self.web_pid)
+            self.switches.append((started, value))
+            stopped = self._stop.wait(self.period)
+            self.web_waited[value] += waited_for_cpu_seconds(self.web_pid) - waited
+            self.elapsed[value] += time.perf_counter() - started
+            if stopped:
+                return
+            turn += 1
+
+    def __enter__(self) -> AlternatingNiceness:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def split(self, load: Load) -> dict[int, list[float]]:
+        """The answered requests' latencies by the worker's niceness when each was sent."""
+        by_value: dict[int, list[float]] = {value: [] for value in self.values}
+        starts = [at for at, _ in self.switches]
+        for sent, latency in zip(load.sent_at, load.latencies, strict=True):
+            index = bisect.bisect_right(starts, sent) - 1
+            if index >= 0:
+                by_value[self.switches[index][1]].append(latency)
+        return by_value
+
+
+def database_backends(services: object) -> list[int]:
+    """The PostgreSQL server processes serving the bench's database (the web's, the
+    worker's; not this query's own), to count their CPU; none on SQLite."""
+    engine = services.engine  # type: ignore[attr-defined]
+    if engine.dialect.name != "postgresql":
+        return []
+    with engine.connect() as conn:
+        return [int(pid) for pid in conn.execute(text(
+            "SELECT pid FROM pg_stat_activity WHERE datname = current_database() "
+            "AND pid <> pg_backend_pid()")).scalars()]
+
+
+class CpuShares:
+    """Who used the CPU over a stretch of the run, as fractions of one core: the web
+    process's acknowledging threads (all of it but the drain thread), its drain thread, the
+    worker, the database's server processes (PostgreSQL), the sandboxes and this process
+    (the load generator); and how long the web process's threads waited for a core while
+    runnable. Read from /proc (and the drain's own counter in /metrics), so that a slow
+    acknowledgement can be put down to whoever had the core."""
+
+    def __init__(self, web: str, pids: dict[str, int], services: object) -> None:
+        self.web, self.pids, self.services = web, pids, services
+
+    def _snapshot(self) -> dict[str, float]:
+        shot = {name: cpu_seconds(pid) for name, pid in self.pids.items()}
+        shot["web waited for a core"] = waited_for_cpu_seconds(self.pids["web"])
+        shot["drain"] = drain_cpu_seconds(self.web)
+        shot["web acks"] = shot.pop("web") - shot["drain"]
+        shot["load generator"] = cpu_seconds(os.getpid())
+        for pid in database_backends(self.services):
+            with contextlib.suppress(OSError):  # a backend gone meanwhile
+                shot[f"pg {pid}"] = cpu_seconds(pid)
+        return shot
+
+    def start(self) -> None:
+        self._before, self._started = self._snapshot(), time.perf_counter()
+
+    def stop(self) -> dict[str, float]:
+        after, elapsed = self._snapshot(), time.perf_counter() - self._started
+        shares = {name: (after[name] - self._before.get(name, 0.0)) / elapsed
+                  for name in after if not name.startswith("pg ")}
+        shares["postgresql"] = sum(after[name] - self._before.get(name, 0.0)
+                                   for name in after if name.startswith("pg ")) / elapsed
+        return shares
+
+
 def batch_totals(web: str, histogram: str = "whatsapp_helpdesk_ingest_batch_deliveries"
                  ) -> tuple[float, float]:
     """(deliveries, transactions) of the web process's writer so far, from its /metrics;
@@ -231,16 +351,20 @@ def pct(values: list[float], q: float) -> float:
 
 
 def wait_port(port: int, process: subprocess.Popen[bytes]) -> None:
+    wait_http(f"http://127.0.0.1:{port}/", process)
+
+
+def wait_http(url: str, process: subprocess.Popen[bytes]) -> None:
     deadline = time.monotonic() + 120  # a loaded shared machine starts a process slowly
     while time.monotonic() < deadline:
         if process.poll() is not None:
             raise RuntimeError(f"server exited with {process.returncode}")
         try:
-            httpx.get(f"http://127.0.0.1:{port}/", timeout=1)
+            httpx.get(url, timeout=1)
             return
         except httpx.HTTPError:
             time.sleep(0.1)
-    raise RuntimeError("server did not start")
+    raise RuntimeError(f"{url} did not answer")
 
 
 def stored_rows(services: object) -> int:
@@ -262,27 +386,35 @@ def wait_stored(services: object, rows: int, timeout: float = 600) -> float:
 
 def run_database(label: str, database_url: str, args: argparse.Namespace) -> dict[str, float]:
     socks = [_bound_socket() for _ in range(2)]
-    hub, air = (f"http://127.0.0.1:{s.getsockname()[1]}" for s in socks)
+    hub_port, air_port = (s.getsockname()[1] for s in socks)
+    hub, air = f"http://127.0.0.1:{hub_port}", f"http://127.0.0.1:{air_port}"
+    for sock in socks:
+        sock.close()  # the sandbox process binds them
     web_sock, bare_sock = _bound_socket(), _bound_socket()
     web_port, bare_port = web_sock.getsockname()[1], bare_sock.getsockname()[1]
     web_sock.close()
     bare_sock.close()
     web = f"http://127.0.0.1:{web_port}"
     env_values = {"DATABASE_URL": database_url, "PUBLIC_URL": web, "PORT": str(web_port),
-                  "SANDBOX_HUBSPOT_PORT": str(socks[0].getsockname()[1]),
-                  "SANDBOX_AIRCALL_PORT": str(socks[1].getsockname()[1]),
+                  "SANDBOX_HUBSPOT_PORT": str(hub_port), "SANDBOX_AIRCALL_PORT": str(air_port),
                   "REORDER_GRACE_SECONDS": "0", "LOG_LEVEL": "WARNING",
                   "INGEST_MODE": args.mode}
     settings = Settings(**{k.lower(): v for k, v in env_values.items()}, _env_file=None,
                         spool_dir=tempfile.mkdtemp(prefix="bench-ingest-spool-"))
     services = build_services(settings)
     upgrade(services.engine)
-    servers = [Served(socks[0], hubspot_app(public_base_url=hub)).start(),
-               Served(socks[1], aircall_app(public_base_url=air)).start()]
     processes: list[subprocess.Popen[bytes]] = []
     workdir = tempfile.mkdtemp(prefix="bench-ingest-")  # no .env, its own spool
     env = {**os.environ, **env_values}
+    # The sandboxes stand for HubSpot and Aircall, elsewhere on the network: a process of
+    # their own beside the load generator (core 0), so that the worker's publications
+    # neither hold the load generator's GIL (which would delay the answers it times) nor
+    # take the service's core.
+    sandbox = subprocess.Popen(["taskset", "-c", "0", str(EXE), "sandbox"], env=env,
+                               cwd=workdir)
     try:
+        for url in (hub, air):
+            wait_http(f"{url}/_sandbox/clock", sandbox)
         asyncio.run(install_on_sandbox(settings))
         with httpx.Client(base_url=hub) as h:
             h.post("/_sandbox/config", json={"rate_limit_max": 1_000_000})
@@ -374,14 +506,55 @@ def run_database(label: str, database_url: str, args: argparse.Namespace) -> dic
         saturated_batches = batch_totals(web)
         saturated_fsyncs = batch_totals(web, FSYNC_GROUPS)
         figures["batch_saturated"] = saturated_batches[0] / max(1.0, saturated_batches[1])
-        half = Load(web_port, body)
-        asyncio.run(half.open_loop(figures["bridge"] / 2, args.seconds, args.connections))
-        figures["half_rate"] = figures["bridge"] / 2
-        figures["half_p50"], figures["half_p99"] = pct(half.latencies, 0.5), pct(
-            half.latencies, 0.99)
-        figures["half_sent"] = half.sent
-        half_ok = sum(n for s, n in half.statuses.items() if 200 <= s < 300)
-        wait_stored(services, answered_so_far + half_ok)
+        shares = CpuShares(web, {"web": processes[0].pid, "sandboxes": sandbox.pid,
+                                 **({"worker": processes[2].pid} if args.worker else {})},
+                           services)
+        # Two fixed rates, open loop, each after the spool has drained: half the measured
+        # maximum acknowledgement rate (issue 17 item 2), and half the *sustainable* rate,
+        # the one acknowledging, storing (and, with --worker, the worker beside them) keep
+        # up with: the stored rate. Above the latter the backlog grows during the run.
+        half_loads: list[Load] = []
+        point_shares: dict[str, dict[str, float]] = {}
+        for point, rate in (("half", figures["bridge"] / 2),
+                            ("half_sustainable", figures["stored"] / 2)):
+            half = Load(web_port, body)
+            shares.start()
+            asyncio.run(half.open_loop(rate, args.open_seconds or args.seconds,
+                                       args.connections))
+            point_shares[point] = shares.stop()
+            half_ok = sum(n for s, n in half.statuses.items() if 200 <= s < 300)
+            figures[f"{point}_backlog"] = answered_so_far + half_ok - stored_rows(services)
+            answered_so_far += half_ok
+            wait_stored(services, answered_so_far)
+            figures[f"{point}_rate"] = rate
+            figures[f"{point}_p50"], figures[f"{point}_p99"] = pct(half.latencies, 0.5), pct(
+                half.latencies, 0.99)
+            figures[f"{point}_sent"] = half.sent
+            unanswered += half.unanswered
+            non_2xx += sum(n for s, n in half.statuses.items() if not 200 <= s < 300)
+            half_loads.append(half)
+        if args.ab_niceness is not None:
+            # Half the acks again, the worker's niceness switched every second: the two
+            # values side by side in the same stretch of a noisy machine.
+            low, high = args.ab_niceness
+            half = Load(web_port, body)
+            with AlternatingNiceness(processes[2].pid, processes[0].pid, (low, high),
+                                     1.0) as alternating:
+                asyncio.run(half.open_loop(figures["bridge"] / 2,
+                                           args.open_seconds or args.seconds,
+                                           args.connections))
+            half_ok = sum(n for s, n in half.statuses.items() if 200 <= s < 300)
+            answered_so_far += half_ok
+            wait_stored(services, answered_so_far)
+            unanswered += half.unanswered
+            non_2xx += sum(n for s, n in half.statuses.items() if not 200 <= s < 300)
+            half_loads.append(half)
+            for value, latencies in alternating.split(half).items():
+                waited = alternating.web_waited[value] / max(1e-9, alternating.elapsed[value])
+                print(f"{label:10}   at {figures['bridge'] / 2:.0f}/s, worker at niceness "
+                      f"{value:2} (every other second): {len(latencies)} answers, p50 "
+                      f"{pct(latencies, 0.5):.1f} ms p99 {pct(latencies, 0.99):.1f} ms, the web "
+                      f"waited for a core {waited:.2f} s/s", flush=True)
         all_batches = batch_totals(web)
         figures["batch_half"] = (all_batches[0] - saturated_batches[0]) / max(
             1.0, all_batches[1] - saturated_batches[1])
@@ -391,10 +564,8 @@ def run_database(label: str, database_url: str, args: argparse.Namespace) -> dic
         figures["fsync_saturated"] = saturated_fsyncs[0] / (saturated_fsyncs[1] or math.nan)
         figures["fsync_half"] = (all_fsyncs[0] - saturated_fsyncs[0]) / (
             all_fsyncs[1] - saturated_fsyncs[1] or math.nan)
-        unanswered += half.unanswered
-        non_2xx += sum(n for s, n in half.statuses.items() if not 200 <= s < 300)
         figures["unanswered"], figures["non_2xx"] = unanswered, non_2xx
-        answered_2xx = sum(n for load in (*loads, half) for s, n in load.statuses.items()
+        answered_2xx = sum(n for load in (*loads, *half_loads) for s, n in load.statuses.items()
                            if 200 <= s < 300)
         kept = stored_rows(services)
         # Every body is a new delivery: each 2xx must be a row (R11); more rows than 2xx
@@ -409,8 +580,13 @@ def run_database(label: str, database_url: str, args: argparse.Namespace) -> dic
               f"| stored {figures['stored']:5.0f} rows/s (ratio "
               f"{figures['stored'] / figures['bare']:.3f})  "
               f"saturated ack p50 {figures['sat_p50']:.1f} ms p99 {figures['sat_p99']:.1f} ms  "
-              f"| at {figures['half_rate']:.0f}/s (half): p50 {figures['half_p50']:.1f} ms "
-              f"p99 {figures['half_p99']:.1f} ms  | unanswered {unanswered}  non-2xx {non_2xx}  "
+              f"| at {figures['half_rate']:.0f}/s (half the acks): p50 "
+              f"{figures['half_p50']:.1f} ms p99 {figures['half_p99']:.1f} ms, backlog at the end "
+              f"{figures['half_backlog']:.0f}  | at {figures['half_sustainable_rate']:.0f}/s "
+              f"(half the stored rate): p50 {figures['half_sustainable_p50']:.1f} ms p99 "
+              f"{figures['half_sustainable_p99']:.1f} ms, backlog at the end "
+              f"{figures['half_sustainable_backlog']:.0f}  "
+              f"| unanswered {unanswered}  non-2xx {non_2xx}  "
               f"| kept {kept} rows for {answered_2xx} answers 2xx  "
               f"| deliveries per transaction: saturated {figures['batch_saturated']:.1f}, half "
               f"{figures['batch_half']:.1f}  | deliveries per spool fsync: saturated "
@@ -423,14 +599,18 @@ def run_database(label: str, database_url: str, args: argparse.Namespace) -> dic
               f"{figures['bare_cpu_ms']:.2f} ms, ratio "
               f"{figures['bare_cpu_ms'] / max(1e-9, figures['bridge_cpu_ms']):.3f}",
               flush=True)
+        for point, label_ in (("half", "half the acks"), ("half_sustainable", "half stored")):
+            print(f"{label:10}   CPU at {label_}, cores: " + ", ".join(
+                f"{name} {share:.2f}" for name, share in point_shares[point].items()),
+                flush=True)
         return figures
     finally:
         for process in processes:
             process.terminate()
         for process in processes:
             process.wait(timeout=30)
-        for server in reversed(servers):
-            server.stop()
+        sandbox.terminate()
+        sandbox.wait(timeout=30)
         services.engine.dispose()
 
 
@@ -447,6 +627,13 @@ def main() -> None:
     parser.add_argument("--mode", choices=("spool", "direct"), default="spool",
                         help="INGEST_MODE of the bridge (default: spool, the default)")
     parser.add_argument("--hubspot-latency-ms", type=int, default=0)
+    parser.add_argument("--ab-niceness", type=int, nargs=2, metavar=("LOW", "HIGH"),
+                        help="with --worker: one more run at half the acks, the worker's "
+                        "niceness switched between LOW and HIGH every second, latencies by "
+                        "niceness (needs root to go back to LOW)")
+    parser.add_argument("--open-seconds", type=float, default=0,
+                        help="length of each fixed-rate (open loop) run (default: --seconds); "
+                        "past DRAIN_MAX_LAG_SECONDS (5 s) the drain runs among the acks")
     parser.add_argument("--profile", type=int, default=0, metavar="DELIVERIES",
                         help="profile this many deliveries in-process instead of serving")
     args = parser.parse_args()
@@ -456,13 +643,20 @@ def main() -> None:
     print(f"nproc {os.cpu_count()}  {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}  "
           f"worker {'on' if args.worker else 'off'}  hubspot latency {args.hubspot_latency_ms} ms"
           f"  {args.connections} connections, {args.rounds}×{args.seconds:g} s interleaved  "
-          f"INGEST_MODE={args.mode}")
+          f"INGEST_MODE={args.mode}  WORKER_NICENESS="
+          f"{os.environ.get('WORKER_NICENESS', '(default)')}")
     tmp = Path(tempfile.mkdtemp(prefix="bench-ingest-db-"))
     for name in args.databases.split(","):
         if name == "sqlite":
             run_database("SQLite", f"sqlite:///{tmp / 'bench.sqlite3'}", args)
         else:
-            run_database("PostgreSQL", fresh_pg("whatsapp_helpdesk_bench_ingest"), args)
+            # A name of this run's own: two benches at once on one server would drop each
+            # other's database (fresh_pg drops it first).
+            name = f"whatsapp_helpdesk_bench_ingest_{os.getpid()}"
+            try:
+                run_database("PostgreSQL", fresh_pg(name), args)
+            finally:
+                drop_pg(name)
 
 
 if __name__ == "__main__":

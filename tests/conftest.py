@@ -50,6 +50,12 @@ TESTS_DIR = str(Path(__file__).resolve().parent)
 if TESTS_DIR not in sys.path:
     sys.path.insert(0, TESTS_DIR)
 
+# The worker processes the tests start share the machine with the other test processes
+# (pytest-xdist), not with one web process of their own: at the production niceness (10,
+# issue 17 item 2) they would get a sliver of a busy CI machine and time out. A test of the
+# niceness itself sets it (tests/cli/test_cli_worker_niceness.py).
+os.environ.setdefault("WORKER_NICENESS", "0")
+
 from harness.ordering import long_tests_first  # noqa: E402
 from harness.private_postgres import (  # noqa: E402
     PrivatePostgres,

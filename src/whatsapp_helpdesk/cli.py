@@ -183,10 +183,20 @@ def _migrated_once_the_database_answers(
             wait = min(wait * 2, DATABASE_WAIT_MAX_SECONDS)
 
 
+def lower_priority(niceness: int) -> None:
+    """Take at least this niceness, before any thread starts (Linux keeps it per thread and
+    new threads inherit it): what shares a core with this process (the web's
+    acknowledgements) runs first. Never raised: an unprivileged process could not undo it."""
+    current = os.getpriority(os.PRIO_PROCESS, 0)
+    if niceness > current:
+        os.setpriority(os.PRIO_PROCESS, 0, niceness)
+
+
 def cmd_worker(settings: Settings, args: argparse.Namespace) -> int:
     from whatsapp_helpdesk.bootstrap import build_services
     from whatsapp_helpdesk.worker.runner import Worker
 
+    lower_priority(settings.worker_niceness)
     services = build_services(settings, for_the_worker=True)
     _migrated_once_the_database_answers(services)
     worker = Worker(services)

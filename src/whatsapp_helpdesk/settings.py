@@ -123,6 +123,13 @@ class Settings(BaseSettings):
     worker_concurrency: int = Field(
         4, ge=1, description="Deliveries one worker process runs at once."
     )
+    worker_niceness: int = Field(
+        10, ge=0, le=19,
+        description="OS scheduling niceness the worker process takes at start (0: as started). "
+        "On a machine it shares with a web process, the web's acknowledgements then get the "
+        "CPU first and the worker takes what they leave (issue 17 item 2): its backlog waits "
+        "a little longer, the webhooks' answers less. Never raised above what the process was "
+        "started with.")
     worker_lease_seconds: float = Field(
         60, gt=0, description="How long a worker holds a job before another may take it over "
         "(a killed worker's jobs are retried after this)."

@@ -1,0 +1,68 @@
+"""Issue 17 item 2: the worker gives the CPU to the web's acknowledgements.
+
+`whatsapp-helpdesk worker` (and so `serve`'s worker child) lowers its own scheduling
+priority to WORKER_NICENESS (default 10) before it starts a thread, so every thread of it
+runs at that niceness; 0 leaves it as started, and a process started nicer stays so.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from harness.pages import wait_for
+
+# Every variable the service reads: the worker gets a clean sandbox-mode environment.
+_OURS = ("DATABASE_URL", "PUBLIC_URL", "SECRET_KEY", "HOST", "PORT", "HUBSPOT_", "AIRCALL_",
+         "SANDBOX_", "TICKET_", "REORDER_", "WORKER_", "LOG_LEVEL", "SPOOL_")
+
+
+def _threads_niceness(pid: int) -> list[int]:
+    """The niceness of each thread of a process (Linux keeps it per thread)."""
+    values = []
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            stat = (task / "stat").read_text()
+        except FileNotFoundError:
+            continue  # a thread that ended meanwhile
+        values.append(int(stat.rsplit(")", 1)[1].split()[16]))  # field 19: nice
+    return values
+
+
+def _started_at(niceness: int) -> Callable[[], None] | None:
+    return None if niceness == 0 else lambda: os.setpriority(os.PRIO_PROCESS, 0, niceness)
+
+
+@pytest.mark.skipif(not Path("/proc/self/task").is_dir(), reason="reads Linux's /proc")
+@pytest.mark.parametrize(("setting", "started_at", "expected"), [
+    (None, 0, 10),  # the default
+    ("3", 0, 3),
+    ("0", 0, 0),  # as started
+    ("10", 12, 12),  # never raised: an unprivileged process could not undo it
+], ids=["default", "three", "zero", "never-raised"])
+def test_issue17_the_worker_runs_every_thread_at_its_niceness(
+        tmp_path: Path, setting: str | None, started_at: int, expected: int) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(_OURS)}
+    env.update(DATABASE_URL=f"sqlite:///{tmp_path}/worker.sqlite3", LOG_LEVEL="WARNING",
+               # Nothing listens there: the worker's calls fail fast, it keeps running.
+               SANDBOX_HUBSPOT_PORT="9", SANDBOX_AIRCALL_PORT="9")
+    if setting is not None:
+        env["WORKER_NICENESS"] = setting
+    log = tmp_path / "worker.log"
+    with log.open("w") as sink:
+        worker = subprocess.Popen(
+            [sys.executable, "-m", "whatsapp_helpdesk.cli", "worker"], cwd=tmp_path, env=env,
+            stdout=sink, stderr=subprocess.STDOUT, preexec_fn=_started_at(started_at))
+    try:
+        # Up and working: the database migrated and the event loop's helper threads started.
+        wait_for(lambda: worker.poll() is not None or len(_threads_niceness(worker.pid)) > 1,
+                 timeout=60, what="the worker to start its threads")
+        assert worker.poll() is None, log.read_text()[-3000:]
+        assert set(_threads_niceness(worker.pid)) == {expected}
+    finally:
+        worker.terminate()
+        worker.wait(timeout=30)
