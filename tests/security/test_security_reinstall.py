@@ -100,6 +100,6 @@ def test_R7_the_same_company_again_needs_no_confirmation(stack: Stack) -> None:
     before = _company(stack)
     client, _ = signed_in(stack)
     back = _authorise_aircall(client, 1)
-    assert back.status_code == 303 and back.headers["location"] == "/"
+    assert back.status_code == 303 and back.headers["location"] == "/dashboard"
     assert _company(stack) == before
     assert [h["active"] for h in _our_webhooks(stack)[1]] == [True], _our_webhooks(stack)

@@ -129,6 +129,11 @@ class RefreshNumbers(JobPayload):
     KIND: ClassVar[str] = "refresh_numbers"
     LABEL: ClassVar[str] = "Numbers refreshed from Aircall"
 
+    # Queued by the Aircall authorisation (connect/install.py), with the company's count of
+    # numbers as Aircall gave it then: the first read may open with a burst.
+    after_install: bool = False
+    numbers_count: int | None = None
+
 
 class SyncNumber(JobPayload):
     """One number's WhatsApp and SMS status read from Aircall after a number.* webhook."""
