@@ -65,6 +65,7 @@ def test_R7_confirmed_change_removes_the_old_webhook_and_says_so(stack: Stack) -
     said = text_of(done.text, "company-changed")
     assert old_name and old_name in said and "Other Company" in said
     assert "webhook was removed" in said
+    assert "numbers of Other Company are being read from Aircall" in said  # queued, not waited
     assert _company(stack) == (str(OTHER_COMPANY), "Other Company")
     hooks = _our_webhooks(stack)
     assert 1 not in hooks  # the old company no longer sends us anything
