@@ -68,6 +68,7 @@ from worker_processes import (
 from whatsapp_helpdesk.bootstrap import Services, build_services
 from whatsapp_helpdesk.cli import install_on_sandbox
 from whatsapp_helpdesk.connect.install import complete_aircall_oauth, complete_hubspot_oauth
+from whatsapp_helpdesk.connect.numbers_refresh import read_numbers_here
 from whatsapp_helpdesk.connect.popup import connect_number
 from whatsapp_helpdesk.db.models import Installation, Number
 from whatsapp_helpdesk.settings import Settings
@@ -149,6 +150,7 @@ async def install_account(services: Services, account: Account) -> int:
     code = await _code(services, f"{url}&company_id={account.company}")
     await complete_aircall_oauth(services, code=code, redirect_uri=aircall_cb,
                                  installation_id=installation_id)
+    await read_numbers_here(services, installation_id)  # queued by the authorisation
     return installation_id
 
 

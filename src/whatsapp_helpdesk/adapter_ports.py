@@ -23,6 +23,7 @@ from whatsapp_helpdesk.aircall import AircallClient, AircallOAuth
 from whatsapp_helpdesk.db.crypto import TokenCipher
 from whatsapp_helpdesk.domain.clock import Clock
 from whatsapp_helpdesk.hubspot import HubSpotDeveloperClient, HubSpotOAuth, HubSpotPortalClient
+from whatsapp_helpdesk.pacing import OpeningBurst
 from whatsapp_helpdesk.settings import Settings
 
 # The service-state row holding the custom channel's id once the app registered it (read by
@@ -96,11 +97,11 @@ class HubSpotApp(Protocol):
 class AircallCompanies(Protocol):
     """Aircall's public API as one company (its token); `installation_id` paces the calls,
     `budget_share` keeps a long background job to that share of the company's limit,
-    `booked_only` books the calls in the company's bucket without waiting."""
+    `opening_burst` lets its first calls go at once when the company's bucket was idle."""
 
     def aircall(
         self, access_token: str, *, installation_id: int | None = None,
-        budget_share: float | None = None, booked_only: bool = False,
+        budget_share: float | None = None, opening_burst: OpeningBurst | None = None,
     ) -> AircallClient: ...
 
 

@@ -28,7 +28,7 @@ from whatsapp_helpdesk.db.session import READ_ONLY, make_engine, make_session_fa
 from whatsapp_helpdesk.domain.clock import Clock, OffsetClock, SystemClock
 from whatsapp_helpdesk.http_transport import OAuthApp
 from whatsapp_helpdesk.hubspot import HubSpotDeveloperClient, HubSpotOAuth, HubSpotPortalClient
-from whatsapp_helpdesk.pacing import BookingPacer, Limit, Pacer, RateLimiter, SharePacer
+from whatsapp_helpdesk.pacing import Limit, OpeningBurst, Pacer, RateLimiter, SharePacer
 from whatsapp_helpdesk.settings import Settings
 
 CLOCK_OFFSET_KEY = "sandbox_clock_offset_seconds"
@@ -123,38 +123,36 @@ class Services:
                                               auth_base=s.aircall_auth_base))
 
     def aircall(self, access_token: str, *, installation_id: int | None = None,
-                budget_share: float | None = None, booked_only: bool = False) -> AircallClient:
+                budget_share: float | None = None,
+                opening_burst: OpeningBurst | None = None) -> AircallClient:
         """`installation_id` paces the calls under the company's rate limit (the worker's);
         `budget_share` keeps them to that share of it (a long background job's);
-        `booked_only` books them in the company's bucket without waiting (a person waits)."""
+        `opening_burst` lets the first calls go at once if the bucket was idle (pacing.py)."""
         s = self.settings
         limit = self._pace_limit("aircall")
-        pacer = self._pacer("aircall", installation_id)
-        if pacer is not None and booked_only:
-            assert self.rate_limiter is not None and installation_id is not None
-            pacer = BookingPacer(self.rate_limiter,
-                                 lambda: self._pace_key("aircall", installation_id), limit,
-                                 service="Aircall", clock=self.pacing_clock,
-                                 sleep=self.pacing_sleep)
-        elif pacer is not None and budget_share is not None:
+        pacer = self._pacer("aircall", installation_id, opening_burst)
+        if pacer is not None and budget_share is not None:
             assert self.rate_limiter is not None and installation_id is not None
             pacer = SharePacer(self.rate_limiter,
                                lambda: self._pace_key("aircall", installation_id), limit,
                                service="Aircall", share=budget_share,
-                               clock=self.pacing_clock, sleep=self.pacing_sleep)
+                               clock=self.pacing_clock, sleep=self.pacing_sleep,
+                               opening_burst=opening_burst)
         return AircallClient(
             BearerToken(access_token), http=self.http, api_base=s.aircall_api_base,
             clock=self._clock_fn, pacer=pacer,
         )
 
-    def _pacer(self, provider: str, installation_id: int | None) -> Pacer | None:
+    def _pacer(self, provider: str, installation_id: int | None,
+               opening_burst: OpeningBurst | None = None) -> Pacer | None:
         if self.rate_limiter is None or installation_id is None:
             return None
         return Pacer(self.rate_limiter, lambda: self._pace_key(provider, installation_id),
                      self._pace_limit(provider),
                      service="HubSpot" if provider == "hubspot" else "Aircall",
                      clock=self.pacing_clock, sleep=self.pacing_sleep,
-                     known_key=lambda: self._pace_keys.get((provider, installation_id)))
+                     known_key=lambda: self._pace_keys.get((provider, installation_id)),
+                     opening_burst=opening_burst)
 
     def pace_bucket(self, provider: str, installation_id: int) -> tuple[str, Limit] | None:
         """The bucket (key, limit) the clients of `installation_id` book for `provider`

@@ -29,7 +29,6 @@ earlier one is pending.
 from __future__ import annotations
 
 import asyncio
-import math
 import time
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
@@ -58,6 +57,34 @@ class Limit:
         the limit's worth of calls spread over the window plus MIN_JITTER_MARGIN."""
         return max(self.window_seconds / (self.requests * HEADROOM),
                    (self.window_seconds + MIN_JITTER_MARGIN) / self.requests)
+
+
+@dataclass(frozen=True)
+class Run(Limit):
+    """`slots` consecutive slots of a limit, booked as one (an opening burst)."""
+
+    slots: int = 1
+
+    @property
+    def interval(self) -> float:
+        return Limit(self.requests, self.window_seconds).interval * self.slots
+
+
+@dataclass(frozen=True)
+class OpeningBurst:
+    """A job's first `calls` calls start at once, without waiting for their slots, when the
+    bucket has been idle long enough: the install's first read of an Aircall company's
+    numbers, which the admin is waiting for (issue 17 item 7).
+
+    The burst books its slots together, and only if the bucket's last slot lies at least
+    that many intervals in the past: those slots went unused, so the window holding the
+    burst sees no more of our calls than an even stream would (W / interval + 1, as the
+    module docstring says), and every later call waits for its slot after the burst's. At
+    most a window's worth of slots; when not granted, the calls are paced as usual. (The
+    install's own few calls just before, made before the company and so its bucket are
+    known, are not paced, with or without a burst.)"""
+
+    calls: int
 
 
 @dataclass(frozen=True)
@@ -130,7 +157,8 @@ class Pacer:
                  service: str, max_wait: float = DEFAULT_MAX_WAIT,
                  clock: Callable[[], float] = time.time,
                  sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
-                 known_key: Callable[[], str | None] | None = None):
+                 known_key: Callable[[], str | None] | None = None,
+                 opening_burst: OpeningBurst | None = None):
         self._limiter = limiter
         self._key = key
         # The key when it is known without the database (a cache), else None: then the slot
@@ -147,8 +175,19 @@ class Pacer:
         # The limiter's clock (UNIX seconds) and a way to wait: a test's manual clock.
         self._clock = clock
         self._sleep = sleep
+        self._opening_burst = opening_burst  # tried once, before the first call
+        self._burst_calls_left = 0
 
     async def before_call(self, operation: str) -> None:
+        if self._opening_burst is not None:
+            burst, self._opening_burst = self._opening_burst, None
+            self._burst_calls_left = await asyncio.to_thread(self._book_burst, burst)
+        if self._burst_calls_left:
+            self._burst_calls_left -= 1
+            return
+        await self._wait_for_slot(operation)
+
+    async def _wait_for_slot(self, operation: str) -> None:
         permit = self._reserved_permit()
         if permit is None:
             permit = await asyncio.to_thread(self._acquire)
@@ -186,20 +225,18 @@ class Pacer:
             return reserved.permit
         return self._limiter.acquire(key, self._limit, max_wait=self._max_wait)
 
-
-class BookingPacer(Pacer):
-    """Calls made while a person waits (the install's first read of the numbers, in the
-    OAuth callback): each books its slot in the account's bucket but starts at once.
-
-    Waiting there would hold the browser for a minute at Aircall's 60 / min; not booking
-    (as before) left the bucket unaware of them, so the paced work that followed (the
-    numbers refresh, replies) spent the same window's budget again and met a 429. Booked,
-    the burst pushes the bucket's next slot ahead by its own size, and what follows waits
-    for the window to have room."""
-
-    async def before_call(self, operation: str) -> None:
-        await asyncio.to_thread(
-            lambda: self._limiter.acquire(self._key(), self._limit, max_wait=math.inf))
+    def _book_burst(self, burst: OpeningBurst) -> int:
+        """The calls of `burst` that may start at once: all of them (at most a window's
+        worth) when its slots are booked, none when the bucket was not idle long enough."""
+        limit = self._limit
+        slots = min(burst.calls, int(limit.window_seconds / limit.interval))
+        if slots < 1:
+            return 0
+        run = Run(limit.requests, limit.window_seconds, slots=slots)
+        # A negative `max_wait`: the bucket's next slot must lie that far in the past, i.e.
+        # the slots the burst takes went unused.
+        permit = self._limiter.acquire(self._key(), run, max_wait=-run.interval)
+        return slots if permit.granted else 0
 
 
 class SharePacer(Pacer):
@@ -214,7 +251,8 @@ class SharePacer(Pacer):
 
     def __init__(self, limiter: RateLimiter, key: Callable[[], str], limit: Limit, *,
                  service: str, share: float, clock: Callable[[], float] = time.time,
-                 sleep: Callable[[float], Awaitable[None]] = asyncio.sleep):
+                 sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+                 opening_burst: OpeningBurst | None = None):
         if not 0 < share <= 1:
             raise ValueError("share must be in (0, 1]")
         own = Limit(max(1, int(limit.requests * share)), limit.window_seconds)
@@ -222,10 +260,11 @@ class SharePacer(Pacer):
         # intervals away (a Pacer always waits that long): waited for in the worker's slot,
         # never given back; the account's bucket is waited for as long.
         super().__init__(limiter, key, limit, service=service,
-                         max_wait=own.interval + DEFAULT_MAX_WAIT, clock=clock, sleep=sleep)
+                         max_wait=own.interval + DEFAULT_MAX_WAIT, clock=clock, sleep=sleep,
+                         opening_burst=opening_burst)
         self._own = Pacer(limiter, lambda: f"{key()}:share", own, service=service,
                           clock=clock, sleep=sleep)
 
-    async def before_call(self, operation: str) -> None:
+    async def _wait_for_slot(self, operation: str) -> None:
         await self._own.before_call(operation)
-        await super().before_call(operation)
+        await super()._wait_for_slot(operation)

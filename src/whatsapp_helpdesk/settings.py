@@ -183,7 +183,8 @@ class Settings(BaseSettings):
     numbers_refresh_budget_share: float = Field(
         0.5, gt=0, le=1, description="Share of `AIRCALL_RATE_LIMIT` that \"Refresh numbers "
         "from Aircall\" (two calls per number) may use, so that replies sent meanwhile are "
-        "not starved; 0.5 reads 5,000 numbers in about 6 hours at 60 / min."
+        "not starved; 0.5 reads 5,000 numbers in about 6 hours at 60 / min. The install's "
+        "first read keeps to it too, after an opening burst when the budget was unused."
     )
     client_pacing: bool = Field(
         True, description="Workers pace their HubSpot and Aircall calls under those limits, "

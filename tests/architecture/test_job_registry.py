@@ -131,7 +131,7 @@ STORED_BY_EARLIER_VERSIONS: dict[str, dict[str, Any]] = {
         "caption": "",
         "kind": "image",
     },
-    "refresh_numbers": {},
+    "refresh_numbers": {"after_install": True, "numbers_count": 80},
     "sync_number": {"aircall_number_id": "1001"},
 }
 

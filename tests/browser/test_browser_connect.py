@@ -132,3 +132,37 @@ def test_R5_same_token_created_by_another_user_in_the_browser(stack, browser_pag
     screenshot(popup, "same-token-created-by-another-user")
     assert live_accounts(stack) == [(number_row(stack, BERLIN),
                                      hubspot_accounts(stack)[0]["id"])]
+
+
+# The read's pacing is not what this test shows (test_e2e_numbers_at_scale.py): at 60 / min
+# the added numbers would take half a minute behind the demo install's calls.
+@pytest.mark.stack(aircall_rate_limit=6000)
+def test_issue17_right_after_the_install_the_popup_says_the_numbers_are_being_read(
+        stack, browser_page, screenshot) -> None:
+    """Issue 17 item 7: the install queues the read of the numbers. A pop-up opened before
+    it ends says so, with how far it is, and fills in as the numbers arrive, never an empty
+    list without a word."""
+    from playwright.sync_api import expect
+
+    from whatsapp_helpdesk.connect.numbers_refresh import request_refresh
+
+    added = stack.aircall.post("/_sandbox/companies/1/numbers",
+                               json={"count": 3, "notify": False}).json()["number_ids"]
+    # What the Aircall authorisation leaves queued (connect/install.py), no worker running.
+    request_refresh(stack.services, stack.installation_id, after_install=True,
+                    numbers_count=5 + len(added))
+    popup = _open_connection_popup(stack, browser_page)
+    reading = popup.locator("#numbers-reading")
+    expect(reading).to_contain_text("Reading your Aircall numbers: 0 of 8.")
+    expect(reading).to_contain_text("appear below as they are read")
+    numbers = popup.locator("#connect-numbers")
+    expect(numbers).not_to_contain_text(f"Line {added[-1]}")
+    screenshot(popup, "numbers-being-read")
+
+    _off_the_browser_thread(stack.drain)
+
+    # The pop-up keeps itself up to date (static/live.js, every 3 s): no reload.
+    # (Under "Why are other numbers not listed?": switched off for now, R3.)
+    expect(numbers).to_contain_text(f"Line {added[-1]}", timeout=15_000)
+    expect(reading).to_be_empty()
+    screenshot(popup, "numbers-read")

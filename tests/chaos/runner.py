@@ -267,6 +267,7 @@ def install(stack: Stack) -> dict[int, int]:
     from whatsapp_helpdesk.bootstrap import build_services
     from whatsapp_helpdesk.cli import install_on_sandbox
     from whatsapp_helpdesk.connect.install import complete_aircall_oauth, complete_hubspot_oauth
+    from whatsapp_helpdesk.connect.numbers_refresh import read_numbers_here
     from whatsapp_helpdesk.connect.popup import connect_number
     from whatsapp_helpdesk.db.models import Installation, Number
     from whatsapp_helpdesk.settings import Settings
@@ -303,6 +304,7 @@ def install(stack: Stack) -> dict[int, int]:
                     + f"&company_id={COMPANY}")
                 await complete_aircall_oauth(services, code=code, redirect_uri=aircall_cb,
                                              installation_id=installation_b)
+                await read_numbers_here(services, installation_b)
             by_number: dict[int, int] = {}
             for portal, aircall_number in connections:
                 with services.sessions.begin() as session:

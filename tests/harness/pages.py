@@ -65,6 +65,7 @@ def install_other_company(stack: Any, *, company: int = OTHER_COMPANY) -> int:
     `company`: 1 is the first installation's, one company in two portals), with its
     WhatsApp numbers switched on (as the demo does for the first)."""
     from whatsapp_helpdesk.connect.install import complete_aircall_oauth, complete_hubspot_oauth
+    from whatsapp_helpdesk.connect.numbers_refresh import read_numbers_here
     from whatsapp_helpdesk.db.models import Number
 
     base = stack.settings.public_url
@@ -83,6 +84,8 @@ def install_other_company(stack: Any, *, company: int = OTHER_COMPANY) -> int:
                                + f"&company_id={company}")
         await complete_aircall_oauth(services, code=code, redirect_uri=aircall_cb,
                                      installation_id=installation_id)
+        # The authorisation queued the read of the numbers (no worker runs here).
+        await read_numbers_here(services, installation_id)
         return installation_id
 
     installation_id = stack.run(install)

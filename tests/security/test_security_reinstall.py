@@ -65,6 +65,7 @@ def test_R7_confirmed_change_removes_the_old_webhook_and_says_so(stack: Stack) -
     said = text_of(done.text, "company-changed")
     assert old_name and old_name in said and "Other Company" in said
     assert "webhook was removed" in said
+    assert "numbers of Other Company are being read from Aircall" in said  # queued, not waited
     assert _company(stack) == (str(OTHER_COMPANY), "Other Company")
     hooks = _our_webhooks(stack)
     assert 1 not in hooks  # the old company no longer sends us anything
@@ -100,6 +101,6 @@ def test_R7_the_same_company_again_needs_no_confirmation(stack: Stack) -> None:
     before = _company(stack)
     client, _ = signed_in(stack)
     back = _authorise_aircall(client, 1)
-    assert back.status_code == 303 and back.headers["location"] == "/"
+    assert back.status_code == 303 and back.headers["location"] == "/dashboard"
     assert _company(stack) == before
     assert [h["active"] for h in _our_webhooks(stack)[1]] == [True], _our_webhooks(stack)

@@ -87,7 +87,7 @@ def test_refresh_shows_its_progress_and_continues_where_it_stopped(
         stack.run(lambda s: Worker(s, concurrency=1).work_once())
         stack.run(lambda s: Worker(s, concurrency=1).work_once())
         shown = text_of(client.get("/dashboard").text, "numbers-refresh")
-        assert shown == f"Refreshing: 2 of {total} numbers read from Aircall."
+        assert shown == f"Reading your Aircall numbers: 2 of {total}."
         assert _queued(stack) == 1
 
         stack.drain()

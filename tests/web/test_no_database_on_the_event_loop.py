@@ -47,13 +47,13 @@ def _consent(client: httpx.Client, install_path: str, **picked: int) -> httpx.Re
 
 def _install(stack: Stack) -> None:
     """The install again, from the dashboard's button: HubSpot's callback, then Aircall's
-    (a new webhook, the old one deleted, the numbers read again)."""
+    (a new webhook, the old one deleted, the numbers' read queued)."""
     client, _ = signed_in(stack)
     to_aircall = _consent(client, "/oauth/hubspot/install", portal_id=PORTAL)
     assert to_aircall.status_code == 303, to_aircall.text
     assert to_aircall.headers["location"] == "/oauth/aircall/install"
     done = _consent(client, "/oauth/aircall/install", company_id=1)
-    assert done.status_code == 303 and done.headers["location"] == "/", done.text
+    assert done.status_code == 303 and done.headers["location"] == "/dashboard", done.text
 
 
 def _company_change(stack: Stack) -> None:

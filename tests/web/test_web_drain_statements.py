@@ -142,7 +142,9 @@ def test_issue17_the_drain_stores_a_batch_in_a_constant_number_of_statements(
         last = by_customer["+33612345601"][1]
         assert last.replace(tzinfo=last.tzinfo or UTC).timestamp() == (
             1_764_000_000_000 + 1000 * ((PER_CUSTOMER - 1) * 10 + 1)) / 1000
-        jobs = session.execute(select(OutboxEntry.message_id, OutboxEntry.ordering_key)).all()
+        # (Not the install's read of the numbers, done before.)
+        jobs = session.execute(select(OutboxEntry.message_id, OutboxEntry.ordering_key).where(
+            OutboxEntry.kind != "refresh_numbers")).all()
         conversation_of = {message_id: conversation for message_id, _, conversation in messages}
         assert sorted(message_id for message_id, _ in jobs) == sorted(conversation_of)
         assert all(key == f"conversation:{conversation_of[message_id]}"

@@ -2,6 +2,8 @@
 
 An installation is one HubSpot portal joined to one Aircall company. HubSpot is
 authorised first (it names the portal); Aircall second, which joins the company to it.
+Aircall's callback stores the grant and the webhook and queues the read of the company's
+numbers (connect/numbers_refresh.py); it never waits for them (issue 17 item 7).
 """
 
 from __future__ import annotations
@@ -15,10 +17,9 @@ from sqlalchemy import select
 
 from whatsapp_helpdesk.adapter_ports import CHANNEL_ID_KEY
 from whatsapp_helpdesk.aircall import AIRCALL_EVENTS, CreatedWebhook, token_digest
-from whatsapp_helpdesk.connect.numbers_refresh import write_number
+from whatsapp_helpdesk.connect.numbers_refresh import request_refresh
 from whatsapp_helpdesk.connect.ports import ConnectDeps
 from whatsapp_helpdesk.connect.reauth import requeue_auth_revoked
-from whatsapp_helpdesk.credentials import aircall_access_token
 from whatsapp_helpdesk.db.models import Installation, ServiceState
 from whatsapp_helpdesk.errors import DeliveryError
 from whatsapp_helpdesk.hubspot import (
@@ -92,6 +93,7 @@ class AircallGrant:
     scope: str
     company_id: str | None
     company_name: str
+    numbers_count: int | None = None  # as Aircall counts them now; sizes the first read
 
 
 class CompanyChange(Exception):
@@ -123,7 +125,7 @@ async def exchange_aircall_code(services: ConnectDeps, *, code: str,
     return AircallGrant(
         access_token=token.access_token, scope=token.scope or "public_api",
         company_id=str(integration.company_id) if integration.company_id is not None else None,
-        company_name=company.name,
+        company_name=company.name, numbers_count=company.numbers_count,
     )
 
 
@@ -131,8 +133,8 @@ async def complete_aircall_oauth(
     services: ConnectDeps, *, code: str, redirect_uri: str, installation_id: int,
     confirm_company_change: bool = False,
 ) -> AircallApplied:
-    """Store the Aircall grant, subscribe our webhook, and read the company's numbers.
-    Raises CompanyChange when the grant is for another company, unless confirmed."""
+    """Store the Aircall grant, subscribe our webhook, and queue the read of the company's
+    numbers. Raises CompanyChange when the grant is for another company, unless confirmed."""
     grant = await exchange_aircall_code(services, code=code, redirect_uri=redirect_uri)
     return await apply_aircall_grant(services, grant, installation_id=installation_id,
                                      confirm_company_change=confirm_company_change)
@@ -168,7 +170,10 @@ async def apply_aircall_grant(
         log.info("install.aircall_company_changed", installation_id=installation_id,
                  old_company_id=old_company, new_company_id=grant.company_id,
                  old_webhook_removed=applied.old_webhook_removed)
-    await sync_numbers(services, installation_id)
+    # Queued, not read here: the admin's browser waits on this, and a company's numbers
+    # cost two Aircall calls each (10,001 for 5,000 numbers, at 60 a minute).
+    await asyncio.to_thread(request_refresh, services, installation_id, after_install=True,
+                            numbers_count=grant.numbers_count)
     return applied
 
 
@@ -216,26 +221,6 @@ async def _delete_old_webhook(services: ConnectDeps, installation_id: int, webho
         return AircallApplied(old_company_name=old_name, old_webhook_removed=False,
                               old_webhook_problem=message)
     return AircallApplied(old_company_name=old_name)
-
-
-async def sync_numbers(services: ConnectDeps, installation_id: int) -> None:
-    """Refresh each number's capabilities from Aircall (R7); our own switches are kept."""
-    token = await asyncio.to_thread(aircall_access_token, services, installation_id)
-    # Booked in the company's bucket, not waited for: the admin's browser waits on this.
-    client = services.aircall(token, installation_id=installation_id, booked_only=True)
-    numbers = await client.list_numbers()
-    whatsapp, sms = await asyncio.gather(
-        asyncio.gather(*(client.get_whatsapp_status(n.id) for n in numbers)),
-        asyncio.gather(*(client.get_sms_registration(n.id) for n in numbers)),
-    )
-
-    def write() -> None:
-        now = services.clock.now()
-        with services.sessions.begin() as session:
-            for number, wa, sms_reg in zip(numbers, whatsapp, sms, strict=True):
-                write_number(session, installation_id, number, wa, sms_reg, now)
-
-    await asyncio.to_thread(write)
 
 
 async def register_channel(services: ConnectDeps) -> str:

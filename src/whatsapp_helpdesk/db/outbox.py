@@ -194,6 +194,29 @@ def claim_on(
     )
 
 
+def claim_entry(session: Session, *, entry_id: int, worker_id: str, now: datetime,
+                lease: timedelta = LEASE) -> Claimed | None:
+    """Take one given entry if it is pending, due and not held; None otherwise (a worker has
+    it, or it is done). For work a process runs itself rather than leave to the workers
+    (connect/numbers_refresh.py `read_numbers_here`). Caller's transaction."""
+    row = session.execute(
+        update(OutboxEntry)
+        .where(OutboxEntry.id == entry_id, OutboxEntry.state == PENDING,
+               OutboxEntry.available_at <= now,
+               or_(OutboxEntry.locked_until.is_(None), OutboxEntry.locked_until <= now))
+        .values(locked_by=worker_id, locked_until=now + lease,
+                attempts=OutboxEntry.attempts + 1)
+        .returning(OutboxEntry.installation_id, OutboxEntry.kind, OutboxEntry.message_id,
+                   OutboxEntry.payload, OutboxEntry.attempts)
+        .execution_options(synchronize_session=False)
+    ).first()
+    if row is None:
+        return None
+    return Claimed(id=entry_id, installation_id=row.installation_id, kind=row.kind,
+                   message_id=row.message_id, payload=json.loads(row.payload or "{}"),
+                   attempt=row.attempts)
+
+
 def release(session: Session, *, entry_id: int, worker_id: str) -> None:
     """Give back an entry just claimed and not worked (its rate bucket turned out full):
     claimable again at once, as if never claimed."""

@@ -125,6 +125,11 @@ class FetchMedia(JobPayload, kind="fetch_media", label="Customer's file to HubSp
 class RefreshNumbers(JobPayload, kind="refresh_numbers", label="Numbers refreshed from Aircall"):
     """The installation's numbers read again from Aircall: nothing to carry."""
 
+    # Queued by the Aircall authorisation (connect/install.py), with the company's count of
+    # numbers as Aircall gave it then: the first read may open with a burst.
+    after_install: bool = False
+    numbers_count: int | None = None
+
 
 class SyncNumber(JobPayload, kind="sync_number", label="Number read from Aircall"):
     """One number's WhatsApp and SMS status read from Aircall after a number.* webhook."""

@@ -28,6 +28,7 @@ from whatsapp_helpdesk.connect.install import (
     complete_hubspot_oauth,
     register_channel,
 )
+from whatsapp_helpdesk.connect.numbers_refresh import read_numbers_here
 from whatsapp_helpdesk.db import outbox
 from whatsapp_helpdesk.db.models import Base, Installation, Number, OutboxEntry
 
@@ -111,6 +112,10 @@ async def install_demo(services: Services) -> int:
     code = await code_from(services.aircall_oauth().authorize_url(aircall_cb, "demo"))
     await complete_aircall_oauth(services, code=code, redirect_uri=aircall_cb,
                                  installation_id=installation_id)
+    # The authorisation queued the read of the numbers; the demo's switches depend on what
+    # each number can do, so it is read here (the seed's five numbers fit the read's opening
+    # burst: a moment, not a paced minute), or waited for if a worker took it first.
+    await read_numbers_here(services, installation_id)
     await register_channel(services)
     await asyncio.to_thread(_apply_demo_switches, services, installation_id)
     return installation_id

@@ -202,7 +202,9 @@ def create_app(services: Services) -> WebApp:
             return _problem(f"Aircall refused the authorisation: {exc.message}")
         await run_in_threadpool(revoke_installation, services.sessions, installation_id)
         renew(request)
-        return RedirectResponse("/", status_code=303)
+        # The dashboard: it says how far the read of the numbers queued just now is, and
+        # lists them as they arrive.
+        return RedirectResponse("/dashboard", status_code=303)
 
     @app.exception_handler(InputRejected)
     async def input_rejected(request: Request, exc: InputRejected) -> HTMLResponse:

@@ -26,6 +26,7 @@ from fastapi.responses import RedirectResponse, Response
 from starlette.concurrency import run_in_threadpool
 
 from whatsapp_helpdesk.bootstrap import Services
+from whatsapp_helpdesk.connect.numbers_refresh import reading_status
 from whatsapp_helpdesk.connect.popup import (
     Candidate,
     NotConnectable,
@@ -178,6 +179,9 @@ def router(services: Services) -> APIRouter:
                 "chosen": chosen if chosen is not None else (
                     eligible[0].number_id if len(eligible) == 1 else None),
                 "channel_registered": bool(services.channel_id()),
+                # Right after the install the numbers are still being read: an empty or
+                # short list must say why (issue 17 item 7).
+                "reading": reading_status(services, installation_id),
                 "popup": True,
             },
             installation=installation_summary(services, installation_id),
