@@ -19,7 +19,9 @@ at the newest migration). Which databases a test runs on is one rule, `databases
 `migrated_engine` and the `stack` fixture (tests/harness/stack.py) start from a copy of a
 database migrated once per test process (a file copy on SQLite, `CREATE DATABASE … TEMPLATE`
 on PostgreSQL) instead of running every migration for every test; tests/db/
-test_db_migrations.py still runs them from an empty `database_url`.
+test_db_migrations.py still runs them from an empty `database_url`. The `stack` fixture
+mostly starts from a copy of a later template still, taken after an install
+(`MigratedTemplates.save`: the stacks' snapshot of the install).
 
 PostgreSQL is expected on 127.0.0.1:5432 (scripts/test.sh starts it when it is down);
 `TEST_POSTGRES_URL` points elsewhere. A PostgreSQL test that cannot reach the server
