@@ -306,22 +306,31 @@ class SandboxServers:
         deliveries), and the HubSpot's webhook transport, which only Python sets."""
         self.hubspot_app.state.sandbox.webhook_transport = None
         for url in (self.hubspot_url, self.aircall_url):
-            self._control.post(f"{url}/_sandbox/reset").raise_for_status()
+            self._post_control(f"{url}/_sandbox/reset")
+
+    def _post_control(self, url: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
+        """POST to a control route, once more if the kept-alive connection was closed by
+        the server as it was reused (uvicorn closes one idle for 5 s; a test lasts longer).
+        Resets and restores are idempotent; a second snapshot costs a copy."""
+        try:
+            response = self._control.post(url, json=body)
+        except httpx.TransportError:
+            response = self._control.post(url, json=body)
+        answer: dict[str, Any] = response.raise_for_status().json()
+        return answer
 
     def snapshot(self) -> tuple[str, str]:
         """(HubSpot's, Aircall's) ids of a snapshot of each (`POST /_sandbox/snapshot`)."""
-        hubspot, aircall = (
-            self._control.post(f"{url}/_sandbox/snapshot").raise_for_status().json()["snapshot"]
-            for url in (self.hubspot_url, self.aircall_url))
-        return hubspot, aircall
+        hubspot, aircall = (self._post_control(f"{url}/_sandbox/snapshot")["snapshot"]
+                            for url in (self.hubspot_url, self.aircall_url))
+        return str(hubspot), str(aircall)
 
     def restore(self, snapshot: InstallSnapshot) -> None:
         """Back to an install's snapshot, as `reset` goes back to the seed."""
         self.hubspot_app.state.sandbox.webhook_transport = None
         for url, snapshot_id in ((self.hubspot_url, snapshot.hubspot),
                                  (self.aircall_url, snapshot.aircall)):
-            self._control.post(f"{url}/_sandbox/restore",
-                               json={"snapshot": snapshot_id}).raise_for_status()
+            self._post_control(f"{url}/_sandbox/restore", {"snapshot": snapshot_id})
 
     @property
     def bridge_port(self) -> int:
