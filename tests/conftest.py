@@ -19,7 +19,9 @@ at the newest migration). Which databases a test runs on is one rule, `databases
 `migrated_engine` and the `stack` fixture (tests/harness/stack.py) start from a copy of a
 database migrated once per test process (a file copy on SQLite, `CREATE DATABASE … TEMPLATE`
 on PostgreSQL) instead of running every migration for every test; tests/db/
-test_db_migrations.py still runs them from an empty `database_url`.
+test_db_migrations.py still runs them from an empty `database_url`. The `stack` fixture
+mostly starts from a copy of a later template still, taken after an install
+(`MigratedTemplates.save`: the stacks' snapshot of the install).
 
 PostgreSQL is expected on 127.0.0.1:5432 (scripts/test.sh starts it when it is down);
 `TEST_POSTGRES_URL` points elsewhere. A PostgreSQL test that cannot reach the server
@@ -33,9 +35,11 @@ import functools
 import itertools
 import os
 import shutil
+import sqlite3
 import ssl
 import sys
 from collections.abc import Iterator
+from contextlib import closing
 from pathlib import Path
 
 import httpx._transports.default
@@ -213,6 +217,7 @@ class MigratedTemplates:
     def __init__(self, folder: Path, request: pytest.FixtureRequest):
         self._folder = folder
         self._request = request
+        self._saved = itertools.count(1)
 
     @functools.cached_property
     def _sqlite_template(self) -> Path:
@@ -236,16 +241,52 @@ class MigratedTemplates:
             engine.dispose()  # CREATE DATABASE … TEMPLATE needs it unused
         return name
 
-    def fill(self, database_url: str) -> None:
-        """Make the fresh, empty database at `database_url` a migrated one."""
+    def fill(self, database_url: str, template: str | None = None) -> None:
+        """Make the fresh, empty database at `database_url` a migrated one: a copy of the
+        migrated template, or of `template` (one `save` answered)."""
         url = make_url(database_url)
+        server: PostgresServer
         if url.get_backend_name() == "sqlite":
             assert url.database and not Path(url.database).exists(), database_url
-            shutil.copyfile(self._sqlite_template, url.database)
+            shutil.copyfile(template or self._sqlite_template, url.database)
         else:
-            template = self._postgres_template
-            server: PostgresServer = self._request.getfixturevalue("postgres_server")
+            template = template or self._postgres_template
+            server = self._request.getfixturevalue("postgres_server")
             server.create_database(str(url.database), template=template)
+
+    def save(self, database_url: str) -> str:
+        """A new template copied from the database at `database_url` (the stacks' snapshot
+        of an install, tests/harness/stack.py), for `fill`; dropped at the session's end."""
+        url = make_url(database_url)
+        name = f"{DATABASE_PREFIX}_saved_{next(self._saved)}"
+        if url.get_backend_name() == "sqlite":
+            assert url.database, database_url
+            path = self._folder / f"{name}.db"
+            # Through SQLite's backup, not a file copy: what a connection still open (the
+            # install's own engine) holds in the write-ahead log is included.
+            with closing(sqlite3.connect(url.database)) as source, \
+                    closing(sqlite3.connect(path)) as target:
+                source.backup(target)
+            return str(path)
+        server: PostgresServer = self._request.getfixturevalue("postgres_server")
+        # CREATE DATABASE … TEMPLATE refuses a database another session is connected to,
+        # and the install's engine is not disposed by the code under test.
+        with server.admin.connect() as connection:
+            connection.execute(text(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                "WHERE datname = :name AND pid <> pg_backend_pid()"), {"name": url.database})
+        server.templates.append(name)
+        server.create_database(name, template=str(url.database))
+        return name
+
+    def drop(self, template: str) -> None:
+        """Forget a template `save` answered."""
+        if template.endswith(".db"):
+            Path(template).unlink(missing_ok=True)
+            return
+        server: PostgresServer = self._request.getfixturevalue("postgres_server")
+        server.drop_database(template)
+        server.templates.remove(template)
 
 
 @pytest.fixture(scope="session")

@@ -20,6 +20,9 @@ pytestmark = [
     pytest.mark.slow,
     # The browser checks the pages; both databases are covered by the HTTP page tests.
     pytest.mark.parametrize("database_url", ["sqlite"], indirect=True),
+    # The install goes on (the pop-up, the connect pages): the stacks install for real rather
+    # than from the process's snapshot (tests/harness/stack.py).
+    pytest.mark.stack(fresh_install=True),
 ]
 
 SUPPORT_FR, BERLIN = 1001, 1003

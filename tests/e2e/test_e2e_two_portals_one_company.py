@@ -15,6 +15,10 @@ from sqlalchemy import select
 from whatsapp_helpdesk.connect.popup import connect_number
 from whatsapp_helpdesk.db.models import Number, WebhookEvent
 
+# What this file tests goes through the install (OAuth, the pop-up, the connect pages): its
+# stacks install for real rather than from the process's snapshot (tests/harness/stack.py).
+pytestmark = pytest.mark.stack(fresh_install=True)
+
 SUPPORT_FR, BERLIN = 1001, 1003  # both WhatsApp numbers of sandbox Aircall company 1
 # The second installation's read of company 1's numbers is paced behind the first one's (one
 # company, one budget): at 60 / min some 30 s of waiting that these tests, about routing and

@@ -15,13 +15,14 @@ from collections.abc import Callable, Coroutine, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 import httpx
 import pytest
 import uvicorn
 from alembic.script import ScriptDirectory
 from sqlalchemy import Engine, text
+from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError
 
 from whatsapp_helpdesk.bootstrap import Services, build_services
@@ -198,15 +199,24 @@ def connect_demo_number(settings: Settings, account_token: str, *,
     asyncio.run(main())
 
 @pytest.fixture
-def stack(migrated_database_url: str, tmp_path: Path,
+def stack(database_url: str, migrated_templates: DatabaseCopies, tmp_path: Path,
           request: pytest.FixtureRequest) -> Iterator[Stack]:
-    """The whole stack on `database_url` (the same URL: a test may ask for both), which
-    starts from a copy of the migrated template (tests/conftest.py) rather than migrating.
-    A test marked `stack(**keywords)` gets them passed to `running_stack` (settings, or
-    `private_sandboxes=True`)."""
+    """The whole stack on `database_url` (the same URL: a test may ask for both), installed:
+    from this process's snapshot of an install with the same settings when there is a
+    recent one (`running_stack`'s `database_copies`), else installed for real and
+    snapshotted. A test marked `stack(**keywords)` gets them passed to `running_stack`
+    (settings, or `private_sandboxes=True`); `stack(fresh_install=True)` installs for real
+    with the bridge up, as a stack did before snapshots, for the tests of the install
+    itself. Either way the database starts from a template (tests/conftest.py), never from
+    the migrations."""
     marker = request.node.get_closest_marker("stack")
-    keywords = marker.kwargs if marker is not None else {}
-    with running_stack(migrated_database_url, tmp_path, **keywords) as running:
+    keywords = dict(marker.kwargs) if marker is not None else {}
+    if keywords.pop("fresh_install", False):
+        migrated_templates.fill(database_url)
+        copies = None
+    else:
+        copies = migrated_templates
+    with running_stack(database_url, tmp_path, database_copies=copies, **keywords) as running:
         yield running
 
 
@@ -226,13 +236,53 @@ def _at_head(engine: Engine) -> bool:
         return False
 
 
+class DatabaseCopies(Protocol):
+    """Copies of whole databases (tests/conftest.py's `MigratedTemplates`): a file copy on
+    SQLite, `CREATE DATABASE … TEMPLATE` on PostgreSQL."""
+
+    def fill(self, database_url: str, template: str | None = None) -> None:
+        """Make the fresh database at `database_url` a copy of `template` (one `save`
+        answered), or of the migrated template."""
+
+    def save(self, database_url: str) -> str:
+        """A template copied from the database at `database_url`, for `fill`."""
+
+    def drop(self, template: str) -> None:
+        """Forget a template `save` answered."""
+
+
+# A stack starts from a snapshot of an install at most this old; an older one is installed
+# again and snapshotted anew. It bounds what a snapshot's age changes (how much of the
+# tokens' 30 minutes is left, whether the install's calls are still in Aircall's one-minute
+# rate window) to what a slow test's own set-up shows.
+SNAPSHOT_MAX_AGE_SECONDS = 60.0
+
+
+@dataclass(frozen=True)
+class InstallSnapshot:
+    """An install, once per process and settings: the database after it (a template) and
+    each sandbox's snapshot of it (`POST /_sandbox/snapshot`)."""
+
+    database: str
+    hubspot: str
+    aircall: str
+    taken_at: float  # time.monotonic()
+
+
 class SandboxServers:
     """The sandbox HubSpot and Aircall served on loopback, with their apps.
 
     A stack used to build and start its own pair; now one pair per test process serves every
     stack (`shared_sandboxes`), put back to its seed between stacks: FastAPI builds an app's
     routes on its first requests (for the HubSpot's dated routes, most of a stack's CPU), which
-    one pair per process pays once instead of once per test."""
+    one pair per process pays once instead of once per test.
+
+    The shared pair also keeps the snapshots of installs (`install_snapshots`) and the bridge
+    address they point at (`bridge_port`): the install registers the bridge's URLs (the
+    channel's webhook and connect page, the Aircall webhook), so a stack started from a
+    snapshot serves its bridge at that same address. The port is held by a socket bound
+    with SO_REUSEPORT that never listens (no other process takes it, and between stacks a
+    connection to it is refused, not queued for the next test's bridge)."""
 
     def __init__(self, wrap_hubspot: Callable[[Any], Any] | None = None):
         hub_sock, air_sock = _bound_socket(), _bound_socket()
@@ -247,6 +297,8 @@ class SandboxServers:
             Served(air_sock, self.aircall_app).start(),
         ]
         self._control = httpx.Client(timeout=10)
+        self.install_snapshots: dict[tuple[str, ...], InstallSnapshot] = {}
+        self._bridge_reservation: socket.socket | None = None
 
     def reset(self) -> None:
         """Back to the seed: records, configuration, faults, clocks, webhook deliveries
@@ -254,11 +306,53 @@ class SandboxServers:
         deliveries), and the HubSpot's webhook transport, which only Python sets."""
         self.hubspot_app.state.sandbox.webhook_transport = None
         for url in (self.hubspot_url, self.aircall_url):
-            self._control.post(f"{url}/_sandbox/reset").raise_for_status()
+            self._post_control(f"{url}/_sandbox/reset")
+
+    def _post_control(self, url: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
+        """POST to a control route, once more if the kept-alive connection was closed by
+        the server as it was reused (uvicorn closes one idle for 5 s; a test lasts longer).
+        Resets and restores are idempotent; a second snapshot costs a copy."""
+        try:
+            response = self._control.post(url, json=body)
+        except httpx.TransportError:
+            response = self._control.post(url, json=body)
+        answer: dict[str, Any] = response.raise_for_status().json()
+        return answer
+
+    def snapshot(self) -> tuple[str, str]:
+        """(HubSpot's, Aircall's) ids of a snapshot of each (`POST /_sandbox/snapshot`)."""
+        hubspot, aircall = (self._post_control(f"{url}/_sandbox/snapshot")["snapshot"]
+                            for url in (self.hubspot_url, self.aircall_url))
+        return str(hubspot), str(aircall)
+
+    def restore(self, snapshot: InstallSnapshot) -> None:
+        """Back to an install's snapshot, as `reset` goes back to the seed."""
+        self.hubspot_app.state.sandbox.webhook_transport = None
+        for url, snapshot_id in ((self.hubspot_url, snapshot.hubspot),
+                                 (self.aircall_url, snapshot.aircall)):
+            self._post_control(f"{url}/_sandbox/restore", {"snapshot": snapshot_id})
+
+    @property
+    def bridge_port(self) -> int:
+        if self._bridge_reservation is None:
+            self._bridge_reservation = _reusable_socket(0)
+        port: int = self._bridge_reservation.getsockname()[1]
+        return port
 
     def stop(self) -> None:
         self._control.close()
+        if self._bridge_reservation is not None:
+            self._bridge_reservation.close()
         stop_all(self.servers)
+
+
+def _reusable_socket(port: int) -> socket.socket:
+    """Bound to `port` on loopback, sharing it with the reservation (`bridge_port`)."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    sock.bind(("127.0.0.1", port))
+    return sock
 
 
 _shared: SandboxServers | None = None
@@ -286,7 +380,7 @@ def stop_shared_sandboxes() -> None:
 def running_stack(
     database_url: str, tmp_path: Path, *, hubspot_api_version: str | None = None,
     wrap_hubspot: Callable[[Any], Any] | None = None, private_sandboxes: bool = False,
-    **settings_overrides: Any,
+    database_copies: DatabaseCopies | None = None, **settings_overrides: Any,
 ) -> Iterator[Stack]:
     """The whole stack; `hubspot_api_version` as HUBSPOT_API_VERSION (default: the
     setting's), `wrap_hubspot` wraps the sandbox HubSpot's ASGI app (to record exchanges),
@@ -296,17 +390,43 @@ def running_stack(
     unless `private_sandboxes` (or `wrap_hubspot`) asks for a pair of the stack's own, or
     another stack of the test is running on the shared pair (its reset would wipe that one's
     records). The bridge (web app and its server) is the stack's own: its settings are the
-    test's."""
+    test's.
+
+    Without `database_copies`, `database_url` is migrated if it is not yet, and the demo is
+    installed for real with the bridge up. With it (the `stack` fixture), `database_url` is
+    a fresh, empty database, and a stack on the shared pair starts from a snapshot of an
+    install with the same settings (database copied from a template, sandboxes restored:
+    `_from_install_snapshot`), the bridge started on that install; on private sandboxes the
+    database is a copy of the migrated template and the install a real one."""
     global _shared_in_use
     private = private_sandboxes or wrap_hubspot is not None or _shared_in_use
     sandboxes = SandboxServers(wrap_hubspot) if private else shared_sandboxes()
     if not private:
-        sandboxes.reset()
         _shared_in_use = True
     try:
-        with _running_bridge(database_url, tmp_path, sandboxes, hubspot_api_version,
-                             settings_overrides) as stack:
-            yield stack
+        if database_copies is None or private:
+            if database_copies is not None:
+                database_copies.fill(database_url)
+            if not private:
+                sandboxes.reset()
+            web_sock = _bound_socket()
+            settings = _stack_settings(database_url, tmp_path, sandboxes, web_sock,
+                                       hubspot_api_version, settings_overrides)
+            with _running_bridge(settings, web_sock, install=True) as stack:
+                yield stack
+        else:
+            web_sock = _reusable_socket(sandboxes.bridge_port)
+            settings = _stack_settings(database_url, tmp_path, sandboxes, web_sock,
+                                       hubspot_api_version, settings_overrides)
+            try:
+                _from_install_snapshot(settings, sandboxes, database_copies,
+                                       (hubspot_api_version or "", repr(sorted(
+                                           settings_overrides.items()))))
+            except BaseException:
+                web_sock.close()
+                raise
+            with _running_bridge(settings, web_sock, install=False) as stack:
+                yield stack
     finally:
         if private:
             sandboxes.stop()
@@ -317,17 +437,12 @@ def running_stack(
             sandboxes.reset()
 
 
-@contextmanager
-def _running_bridge(
-    database_url: str, tmp_path: Path, sandboxes: SandboxServers,
-    hubspot_api_version: str | None, settings_overrides: dict[str, Any],
-) -> Iterator[Stack]:
-    web_sock = _bound_socket()
-    hub_url, air_url = sandboxes.hubspot_url, sandboxes.aircall_url
-    web_url = f"http://127.0.0.1:{web_sock.getsockname()[1]}"
-    settings = Settings(
+def _stack_settings(database_url: str, tmp_path: Path, sandboxes: SandboxServers,
+                    web_sock: socket.socket, hubspot_api_version: str | None,
+                    settings_overrides: dict[str, Any]) -> Settings:
+    return Settings(
         database_url=database_url,
-        public_url=web_url,
+        public_url=f"http://127.0.0.1:{web_sock.getsockname()[1]}",
         sandbox_hubspot_port=sandboxes.hubspot_port,
         sandbox_aircall_port=sandboxes.aircall_port,
         reorder_grace_seconds=0.3,
@@ -337,21 +452,75 @@ def _running_bridge(
         **({"hubspot_api_version": hubspot_api_version} if hubspot_api_version else {}),
         **settings_overrides,
     )
+
+
+def _from_install_snapshot(settings: Settings, sandboxes: SandboxServers,
+                           copies: DatabaseCopies, key: tuple[str, ...]) -> None:
+    """The database and the sandboxes as the install with these settings left them: from
+    the snapshot of it when there is a recent one, else installed (the bridge is not needed:
+    the install sends no webhook) and snapshotted. Its database keyed by the settings the
+    test chose (and the database's kind), as a real install's result would depend on them;
+    the bridge's address is the same for all (`bridge_port`)."""
+    key = (make_url(settings.database_url).get_backend_name(), *key)
+    snapshot = sandboxes.install_snapshots.get(key)
+    if snapshot is not None and time.monotonic() - snapshot.taken_at < SNAPSHOT_MAX_AGE_SECONDS:
+        copies.fill(settings.database_url, snapshot.database)
+        sandboxes.restore(snapshot)
+        return
+    if snapshot is not None:
+        copies.drop(snapshot.database)
+        del sandboxes.install_snapshots[key]
+    copies.fill(settings.database_url)
+    sandboxes.reset()
+    services = build_services(settings)
+    try:
+        _install(settings, services)
+    finally:
+        services.engine.dispose()
+    taken_at = time.monotonic()
+    database = copies.save(settings.database_url)
+    sandboxes.install_snapshots[key] = InstallSnapshot(database, *sandboxes.snapshot(),
+                                                       taken_at=taken_at)
+
+
+def _install(settings: Settings, services: Services) -> None:
+    """The demo installed (OAuth with both sandboxes, the channel, the numbers) and every
+    WhatsApp number switched on."""
+    # >>> the install itself, through the CLI's `install_on_sandbox` (issue 13: this call
+    # site may change with the install; the snapshots take whatever it does).
+    asyncio.run(install_on_sandbox(settings))
+    # <<<
+    from sqlalchemy import select
+
+    from whatsapp_helpdesk.db.models import Installation
+
+    with services.sessions() as session:
+        installation_id = session.scalars(select(Installation.id)).one()
+    switch_on_every_whatsapp_number(services, installation_id)
+
+
+@contextmanager
+def _running_bridge(settings: Settings, web_sock: socket.socket, *,
+                    install: bool) -> Iterator[Stack]:
+    """The bridge served on `web_sock`, installed (for real, with the bridge up) if
+    `install`, else already."""
     services = build_services(settings)
     if not _at_head(services.engine):
         upgrade(services.engine)
     web_app = bridge_app(services)
     web_server = Served(web_sock, web_app).start()
-    clients = [httpx.Client(base_url=u, timeout=10) for u in (hub_url, air_url, web_url)]
+    clients = [httpx.Client(base_url=u, timeout=10) for u in (
+        f"http://127.0.0.1:{settings.sandbox_hubspot_port}",
+        f"http://127.0.0.1:{settings.sandbox_aircall_port}", settings.public_url)]
     try:
-        asyncio.run(install_on_sandbox(settings))
+        if install:
+            _install(settings, services)
         from sqlalchemy import select
 
         from whatsapp_helpdesk.db.models import Installation
 
         with services.sessions() as session:
             installation_id = session.scalars(select(Installation.id)).one()
-        switch_on_every_whatsapp_number(services, installation_id)
         yield Stack(settings, services, *clients, installation_id=installation_id,
                     web_app=web_app)
     finally:

@@ -6,11 +6,16 @@ says what happened. Played through the sandbox Aircall."""
 from __future__ import annotations
 
 import httpx
+import pytest
 from harness.pages import csrf_of, signed_in, text_of
 from harness.stack import Stack
 from sqlalchemy import select
 
 from whatsapp_helpdesk.db.models import Installation
+
+# What this file tests goes through the install (OAuth, the pop-up, the connect pages): its
+# stacks install for real rather than from the process's snapshot (tests/harness/stack.py).
+pytestmark = pytest.mark.stack(fresh_install=True)
 
 OTHER_COMPANY = 2  # sandbox Aircall "Other Company"
 

@@ -3,6 +3,7 @@ number freed by a disconnect (R6) can be connected again."""
 
 from __future__ import annotations
 
+import pytest
 from harness.pages import (
     admin,
     confirm,
@@ -19,6 +20,10 @@ from harness.pages import (
 from sqlalchemy import select
 
 from whatsapp_helpdesk.db.models import ChannelAccount
+
+# What this file tests goes through the install (OAuth, the pop-up, the connect pages): its
+# stacks install for real rather than from the process's snapshot (tests/harness/stack.py).
+pytestmark = pytest.mark.stack(fresh_install=True)
 
 SUPPORT_FR = 1001
 

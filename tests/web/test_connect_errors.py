@@ -3,6 +3,7 @@ after any of them nothing is half-connected (R4): no live channel account here o
 
 from __future__ import annotations
 
+import pytest
 from harness.pages import (
     admin,
     confirm,
@@ -13,6 +14,10 @@ from harness.pages import (
     sign_in,
     signed_in_popup,
 )
+
+# What this file tests goes through the install (OAuth, the pop-up, the connect pages): its
+# stacks install for real rather than from the process's snapshot (tests/harness/stack.py).
+pytestmark = pytest.mark.stack(fresh_install=True)
 
 SUPPORT_FR, SALES_UK, BERLIN = 1001, 1002, 1003
 

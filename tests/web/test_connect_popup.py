@@ -4,6 +4,7 @@ only the eligible numbers, the others explained → pick one → back to HubSpot
 
 from __future__ import annotations
 
+import pytest
 from harness.pages import (
     confirm,
     hubspot_accounts,
@@ -16,6 +17,10 @@ from harness.pages import (
 from sqlalchemy import update
 
 from whatsapp_helpdesk.db.models import Installation, Number
+
+# What this file tests goes through the install (OAuth, the pop-up, the connect pages): its
+# stacks install for real rather than from the process's snapshot (tests/harness/stack.py).
+pytestmark = pytest.mark.stack(fresh_install=True)
 
 SUPPORT_FR, SALES_UK, BERLIN, US_SUPPORT = 1001, 1002, 1003, 1005
 

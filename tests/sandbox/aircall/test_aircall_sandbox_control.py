@@ -55,6 +55,59 @@ def test_reset_forgets_everything(aircall: Sandbox) -> None:
     assert aircall.basic.get("/v1/webhooks").json()["webhooks"] == []
 
 
+def legacy_id(webhook: dict[str, object]) -> int:
+    return int(str(webhook["direct_link"]).rsplit("/", 1)[1])
+
+
+def test_restore_comes_back_to_the_snapshot_however_often(aircall: Sandbox,
+                                                         receiver: Receiver) -> None:
+    """A sandbox extension (what a test suite installs once and starts each test from):
+    records, configuration, clock offset and the delivery log as they were, and the ids
+    carry on from where the snapshot was (the same ids again after each restore)."""
+    webhook = subscribe(aircall.basic, receiver, ["message.received"])
+    kept = aircall.customer_says("kept")
+    wait_for(lambda: aircall.deliveries(event="message.received"))
+    aircall.advance(100)
+    aircall.configure(duplicate_deliveries=1)
+    taken = aircall.http.post("/_sandbox/snapshot")
+    assert taken.status_code == 201, taken.text
+    snapshot_id = taken.json()["snapshot"]
+    at_snapshot = (aircall.deliveries(), aircall.http.get("/_sandbox/webhooks").json())
+
+    def messages() -> list[str]:
+        return [m["id"] for m in
+                aircall.http.get("/_sandbox/companies/1/messages").json()["messages"]]
+
+    next_ids = []
+    for _ in range(2):
+        aircall.basic.delete(f"/v1/webhooks/{webhook['webhook_id']}")
+        aircall.configure(duplicate_deliveries=0)
+        aircall.http.post("/_sandbox/reset")
+        restored = aircall.http.post("/_sandbox/restore", json={"snapshot": snapshot_id})
+        assert restored.json() == {"restored": snapshot_id}
+        assert messages() == [kept["id"]]
+        assert aircall.http.get("/_sandbox/config").json()["duplicate_deliveries"] == 1
+        assert aircall.http.get("/_sandbox/clock").json()["offset_seconds"] == 100
+        assert (aircall.deliveries(), aircall.http.get("/_sandbox/webhooks").json()) == (
+            at_snapshot)
+        aircall.customer_says("after")
+        wait_for(lambda: len(receiver.bodies("message.received")) == 1 + 2 * len(next_ids) + 2)
+        next_ids.append(legacy_id(subscribe(aircall.basic, receiver, ["call.ended"])))
+    assert next_ids[0] == next_ids[1] == legacy_id(webhook) + 1
+
+
+def test_snapshot_waits_for_no_delivery_and_restore_wants_a_known_id(
+        aircall: Sandbox, receiver: Receiver) -> None:
+    subscribe(aircall.basic, receiver, ["message.received"])
+    receiver.answer(200, delay=2)
+    aircall.customer_says("slow to deliver")
+    wait_for(lambda: receiver.bodies("message.received"))
+    assert aircall.http.post("/_sandbox/snapshot").status_code == 409  # in flight
+    assert aircall.http.post("/_sandbox/restore", json={"snapshot": "nope"}).status_code == 404
+    assert aircall.http.post("/_sandbox/restore", json={"snapshot": 1}).status_code == 400
+    assert aircall.http.post("/_sandbox/restore", json={}).status_code == 400
+
+
 # --- the customer's phone ---------------------------------------------------------------------
 
 

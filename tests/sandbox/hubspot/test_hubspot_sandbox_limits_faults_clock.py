@@ -169,6 +169,52 @@ async def test_reset_cancels_pending_deliveries(hub: Hub) -> None:
     assert len(hub.webhooks.received) == 1
 
 
+async def test_restore_comes_back_to_the_snapshot_however_often(hub: Hub) -> None:
+    """A sandbox extension (what a test suite installs once and starts each test from):
+    records, tokens, configuration and clock offset as they were, ids carrying on from
+    the snapshot (the same ids again after each restore)."""
+    token, channel_id, account_id = await hub.setup()
+    await hub.publish(token, channel_id, hub.message_egg(account_id))
+    await hub.drain()
+    await hub.advance(100)
+    await hub.http.post("/_sandbox/config", json={"rate_limit_max": 50})
+    taken = await hub.http.post("/_sandbox/snapshot")
+    assert taken.status_code == 201, taken.text
+    snapshot_id = taken.json()["snapshot"]
+    tickets = await hub.tickets()
+    deliveries = (await hub.http.get("/_sandbox/webhook-deliveries")).json()
+    new_threads = []
+    for _ in range(2):
+        await hub.reply(tickets[0]["threadId"])
+        await hub.http.post("/_sandbox/portals/4242/oauth/revoke")
+        await hub.http.post("/_sandbox/reset")
+        restored = await hub.http.post("/_sandbox/restore", json={"snapshot": snapshot_id})
+        assert restored.json()["status"] == "restored"
+        assert await hub.tickets() == tickets
+        assert (await hub.http.get("/_sandbox/webhook-deliveries")).json() == deliveries
+        assert (await hub.http.get("/_sandbox/clock")).json()["offset_seconds"] == 100
+        assert (await hub.http.get("/_sandbox/config")).json()["rate_limit_max"] == 50
+        assert (await hub.http.get(INBOXES, headers=hub.bearer(token))).status_code == 200
+        other = hub.message_egg(account_id, sender="+14155550123", thread="conv-2")
+        new_threads.append((await hub.publish(token, channel_id, other)).json()[
+            "conversationsThreadId"])
+        await hub.drain()
+    assert new_threads[0] == new_threads[1] != tickets[0]["threadId"]
+
+
+async def test_snapshot_waits_for_no_delivery_and_restore_wants_a_known_id(hub: Hub) -> None:
+    await hub.http.post("/_sandbox/config", json={"webhook_retry_schedule": [30]})
+    hub.webhooks.answer(500)
+    token, channel_id, account_id = await hub.setup()
+    incoming = (await hub.publish(token, channel_id, hub.message_egg(account_id))).json()
+    await hub.reply(incoming["conversationsThreadId"])  # its webhook retries in 30 s
+    assert (await hub.http.post("/_sandbox/snapshot")).status_code == 409
+    unknown = await hub.http.post("/_sandbox/restore", json={"snapshot": "nope"})
+    assert unknown.status_code == 404
+    assert (await hub.http.post("/_sandbox/restore", json={})).status_code == 400
+    await hub.http.post("/_sandbox/reset")
+
+
 async def test_unknown_portal_and_control_paths_are_404(hub: Hub) -> None:
     assert (await hub.http.get("/_sandbox/portals/1/tickets")).status_code == 404
     assert (await hub.http.get("/_sandbox/nothing-here")).status_code == 404

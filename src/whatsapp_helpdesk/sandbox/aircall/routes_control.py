@@ -43,6 +43,7 @@ from whatsapp_helpdesk.sandbox.aircall.state import (
 )
 from whatsapp_helpdesk.sandbox.aircall.templates import template_json
 from whatsapp_helpdesk.sandbox.kit.faults import Fault
+from whatsapp_helpdesk.sandbox.kit.runtime import SnapshotBusy
 
 router = APIRouter(prefix="/_sandbox")
 
@@ -104,6 +105,30 @@ async def post_clock(request: Request, sandbox: SandboxDep) -> Json:
 async def reset(sandbox: SandboxDep) -> Json:
     sandbox.reset()
     return {"reset": True}
+
+
+@router.post("/snapshot", status_code=201)
+async def snapshot(sandbox: SandboxDep) -> Json:
+    """A sandbox extension: keep the state (and the clock's offset, the delivery log) to
+    come back to with `/_sandbox/restore`; 409 while deliveries are in flight."""
+    try:
+        return {"snapshot": sandbox.snapshot()}
+    except SnapshotBusy as busy:
+        raise conflict(f"{busy}: wait for them, or reset") from busy
+
+
+@router.post("/restore")
+async def restore(request: Request, sandbox: SandboxDep) -> Json:
+    """A sandbox extension: back to a snapshot, as `/_sandbox/reset` goes back to the seed
+    (deliveries in flight cancelled)."""
+    snapshot_id = (await json_object(request)).get("snapshot")
+    if not isinstance(snapshot_id, str):
+        raise bad_request("snapshot must be the id /_sandbox/snapshot answered")
+    try:
+        sandbox.restore(snapshot_id)
+    except KeyError:
+        raise not_found() from None
+    return {"restored": snapshot_id}
 
 
 # --- faults ---------------------------------------------------------------------------------

@@ -38,6 +38,14 @@ class Sandbox(SandboxRuntime[SandboxState]):
         super().reset()
         self.dispatcher.clear()
 
+    def _snapshot_extras(self) -> object:
+        # The delivery log is the dispatcher's, not the state's: a snapshot keeps it too.
+        return list(self.dispatcher.log)
+
+    def _restore_extras(self, extras: object) -> None:
+        assert isinstance(extras, list)
+        self.dispatcher.log.extend(extras)
+
     def next_timestamp_format(self, *, for_webhook: bool) -> TimestampFormat:
         """`alternate` flips between ms and ISO at each webhook event; responses stay in ms."""
         chosen = self.config.timestamp_format

@@ -6,7 +6,6 @@ Plain dataclasses; the JSON shapes Aircall shows live in `serializers.py`.
 from __future__ import annotations
 
 import collections
-import itertools
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Literal
@@ -233,11 +232,14 @@ class SandboxState:
         default_factory=lambda: collections.deque(maxlen=API_CALL_LOG_SIZE))
     # (number id, customer E.164) -> time of the customer's last inbound WhatsApp message
     last_inbound_whatsapp: dict[tuple[int, str], datetime] = field(default_factory=dict)
-    ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
+    # The next record id; a plain number (a snapshot deep-copies the state, and Python 3.12
+    # deprecates copying an `itertools.count`, 3.14 removes it).
+    next_free_id: int = 1
     timestamp_format_flip: bool = False
 
     def next_id(self) -> int:
-        return next(self.ids)
+        self.next_free_id += 1
+        return self.next_free_id - 1
 
     def live_numbers(self, company_id: int) -> list[Number]:
         return sorted(

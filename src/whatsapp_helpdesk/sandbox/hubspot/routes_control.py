@@ -32,6 +32,7 @@ from whatsapp_helpdesk.sandbox.hubspot.state import (
 )
 from whatsapp_helpdesk.sandbox.hubspot.webhooks import delivery_json
 from whatsapp_helpdesk.sandbox.kit.faults import Fault, fault_json
+from whatsapp_helpdesk.sandbox.kit.runtime import SnapshotBusy
 
 router = APIRouter(prefix=constants.CONTROL_PREFIX, include_in_schema=False)
 
@@ -77,6 +78,33 @@ def portal_or_404(sandbox: Sandbox, portal_id: int) -> Portal:
 async def reset(sandbox: SandboxDep) -> dict[str, Any]:
     sandbox.reset()
     return {"status": "reset", "now": to_iso(sandbox.clock.now())}
+
+
+@router.post("/snapshot", status_code=201)
+async def snapshot(sandbox: SandboxDep) -> dict[str, Any]:
+    """A sandbox extension: keep the state (and the clock's offset) to come back to with
+    `/_sandbox/restore`; 409 while webhook deliveries are in flight."""
+    try:
+        return {"snapshot": sandbox.snapshot(), "now": to_iso(sandbox.clock.now())}
+    except SnapshotBusy as busy:
+        raise errors.conflict(f"{busy}: wait for them, or reset") from busy
+
+
+class RestoreIn(BaseModel):
+    snapshot: str
+
+
+@router.post("/restore")
+async def restore(request: Request, sandbox: SandboxDep) -> dict[str, Any]:
+    """A sandbox extension: back to a snapshot, as `/_sandbox/reset` goes back to the seed
+    (webhook deliveries in flight cancelled; `webhook_transport`, set from Python, stays)."""
+    wanted = await parse_body(request, RestoreIn)
+    try:
+        sandbox.restore(wanted.snapshot)
+    except KeyError:
+        raise errors.not_found(f"Snapshot {wanted.snapshot} not found") from None
+    return {"status": "restored", "snapshot": wanted.snapshot,
+            "now": to_iso(sandbox.clock.now())}
 
 
 @router.get("/config")

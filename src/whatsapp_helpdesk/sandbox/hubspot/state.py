@@ -7,8 +7,6 @@ int32 and `channelAccountId` / `threadId` as int64 in paths).
 
 from __future__ import annotations
 
-import itertools
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal
@@ -293,13 +291,16 @@ class WebhookDelivery:
 
 
 class IdSequence:
-    """Monotonic numeric string ids, one sequence per record kind."""
+    """Monotonic numeric string ids, one sequence per record kind. A plain number rather
+    than an `itertools.count`, whose copying Python 3.12 deprecates and 3.14 removes (a
+    snapshot deep-copies the state)."""
 
     def __init__(self, start: int) -> None:
-        self._counter: Iterator[int] = itertools.count(start)
+        self._next = start
 
     def next(self) -> str:
-        return str(next(self._counter))
+        self._next += 1
+        return str(self._next - 1)
 
 
 @dataclass
