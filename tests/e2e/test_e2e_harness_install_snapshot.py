@@ -29,12 +29,14 @@ from whatsapp_helpdesk.aircall import token_digest
 from whatsapp_helpdesk.db.models import Base, Installation
 
 # Random per install: compared as "the same value in the same places", not by value.
-SECRET_FIELDS = {"token", "refresh_token", "code", "webhook_id", "created_by_token"}
+SECRET_FIELDS = {"token", "refresh_token", "code", "webhook_id", "created_by_token",
+                 "locked_by"}  # the outbox's: the host, process and object of who ran it
 TIME_FIELDS = {"at", "started_at", "expires_at", "request_times", "next_slot_at"}
 UNORDERED_FIELDS = {"api_calls"}
 
 
-ISO_INSTANT = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z$")
+# Alone or inside a text (the numbers refresh's JSON state: `{"at": "…+00:00", …}`).
+ISO_INSTANT = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?(Z|[+-]\d\d:\d\d)?")
 
 
 def _canonical(value: Any, secrets: dict[str, str], bridge: str, field: str = "") -> Any:
@@ -57,7 +59,7 @@ def _canonical(value: Any, secrets: dict[str, str], bridge: str, field: str = ""
     if isinstance(value, str):
         if field in SECRET_FIELDS or value in secrets:
             return secrets.setdefault(value, f"<secret {len(secrets)}>")
-        return "<time>" if ISO_INSTANT.match(value) else value.replace(bridge, "<bridge>")
+        return ISO_INSTANT.sub("<time>", value).replace(bridge, "<bridge>")
     if hasattr(value, "model_dump"):  # a sandbox's pydantic configuration
         return inner(value.model_dump())
     if hasattr(value, "__dict__"):  # an id sequence
