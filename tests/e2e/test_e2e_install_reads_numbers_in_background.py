@@ -9,22 +9,16 @@ AIRCALL_RATE_WINDOW_SECONDS), so that the paced read of 85 numbers ends in secon
 
 from __future__ import annotations
 
-import asyncio
 import re
-import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
-from typing import Any
 
 import httpx
 import pytest
+from harness.aircall_budget import api_calls, worker_running
 from harness.pages import signed_in, signed_in_popup, text_of, wait_for
 from harness.stack import Stack, running_stack
 from sqlalchemy import func, select
 
-from whatsapp_helpdesk.bootstrap import build_services
 from whatsapp_helpdesk.db.models import Number
-from whatsapp_helpdesk.worker.runner import Worker
 
 DEMO_COMPANY = 1
 LIMIT = 60
@@ -33,40 +27,6 @@ ADDED = 80
 PER_NUMBER_CALL = re.compile(r"^/v1/numbers/\d+")
 READING = re.compile(r"Reading your Aircall numbers: (\d+) of (\d+)")
 ADDED_LISTED = re.compile(r"<strong>Line \d+</strong>")  # the added numbers' names
-
-
-@contextmanager
-def _worker_running(stack: Stack) -> Iterator[None]:
-    """A worker process's loop, in a thread, until the block ends."""
-    stop = threading.Event()
-
-    def main() -> None:
-        async def run() -> None:
-            services = build_services(stack.settings)
-            worker = Worker(services, concurrency=2, poll_interval=0.05)
-            task = asyncio.create_task(worker.run())
-            while not stop.is_set():
-                await asyncio.sleep(0.05)
-            worker.stop()
-            await task
-            services.engine.dispose()
-
-        asyncio.run(run())
-
-    thread = threading.Thread(target=main, daemon=True)
-    thread.start()
-    try:
-        yield
-    finally:
-        stop.set()
-        thread.join(timeout=30)
-
-
-def _api_calls(stack: Stack) -> list[dict[str, Any]]:
-    answer = stack.aircall.get(f"/_sandbox/companies/{DEMO_COMPANY}/api-calls")
-    answer.raise_for_status()
-    calls: list[dict[str, Any]] = answer.json()["calls"]
-    return calls
 
 
 def _authorise_aircall(client: httpx.Client) -> httpx.Response:
@@ -97,14 +57,14 @@ def test_install_queues_the_numbers_and_the_pages_show_them_arriving(
             "rate_limit_per_minute": LIMIT, "rate_limit_window_seconds": WINDOW,
         }).raise_for_status()
         total = ADDED + _numbers(stack)
-        earlier = len(_api_calls(stack))
+        earlier = len(api_calls(stack))
         client, _ = signed_in(stack)
 
         back = _authorise_aircall(client)
 
         # The callback answered without reading any number: no call per number, no 429.
         assert back.status_code == 303, back.text
-        during = _api_calls(stack)[earlier:]
+        during = api_calls(stack)[earlier:]
         assert not [c["path"] for c in during if PER_NUMBER_CALL.match(c["path"])]
         assert not [c for c in during if c["rate_limited"]]
         # What the admin sees next says the numbers are being read; so does the pop-up.
@@ -114,7 +74,7 @@ def test_install_queues_the_numbers_and_the_pages_show_them_arriving(
         _, _, popup = signed_in_popup(stack, client)
         assert "Reading your Aircall numbers" in text_of(popup.text, "numbers-reading")
 
-        with _worker_running(stack):
+        with worker_running(stack, concurrency=2):
             def part_way() -> tuple[int, str] | None:
                 shown = text_of(client.get("/dashboard").text, "numbers-refresh")
                 match = READING.search(shown)
@@ -135,6 +95,6 @@ def test_install_queues_the_numbers_and_the_pages_show_them_arriving(
         popup_html = signed_in_popup(stack, client)[2].text
         assert "Reading your Aircall numbers" not in popup_html
         assert len(ADDED_LISTED.findall(popup_html)) == ADDED
-        calls = _api_calls(stack)[earlier:]
+        calls = api_calls(stack)[earlier:]
         assert len([c for c in calls if c["path"].endswith("/whatsapp_status")]) == total
         assert not [c for c in calls if c["rate_limited"]]

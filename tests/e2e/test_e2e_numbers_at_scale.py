@@ -8,16 +8,12 @@ every call, and refuses past its limit, exactly as with Aircall's minute."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 import re
-import threading
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
-from typing import Any
 
 import pytest
+from harness.aircall_budget import api_calls, most_in_any_window, worker_running
 from harness.pages import (
     live_accounts,
     number_row,
@@ -28,7 +24,6 @@ from harness.pages import (
 )
 from harness.stack import CUSTOMER, PORTAL, SUPPORT_FR, Stack, running_stack
 
-from whatsapp_helpdesk.bootstrap import build_services
 from whatsapp_helpdesk.connect.numbers_refresh import (
     LAST_REFRESH_KEY,
     PROGRESS_KEY,
@@ -36,7 +31,6 @@ from whatsapp_helpdesk.connect.numbers_refresh import (
     request_refresh,
 )
 from whatsapp_helpdesk.db.models import OutboxEntry, ServiceState
-from whatsapp_helpdesk.worker.runner import Worker
 
 DEMO_COMPANY = 1
 LIMIT = 20
@@ -46,58 +40,10 @@ EXTRA_NUMBERS = 40  # with the demo's, about 90 refresh calls: some nine windows
 REFRESH_CALL = re.compile(r"^/v1/numbers(/\d+(/whatsapp_status|/registration_status)?)?$")
 
 
-@contextmanager
-def _worker_running(stack: Stack) -> Iterator[None]:
-    """A worker process's loop, in a thread, until the block ends."""
-    stop = threading.Event()
-
-    def main() -> None:
-        async def run() -> None:
-            services = build_services(stack.settings)
-            worker = Worker(services, concurrency=4, poll_interval=0.05)
-            task = asyncio.create_task(worker.run())
-            while not stop.is_set():
-                await asyncio.sleep(0.05)
-            worker.stop()
-            await task
-            await services.aclose()
-            services.engine.dispose()
-
-        asyncio.run(run())
-
-    thread = threading.Thread(target=main, daemon=True)
-    thread.start()
-    try:
-        yield
-    finally:
-        stop.set()
-        thread.join(timeout=30)
-
-
 def _state(stack: Stack, key: str) -> str | None:
     with stack.services.sessions() as session:
         row = session.get(ServiceState, key.format(installation_id=stack.installation_id))
         return row.value if row is not None else None
-
-
-def _api_calls(stack: Stack) -> list[dict[str, Any]]:
-    """The demo company's authenticated Aircall calls so far, oldest first."""
-    answer = stack.aircall.get(f"/_sandbox/companies/{DEMO_COMPANY}/api-calls")
-    answer.raise_for_status()
-    calls: list[dict[str, Any]] = answer.json()["calls"]
-    return calls
-
-
-def _most_in_any_window(times: list[float], window: float) -> int:
-    """The most calls any window of `window` seconds saw, wherever it starts (Aircall's
-    windows start where they start: every start counts)."""
-    times = sorted(times)
-    most, first = 0, 0
-    for last, at in enumerate(times):
-        while at - times[first] >= window:
-            first += 1
-        most = max(most, last - first + 1)
-    return most
 
 
 @pytest.mark.slow(seconds=23)
@@ -131,11 +77,11 @@ def test_refresh_keeps_to_its_share_of_the_budget_and_a_reply_goes_out_meanwhile
         # by count: the sandbox clock's `now_unix` is whole seconds, as Aircall's are, and a
         # `since` taken from it counted the install's burst of the same second as the
         # refresh's (CI saw 16 calls in one window that way).
-        earlier = len(_api_calls(stack))
+        earlier = len(api_calls(stack))
         install_read = _state(stack, LAST_REFRESH_KEY)  # the install's first read of them
         request_refresh(stack.services, stack.installation_id)
 
-        with _worker_running(stack):
+        with worker_running(stack, concurrency=4):
             wait_for(
                 lambda: json.loads(_state(stack, PROGRESS_KEY) or '{"done": 0}')["done"] >= 10,
                 timeout=30,
@@ -165,11 +111,11 @@ def test_refresh_keeps_to_its_share_of_the_budget_and_a_reply_goes_out_meanwhile
             wait_for(lambda: _state(stack, LAST_REFRESH_KEY) != install_read, timeout=120,
                      what="refresh done")
 
-        calls = _api_calls(stack)[earlier:]
+        calls = api_calls(stack)[earlier:]
         refresh = [c["at"] for c in calls if REFRESH_CALL.match(c["path"])]
         assert len(refresh) > 2 * EXTRA_NUMBERS
         # …and the refresh never used more than its share of any window, nor met a 429.
-        assert _most_in_any_window(refresh, WINDOW) <= LIMIT * SHARE
+        assert most_in_any_window(refresh, WINDOW) <= LIMIT * SHARE
         assert not [c for c in calls if c["rate_limited"]]
         # A few seconds, not the refresh's remaining minutes (the webhooks on the way count).
         assert replied_in < 10
