@@ -174,14 +174,7 @@ def test_R44_the_slot_booked_at_claim_time_is_taken_without_a_thread_hop(
         await client.list_inboxes()
         return "published"
 
-    monkeypatch.setitem(REGISTRY, PUBLISH_INBOUND,
-                        JobKind(PUBLISH_INBOUND, JobPayload, publish, paced_by="hubspot"))
-    now = services.clock.now()
-    with services.sessions.begin() as session:
-        session.add(Installation(id=1, hubspot_portal_id="333", hubspot_scopes="",
-                                 aircall_scopes="", created_at=now, updated_at=now))
-        session.flush()
-        outbox.enqueue(session, installation_id=1, kind=PUBLISH_INBOUND, now=now)
+    _portal_with_paced_entries(services, monkeypatch, publish, portal="333", keys=[None])
     start = clock.now
     try:
         assert asyncio.run(Worker(services, concurrency=1).work_once())
@@ -214,16 +207,8 @@ def test_R44_a_claim_books_its_slot_in_its_own_transaction_once_the_key_is_known
     async def publish(_services: Any, _entry: outbox.Claimed, _payload: Any) -> str:
         return "published"
 
-    monkeypatch.setitem(REGISTRY, PUBLISH_INBOUND,
-                        JobKind(PUBLISH_INBOUND, JobPayload, publish, paced_by="hubspot"))
-    now = services.clock.now()
-    with services.sessions.begin() as session:
-        session.add(Installation(id=1, hubspot_portal_id="444", hubspot_scopes="",
-                                 aircall_scopes="", created_at=now, updated_at=now))
-        session.flush()
-        for n in range(3):
-            outbox.enqueue(session, installation_id=1, kind=PUBLISH_INBOUND, now=now,
-                           ordering_key=f"conversation:{n}")
+    _portal_with_paced_entries(services, monkeypatch, publish, portal="444",
+                               keys=[f"conversation:{n}" for n in range(3)])
     worker = Worker(services, concurrency=1)
     transactions: list[int] = []
 
@@ -251,3 +236,19 @@ def test_R44_a_claim_books_its_slot_in_its_own_transaction_once_the_key_is_known
     finally:
         asyncio.run(services.aclose())
         services.engine.dispose()
+
+
+def _portal_with_paced_entries(services: Any, monkeypatch: pytest.MonkeyPatch, handler: Any,
+                               *, portal: str, keys: list[str | None]) -> None:
+    """Installation 1 on HubSpot portal `portal`, `handler` as the publication job (paced by
+    HubSpot's bucket), and one pending entry per ordering key."""
+    monkeypatch.setitem(REGISTRY, PUBLISH_INBOUND,
+                        JobKind(PUBLISH_INBOUND, JobPayload, handler, paced_by="hubspot"))
+    now = services.clock.now()
+    with services.sessions.begin() as session:
+        session.add(Installation(id=1, hubspot_portal_id=portal, hubspot_scopes="",
+                                 aircall_scopes="", created_at=now, updated_at=now))
+        session.flush()
+        for key in keys:
+            outbox.enqueue(session, installation_id=1, kind=PUBLISH_INBOUND, now=now,
+                           ordering_key=key)
