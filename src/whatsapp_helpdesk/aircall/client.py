@@ -28,19 +28,19 @@ from whatsapp_helpdesk.errors import (
     AuthRevoked,
     DeliveryError,
     Permanent,
-    RateLimited,
     TemplateRefused,
     WindowClosed,
 )
 from whatsapp_helpdesk.http_transport import (
     Clock,
     OAuthAppClient,
+    ProviderApi,
     aircall_retry_after,
     body_excerpt,
+    call,
     expect_json_object,
     json_object,
     missing_field,
-    send,
     system_clock,
     temporary_error,
 )
@@ -272,15 +272,6 @@ def _reason(body: Mapping[str, Any], response: httpx.Response) -> str:
 # --- Requests ------------------------------------------------------------------------------------
 
 
-async def _call(
-    http: httpx.AsyncClient, request: httpx.Request, *, operation: str, clock: Clock
-) -> httpx.Response:
-    response = await send(http, request, service=SERVICE, operation=operation)
-    if not response.is_success:
-        raise aircall_error(response, operation=operation, now=clock())
-    return response
-
-
 def _object(response: httpx.Response, operation: str, *, reveal_body: bool = True
             ) -> dict[str, Any]:
     """A 2xx body that must be a JSON object (see `http_transport.expect_json_object`)."""
@@ -351,7 +342,8 @@ class AircallOAuth(OAuthAppClient):
             },
             headers={"Accept": "application/json"},
         )
-        response = await _call(self._http, request, operation=operation, clock=self._clock)
+        response = await call(self._http, request, service=SERVICE, operation=operation,
+                              errors=aircall_error, clock=self._clock)
         data = _object(response, operation, reveal_body=False)
         return AircallToken(
             access_token=str(_required(data, "access_token", operation)),
@@ -360,55 +352,27 @@ class AircallOAuth(OAuthAppClient):
         )
 
 
-class AircallClient:
+class AircallClient(ProviderApi):
     """One Aircall company, through an OAuth token or a customer API key."""
 
     def __init__(self, credentials: AircallCredentials, *, http: httpx.AsyncClient,
                  api_base: str = DEFAULT_API_BASE, clock: Clock = system_clock,
                  pacer: Pacer | None = None):
+        super().__init__(service=SERVICE, http=http, api_base=api_base, errors=aircall_error,
+                         headers={"Authorization": credentials.authorization()},
+                         clock=clock, pacer=pacer)
         self._credentials = credentials
-        self._http = http
-        self._api_base = api_base.rstrip("/")
-        self._clock = clock
-        self._pacer = pacer
 
     def __repr__(self) -> str:
         kind = "oauth" if isinstance(self._credentials, BearerToken) else "api_key"
         return f"AircallClient({kind}, api_base={self._api_base!r})"
 
-    def _build(
-        self, method: str, path: str, *, params: Mapping[str, Any] | None = None, json: Any = None
-    ) -> httpx.Request:
-        return self._http.build_request(
-            method,
-            self._api_base + path,
-            params=params,
-            json=json,
-            headers={
-                "Accept": "application/json",
-                "Authorization": self._credentials.authorization(),
-            },
-        )
-
-    async def _request(
-        self,
-        method: str,
-        path: str,
-        *,
-        operation: str,
-        params: Mapping[str, Any] | None = None,
-        json: Any = None,
-    ) -> httpx.Response:
-        request = self._build(method, path, params=params, json=json)
-        return await self._paced(request, operation=operation)
-
     async def _request_unless_missing(
         self, method: str, path: str, *, operation: str
     ) -> httpx.Response | None:
         """Like `_request`, but a 404 answers None (for "this number has none")."""
-        request = self._build(method, path)
         try:
-            return await self._paced(request, operation=operation)
+            return await self._request(method, path, operation=operation)
         except DeliveryError as exc:
             if exc.status_code == 404:
                 return None
@@ -419,19 +383,6 @@ class AircallClient:
         """A GET's JSON object, or None on 404 (see `_request_unless_missing`)."""
         response = await self._request_unless_missing("GET", path, operation=operation)
         return None if response is None else _object(response, operation)
-
-    async def _paced(self, request: httpx.Request, *, operation: str) -> httpx.Response:
-        """One call, paced under the company's rate limit when a pacer is given (R44)."""
-        if self._pacer is None:
-            return await _call(self._http, request, operation=operation, clock=self._clock)
-        await self._pacer.before_call(operation)
-        try:
-            return await _call(self._http, request, operation=operation, clock=self._clock)
-        except RateLimited as exc:
-            # Paced and still refused (the company's other integrations share the budget):
-            # every worker holds off until Aircall's reset.
-            await self._pacer.after_rate_limited(exc.retry_after)
-            raise
 
     async def _get_object(self, path: str, *, operation: str,
                           params: Mapping[str, Any] | None = None) -> dict[str, Any]:

@@ -10,36 +10,30 @@ Written against `shared/reference/hubspot-custom-channels.md` and HubSpot's Open
   (R11), delivery statuses (R23), contact search and native tickets (R35).
 
 Every answer other than a 2xx becomes an error of `whatsapp_helpdesk.errors` (see
-`hubspot_error`); every transport failure too (`http_transport.send`).
+`hubspot_error`); every transport failure too. The request path is `http_transport.ProviderApi`.
 """
 
 from __future__ import annotations
 
-import functools
 import json as _json
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Final, Literal
 
 import httpx
 
-from whatsapp_helpdesk.errors import (
-    AuthExpired,
-    AuthRevoked,
-    DeliveryError,
-    Permanent,
-    RateLimited,
-)
+from whatsapp_helpdesk.errors import AuthExpired, AuthRevoked, DeliveryError, Permanent
 from whatsapp_helpdesk.http_transport import (
     Clock,
+    ProviderApi,
     body_excerpt,
+    call,
     expect_json_object,
     hubspot_retry_after,
     json_object,
     missing_field,
-    send,
     system_clock,
     temporary_error,
 )
@@ -319,9 +313,6 @@ def staging_token_error(
     return StagingTokenError("token_used", status_code=status, detail=detail)
 
 
-ErrorMapper = Callable[..., DeliveryError]
-
-
 def _labels(body: Mapping[str, Any]) -> str:
     labels = [str(body[k]) for k in ("category", "subCategory") if body.get(k)]
     return " " + "/".join(labels) if labels else ""
@@ -336,52 +327,16 @@ def _reason(body: Mapping[str, Any], response: httpx.Response) -> str:
     return response.reason_phrase or "no reason given"
 
 
-# --- The shared request path --------------------------------------------------------------------
+# --- HubSpot's paths and paging (the request path: `http_transport.ProviderApi`) ----------
 
 
-class _HubSpotApi:
+class _HubSpotApi(ProviderApi):
     def __init__(self, *, http: httpx.AsyncClient, api_base: str, clock: Clock,
+                 headers: Mapping[str, str], params: Mapping[str, str] | None = None,
                  pacer: Pacer | None = None, api_version: str = DEFAULT_API_VERSION):
-        self._http = http
-        self._api_base = api_base.rstrip("/")
+        super().__init__(service=SERVICE, http=http, api_base=api_base, errors=hubspot_error,
+                         headers=headers, params=params, clock=clock, pacer=pacer)
         self._paths: HubSpotPaths = hubspot_paths(api_version)
-        self._clock = clock
-        self._pacer = pacer
-
-    def _auth_headers(self) -> dict[str, str]:
-        return {}
-
-    def _auth_params(self) -> dict[str, str]:
-        return {}
-
-    async def _call(
-        self,
-        method: str,
-        path: str,
-        *,
-        operation: str,
-        params: Mapping[str, Any] | None = None,
-        json: Any = None,
-        errors: ErrorMapper = hubspot_error,
-    ) -> httpx.Response:
-        request = self._http.build_request(
-            method,
-            _url(self._api_base + path),
-            params={**self._auth_params(), **(params or {})} or None,
-            json=json,
-            headers={"Accept": "application/json", **self._auth_headers()},
-        )
-        if self._pacer is not None:
-            await self._pacer.before_call(operation)
-        response = await send(self._http, request, service=SERVICE, operation=operation)
-        if not response.is_success:
-            error = errors(response, operation=operation, now=self._clock())
-            if isinstance(error, RateLimited) and self._pacer is not None:
-                # Paced and still refused (another app of the portal, a clock out of step):
-                # every worker holds off for as long as HubSpot asks.
-                await self._pacer.after_rate_limited(error.retry_after)
-            raise error
-        return response
 
     async def _paged(
         self, path: str, *, operation: str, params: Mapping[str, Any] | None = None
@@ -393,21 +348,13 @@ class _HubSpotApi:
             query = {"limit": PAGE_LIMIT, **(params or {})}
             if after:
                 query["after"] = after
-            response = await self._call("GET", path, operation=operation, params=query)
+            response = await self._request("GET", path, operation=operation, params=query)
             page = response_object(response, operation)
             results += [r for r in page.get("results") or [] if isinstance(r, dict)]
             after = _next_after(page)
             if not after:
                 return results
         return results
-
-
-@functools.lru_cache(maxsize=1024)
-def _url(url: str) -> httpx.URL:
-    """The URL parsed once: httpx parses a string URL on every request (~0.15 ms of CPU per
-    publication, issue 17 item 3); an `httpx.URL` is immutable, and taken as it is. The
-    worker calls few distinct URLs (one messages URL per channel)."""
-    return httpx.URL(url)
 
 
 def _next_after(page: Mapping[str, Any]) -> str | None:
@@ -473,20 +420,17 @@ class HubSpotDeveloperClient(_HubSpotApi):
         clock: Clock = system_clock,
         api_version: str = DEFAULT_API_VERSION,
     ):
-        super().__init__(http=http, api_base=api_base, clock=clock, api_version=api_version)
-        self._developer_api_key = developer_api_key
+        super().__init__(http=http, api_base=api_base, clock=clock, api_version=api_version,
+                         headers={}, params={"hapikey": developer_api_key, "appId": str(app_id)})
         self._app_id = str(app_id)
 
     def __repr__(self) -> str:
         return (f"HubSpotDeveloperClient(app_id={self._app_id!r}, api_base={self._api_base!r}, "
                 f"api_version={self._paths.version!r})")
 
-    def _auth_params(self) -> dict[str, str]:
-        return {"hapikey": self._developer_api_key, "appId": self._app_id}
-
     async def create_channel(self, spec: ChannelSpec) -> Channel:
         operation = "register the custom channel"
-        response = await self._call(
+        response = await self._request(
             "POST", self._paths.channels_create, operation=operation, json=spec.body()
         )
         return _channel(response_object(response, operation), operation)
@@ -494,14 +438,14 @@ class HubSpotDeveloperClient(_HubSpotApi):
     async def update_channel(self, channel_id: str, spec: ChannelSpec) -> Channel:
         # The PATCH schema (v3 and 2026-03) requires all six keys (§1.2): send the whole spec.
         operation = "update the custom channel"
-        response = await self._call(
+        response = await self._request(
             "PATCH", self._paths.channel(channel_id), operation=operation, json=spec.body()
         )
         return _channel(response_object(response, operation), operation)
 
     async def get_channel(self, channel_id: str) -> Channel:
         operation = "read the custom channel"
-        response = await self._call("GET", self._paths.channel(channel_id), operation=operation)
+        response = await self._request("GET", self._paths.channel(channel_id), operation=operation)
         return _channel(response_object(response, operation), operation)
 
     async def list_channels(self) -> list[Channel]:
@@ -538,15 +482,12 @@ class HubSpotPortalClient(_HubSpotApi):
         api_version: str = DEFAULT_API_VERSION,
     ):
         super().__init__(http=http, api_base=api_base, clock=clock, pacer=pacer,
-                         api_version=api_version)
-        self._access_token = access_token
+                         api_version=api_version,
+                         headers={"Authorization": f"Bearer {access_token}"})
 
     def __repr__(self) -> str:
         return (f"HubSpotPortalClient(api_base={self._api_base!r}, "
                 f"api_version={self._paths.version!r})")
-
-    def _auth_headers(self) -> dict[str, str]:
-        return {"Authorization": f"Bearer {self._access_token}"}
 
     # Inboxes (reference §2.1: the help desk has its own inbox, type HELP_DESK)
 
@@ -571,7 +512,7 @@ class HubSpotPortalClient(_HubSpotApi):
         """Give HubSpot's staging token the number and name of the channel account that
         HubSpot then creates (reference §2.2 B.4). Fails with `StagingTokenError` (R5)."""
         operation = "connect the number to HubSpot"
-        response = await self._call(
+        response = await self._request(
             "PATCH",
             self._paths.staging_token(channel_id, account_token),
             operation=operation,
@@ -602,7 +543,7 @@ class HubSpotPortalClient(_HubSpotApi):
         authorized: bool = True,
     ) -> ChannelAccount:
         operation = "create the channel account"
-        response = await self._call(
+        response = await self._request(
             "POST",
             self._paths.channel_accounts(channel_id),
             operation=operation,
@@ -617,7 +558,7 @@ class HubSpotPortalClient(_HubSpotApi):
 
     async def get_channel_account(self, channel_id: str, channel_account_id: str) -> ChannelAccount:
         operation = "read the channel account"
-        response = await self._call(
+        response = await self._request(
             "GET",
             self._paths.channel_account(channel_id, channel_account_id),
             operation=operation,
@@ -660,7 +601,7 @@ class HubSpotPortalClient(_HubSpotApi):
         if not body:
             raise ValueError("nothing to update: give authorized and/or name")
         operation = "update the channel account"
-        response = await self._call(
+        response = await self._request(
             "PATCH",
             self._paths.channel_account(channel_id, channel_account_id),
             operation=operation,
@@ -712,7 +653,7 @@ class HubSpotPortalClient(_HubSpotApi):
         if rich_text is not None:
             body["richText"] = rich_text
         operation = "publish the message"
-        response = await self._call(
+        response = await self._request(
             "POST", self._paths.messages(channel_id), operation=operation, json=body
         )
         data = response_object(response, operation)
@@ -740,11 +681,10 @@ class HubSpotPortalClient(_HubSpotApi):
                 data={"folderPath": folder_path, "fileName": overwrite_key,
                       "options": _json.dumps(options)},
                 files={"file": (file_name, stream, content_type)},
-                headers={"Accept": "application/json", **self._auth_headers()},
+                headers=self._headers,
             )
-            response = await send(self._http, request, service=SERVICE, operation=operation)
-        if not response.is_success:
-            raise hubspot_error(response, operation=operation, now=self._clock())
+            response = await call(self._http, request, service=SERVICE, operation=operation,
+                                  errors=hubspot_error, clock=self._clock)
         data = response_object(response, operation)
         return UploadedFile(id=required_text(data, "id", operation),
                             name=_optional_text(data, "name"))
@@ -763,7 +703,7 @@ class HubSpotPortalClient(_HubSpotApi):
         body: dict[str, Any] = {"statusType": status}
         if error_message is not None:
             body["errorMessage"] = error_message
-        await self._call(
+        await self._request(
             "PATCH",
             self._paths.message(channel_id, message_id),
             operation="update the message status",
@@ -772,7 +712,7 @@ class HubSpotPortalClient(_HubSpotApi):
 
     async def get_message(self, channel_id: str, message_id: str) -> HubSpotMessage:
         operation = "read the message"
-        response = await self._call(
+        response = await self._request(
             "GET", self._paths.message(channel_id, message_id),
             operation=operation,
         )
@@ -815,7 +755,7 @@ class HubSpotPortalClient(_HubSpotApi):
         name" text property, the documented place for a company that is *not* an
         association (R31)."""
         operation = "update the contact"
-        response = await self._call(
+        response = await self._request(
             "PATCH", self._paths.contact(contact_id), operation=operation,
             json={"properties": dict(properties)},
         )
@@ -840,7 +780,7 @@ class HubSpotPortalClient(_HubSpotApi):
         properties: list[str],
     ) -> CrmObject | None:
         """The first result of a CRM search (`PublicObjectSearchRequest`), or None."""
-        response = await self._call(
+        response = await self._request(
             "POST", path, operation=operation,
             json={"filterGroups": filter_groups, "properties": properties, "sorts": [],
                   "limit": 1, "after": "0"},
@@ -867,7 +807,7 @@ class HubSpotPortalClient(_HubSpotApi):
                 }],
             })
         operation = "create the ticket"
-        response = await self._call(
+        response = await self._request(
             "POST", self._paths.tickets, operation=operation,
             json={"properties": dict(properties), "associations": associations},
         )
