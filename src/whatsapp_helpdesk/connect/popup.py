@@ -22,8 +22,8 @@ from whatsapp_helpdesk.db.lookups import number_facts
 from whatsapp_helpdesk.db.models import ChannelAccount, Installation, Number
 from whatsapp_helpdesk.domain.eligibility import (
     InstallationFacts,
+    MissingInWords,
     company_whatsapp_from_numbers,
-    explain,
     missing_conditions,
 )
 from whatsapp_helpdesk.errors import DeliveryError, Permanent
@@ -37,7 +37,7 @@ class NotConnectable(Permanent):
 
 
 @dataclass(frozen=True)
-class Candidate:
+class Candidate(MissingInWords):
     """A number of the installation as the pop-up sees it."""
 
     number_id: int
@@ -56,10 +56,6 @@ class Candidate:
     def connected(self) -> bool:
         """Already a channel account of the help desk: the pop-up shows it, not offers it."""
         return self.live_account_name is not None
-
-    @property
-    def missing_texts(self) -> list[str]:
-        return explain(self.missing, self.whatsapp_status)
 
 
 def installation_facts(installation: Installation, numbers: list[Number]) -> InstallationFacts:

@@ -39,8 +39,8 @@ from whatsapp_helpdesk.db.models import (
 from whatsapp_helpdesk.domain import statuses
 from whatsapp_helpdesk.domain.eligibility import (
     InstallationFacts,
+    MissingInWords,
     company_whatsapp_from_numbers,
-    explain,
     missing_conditions,
 )
 from whatsapp_helpdesk.hubspot import scopes_missing
@@ -175,7 +175,7 @@ class ChannelInfo:
 
 
 @dataclass(frozen=True)
-class NumberView:
+class NumberView(MissingInWords):
     id: int
     name: str
     digits: str
@@ -196,10 +196,6 @@ class NumberView:
     def helpdesk_rules_apply(self) -> bool:
         """R36: a help-desk channel never gets native tickets; the switch gives way."""
         return self.channel is not None
-
-    @property
-    def missing_texts(self) -> list[str]:
-        return explain(self.missing, self.whatsapp_status)
 
     @property
     def label(self) -> str:

@@ -91,6 +91,18 @@ def explain(missing: list[str], whatsapp_status: str | None = None) -> list[str]
     ]
 
 
+class MissingInWords:
+    """A number as a page shows it (the pop-up's candidate, the dashboard's row): the keys of
+    MISSING it fails (empty = eligible) and its WhatsApp line's status, and those in words."""
+
+    missing: list[str]
+    whatsapp_status: str | None
+
+    @property
+    def missing_texts(self) -> list[str]:
+        return explain(self.missing, self.whatsapp_status)
+
+
 def missing_conditions(number: NumberFacts, installation: InstallationFacts) -> list[str]:
     """The keys of MISSING that keep a number out of the pop-up; empty means eligible."""
     checks = [
