@@ -8,6 +8,7 @@ Token and introspection paths come from `api_paths` (R50): `/oauth/2026-03/...` 
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -21,8 +22,8 @@ from whatsapp_helpdesk.http_transport import (
     OAuthApp,
     OAuthAppClient,
     body_excerpt,
+    call,
     json_object,
-    send,
 )
 from whatsapp_helpdesk.hubspot.api_paths import DEFAULT_API_VERSION, hubspot_paths
 from whatsapp_helpdesk.hubspot.client import (
@@ -167,15 +168,8 @@ class HubSpotOAuth(OAuthAppClient):
             },
             headers={"Accept": "application/json"},
         )
-        response = await send(self._http, request, service=SERVICE, operation=operation)
-        if not response.is_success:
-            error = hubspot_error(response, operation=operation, now=self._clock())
-            if 400 <= response.status_code < 500 and response.status_code != 429:
-                raise AuthExpired(
-                    f"{SERVICE} does not recognise the access token any more; refresh it.",
-                    status_code=response.status_code, detail=error.detail,
-                )
-            raise error
+        response = await call(self._http, request, service=SERVICE, operation=operation,
+                              errors=_introspection_error, clock=self._clock)
         data = response_object(response, operation, reveal_body=False)
         if data.get("active") is False or data.get("token_use", "access_token") != "access_token":
             raise AuthExpired(
@@ -204,10 +198,9 @@ class HubSpotOAuth(OAuthAppClient):
             data=dict(form),  # application/x-www-form-urlencoded (§6)
             headers={"Accept": "application/json"},
         )
-        response = await send(self._http, request, service=SERVICE, operation=operation)
-        if not response.is_success:
-            raise _token_error(response, operation=operation, now=self._clock(),
-                               bad_grant=bad_grant)
+        response = await call(self._http, request, service=SERVICE, operation=operation,
+                              errors=functools.partial(_token_error, bad_grant=bad_grant),
+                              clock=self._clock)
         data = response_object(response, operation, reveal_body=False)
         refresh_token = data.get("refresh_token") or previous_refresh_token
         if not refresh_token:
@@ -221,6 +214,20 @@ class HubSpotOAuth(OAuthAppClient):
             scopes=_scopes(data.get("scopes") if "scopes" in data else data.get("scope")),
             hub_id=None if data.get("hub_id") is None else str(data["hub_id"]),
         )
+
+
+def _introspection_error(
+    response: httpx.Response, *, operation: str, now: datetime
+) -> DeliveryError:
+    """Any 4xx but a 429 from the introspection endpoint: HubSpot does not know the access
+    token (any more), `AuthExpired` (a refresh is the remedy); else as any API error."""
+    error = hubspot_error(response, operation=operation, now=now)
+    if 400 <= response.status_code < 500 and response.status_code != 429:
+        return AuthExpired(
+            f"{SERVICE} does not recognise the access token any more; refresh it.",
+            status_code=response.status_code, detail=error.detail,
+        )
+    return error
 
 
 def _token_error(
