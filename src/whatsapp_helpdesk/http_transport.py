@@ -71,6 +71,7 @@ class OAuthAppClient:
     HTTP client, the API and consent-page bases, the clock. Aircall's and HubSpot's OAuth
     clients share it; each names its own default bases."""
 
+    service: str
     default_api_base: str
     default_auth_base: str
 
@@ -96,6 +97,20 @@ class OAuthAppClient:
         # The secret never appears: a client may end up in a log line.
         return (f"{type(self).__name__}(client_id={self._client_id!r}, "
                 f"api_base={self._api_base!r})")
+
+    async def _post_for_token(
+        self, path: str, *, operation: str, errors: ErrorMapper, json: Any = None,
+        data: Mapping[str, str] | None = None,
+    ) -> httpx.Response:
+        """A POST to one of the app's token endpoints (not paced: it spends no account's
+        budget); the 2xx answer, or `errors`' mapping of another. The answer carries tokens:
+        read it with `reveal_body=False`."""
+        request = self._http.build_request(
+            "POST", self._api_base + path, json=json, data=data,
+            headers={"Accept": "application/json"},
+        )
+        return await call(self._http, request, service=self.service, operation=operation,
+                          errors=errors, clock=self._clock)
 
 
 class ProviderApi:

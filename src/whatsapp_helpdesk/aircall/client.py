@@ -37,7 +37,6 @@ from whatsapp_helpdesk.http_transport import (
     ProviderApi,
     aircall_retry_after,
     body_excerpt,
-    call,
     expect_json_object,
     json_object,
     missing_field,
@@ -312,6 +311,7 @@ def _str(value: Any) -> str | None:
 class AircallOAuth(OAuthAppClient):
     """OAuth for a technology partner app (§A2): one scope, permanent tokens, no refresh."""
 
+    service = SERVICE
     default_api_base = DEFAULT_API_BASE
     default_auth_base = DEFAULT_AUTH_BASE
 
@@ -330,9 +330,8 @@ class AircallOAuth(OAuthAppClient):
         A bad or used code is `Permanent` (400 invalid_grant); bad app credentials are
         `AuthRevoked`."""
         operation = "exchange the authorization code"
-        request = self._http.build_request(
-            "POST",
-            f"{self._api_base}{OAUTH_TOKEN_PATH}",
+        response = await self._post_for_token(
+            OAUTH_TOKEN_PATH, operation=operation, errors=aircall_error,
             json={
                 "grant_type": "authorization_code",
                 "code": code,
@@ -340,10 +339,7 @@ class AircallOAuth(OAuthAppClient):
                 "client_id": self._client_id,
                 "client_secret": self._client_secret,
             },
-            headers={"Accept": "application/json"},
         )
-        response = await call(self._http, request, service=SERVICE, operation=operation,
-                              errors=aircall_error, clock=self._clock)
         data = _object(response, operation, reveal_body=False)
         return AircallToken(
             access_token=str(_required(data, "access_token", operation)),

@@ -22,7 +22,6 @@ from whatsapp_helpdesk.http_transport import (
     OAuthApp,
     OAuthAppClient,
     body_excerpt,
-    call,
     json_object,
 )
 from whatsapp_helpdesk.hubspot.api_paths import DEFAULT_API_VERSION, hubspot_paths
@@ -86,6 +85,7 @@ def scopes_missing(granted: Sequence[str], required: Sequence[str] = HUBSPOT_SCO
 
 
 class HubSpotOAuth(OAuthAppClient):
+    service = SERVICE
     default_api_base = DEFAULT_API_BASE
     default_auth_base = DEFAULT_AUTH_BASE
 
@@ -157,19 +157,15 @@ class HubSpotOAuth(OAuthAppClient):
         # Introspection (2026-03 and v3 alike) is a form POST with the app's credentials, the
         # token in the body and never in the URL (RFC 7662); v1 was GET with the token as a
         # path segment. Its answer adds `active`, `client_id` and `token_use` to v1's fields.
-        request = self._http.build_request(
-            "POST",
-            f"{self._api_base}{self._paths.oauth_introspect}",
+        response = await self._post_for_token(
+            self._paths.oauth_introspect, operation=operation, errors=_introspection_error,
             data={
                 "token": access_token,
                 "token_type_hint": "access_token",
                 "client_id": self._client_id,
                 "client_secret": self._client_secret,
             },
-            headers={"Accept": "application/json"},
         )
-        response = await call(self._http, request, service=SERVICE, operation=operation,
-                              errors=_introspection_error, clock=self._clock)
         data = response_object(response, operation, reveal_body=False)
         if data.get("active") is False or data.get("token_use", "access_token") != "access_token":
             raise AuthExpired(
@@ -192,15 +188,11 @@ class HubSpotOAuth(OAuthAppClient):
         bad_grant: BadGrant,
         previous_refresh_token: str | None = None,
     ) -> TokenSet:
-        request = self._http.build_request(
-            "POST",
-            f"{self._api_base}{self._paths.oauth_token}",
-            data=dict(form),  # application/x-www-form-urlencoded (§6)
-            headers={"Accept": "application/json"},
+        response = await self._post_for_token(
+            self._paths.oauth_token, operation=operation,
+            errors=functools.partial(_token_error, bad_grant=bad_grant),
+            data=form,  # application/x-www-form-urlencoded (§6)
         )
-        response = await call(self._http, request, service=SERVICE, operation=operation,
-                              errors=functools.partial(_token_error, bad_grant=bad_grant),
-                              clock=self._clock)
         data = response_object(response, operation, reveal_body=False)
         refresh_token = data.get("refresh_token") or previous_refresh_token
         if not refresh_token:
