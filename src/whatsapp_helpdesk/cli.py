@@ -157,6 +157,7 @@ DATABASE_WAIT_MAX_SECONDS = 5.0
 
 def _migrated_once_the_database_answers(
     services: Services, *, sleep: Callable[[float], None] = time.sleep,
+    process: str = "worker",
 ) -> None:
     """Migrations, tried until the database answers (R53). A worker (re)started during an
     outage exited with a traceback (rc 1): under `serve` the supervisor restarted it again
@@ -176,7 +177,7 @@ def _migrated_once_the_database_answers(
         except (OperationalError, InterfaceError) as exc:
             attempt += 1
             structlog.get_logger(__name__).warning(
-                "worker.waiting_for_database", attempt=attempt, retry_in_seconds=wait,
+                f"{process}.waiting_for_database", attempt=attempt, retry_in_seconds=wait,
                 error=str(exc).splitlines()[0][:200])
             services.engine.dispose()  # no half-open connection kept for the next try
             sleep(wait)
@@ -330,7 +331,7 @@ def cmd_serve(settings: Settings, _args: argparse.Namespace) -> int:
 
     if _ports_taken(settings, web=True, sandbox=settings.sandbox_mode):
         return 2
-    _services(settings)  # migrate once, before the children start
+    _migrated_before_the_children(settings)
     # SIGTERM (a process manager, `docker stop`) stops the children like Ctrl-C does.
     signal.signal(signal.SIGTERM, _interrupt)
     exe = [sys.executable, "-m", "whatsapp_helpdesk.cli"]
@@ -360,6 +361,33 @@ def cmd_serve(settings: Settings, _args: argparse.Namespace) -> int:
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
         supervisor.stop()
         shutil.rmtree(state_dir, ignore_errors=True)
+
+
+def _migrated_before_the_children(settings: Settings) -> None:
+    """Migrate once, before the children start. With the database unreachable (R53) a real
+    deployment starts anyway: its web process takes authenticated webhooks into the spool
+    (or Aircall disables the webhook), and its worker waits for the database and migrates
+    then. `serve` used to exit with a traceback here, so a restart during an outage left
+    no web process at all. The sandbox waits instead: its demo install needs the database."""
+    from sqlalchemy.exc import InterfaceError, OperationalError
+
+    from whatsapp_helpdesk.bootstrap import build_services
+    from whatsapp_helpdesk.db.migrate import upgrade
+
+    services = build_services(settings)
+    try:
+        if settings.sandbox_mode:
+            _migrated_once_the_database_answers(services, process="serve")
+            return
+        try:
+            upgrade(services.engine)
+        except (OperationalError, InterfaceError) as exc:
+            import structlog
+
+            structlog.get_logger(__name__).warning(
+                "serve.started_without_database", error=str(exc).splitlines()[0][:200])
+    finally:
+        services.engine.dispose()
 
 
 def _print_urls(settings: Settings) -> None:
