@@ -60,6 +60,7 @@ if TESTS_DIR not in sys.path:
 # niceness itself sets it (tests/cli/test_cli_worker_niceness.py).
 os.environ.setdefault("WORKER_NICENESS", "0")
 
+from harness import cpu_report  # noqa: E402
 from harness.ordering import long_tests_first  # noqa: E402
 from harness.private_postgres import (  # noqa: E402
     PrivatePostgres,
@@ -368,3 +369,8 @@ class LongTestsFirst:
 
 def pytest_configure(config: pytest.Config) -> None:
     config.pluginmanager.register(LongTestsFirst(), "long-tests-first")
+    cpu_report.register(config)
+
+
+# --- Where the suite's CPU goes (issue 13 item 5): `--cpu-report`, tests/harness/cpu_report.py -
+pytest_addoption = cpu_report.pytest_addoption

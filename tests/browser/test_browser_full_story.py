@@ -35,7 +35,7 @@ from typing import Any
 
 import pytest
 
-pytestmark = [pytest.mark.browser, pytest.mark.slow]
+pytestmark = [pytest.mark.browser, pytest.mark.slow(seconds=50)]
 
 CUSTOMER = "+33 6 12 34 56 78"  # Jane Doe, a contact of the sandbox HubSpot (Doe Bakery)
 STORY_NUMBER = "Support France"

@@ -15,7 +15,7 @@ import pytest
 from chaos.runner import run
 from chaos.scenario import Scenario
 
-pytestmark = pytest.mark.slow(seconds=60)
+pytestmark = pytest.mark.slow(seconds=96)
 
 
 def test_r14_r15_r53_nothing_lost_duplicated_or_misordered_under_chaos() -> None:

@@ -163,7 +163,7 @@ def _process_worker(database_url: str, worker_id: str, start: object) -> None:
         engine.dispose()
 
 
-@pytest.mark.slow
+@pytest.mark.slow(seconds=13)
 @pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
 def test_R40_worker_processes_drain_every_entry_once_in_conversation_order(
     database_url: str, migrated_engine: Engine, installation_id: int,

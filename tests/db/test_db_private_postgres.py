@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 import psycopg
+import pytest
 from harness.private_postgres import PrivatePostgres, free_port, package_binaries
 from sqlalchemy import inspect
 
@@ -42,6 +43,7 @@ def test_a_cluster_from_the_python_package_alone_takes_the_migrations(tmp_path: 
     assert not server.root.exists()
 
 
+@pytest.mark.slow(seconds=7)  # a pytest run in a subprocess, and a cluster's start
 def test_the_suite_starts_a_private_postgresql_when_none_answers() -> None:
     """A PostgreSQL test run against a URL where nothing listens passes, on a private
     cluster; before, it failed with "PostgreSQL is not reachable"."""

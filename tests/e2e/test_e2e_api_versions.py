@@ -87,6 +87,7 @@ def _hubspot_webhooks_delivered(stack: Stack) -> bool:
                                  params={"state": "pending"}).json()["deliveries"]
 
 
+@pytest.mark.slow(seconds=14)
 def test_R50_whole_story_speaks_one_version_and_fits_its_schema(
     recorded: tuple[str, Stack, RecordingApp],
 ) -> None:

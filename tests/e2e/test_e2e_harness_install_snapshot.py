@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from harness.pacing import FAST_AIRCALL_BUCKET
 from harness.stack import (
     CUSTOMER,
     PORTAL,
@@ -22,6 +23,7 @@ from harness.stack import (
     Stack,
     running_stack,
     shared_sandboxes,
+    stack_keywords,
 )
 from sqlalchemy import select
 
@@ -143,7 +145,9 @@ def test_a_stack_from_the_install_snapshot_is_the_installed_stack(
     sandboxes = shared_sandboxes()
     fresh_url = _empty_url(tmp_path, "fresh")
     migrated_templates.fill(fresh_url)
-    with running_stack(fresh_url, tmp_path / "fresh") as fresh:
+    # The stacks' default Aircall bucket (the `stack` fixture's): at the settings' 60 / min the
+    # reply waited ~14 s for a slot behind the install's calls, in each of the three stacks.
+    with running_stack(fresh_url, tmp_path / "fresh", **FAST_AIRCALL_BUCKET) as fresh:
         installed = (_database_rows(fresh), _sandbox_records(fresh, sandboxes))
         fresh_tokens = _tokens(fresh, sandboxes)
         _message_ticket_reply(fresh)
@@ -152,7 +156,8 @@ def test_a_stack_from_the_install_snapshot_is_the_installed_stack(
         # The first may install and take the snapshot (none yet, or one too old); the
         # second starts from it.
         with running_stack(_empty_url(tmp_path, name), tmp_path / name,
-                           database_copies=migrated_templates) as from_snapshot:
+                           database_copies=migrated_templates,
+                           **FAST_AIRCALL_BUCKET) as from_snapshot:
             assert from_snapshot.settings.public_url != fresh.settings.public_url
             assert (_database_rows(from_snapshot),
                     _sandbox_records(from_snapshot, sandboxes)) == installed
@@ -187,3 +192,24 @@ def test_a_stack_marked_fresh_install_is_installed_for_real(stack: Stack) -> Non
     # snapshot has (`bridge_port`); and what it holds is live in both sandboxes.
     assert stack.settings.public_url != f"http://127.0.0.1:{sandboxes.bridge_port}"
     _tokens(stack, sandboxes)
+
+
+# The `stack` fixture's Aircall bucket (tests/harness/pacing.py): the fast one by default, the
+# settings' for a test of the pacing, a test's own limit kept.
+def test_a_stack_has_the_fast_aircall_bucket_by_default(request: pytest.FixtureRequest) -> None:
+    assert stack_keywords(request.node) == FAST_AIRCALL_BUCKET
+
+
+@pytest.mark.paced_aircall
+@pytest.mark.stack(private_sandboxes=True)
+def test_a_test_of_the_pacing_has_the_settings_aircall_bucket(
+    request: pytest.FixtureRequest,
+) -> None:
+    assert stack_keywords(request.node) == {"private_sandboxes": True}
+
+
+@pytest.mark.stack(aircall_rate_limit=600)
+def test_a_stack_mark_s_own_aircall_limit_is_kept(request: pytest.FixtureRequest) -> None:
+    assert stack_keywords(request.node) == {
+        "aircall_rate_limit": 600,
+        "aircall_rate_window_seconds": FAST_AIRCALL_BUCKET["aircall_rate_window_seconds"]}

@@ -45,7 +45,7 @@ def _numbers(stack: Stack) -> int:
             Number.installation_id == stack.installation_id)) or 0
 
 
-@pytest.mark.slow(seconds=15)
+@pytest.mark.slow(seconds=10)
 def test_install_queues_the_numbers_and_the_pages_show_them_arriving(
     database_url, tmp_path
 ) -> None:

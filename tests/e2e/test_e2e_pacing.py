@@ -20,7 +20,8 @@ from whatsapp_helpdesk.db.models import DeliveryAttempt, OutboxEntry, RateBucket
 from whatsapp_helpdesk.worker.runner import Worker
 
 # On SQLite and PostgreSQL (tests/conftest.py): the rate buckets are rows every worker shares.
-pytestmark = pytest.mark.both_databases
+# The pacing is the subject: the settings' Aircall bucket, not the stack's fast default.
+pytestmark = [pytest.mark.both_databases, pytest.mark.paced_aircall]
 
 LIMIT = 20
 WINDOW_MS = 2000

@@ -15,16 +15,15 @@ from sqlalchemy import select
 from whatsapp_helpdesk.connect.popup import connect_number
 from whatsapp_helpdesk.db.models import Number, WebhookEvent
 
+SUPPORT_FR, BERLIN = 1001, 1003  # both WhatsApp numbers of sandbox Aircall company 1
 # What this file tests goes through the install (OAuth, the pop-up, the connect pages): its
 # stacks install for real rather than from the process's snapshot (tests/harness/stack.py).
-pytestmark = pytest.mark.stack(fresh_install=True)
-
-SUPPORT_FR, BERLIN = 1001, 1003  # both WhatsApp numbers of sandbox Aircall company 1
 # The second installation's read of company 1's numbers is paced behind the first one's (one
 # company, one budget): at 60 / min some 30 s of waiting that these tests, about routing and
 # not pacing, need not do (the pacing: test_e2e_numbers_at_scale.py). The sandbox's own limit
-# stays 60 / min; these tests make about 30 calls.
-pytestmark = pytest.mark.stack(aircall_rate_limit=600)
+# stays 60 / min; these tests make about 30 calls. (One mark: a second `pytestmark` replaced
+# the first, and these stacks came from the snapshot.)
+pytestmark = pytest.mark.stack(fresh_install=True, aircall_rate_limit=600)
 AGENT_OF = {PORTAL: 1, OTHER_PORTAL: 3}
 
 

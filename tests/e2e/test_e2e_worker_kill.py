@@ -31,7 +31,7 @@ def _worker(stack: Stack, *extra: str) -> subprocess.Popen[bytes]:
                             env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
-@pytest.mark.slow(seconds=8)
+@pytest.mark.slow(seconds=12)
 def test_R14_sigkill_workers_mid_burst_loses_and_duplicates_nothing(stack: Stack) -> None:
     stack.connect()
     # HubSpot answers slowly, so the kill lands while publishes are in flight.

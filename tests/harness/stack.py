@@ -25,6 +25,7 @@ from sqlalchemy import Engine, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError
 
+from harness.pacing import FAST_AIRCALL_BUCKET
 from whatsapp_helpdesk.bootstrap import Services, build_services
 from whatsapp_helpdesk.cli import install_on_sandbox
 from whatsapp_helpdesk.connect.popup import connect_number
@@ -208,9 +209,11 @@ def stack(database_url: str, migrated_templates: DatabaseCopies, tmp_path: Path,
     (settings, or `private_sandboxes=True`); `stack(fresh_install=True)` installs for real
     with the bridge up, as a stack did before snapshots, for the tests of the install
     itself. Either way the database starts from a template (tests/conftest.py), never from
-    the migrations."""
-    marker = request.node.get_closest_marker("stack")
-    keywords = dict(marker.kwargs) if marker is not None else {}
+    the migrations.
+
+    The workers' Aircall bucket is the fast one (tests/harness/pacing.py) unless the test
+    sets `aircall_rate_limit` itself or is marked `paced_aircall` (a test of the pacing)."""
+    keywords = stack_keywords(request.node)
     if keywords.pop("fresh_install", False):
         migrated_templates.fill(database_url)
         copies = None
@@ -218,6 +221,18 @@ def stack(database_url: str, migrated_templates: DatabaseCopies, tmp_path: Path,
         copies = migrated_templates
     with running_stack(database_url, tmp_path, database_copies=copies, **keywords) as running:
         yield running
+
+
+def stack_keywords(item: pytest.Item) -> dict[str, Any]:
+    """What the `stack` fixture passes on for `item`: its closest `stack` mark's keywords,
+    and the fast Aircall bucket unless the mark sets `aircall_rate_limit` or the test is
+    marked `paced_aircall`."""
+    marker = item.get_closest_marker("stack")
+    keywords = dict(marker.kwargs) if marker is not None else {}
+    if item.get_closest_marker("paced_aircall") is None:
+        for key, value in FAST_AIRCALL_BUCKET.items():
+            keywords.setdefault(key, value)
+    return keywords
 
 
 @functools.cache

@@ -28,7 +28,7 @@ from whatsapp_helpdesk.connect.popup import connect_number
 from whatsapp_helpdesk.db.models import Number
 from whatsapp_helpdesk.settings import Settings
 
-pytestmark = pytest.mark.slow
+pytestmark = pytest.mark.slow(seconds=13)
 
 PORTAL = 4242
 SUPPORT_FR = "1001"

@@ -100,7 +100,7 @@ def test_R44_idle_back_off_is_capped_however_long_the_quiet(tmp_path) -> None:
         IDLE_SLOT_MAX_WAIT] * 4
 
 
-@pytest.mark.slow
+@pytest.mark.slow(seconds=9)
 def test_R44_soak_worker_still_works_after_an_hour_of_quiet(
     database_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
