@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-from harness.browser import chromium_context
+from harness.browser import chromium_context, soon
 
 pytestmark = [pytest.mark.browser, pytest.mark.usefixtures("shared_chromium")]
 
@@ -35,3 +35,21 @@ def test_one_chromium_a_fresh_context_each_and_asyncio_in_between() -> None:
         page.set_content("<p>two</p>")
         assert page.text_content("p") == "two"
     assert asyncio.run(_answer()) == 42
+
+
+def test_soon_brings_a_pages_own_refresh_forward_and_fails_as_the_expect_does() -> None:
+    from playwright.sync_api import expect
+
+    with chromium_context() as context:
+        context.clock.install()
+        page = context.new_page()
+        # A page that refreshes itself every 6 s: later than `soon`'s 5 s below, in real time.
+        page.set_content('<p id="p">old</p><script>setInterval(() => {'
+                         'document.getElementById("p").textContent = "refreshed"}, 6000)'
+                         '</script>')
+        soon(page, lambda ms: expect(page.locator("#p")).to_have_text("refreshed", timeout=ms),
+             timeout=5)
+
+        with pytest.raises(AssertionError):
+            soon(page, lambda ms: expect(page.locator("#p")).to_have_text("never", timeout=ms),
+                 timeout=1)

@@ -23,7 +23,8 @@ from __future__ import annotations
 
 import asyncio
 import atexit
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -32,6 +33,11 @@ import pytest
 
 # Debian's Chromium, never one Playwright downloads (scripts/test.sh installs it).
 CHROMIUM = Path("/usr/bin/chromium")
+# Our pages and the sandboxes' screens refresh themselves on timers: every 2 s (the
+# sandboxes' screens), every 3 s (ours, static/live.js).
+REFRESH_MS = 3_000
+# How long one look at a page waits before its refresh is brought forward (`soon`).
+LOOK_MS = 400
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--no-first-run",
                  "--disable-background-networking", "--disable-component-update",
                  "--disable-sync"]
@@ -131,3 +137,22 @@ def shared_chromium() -> Iterator[None]:
     yield
     stop_shared_chromium()
 
+
+
+def soon(page: Any, check: Callable[[float], None], *, timeout: float = 20.0) -> None:
+    """`check(ms)`, an `expect(…)` given that timeout, until it passes: what the `expect`
+    alone does within `timeout` while `page` refreshes itself. Between looks the page's
+    timers are brought forward by a refresh interval (Playwright's clock: the test called
+    `context.clock.install()` before opening its pages; real time still flows there), so
+    that a step waits for the service, not for the page's next tick. Fails as the `expect`
+    does once `timeout` has passed. (The clock also stands in for `performance`: a test that
+    reads the page's navigation entries cannot install it.)"""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            check(LOOK_MS)
+            return
+        except AssertionError:
+            if time.monotonic() >= deadline:
+                raise
+        page.clock.fast_forward(REFRESH_MS)
