@@ -13,9 +13,9 @@ With a Playwright started per test, only that test saw it. Kept for the whole pr
 would break every later test of the process that runs asyncio: the stack's set-up and flows
 (tests/harness/stack.py: `asyncio.run` in `_install`, `Stack.run`), pytest's async tests.
 So between browser tests Playwright is parked: the thread has no running loop, as before
-Playwright started (`_parked`); a browser context (`chromium_context`) takes it back for the
+Playwright started (`park`); a browser context (`chromium_context`) takes it back for the
 test's duration. During a browser test, the stack's asyncio flows still run on another
-thread (the tests' `_off_the_browser_thread`), as they did with a browser per test; while parked,
+thread (the tests' `_off_the_browser_thread`), as with a browser per test; while parked,
 nothing runs Playwright's loop: it waits for the next context, with no page open.
 """
 
