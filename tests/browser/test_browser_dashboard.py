@@ -8,6 +8,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
+from harness.pacing import fast_aircall_bucket
 from sqlalchemy import update
 
 from whatsapp_helpdesk.db.models import Installation
@@ -16,6 +17,9 @@ pytestmark = [
     pytest.mark.browser,
     pytest.mark.slow,
     pytest.mark.parametrize("database_url", ["sqlite"], indirect=True),
+    # The install's Aircall calls booked the workers' Aircall bucket (60 / min): a reply
+    # claimed after them waited ~7 s for its slot (tests/harness/pacing.py).
+    fast_aircall_bucket,
 ]
 
 

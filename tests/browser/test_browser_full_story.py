@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from harness.browser import soon
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow(seconds=50)]
 
@@ -146,6 +147,8 @@ def test_the_whole_story(served: Served, chromium: Any, screenshot: Any) -> None
     from playwright.sync_api import expect
 
     context = chromium
+    # The pages' timers under Playwright's clock, which `soon` brings forward.
+    context.clock.install()
     # The worker and the pages' own refresh (every 2–3 s) take a few seconds per step.
     context.set_default_timeout(20_000)
     expect.set_options(timeout=20_000)
@@ -218,7 +221,7 @@ def _play_the_story(served: Served, context: Any, screenshot: Any) -> None:
     tickets.goto(home.get_by_role("link", name="Help desk › Tickets").first
                  .get_attribute("href"))
     rows = tickets.locator("tbody tr")
-    expect(rows).to_have_count(1)
+    soon(tickets, lambda ms: expect(rows).to_have_count(1, timeout=ms))
     expect(rows.first).to_contain_text("Hello, my order 1042 has not arrived")
     expect(rows.first).to_contain_text("Jane Doe")
     screenshot(tickets, "05-ticket-list")
@@ -228,20 +231,25 @@ def _play_the_story(served: Served, context: Any, screenshot: Any) -> None:
     first_ticket_url = tickets.url
     expect(_message(tickets, "Hello, my order 1042")).to_contain_text("Received")
     _reply_from_ticket(tickets, "Sorry about that! It leaves our warehouse today.")
-    expect(_message(tickets, "It leaves our warehouse today")).to_contain_text("Sent")
+    soon(tickets, lambda ms: expect(_message(tickets, "It leaves our warehouse today")
+                                     ).to_contain_text("Sent", timeout=ms))
     screenshot(tickets, "06-ticket-reply-sent")
-    expect(phone.locator("#thread")).to_contain_text("It leaves our warehouse today")
+    soon(phone, lambda ms: expect(phone.locator("#thread")).to_contain_text(
+        "It leaves our warehouse today", timeout=ms))
     screenshot(phone, "07-reply-on-the-phone")
-    expect(_stat(card, "Last message in")).not_to_have_text("never")
-    expect(_stat(card, "Last message out")).not_to_have_text("never")
+    soon(dashboard, lambda ms: expect(_stat(card, "Last message in")).not_to_have_text(
+        "never", timeout=ms))
+    soon(dashboard, lambda ms: expect(_stat(card, "Last message out")).not_to_have_text(
+        "never", timeout=ms))
     first_exchange = _stat(card, "Last message in").inner_text()
 
     # 5. 25 hours later: the window is closed, a reply from the ticket fails in words.
     phone.get_by_role("button", name="Jump the clock +25 h").click()
-    expect(home.locator("#service-clock")).to_contain_text("25.0 h ahead of real time")
+    soon(home, lambda ms: expect(home.locator("#service-clock")).to_contain_text(
+        "25.0 h ahead of real time", timeout=ms))
     _reply_from_ticket(tickets, "Did you receive it?")
     failed = _message(tickets, "Did you receive it?")
-    expect(failed).to_contain_text("Failed")
+    soon(tickets, lambda ms: expect(failed).to_contain_text("Failed", timeout=ms))
     expect(failed).to_contain_text(WINDOW_CLOSED)
     screenshot(tickets, "08-reply-after-25-hours-fails")
 
@@ -249,7 +257,7 @@ def _play_the_story(served: Served, context: Any, screenshot: Any) -> None:
     _customer_writes(phone, "Hi again, it arrived, but the box is damaged")
     tickets.goto(home.get_by_role("link", name="Help desk › Tickets").first
                  .get_attribute("href"))
-    expect(rows).to_have_count(2)
+    soon(tickets, lambda ms: expect(rows).to_have_count(2, timeout=ms))
     expect(rows.first).to_contain_text("the box is damaged")
     screenshot(tickets, "09-second-ticket")
     rows.first.get_by_role("link").first.click()
@@ -257,15 +265,17 @@ def _play_the_story(served: Served, context: Any, screenshot: Any) -> None:
     expect(_message(tickets, "the box is damaged")).to_be_visible()
     expect(_message(tickets, "Hello, my order 1042")).to_have_count(0)
     _reply_from_ticket(tickets, "We are sending a new one today.")
-    expect(_message(tickets, "We are sending a new one today.")).to_contain_text("Sent")
-    expect(phone.locator("#thread")).to_contain_text("We are sending a new one today.")
+    soon(tickets, lambda ms: expect(_message(tickets, "We are sending a new one today.")
+                                     ).to_contain_text("Sent", timeout=ms))
+    soon(phone, lambda ms: expect(phone.locator("#thread")).to_contain_text(
+        "We are sending a new one today.", timeout=ms))
     screenshot(phone, "10-phone-after-the-second-ticket")
 
     # 7. The customer sends a photo of the damaged box: the ticket shows it (R51), fetched
     # from Aircall, stored PRIVATE in HubSpot's File Manager, shown through a signed URL.
     _customer_writes(phone, "Here is the damaged box", kind="image")
     photo = _message(tickets, "Here is the damaged box").locator("img")
-    expect(photo).to_be_visible(timeout=20_000)
+    soon(tickets, lambda ms: expect(photo).to_be_visible(timeout=ms))
     expect(photo).to_have_js_property("naturalWidth", 160)  # the sample photo, loaded
     screenshot(tickets, "11-photo-in-the-ticket")
 
@@ -280,5 +290,6 @@ def _play_the_story(served: Served, context: Any, screenshot: Any) -> None:
     screenshot(tickets, "12-contact-record")
 
     # The dashboard followed without a reload: the last message in is now 25 h later.
-    expect(_stat(card, "Last message in")).not_to_have_text(first_exchange)
+    soon(dashboard, lambda ms: expect(_stat(card, "Last message in")).not_to_have_text(
+        first_exchange, timeout=ms))
     screenshot(dashboard, "13-dashboard")

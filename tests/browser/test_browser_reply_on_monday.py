@@ -13,6 +13,7 @@ from typing import Any
 from urllib.parse import quote
 
 import pytest
+from harness.browser import soon
 from harness.pacing import fast_aircall_bucket
 from test_browser_full_story import _customer_writes, _message, _reply_from_ticket
 
@@ -61,6 +62,8 @@ def test_R52_reply_on_monday(stack, browser_page, screenshot) -> None:
     _off_the_browser_thread(lambda: stack.connect(1001))
     page = browser_page
     page.context.set_default_timeout(20_000)
+    # The pages' timers under Playwright's clock, which `soon` brings forward.
+    page.context.clock.install()
 
     # The admin lists the number's templates and chooses one, the agent's reply as {{1}}.
     page.goto(f"{stack.bridge.base_url}/dashboard")
@@ -89,12 +92,13 @@ def test_R52_reply_on_monday(stack, browser_page, screenshot) -> None:
     expect(_message(tickets, "your new address is saved")).to_be_visible()
     _off_the_browser_thread(lambda: _settle(stack))
 
-    expect(_message(tickets, "your new address is saved")).to_contain_text("Sent")
+    soon(tickets, lambda ms: expect(_message(tickets, "your new address is saved")
+                                    ).to_contain_text("Sent", timeout=ms))
     note = reengagement.ticket_note("reply_waiting", cut=False, fills_text=True)
     expect(tickets.locator("li.msg").filter(has_text="WhatsApp template")).to_contain_text(
         note)
     screenshot(tickets, "15-reply-on-monday-sends-the-template")
 
-    expect(phone.locator("#thread")).to_contain_text(
-        TEMPLATE_TEXT + "Yes, your new address is saved.")
+    soon(phone, lambda ms: expect(phone.locator("#thread")).to_contain_text(
+        TEMPLATE_TEXT + "Yes, your new address is saved.", timeout=ms))
     screenshot(phone, "16-template-on-the-phone")

@@ -9,6 +9,10 @@ from collections.abc import Iterator
 
 import httpx
 import pytest
+from harness.browser import (
+    chromium_context,
+    shared_chromium,  # noqa: F401  (fixture, by name)
+)
 from hubspot_sandbox_harness import (
     ALL_SCOPES,
     CAPABILITIES,
@@ -25,7 +29,7 @@ from starlette.routing import Route
 
 from whatsapp_helpdesk.sandbox.hubspot import create_app
 
-pytestmark = [pytest.mark.browser, pytest.mark.slow]
+pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.usefixtures("shared_chromium")]
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 NUMBER = "+33123456789"
 
@@ -68,7 +72,7 @@ def servers() -> Iterator[tuple[ServerThread, ServerThread, FakeIntegration]]:
 def test_r2_connect_a_channel_in_a_popup(
     servers: tuple[ServerThread, ServerThread, FakeIntegration],
 ) -> None:
-    from playwright.sync_api import expect, sync_playwright
+    from playwright.sync_api import expect
 
     hubspot, bridge, integration = servers
     with httpx.Client(base_url=hubspot.url) as client:
@@ -83,17 +87,13 @@ def test_r2_connect_a_channel_in_a_popup(
             "name": "WhatsApp with Aircall", "capabilities": CAPABILITIES,
             "channelAccountConnectionRedirectUrl": f"{bridge.url}/connect"})
 
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
-        try:
-            page = browser.new_page()
-            page.goto(f"{hubspot.url}/help-desk/4242/settings/channels")
-            expect(page.get_by_text("No channel is connected")).to_be_visible()
-            page.get_by_text("Connect a channel", exact=True).last.click()
-            with page.expect_popup() as popup_info:
-                page.get_by_role("button", name="Connect WhatsApp with Aircall").click()
-            popup = popup_info.value
-            popup.wait_for_event("close", timeout=10_000)
-            expect(page.locator("[data-live]")).to_contain_text(NUMBER, timeout=10_000)
-        finally:
-            browser.close()
+    with chromium_context() as context:  # the process's one Chromium (harness/browser.py)
+        page = context.new_page()
+        page.goto(f"{hubspot.url}/help-desk/4242/settings/channels")
+        expect(page.get_by_text("No channel is connected")).to_be_visible()
+        page.get_by_text("Connect a channel", exact=True).last.click()
+        with page.expect_popup() as popup_info:
+            page.get_by_role("button", name="Connect WhatsApp with Aircall").click()
+        popup = popup_info.value
+        popup.wait_for_event("close", timeout=10_000)
+        expect(page.locator("[data-live]")).to_contain_text(NUMBER, timeout=10_000)
