@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from harness.pacing import FAST_AIRCALL_BUCKET
 from harness.stack import (
     CUSTOMER,
     PORTAL,
@@ -143,7 +144,9 @@ def test_a_stack_from_the_install_snapshot_is_the_installed_stack(
     sandboxes = shared_sandboxes()
     fresh_url = _empty_url(tmp_path, "fresh")
     migrated_templates.fill(fresh_url)
-    with running_stack(fresh_url, tmp_path / "fresh") as fresh:
+    # On the fast Aircall bucket, all three alike (the snapshots are per settings): each
+    # reply went out only when the install's calls left a slot on the real 60 / min one.
+    with running_stack(fresh_url, tmp_path / "fresh", **FAST_AIRCALL_BUCKET) as fresh:
         installed = (_database_rows(fresh), _sandbox_records(fresh, sandboxes))
         fresh_tokens = _tokens(fresh, sandboxes)
         _message_ticket_reply(fresh)
@@ -152,7 +155,8 @@ def test_a_stack_from_the_install_snapshot_is_the_installed_stack(
         # The first may install and take the snapshot (none yet, or one too old); the
         # second starts from it.
         with running_stack(_empty_url(tmp_path, name), tmp_path / name,
-                           database_copies=migrated_templates) as from_snapshot:
+                           database_copies=migrated_templates,
+                           **FAST_AIRCALL_BUCKET) as from_snapshot:
             assert from_snapshot.settings.public_url != fresh.settings.public_url
             assert (_database_rows(from_snapshot),
                     _sandbox_records(from_snapshot, sandboxes)) == installed

@@ -14,6 +14,7 @@ import time
 
 import pytest
 from harness.aircall_budget import api_calls, most_in_any_window, worker_running
+from harness.pacing import fast_aircall_bucket
 from harness.pages import (
     live_accounts,
     number_row,
@@ -121,7 +122,11 @@ def test_refresh_keeps_to_its_share_of_the_budget_and_a_reply_goes_out_meanwhile
         assert replied_in < 10
 
 
+@fast_aircall_bucket
 def test_numbers_follow_aircall_webhooks_without_a_refresh(stack: Stack) -> None:
+    """On the fast Aircall bucket: the worker's reads of a number's WhatsApp status go at once
+    instead of after the install's calls on the real 60 / min bucket (the pacing is the
+    test above's subject, on a bucket of its own)."""
     stack.connect()
     client, _ = signed_in(stack)
     bought = stack.aircall.post(
