@@ -6,10 +6,7 @@ web app → database → worker → sandbox HubSpot over HTTP.
 
 from __future__ import annotations
 
-import asyncio
 import json
-import time
-from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -17,47 +14,14 @@ import httpx
 import pytest
 from harness.pacing import fast_aircall_bucket
 from harness.stack import CUSTOMER, PORTAL, Stack, running_stack
+from harness.work_until import past_the_longest_wait, work_until
 from sqlalchemy import func, select
 
-from whatsapp_helpdesk.bootstrap import Services
 from whatsapp_helpdesk.db.models import DeliveryAttempt, Message, OutboxEntry, WebhookEvent
-from whatsapp_helpdesk.worker.runner import Worker
 
 
 def _texts(ticket: dict) -> list[str]:
     return [m["text"] for m in ticket["messages"]]
-
-
-def _work_until(stack: Stack, done: Callable[[], bool], *, what: str,
-                when_idle: Callable[[Services], object] | None = None,
-                timeout: float = 30.0) -> None:
-    """Run a worker until it has nothing it can claim and `done()` holds, rather than for a
-    fixed time (`stack.drain(timeout=…)` waited out whatever was left pending). While it has
-    nothing to claim and `done()` does not hold yet, `when_idle(services)` (moving the
-    bridge's clock past a retry's wait) or a short poll."""
-    async def work(services: Services) -> None:
-        worker = Worker(services, concurrency=1)
-        deadline = time.monotonic() + timeout
-        while True:
-            if await worker.work_once(after_idle=False):
-                continue
-            if await asyncio.to_thread(done):
-                return
-            assert time.monotonic() < deadline, what
-            if when_idle is not None:
-                await asyncio.to_thread(when_idle, services)
-            await asyncio.sleep(0.05)
-
-    stack.run(work)
-
-
-def _past_the_longest_wait(services: Services) -> None:
-    """The bridge's sandbox clock 301 s on (past a 429's wait and the longest backoff), as
-    its `POST /_sandbox/clock` moves it (the offset both processes read from the database),
-    through the worker's own clock: seen at once there, not at its next read of the offset
-    (every half second, bootstrap.StoredClockOffset)."""
-    assert services.sandbox_clock_offset is not None
-    services.sandbox_clock_offset.move(advance_seconds=301)
 
 
 def test_R11_R12_customer_message_creates_ticket_with_message(stack: Stack) -> None:
@@ -212,8 +176,8 @@ def test_R44_hubspot_5xx_then_429_then_drop_is_retried_and_published_once(stack:
     stack.customer_says("despite the storm")
     stack.wait_deliveries()
     # Each retry's wait on the bridge's clock, moved past it rather than waited out.
-    _work_until(stack, lambda: bool(stack.tickets()), what="published",
-                when_idle=_past_the_longest_wait)
+    work_until(stack, lambda: bool(stack.tickets()), what="published",
+                when_idle=past_the_longest_wait)
     [ticket] = stack.tickets()
     assert _texts(ticket) == ["despite the storm"]
 
@@ -238,8 +202,8 @@ def _fifteen_429s_then_a_503(stack: Stack) -> None:
     stack.customer_says("after the rate limit storm")
     stack.wait_deliveries()
     # Each round: work what is due, then past the longest wait (as many rounds as it takes).
-    _work_until(stack, lambda: bool(stack.tickets()), what="published",
-                when_idle=_past_the_longest_wait)
+    work_until(stack, lambda: bool(stack.tickets()), what="published",
+                when_idle=past_the_longest_wait)
     [ticket] = stack.tickets()
     assert _texts(ticket) == ["after the rate limit storm"]
     with stack.services.sessions() as session:
@@ -323,7 +287,7 @@ def test_R8_issue11_messages_failed_while_revoked_are_sent_in_order_after_reauth
             return [m.status for m in session.scalars(in_order)][:1] == ["failed"]
 
     # Until nothing more can be claimed: the conversation waits for re-authorisation.
-    _work_until(stack, first_failed, what="the first message failed")
+    work_until(stack, first_failed, what="the first message failed")
     with stack.services.sessions() as session:
         # The first failed for want of a grant; the others wait behind it (decision 0006).
         assert [m.status for m in session.scalars(in_order)] == ["failed", "pending", "pending"]
@@ -437,8 +401,8 @@ def test_R31_contact_not_there_yet_is_retried_without_holding_up_messages(stack:
 
     # Until the company job has been tried twice (its retry's wait moved past on the bridge's
     # clock) and nothing more can be claimed: it still waits for a retry.
-    _work_until(stack, lambda: company_attempts() >= 2, what="the company tried twice",
-                when_idle=_past_the_longest_wait)
+    work_until(stack, lambda: company_attempts() >= 2, what="the company tried twice",
+                when_idle=past_the_longest_wait)
     [ticket] = stack.tickets()
     assert _texts(ticket) == ["First", "Second"]
     with stack.services.sessions() as session:
