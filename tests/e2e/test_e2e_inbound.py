@@ -162,7 +162,6 @@ def test_R43_bad_bodies_get_4xx_never_500(stack: Stack) -> None:
     assert post("/webhooks/aircall", content=b"x" * (300 * 1024)).status_code == 413
 
 
-@pytest.mark.slow(seconds=14)
 def test_R44_hubspot_5xx_then_429_then_drop_is_retried_and_published_once(stack: Stack) -> None:
     stack.connect()
     # The 429 asks to wait the rolling window (X-HubSpot-RateLimit-Interval-Milliseconds);
@@ -182,7 +181,6 @@ def test_R44_hubspot_5xx_then_429_then_drop_is_retried_and_published_once(stack:
     assert _texts(ticket) == ["despite the storm"]
 
 
-@pytest.mark.slow(seconds=10)
 def test_R44_issue11_fifteen_429s_then_a_503_do_not_spend_the_retry_budget(
     database_url: str, tmp_path: Path
 ) -> None:
