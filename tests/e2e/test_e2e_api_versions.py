@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 from harness.hubspot_recorder import Exchange, RecordingApp
+from harness.pacing import FAST_AIRCALL_BUCKET
 from harness.stack import CUSTOMER, PORTAL, Stack, running_stack
 from openapi_hubspot import (
     PATH_ALIASES,
@@ -45,8 +46,10 @@ def recorded(
         return recorders[-1]
 
     version = str(request.param)
+    # The fast Aircall bucket: the reply and the media downloads go at once instead of
+    # after the install's calls on the real 60 / min bucket (pacing is not tested here).
     with running_stack(database_url, tmp_path, hubspot_api_version=version,
-                       wrap_hubspot=wrap) as stack:
+                       wrap_hubspot=wrap, **FAST_AIRCALL_BUCKET) as stack:
         yield version, stack, recorders[0]
 
 

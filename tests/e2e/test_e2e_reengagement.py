@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 from harness.pacing import fast_aircall_bucket
 from harness.stack import CUSTOMER, SUPPORT_FR, Stack
+from harness.work_until import past_the_longest_wait, work_until
 from sqlalchemy import select
 from test_e2e_reply import (
     _agent_replies,
@@ -278,6 +279,9 @@ def test_R52_R44_a_template_send_refused_by_a_503_is_retried_not_failed_as_windo
         "path_prefix": "/v1/messages/send/whatsapp/native", "method": "POST",
         "mode": "status", "status": 503, "times": 2})
     hubspot_id = _agent_replies(stack, thread_id, "Despite the outage")
+    # Each refused send's back-off moved past on the bridge's clock, not waited out.
+    work_until(stack, lambda: bool(_phone(stack)), what="the template on the phone",
+               when_idle=past_the_longest_wait)
     _settle(stack)
 
     assert _hubspot_message(stack, hubspot_id)["status"] == "SENT"

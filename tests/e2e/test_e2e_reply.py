@@ -22,6 +22,7 @@ from typing import Any
 import pytest
 from harness.pacing import fast_aircall_bucket
 from harness.stack import CUSTOMER, PORTAL, Stack
+from harness.work_until import past_the_longest_wait, work_until
 from sqlalchemy import func, select
 
 from whatsapp_helpdesk.db.models import Message, OutboxEntry, WebhookEvent
@@ -260,6 +261,9 @@ def test_R44_aircall_503_twice_then_recovery_delivers_once(stack: Stack) -> None
     stack.aircall.post("/_sandbox/faults", json={
         "path_prefix": SEND_PATH, "method": "POST", "mode": "status", "status": 503, "times": 2})
     hubspot_id = _agent_replies(stack, thread_id, "Despite the outage")
+    # Each refused send's back-off moved past on the bridge's clock, not waited out.
+    work_until(stack, lambda: bool(_phone(stack)), what="the reply on the phone",
+               when_idle=past_the_longest_wait)
     _settle(stack)
 
     assert [m["body"] for m in _phone(stack)] == ["Despite the outage"]

@@ -6,7 +6,11 @@ jobs read in a thread, await HubSpot and Aircall on the loop, and write in a thr
 
 The setup of each flow (an earlier conversation, a connected number) is drained unwatched;
 only the worker runs that do the flow's own jobs are watched, and the test checks that those
-jobs ran."""
+jobs ran.
+
+On the fast Aircall bucket (tests/harness/pacing.py): the flows' Aircall calls (the numbers
+refresh, the reply, the template, the photo) go at once instead of waiting for the slots
+the install's calls filled on the real 60 / min bucket; the pacing is not what is tested."""
 
 from __future__ import annotations
 
@@ -14,6 +18,7 @@ from collections.abc import Callable
 
 import pytest
 from harness.event_loop_guard import watch_loop
+from harness.pacing import fast_aircall_bucket
 from harness.stack import CUSTOMER, PORTAL, SUPPORT_FR, Stack
 from sqlalchemy import func, select
 from test_e2e_connect_native_ticketing import SALES_UK, _call, _settings
@@ -27,6 +32,8 @@ from whatsapp_helpdesk.worker.runner import Worker
 
 SMITH = "+447700900123"  # Aircall contact of "Smith & Co": a set_contact_company job
 GONE_AT_AIRCALL = "999999"  # a number row Aircall no longer lists: the refresh checks it
+
+pytestmark = fast_aircall_bucket
 
 
 class Watched:
