@@ -203,18 +203,24 @@ class Stack:
             SANDBOX_AIRCALL_PORT=str(self.aircall_port), LOG_LEVEL="WARNING",
             REORDER_GRACE_SECONDS=str(self.scenario.reorder_grace_seconds),
             WORKER_LEASE_SECONDS=str(self.scenario.worker_lease_seconds),
+            AIRCALL_RATE_WINDOW_SECONDS=str(self.scenario.aircall_rate_window_seconds),
         )
         return env
 
     def start(self) -> None:
+        # The sandbox process starts while the cluster is made: it needs no database.
+        self.proxy.start()
+        self.children.start("sandbox", ["sandbox"], self.env(free_port()))
         self.pg.init()
         self.pg.start()
         self.pg.create_database(DATABASE)
-        self.proxy.start()
-        self.children.start("sandbox", ["sandbox"], self.env(free_port()))
         for url in (self.hubspot.base_url, self.aircall.base_url):
             wait_until(lambda u=url: http_ok(f"{u}/_sandbox/clock"), timeout=60,
                        what="sandbox up")
+        window = self.scenario.aircall_rate_window_seconds
+        if window != 60.0:
+            self.aircall.post("/_sandbox/config", json={
+                "rate_limit_window_seconds": window}).raise_for_status()
         # The first web process migrates the fresh database before the others start.
         for index, (name, port) in enumerate(zip(self.web_names, self.web_ports, strict=True)):
             self.children.start(name, ["web"], self.env(port))
@@ -275,6 +281,7 @@ def install(stack: Stack) -> dict[int, int]:
     settings = Settings(
         database_url=stack.database_url, public_url=stack.proxy.url,
         sandbox_hubspot_port=stack.hubspot_port, sandbox_aircall_port=stack.aircall_port,
+        aircall_rate_window_seconds=stack.scenario.aircall_rate_window_seconds,
         _env_file=None,  # type: ignore[call-arg]
     )
     asyncio.run(install_on_sandbox(settings))
@@ -812,12 +819,19 @@ def run(scenario: Scenario, *, keep_logs: bool = False, out: Any = sys.stdout) -
     stack = Stack(scenario, root)
     failed = True
     print(f"chaos {run_id}: {scenario.describe()}", file=out, flush=True)
+    began = time.monotonic()
+
+    def phase(what: str) -> None:
+        print(f"+{time.monotonic() - began:5.1f} s {what}", file=out, flush=True)
+
     try:
         stack.start()
+        phase("stack up (PostgreSQL, sandbox, web processes)")
         if scenario.hubspot_rate_limit is not None:
             stack.hubspot.post("/_sandbox/config",
                                json={"rate_limit_max": scenario.hubspot_rate_limit})
         installations = install(stack)
+        phase("installed")
         stack.start_workers()
         traffic = Traffic(stack, scenario, run_id, rng)
         chaos = Chaos(stack, scenario, random.Random(scenario.seed + 1))
@@ -834,15 +848,16 @@ def run(scenario: Scenario, *, keep_logs: bool = False, out: Any = sys.stdout) -
         traffic.stop.set()
         for thread in threads[:2]:
             thread.join(timeout=60)
+        phase("traffic stopped")
         chaos.stop.set()
         threads[2].join(timeout=120)
         report.hubspot_faults = chaos.calm()
         report.kills, report.pg_outage_seconds = chaos.kills, chaos.pg_down_seconds
-        print(f"traffic done: {len(traffic.sent)} messages, {len(traffic.replies)} replies, "
-              f"{len(traffic.send_errors)} refused by the sandbox; draining", file=out,
-              flush=True)
+        phase(f"traffic done: {len(traffic.sent)} messages, {len(traffic.replies)} replies, "
+              f"{len(traffic.send_errors)} refused by the sandbox; faults off; draining")
         report.drained, report.drain_seconds, report.still_pending = drain(
             stack, scenario.drain_timeout_seconds)
+        phase("drained" if report.drained else "not drained")
         watch.stop.set()
         report.webhooks_disabled_spans = watch.describe()
         check(stack, traffic, installations, watch, report)
@@ -852,6 +867,7 @@ def run(scenario: Scenario, *, keep_logs: bool = False, out: Any = sys.stdout) -
         report.spooled = metrics_total(stack, "spool")
         report.unexpected_exits = [f"{n} rc={rc}" for n, rc in stack.children.unexpected_exits]
         (root / "chaos-events.log").write_text("\n".join(chaos.log + traffic.send_errors))
+        phase("checked")
         failed = not report.passed
     finally:
         if failed:
