@@ -299,10 +299,11 @@ def _claim_statements(postgresql: bool) -> _ClaimStatements:
     entry = OUTBOX
     # Pending, due, not held; not of an installation whose rate bucket is full for now
     # (pacing at claim time, R44; an empty list skips none).
-    runnable = and_(
-        entry.c.state == PENDING, entry.c.available_at <= now,
+    due_and_free = (
+        entry.c.available_at <= now,
         or_(entry.c.locked_until.is_(None), entry.c.locked_until <= now),
         entry.c.installation_id.not_in(bindparam("skip", expanding=True)))
+    runnable = and_(entry.c.state == PENDING, *due_and_free)
     held, blocked = _conversation_held(entry, now), _blocked_by_auth(entry)
     head = OUTBOX.alias("head")
     is_head = entry.c.id == (
@@ -364,8 +365,7 @@ def _claim_statements(postgresql: bool) -> _ClaimStatements:
     # column: else its planner walks the claim index over every pending entry instead of
     # looking up the few ids.
     again = runnable if postgresql else and_(
-        (entry.c.state + literal_column("''", String())) == PENDING,
-        *list(runnable.clauses)[1:])
+        (entry.c.state + literal_column("''", String())) == PENDING, *due_and_free)
     queries = [
         select(*columns).where(entry.c.id.in_(oldest_ids), again, may_run)
         .order_by(entry.c.available_at, entry.c.id),
