@@ -36,6 +36,10 @@ NOW = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
 LATER = NOW + timedelta(seconds=1)
 ADMIN = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
 STEP = 100
+ROWS_READ = text(
+    "SELECT pg_stat_get_xact_tuples_returned('outbox'::regclass) "
+    "+ (SELECT coalesce(sum(pg_stat_get_xact_tuples_returned(indexrelid)), 0) "
+    "FROM pg_index WHERE indrelid = 'outbox'::regclass)")
 
 
 def _engine(database: str, folder: Path) -> Engine:
@@ -100,13 +104,13 @@ def _one_claim(connection: Connection, installation_id: int) -> tuple[int | None
             return 0
         driver.set_progress_handler(step, STEP)
     with connection.begin() as transaction:
+        # Not flushed to the statistics yet, which may include earlier transactions:
+        # the difference is the claim's.
+        before = connection.execute(ROWS_READ).scalar_one() if postgresql else 0
         claimed = outbox.claim_on(connection, worker_id="bench", now=LATER,
                                   after_installation=installation_id)
         if postgresql:
-            steps[0] = connection.execute(text(
-                "SELECT pg_stat_get_xact_tuples_returned('outbox'::regclass) "
-                "+ (SELECT coalesce(sum(pg_stat_get_xact_tuples_returned(indexrelid)), 0) "
-                "FROM pg_index WHERE indrelid = 'outbox'::regclass)")).scalar_one()
+            steps[0] = connection.execute(ROWS_READ).scalar_one() - before
         transaction.rollback()
     if not postgresql:
         driver.set_progress_handler(None, STEP)
