@@ -34,7 +34,7 @@ def test_migrations_record_the_head_revision(migrated_engine: Engine) -> None:
     with migrated_engine.connect() as connection:
         versions = connection.execute(text("SELECT version_num FROM alembic_version")).all()
 
-    assert versions == [("0014",)]
+    assert versions == [("0015",)]
 
 
 def test_running_upgrade_twice_is_a_no_op(migrated_engine: Engine) -> None:

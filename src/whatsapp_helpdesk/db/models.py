@@ -291,6 +291,16 @@ class OutboxEntry(Base):
         Index("ix_outbox_claim_turn", "state", "installation_id", "available_at", "id"),
         # The dashboard's native-ticket count reads one kind's done entries (issue 17 item 6).
         Index("ix_outbox_installation_kind_state", "installation_id", "kind", "state"),
+        # Each conversation's queue of pending entries in its order (db/outbox.py's claim,
+        # issue 17 item 2): its first row is the conversation's head, one index probe; the
+        # conversations with pending work are found by skipping from key to key.
+        Index("ix_outbox_queue", "ordering_key", "ordering_at", "id",
+              sqlite_where=text("state = 'pending'"),
+              postgresql_where=text("state = 'pending'")),
+        # Leased entries (a worker holds them, or held them and died): few at any time.
+        Index("ix_outbox_leased", "ordering_key", "locked_until",
+              sqlite_where=text("locked_until IS NOT NULL"),
+              postgresql_where=text("locked_until IS NOT NULL")),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)

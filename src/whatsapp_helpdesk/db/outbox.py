@@ -25,18 +25,21 @@ from datetime import datetime, timedelta
 from typing import Any, cast
 
 from sqlalchemy import (
-    CompoundSelect,
     Connection,
     Integer,
     Select,
+    String,
     Table,
     Update,
     and_,
     bindparam,
+    case,
     exists,
     func,
+    literal_column,
     or_,
     select,
+    text,
     union_all,
     update,
 )
@@ -176,10 +179,18 @@ def claim_on(
     """`claim` in the caller's transaction (which must be a write transaction: on SQLite
     `BEGIN IMMEDIATE`), without the idle read first: the worker's slot that just finished
     an entry claims the next one at once, the read would only cost a transaction more."""
-    statements = _claim_statements(connection.dialect.name == "postgresql")
-    query = statements.oldest if after_installation is None else statements.in_turn
-    row = connection.execute(query, {
-        "now": now, "after": after_installation, "skip": list(skip_installations)}).first()
+    statements = _claim_statements(connection.dialect.name == "postgresql",
+                                   skipping=bool(skip_installations))
+    parameters: dict[str, Any] = {"now": now, "after": after_installation}
+    if skip_installations:
+        parameters["skip"] = list(skip_installations)
+    row = connection.execute(statements.oldest if after_installation is None
+                             else statements.in_turn, parameters).first()
+    if row is None:
+        # The first candidates were all held back: each conversation's head (see
+        # `_claim_statements`).
+        row = connection.execute(statements.oldest_of_heads if after_installation is None
+                                 else statements.in_turn_of_heads, parameters).first()
     if row is None:
         return None
     connection.execute(statements.take, {
@@ -253,43 +264,143 @@ def look(connection: Connection, now: datetime) -> Look:
 class _ClaimStatements:
     look: Select[Any]
     oldest: Select[Any]
-    in_turn: CompoundSelect[Any]
+    in_turn: Select[Any]
+    # When the first candidates in claim order are all held back (`_CANDIDATES`): the
+    # conversations' heads instead, found by index whatever the backlog's depth.
+    oldest_of_heads: Select[Any]
+    in_turn_of_heads: Select[Any]
     take: Update
 
 
+# How many entries in claim order the claim looks at first. Under a backlog most entries
+# wait for their conversation's head; only when these few are all held back (their heads
+# are being worked, e.g. one deep conversation) does the claim look at the heads instead.
+# Each costs three index probes (the outer query checks them all before its sort): 32 cost
+# SQLite 4,000 VM steps, more than the old claim under a backlog of many conversations.
+_CANDIDATES = 8
+
+# The state as a literal, not a bound parameter: the partial index `ix_outbox_queue` (state =
+# 'pending') serves a query only when its planner sees that value (PostgreSQL's generic
+# plans of prepared statements), and SQLite, matching a bound value against a partial
+# index's condition, makes the statement depend on it: prepared again at every execution
+# (0.4-0.5 ms of CPU per claim for the claim's statement).
+_PENDING = literal_column("'pending'", String())
+
+
 @functools.cache
-def _claim_statements(postgresql: bool) -> _ClaimStatements:
+def _claim_statements(postgresql: bool, skipping: bool = False) -> _ClaimStatements:
     """The claim's statements, built once per dialect with bound parameters: building the
     statement again for every claim (an alias, a correlated NOT EXISTS, through the ORM) was
     most of the ~6 ms of CPU an empty claim cost (bench/end_to_end.py, docs/performance.md).
-    Core rows, not ORM objects: the claim needs six columns and one UPDATE."""
-    claimable = _claimable(bindparam("now", type_=OUTBOX.c.available_at.type)).where(
-        # Installations whose rate bucket is full for now (pacing at claim time, R44); an
-        # empty list skips none.
-        OUTBOX.c.installation_id.not_in(bindparam("skip", expanding=True)))
+    Core rows, not ORM objects: the claim needs six columns and one UPDATE.
+
+    The conversation rule (R15) is checked on few candidates, each by index probes (issue
+    17 item 2): it used to be a NOT EXISTS evaluated for every pending entry, each reading
+    its whole conversation, so that under a backlog thousands deep a claim read millions of
+    rows (4.4 s for one claim with 5,000 entries in one conversation whose head was worked).
+    First the `_CANDIDATES` oldest due entries (in turn); if none of them may run, the head
+    of every conversation with pending work (one probe per conversation, skipping from key
+    to key in `ix_outbox_queue`) and the entries without a conversation."""
+    now = bindparam("now", type_=OUTBOX.c.available_at.type)
     after = bindparam("after", type_=Integer())
-    turn_order = (OUTBOX.c.installation_id, OUTBOX.c.available_at, OUTBOX.c.id)
+    entry = OUTBOX
+    # Pending, due, not held; not of an installation whose rate bucket is full for now
+    # (pacing at claim time, R44; an empty list skips none).
+    due_and_free = (
+        entry.c.available_at <= now,
+        or_(entry.c.locked_until.is_(None), entry.c.locked_until <= now),
+        # Without installations to skip (most claims) no `NOT IN` at all: an expanding
+        # parameter makes SQLAlchemy rewrite the statement's text at every execution.
+        *([entry.c.installation_id.not_in(bindparam("skip", expanding=True))]
+          if skipping else []))
+    runnable = and_(entry.c.state == _PENDING, *due_and_free)
+    held, blocked = _conversation_held(entry, now), _blocked_by_auth(entry)
+    may_run = _may_run(entry, now)
+    turn_order = (entry.c.installation_id, entry.c.available_at, entry.c.id)
+    in_turn_order = (case((entry.c.installation_id > after, 0), else_=1), *turn_order)
+
+    # The first candidates in claim order: a plain walk of the claim index, no check. On
+    # PostgreSQL their ids, looked up again by the locking query; on SQLite with the
+    # columns the claim and the rule need (`_first_that_may_run`).
+    wanted = (entry.c.id,) if postgresql else (
+        entry.c.id, entry.c.installation_id, entry.c.kind, entry.c.message_id,
+        entry.c.payload, entry.c.attempts, entry.c.ordering_key, entry.c.ordering_at)
+
+    def first(*where: Any, order: tuple[Any, ...]) -> Select[Any]:
+        return select(*wanted).where(runnable, *where).order_by(*order).limit(_CANDIDATES)
+
+    oldest_ids = first(order=(entry.c.available_at, entry.c.id))
+    # The next installation's entries, then wrapping around: a UNION ALL runs its parts in
+    # order and stops at the outer LIMIT, so the second part is read only when the first
+    # has fewer than `_CANDIDATES`.
+    in_turn_ids = select(*union_all(*(
+        select(*q.subquery().c) for q in (
+            first(entry.c.installation_id > after, order=turn_order),
+            first(entry.c.installation_id <= after, order=turn_order)))).subquery().c
+    ).limit(_CANDIDATES)
+
+    # The conversations with pending work, skipping from key to key (a loose index scan:
+    # one probe per conversation however deep its queue), and each one's head.
+    # (ORDER BY … LIMIT 1 rather than min(): SQLite then walks an index on the key instead
+    # of all pending entries.)
+    first_key, first_from, first_pending_only = _pending_by_key("first_key", postgresql)
+    following, following_from, following_pending_only = _pending_by_key("following", postgresql)
+    keys = select(select(first_key).select_from(first_from)
+                  .where(first_pending_only, first_key.is_not(None))
+                  .order_by(first_key).limit(1)
+                  .scalar_subquery().label("k")).cte("conversations", recursive=True)
+    keys = keys.union_all(
+        select(select(following).select_from(following_from)
+               .where(following_pending_only, following > keys.c.k)
+               .order_by(following).limit(1)
+               .scalar_subquery()).where(keys.c.k.is_not(None)))
+    first_pending = OUTBOX.alias("first_pending")
+    loose = OUTBOX.alias("loose")
+    heads = union_all(
+        select(select(first_pending.c.id)
+               .where(first_pending.c.ordering_key == keys.c.k,
+                      first_pending.c.state == _PENDING)
+               .order_by(first_pending.c.ordering_at, first_pending.c.id).limit(1)
+               .scalar_subquery()).where(keys.c.k.is_not(None)),
+        select(loose.c.id).where(loose.c.state == _PENDING, loose.c.ordering_key.is_(None)),
+    )
+    # A head has no pending entry before it: the rule is then "none of its conversation is
+    # held, none waits for re-authorisation before it".
+    head_may_run = or_(entry.c.ordering_key.is_(None), and_(~held, ~blocked))
+
+    columns = (entry.c.id, entry.c.installation_id, entry.c.kind, entry.c.message_id,
+               entry.c.payload, entry.c.attempts)
+    # `runnable` again on the outer query, which looks up the candidates by id. On
+    # PostgreSQL a row another worker claimed meanwhile is checked again (its new version)
+    # before it is locked. On SQLite the state is compared as an expression, not the
+    # column: else its planner walks the claim index over every pending entry instead of
+    # looking up the few ids.
+    again = runnable if postgresql else and_(
+        (entry.c.state + literal_column("''", String())) == _PENDING, *due_and_free)
     queries = [
-        claimable.order_by(OUTBOX.c.available_at, OUTBOX.c.id),
-        claimable.where(OUTBOX.c.installation_id > after).order_by(*turn_order),
-        claimable.where(OUTBOX.c.installation_id <= after).order_by(*turn_order),
+        select(*columns).where(entry.c.id.in_(oldest_ids), again, may_run)
+        .order_by(entry.c.available_at, entry.c.id),
+        select(*columns).where(entry.c.id.in_(in_turn_ids), again, may_run)
+        .order_by(*in_turn_order),
+        select(*columns).where(entry.c.id.in_(heads), again, head_may_run)
+        .order_by(entry.c.available_at, entry.c.id),
+        select(*columns).where(entry.c.id.in_(heads), again, head_may_run)
+        .order_by(*in_turn_order),
     ]
     if postgresql:
+        # Locks in the sort's order, skipping what other claims hold, up to the LIMIT:
+        # only the entry taken is locked.
         queries = [q.with_for_update(skip_locked=True, of=OUTBOX) for q in queries]
-    oldest, next_installation, wrapped_around = (q.limit(1) for q in queries)
-    # The round robin's two queries in one statement (a round trip and SQLAlchemy's
-    # per-statement work fewer per claim, issue 17 item 3): the next installation's entry,
-    # else the first one wrapping around. Both databases run a UNION ALL's parts in order
-    # and stop at the outer LIMIT's first row: the second part is not run (nor, on
-    # PostgreSQL, does it lock a row) when the first found one. A locking query never runs
-    # in parallel on PostgreSQL (FOR UPDATE), so no Parallel Append mixes the order.
-    in_turn = union_all(*(select(*q.subquery().c) for q in (next_installation,
-                                                            wrapped_around))).limit(1)
+    else:
+        # SQLite (claims serialised): the candidates read in order as a co-routine, the
+        # first that may run taken; no lookup by id, no sort. Its cost per claim was
+        # 0.64 ms of CPU in process the other way, against 0.25 for the old claim.
+        queries[:2] = [_first_that_may_run(ids, now) for ids in (oldest_ids, in_turn_ids)]
+    oldest, in_turn, oldest_of_heads, in_turn_of_heads = (q.limit(1) for q in queries)
     take = (update(OUTBOX).where(OUTBOX.c.id == bindparam("entry_id"))
             .values(locked_by=bindparam("worker_id"), locked_until=bindparam("locked_until"),
                     attempts=OUTBOX.c.attempts + 1))
-    now = bindparam("now", type_=OUTBOX.c.available_at.type)
-    pending = OUTBOX.c.state == PENDING
+    pending = OUTBOX.c.state == _PENDING  # a literal (see `_PENDING`)
     due = select(OUTBOX.c.id).where(
         pending, OUTBOX.c.available_at <= now,
         or_(OUTBOX.c.locked_until.is_(None), OUTBOX.c.locked_until <= now)).limit(1)
@@ -302,33 +413,66 @@ def _claim_statements(postgresql: bool) -> _ClaimStatements:
     look = select(due.scalar_subquery().label("due_id"),
                   next_available.scalar_subquery().label("next_available"),
                   next_lease_end.scalar_subquery().label("next_lease_end"))
-    return _ClaimStatements(look, oldest, in_turn, take)
+    return _ClaimStatements(look, oldest, in_turn, oldest_of_heads, in_turn_of_heads, take)
 
 
-def _claimable(now: Any) -> Select[Any]:
-    """Entries that may run now: pending, due, not held, first of their conversation."""
-    entry, other = OUTBOX, OUTBOX.alias("other")
-    comes_before = or_(
-        other.c.ordering_at < entry.c.ordering_at,
-        and_(other.c.ordering_at == entry.c.ordering_at, other.c.id < entry.c.id),
-    )
-    blocked_by_conversation = exists().where(
+def _pending_by_key(name: str, postgresql: bool) -> tuple[Any, Any, Any]:
+    """The ordering keys of pending entries, read from `ix_outbox_queue`: (column, FROM,
+    condition), for the walk from conversation to conversation. SQLite, without statistics,
+    would rather read every pending entry by state (`ix_outbox_claim_turn`) and sort them:
+    it is told which index to use (a table hint SQLAlchemy does not render for SQLite,
+    hence the text)."""
+    if postgresql:
+        alias = OUTBOX.alias(name)
+        return alias.c.ordering_key, alias, alias.c.state == _PENDING
+    return (literal_column(f"{name}.ordering_key", String()),
+            text(f"outbox AS {name} INDEXED BY ix_outbox_queue"),
+            literal_column(f"{name}.state", String()) == _PENDING)
+
+
+def _may_run(entry: Any, now: Any) -> Any:
+    """The conversation rule for a candidate `entry` (a table or a subquery with its
+    columns), by index probes: no conversation, or its conversation's head (no pending
+    entry before it, `ix_outbox_queue`) with no entry of it leased and none waiting for
+    re-authorisation before it."""
+    head = OUTBOX.alias("head")
+    is_head = entry.c.id == (
+        select(head.c.id).where(head.c.ordering_key == entry.c.ordering_key,
+                                head.c.state == _PENDING)
+        .order_by(head.c.ordering_at, head.c.id).limit(1).scalar_subquery())
+    return or_(entry.c.ordering_key.is_(None), and_(
+        is_head, ~_conversation_held(entry, now), ~_blocked_by_auth(entry)))
+
+
+def _first_that_may_run(candidates: Select[Any], now: Any) -> Select[Any]:
+    """SQLite: of `candidates` (with the columns the rule needs, in claim order, limited),
+    the first that may run. SQLite runs a FROM subquery with ORDER BY … LIMIT as a
+    co-routine yielding its rows in that order and stops at the outer LIMIT: no lookup by
+    id, no sort, the rule checked until one passes."""
+    walked = candidates.subquery("candidates")
+    return select(walked.c.id, walked.c.installation_id, walked.c.kind, walked.c.message_id,
+                  walked.c.payload, walked.c.attempts).where(_may_run(walked, now))
+
+
+def _conversation_held(entry: Any, now: Any) -> Any:
+    """Some entry of `entry`'s conversation is being worked (its lease runs): one probe of
+    `ix_outbox_leased`, which holds the few leased entries only."""
+    leased = OUTBOX.alias("leased")
+    return exists().where(leased.c.ordering_key == entry.c.ordering_key,
+                          leased.c.locked_until > now, leased.c.state == _PENDING)
+
+
+def _blocked_by_auth(entry: Any) -> Any:
+    """An entry of `entry`'s conversation before it failed for want of a HubSpot grant: it
+    will be re-queued, so it holds back its successors like an entry waiting for a retry
+    (decision 0006). On `ix_outbox_ordering` (key, state, ordering_at): the failed ones."""
+    other = OUTBOX.alias("failed_before")
+    return exists().where(
         other.c.ordering_key == entry.c.ordering_key,
-        other.c.id != entry.c.id,
-        or_(
-            and_(other.c.state == PENDING, or_(comes_before, other.c.locked_until > now)),
-            # Waiting for the admin to re-authorise: it will be re-queued, so it holds back
-            # its successors like an entry waiting for a retry (decision 0006).
-            and_(other.c.state == FAILED, other.c.failure_kind == AUTH_REVOKED, comes_before),
-        ),
-    )
-    return select(entry.c.id, entry.c.installation_id, entry.c.kind, entry.c.message_id,
-                  entry.c.payload, entry.c.attempts).where(
-        entry.c.state == PENDING,
-        entry.c.available_at <= now,
-        or_(entry.c.locked_until.is_(None), entry.c.locked_until <= now),
-        or_(entry.c.ordering_key.is_(None), ~blocked_by_conversation),
-    )
+        other.c.state == literal_column("'failed'", String()),
+        other.c.failure_kind == literal_column("'auth_revoked'", String()),
+        or_(other.c.ordering_at < entry.c.ordering_at,
+            and_(other.c.ordering_at == entry.c.ordering_at, other.c.id < entry.c.id)))
 
 
 # A job's last database writes, run in the transaction that marks its entry done (the

@@ -184,9 +184,9 @@ class Worker:
 
     def _idle_wait(self, slot: int, idle_rounds: int) -> float:
         """Slot 0 keeps polling every `poll_interval`, so new work is seen at once; the other
-        slots back off while there is nothing to do (an empty claim is not free: with a deep
-        backlog in a few busy conversations it scans every pending entry, as measured in
-        docs/performance.md) and are woken as soon as a slot finds work."""
+        slots back off while there is nothing to do (an empty claim is not free: two
+        statements, a bounded number of index probes, db/outbox.py) and are woken as soon
+        as a slot finds work."""
         if slot == 0:
             return self.poll_interval
         doublings = min(idle_rounds, IDLE_MAX_DOUBLINGS)
