@@ -49,7 +49,7 @@ def customer_call(sandbox: Sandbox, payload: dict[str, Any]) -> Call:
     started = now - ring - talk
     contact = state.find_contact(number.company_id, phone)
     call = Call(
-        id=CALL_ID_BASE + state.next_id(),
+        id=CALL_ID_BASE + state.ids.take(),
         call_uuid="CA" + secrets.token_hex(16),
         company_id=number.company_id, number_id=number.id, external_e164=phone,
         outcome=outcome, started_at=started, answered_at=None, ended_at=None,

@@ -222,7 +222,7 @@ def _customer_contact(
     contact = state.find_contact(company_id, phone)
     if contact is None and name and name.strip():
         first, _, last = name.strip().partition(" ")
-        contact = Contact(state.next_id() + 10_000, company_id, first, last, phone)
+        contact = Contact(state.ids.take() + 10_000, company_id, first, last, phone)
         state.contacts[contact.id] = contact
     return contact
 

@@ -167,7 +167,7 @@ def _fault_from(body: Json, fault_id: int) -> Fault:
 
 @router.post("/faults", status_code=201)
 async def post_fault(request: Request, sandbox: SandboxDep) -> Json:
-    fault = _fault_from(await json_object(request), sandbox.state.next_id())
+    fault = _fault_from(await json_object(request), sandbox.state.ids.take())
     sandbox.state.faults.append(fault)
     return {"fault": fault_json(fault)}
 

@@ -14,7 +14,7 @@ from whatsapp_helpdesk.sandbox.aircall.state import SandboxState
 from whatsapp_helpdesk.sandbox.kit.runtime import SandboxRuntime
 
 
-class Sandbox(SandboxRuntime[SandboxState]):
+class Sandbox(SandboxRuntime[SandboxConfig, SandboxState]):
     """One emulated Aircall, kept on `app.state.sandbox`."""
 
     def __init__(self, public_base_url: str, clock_followers: Sequence[str] = (),
@@ -25,10 +25,6 @@ class Sandbox(SandboxRuntime[SandboxState]):
         self.clock_followers = list(clock_followers)
         self.dispatcher = WebhookDispatcher(self)
         self._http: httpx.AsyncClient | None = None
-
-    @property
-    def config(self) -> SandboxConfig:
-        return self.state.config
 
     def seed(self) -> SandboxState:
         return seeded_state()

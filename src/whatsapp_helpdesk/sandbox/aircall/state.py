@@ -11,7 +11,7 @@ from datetime import datetime
 from typing import Literal
 
 from whatsapp_helpdesk.sandbox.aircall.config import SandboxConfig
-from whatsapp_helpdesk.sandbox.kit.faults import Fault
+from whatsapp_helpdesk.sandbox.kit.state import EmulatorState, IdSequence
 
 Channel = Literal["whatsapp", "sms"]
 Direction = Literal["inbound", "outbound"]
@@ -208,10 +208,9 @@ class RateWindow:
 
 
 @dataclass
-class SandboxState:
+class SandboxState(EmulatorState[SandboxConfig]):
     """Everything the sandbox remembers; replaced wholesale on reset."""
 
-    config: SandboxConfig
     companies: dict[int, Company] = field(default_factory=dict)
     users: dict[int, User] = field(default_factory=dict)
     contacts: dict[int, Contact] = field(default_factory=dict)
@@ -224,7 +223,6 @@ class SandboxState:
     calls: dict[int, Call] = field(default_factory=dict)
     templates: dict[int, Template] = field(default_factory=dict)
     media_by_key: dict[str, tuple[str, MediaFile]] = field(default_factory=dict)
-    faults: list[Fault] = field(default_factory=list)
     rate_windows: dict[int, RateWindow] = field(default_factory=dict)
     # Every authenticated /v1 call (sandbox UNIX time, company, method and path), so
     # that a test or a benchmark can count what a company spent per window.
@@ -232,14 +230,9 @@ class SandboxState:
         default_factory=lambda: collections.deque(maxlen=API_CALL_LOG_SIZE))
     # (number id, customer E.164) -> time of the customer's last inbound WhatsApp message
     last_inbound_whatsapp: dict[tuple[int, str], datetime] = field(default_factory=dict)
-    # The next record id; a plain number (a snapshot deep-copies the state, and Python 3.12
-    # deprecates copying an `itertools.count`, 3.14 removes it).
-    next_free_id: int = 1
+    # One sequence for every record id the sandbox makes up.
+    ids: IdSequence = field(default_factory=lambda: IdSequence(1))
     timestamp_format_flip: bool = False
-
-    def next_id(self) -> int:
-        self.next_free_id += 1
-        return self.next_free_id - 1
 
     def live_numbers(self, company_id: int) -> list[Number]:
         return sorted(

@@ -95,7 +95,7 @@ def create_webhook(sandbox: Sandbox, principal: Principal, payload: Json) -> Web
         )
     webhook = Webhook(
         webhook_id=str(uuid.uuid4()),
-        legacy_id=20_000 + state.next_id(),
+        legacy_id=20_000 + state.ids.take(),
         company_id=principal.company_id,
         created_at=sandbox.clock.now(),
         url=url,

@@ -345,7 +345,7 @@ def _store_message(
         recipients=recipients,
         client_type=client_type,
         status=status,
-        sequence=int(sandbox.state.message_sequence.next()),
+        sequence=sandbox.state.message_sequence.take(),
     )
     sandbox.state.messages[message.id] = message
     return message

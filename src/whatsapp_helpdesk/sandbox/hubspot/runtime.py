@@ -11,7 +11,7 @@ from whatsapp_helpdesk.sandbox.hubspot.webhooks import WebhookDispatcher
 from whatsapp_helpdesk.sandbox.kit.runtime import SandboxRuntime
 
 
-class Sandbox(SandboxRuntime[SandboxState]):
+class Sandbox(SandboxRuntime[SandboxConfig, SandboxState]):
     """One emulated HubSpot, kept on `app.state.sandbox`.
 
     `webhook_transport` may be replaced (e.g. by `httpx.ASGITransport(receiver_app)`) so
@@ -22,10 +22,6 @@ class Sandbox(SandboxRuntime[SandboxState]):
         super().__init__(public_base_url, demo_home_url)
         self.webhooks = WebhookDispatcher(self)
         self.webhook_transport: httpx.AsyncBaseTransport | None = None
-
-    @property
-    def config(self) -> SandboxConfig:
-        return self.state.config
 
     def seed(self) -> SandboxState:
         return seeded_state(self.clock.now())

@@ -13,7 +13,7 @@ from typing import Any, Literal
 
 from whatsapp_helpdesk.sandbox.hubspot import constants
 from whatsapp_helpdesk.sandbox.hubspot.config import SandboxConfig
-from whatsapp_helpdesk.sandbox.kit.faults import Fault
+from whatsapp_helpdesk.sandbox.kit.state import EmulatorState, IdSequence
 
 InboxType = Literal["INBOX", "HELP_DESK"]
 Direction = Literal["INCOMING", "OUTGOING"]
@@ -290,19 +290,6 @@ class WebhookDelivery:
     last_request_headers: dict[str, str] = field(default_factory=dict)
 
 
-class IdSequence:
-    """Monotonic numeric string ids, one sequence per record kind. A plain number rather
-    than an `itertools.count`, whose copying Python 3.12 deprecates and 3.14 removes (a
-    snapshot deep-copies the state)."""
-
-    def __init__(self, start: int) -> None:
-        self._next = start
-
-    def next(self) -> str:
-        self._next += 1
-        return str(self._next - 1)
-
-
 @dataclass
 class StoredFile:
     """A File Manager file (files-2026-03.json `File`); its bytes kept in memory."""
@@ -319,9 +306,9 @@ class StoredFile:
 
 
 @dataclass
-class SandboxState:
-    portals: dict[int, Portal] = field(default_factory=dict)
+class SandboxState(EmulatorState[SandboxConfig]):
     config: SandboxConfig = field(default_factory=SandboxConfig)
+    portals: dict[int, Portal] = field(default_factory=dict)
     auth_codes: dict[str, AuthorizationCode] = field(default_factory=dict)
     refresh_tokens: dict[str, RefreshToken] = field(default_factory=dict)
     access_tokens: dict[str, AccessToken] = field(default_factory=dict)
@@ -334,7 +321,6 @@ class SandboxState:
     messages: dict[str, Message] = field(default_factory=dict)
     files: dict[str, StoredFile] = field(default_factory=dict)
     deliveries: list[WebhookDelivery] = field(default_factory=list)
-    faults: list[Fault] = field(default_factory=list)
     # Rolling rate-limit windows: portal id -> sandbox-clock times of counted requests.
     request_times: dict[int, list[float]] = field(default_factory=dict)
     channel_ids: IdSequence = field(default_factory=lambda: IdSequence(2930001))

@@ -10,8 +10,10 @@ from typing import Any, Generic, TypeVar
 
 from whatsapp_helpdesk.sandbox.kit.background import BackgroundTasks
 from whatsapp_helpdesk.sandbox.kit.clock import SandboxClock
+from whatsapp_helpdesk.sandbox.kit.state import EmulatorState
 
-StateT = TypeVar("StateT")
+ConfigT = TypeVar("ConfigT")
+StateT = TypeVar("StateT", bound=EmulatorState[Any])
 
 # Snapshots are kept in memory until the sandbox stops; beyond this many the oldest goes.
 MAX_SNAPSHOTS = 32
@@ -28,8 +30,9 @@ class Snapshot(Generic[StateT]):
     extras: Any = None
 
 
-class SandboxRuntime(BackgroundTasks, Generic[StateT]):
-    """One emulated provider, kept on `app.state.sandbox`; `seed` gives its fresh state."""
+class SandboxRuntime(BackgroundTasks, Generic[ConfigT, StateT]):
+    """One emulated provider, kept on `app.state.sandbox`; `seed` gives its fresh state,
+    whose `config` is a `ConfigT`."""
 
     def __init__(self, public_base_url: str, demo_home_url: str | None = None) -> None:
         super().__init__()
@@ -40,6 +43,11 @@ class SandboxRuntime(BackgroundTasks, Generic[StateT]):
         self.state: StateT = self.seed()
         self._snapshots: dict[str, Snapshot[StateT]] = {}
         self._snapshot_ids = itertools.count(1)
+
+    @property
+    def config(self) -> ConfigT:
+        config: ConfigT = self.state.config
+        return config
 
     def seed(self) -> StateT:
         raise NotImplementedError
