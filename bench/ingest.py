@@ -50,6 +50,7 @@ from sqlalchemy import text
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 from harness.stack import PORTAL, SUPPORT_FR, _bound_socket, connect_demo_number  # noqa: E402
+from stored_rows import StoredRows  # noqa: E402
 from worker_processes import drop_pg, fresh_pg  # noqa: E402
 
 from whatsapp_helpdesk.bootstrap import build_services  # noqa: E402
@@ -169,18 +170,49 @@ class Load:
 
 
 def profile_in_process(label: str, settings: Settings, body: callable,  # type: ignore[valid-type]
-                       deliveries: int, batch: int) -> None:
-    """The webhook handler without HTTP, under cProfile: where a delivery's CPU goes."""
+                       deliveries: int, batch: int, drain: bool = False) -> None:
+    """The webhook handler without HTTP, under cProfile: where a delivery's CPU goes; with
+    `drain`, the drain's (the deliveries spooled first, then stored on this thread)."""
     import cProfile
     import pstats
 
+    from whatsapp_helpdesk.logging_redaction import configure_logging
     from whatsapp_helpdesk.web.webhook_spool import WebhookSpool
 
+    configure_logging(settings.log_level)  # as the web process logs (LOG_LEVEL)
     spool = WebhookSpool(build_services(settings))
     spool.refresh_digests()
     if settings.ingest_mode == "spool":
         spool.start()  # the fast path spools only while a drain runs (in its own thread)
     bodies = [body() for _ in range(deliveries)]
+    if drain:
+        # The drain: the deliveries spooled as the fast path spools them, then stored by
+        # the drain's own code (replay_once) on this thread: once timed (its CPU clock),
+        # once more under the profiler.
+        spool.stop()
+        spool._thread = threading.current_thread()  # fast_path_record wants a drain
+        for profiled in (False, True):
+            for start in range(0, len(bodies), batch):
+                records = [spool.fast_path_record(body()) for _ in bodies[start:start + batch]]
+                assert all(records)
+                assert spool.append_fast(records).status_code == 200  # type: ignore[arg-type]
+            spool.last_fast_activity = float("-inf")
+            profiler = cProfile.Profile()
+            cpu, wall = time.thread_time(), time.perf_counter()
+            if profiled:
+                profiler.enable()
+            stored = spool.replay_once()
+            profiler.disable()
+            cpu, wall = time.thread_time() - cpu, time.perf_counter() - wall
+            assert stored == deliveries, stored
+            print(f"{label}: drain {cpu / deliveries * 1000:.3f} ms CPU per stored delivery"
+                  f"{' under the profiler' if profiled else ''}, {deliveries / wall:.0f} "
+                  "rows/s (wall clock, fsync waits included)", flush=True)
+        spool._thread = None
+        spool.stop()
+        pstats.Stats(profiler).sort_stats("cumulative").print_stats(40)
+        pstats.Stats(profiler).sort_stats("tottime").print_stats(25)
+        return
     profiler = cProfile.Profile()
     cpu = time.thread_time()  # this thread's: the acknowledgements, not the drain
     profiler.enable()
@@ -368,20 +400,23 @@ def wait_http(url: str, process: subprocess.Popen[bytes]) -> None:
 
 
 def stored_rows(services: object) -> int:
+    """Every Aircall row (an exact count: between runs, not while the drain stores)."""
     with services.engine.connect() as conn:  # type: ignore[attr-defined]
         return int(conn.execute(text("SELECT count(*) FROM webhook_events "
                                      "WHERE source = 'aircall'")).scalar_one())
 
 
-def wait_stored(services: object, rows: int, timeout: float = 600) -> float:
-    """Until the database holds `rows` Aircall deliveries (the web process's drain, polled);
-    when that was seen."""
+def wait_stored(stored: StoredRows, rows: int, timeout: float = 600) -> float:
+    """Until the database holds `rows` Aircall deliveries (the web process's drain, polled
+    cheaply: bench/stored_rows.py); when that was seen."""
     deadline = time.monotonic() + timeout
-    while stored_rows(services) < rows:
+    while not stored.reached(rows):
         if time.monotonic() > deadline:
             raise RuntimeError(f"the spool was not drained in {timeout:.0f} s")
         time.sleep(0.02)
-    return time.perf_counter()
+    seen = time.perf_counter()
+    stored.settle()
+    return seen
 
 
 def run_database(label: str, database_url: str, args: argparse.Namespace) -> dict[str, float]:
@@ -444,7 +479,8 @@ def run_database(label: str, database_url: str, args: argparse.Namespace) -> dic
             }).encode()
 
         if args.profile:
-            profile_in_process(label, settings, body, args.profile, args.batch)
+            profile_in_process(label, settings, body, args.profile, args.batch,
+                               args.profile_drain)
             return {}
         pin = ["taskset", "-c", "1"]
         processes.append(subprocess.Popen([*pin, str(EXE), "web"], env=env, cwd=workdir))
@@ -461,7 +497,8 @@ def run_database(label: str, database_url: str, args: argparse.Namespace) -> dic
         bridge_rates, bare_rates, stored_rates = [], [], []
         total_cpu_bridge = 0.0
         drain_while_acking = 0.0
-        answered_so_far = stored_rows(services)
+        stored = StoredRows(services.engine)
+        answered_so_far = stored.floor_rows
         drain_cpu_start = drain_cpu_seconds(web)
         bridge_lat: list[float] = []
         unanswered = 0
@@ -487,7 +524,7 @@ def run_database(label: str, database_url: str, args: argparse.Namespace) -> dic
                     # Every 2xx of the round in the database before anything else runs.
                     ok = sum(n for s, n in load.statuses.items() if 200 <= s < 300)
                     answered_so_far += ok
-                    drained = wait_stored(services, answered_so_far)
+                    drained = wait_stored(stored, answered_so_far)
                     stored_rates.append(ok / (drained - started))
                     total_cpu_bridge += cpu_seconds(pids[port]) - before
                 unanswered += load.unanswered
@@ -525,7 +562,7 @@ def run_database(label: str, database_url: str, args: argparse.Namespace) -> dic
             half_ok = sum(n for s, n in half.statuses.items() if 200 <= s < 300)
             figures[f"{point}_backlog"] = answered_so_far + half_ok - stored_rows(services)
             answered_so_far += half_ok
-            wait_stored(services, answered_so_far)
+            wait_stored(stored, answered_so_far)
             figures[f"{point}_rate"] = rate
             figures[f"{point}_p50"], figures[f"{point}_p99"] = pct(half.latencies, 0.5), pct(
                 half.latencies, 0.99)
@@ -545,7 +582,7 @@ def run_database(label: str, database_url: str, args: argparse.Namespace) -> dic
                                            args.connections))
             half_ok = sum(n for s, n in half.statuses.items() if 200 <= s < 300)
             answered_so_far += half_ok
-            wait_stored(services, answered_so_far)
+            wait_stored(stored, answered_so_far)
             unanswered += half.unanswered
             non_2xx += sum(n for s, n in half.statuses.items() if not 200 <= s < 300)
             half_loads.append(half)
@@ -636,6 +673,8 @@ def main() -> None:
                         "past DRAIN_MAX_LAG_SECONDS (5 s) the drain runs among the acks")
     parser.add_argument("--profile", type=int, default=0, metavar="DELIVERIES",
                         help="profile this many deliveries in-process instead of serving")
+    parser.add_argument("--profile-drain", action="store_true",
+                        help="with --profile: profile the drain storing them instead")
     args = parser.parse_args()
     if args.serve_bare:
         serve_bare(args.serve_bare)

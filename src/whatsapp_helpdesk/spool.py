@@ -119,13 +119,19 @@ def read_cursor(segment: Path) -> int:
 
 
 def write_cursor(segment: Path, offset: int) -> None:
-    """Atomically: a crash leaves the old cursor or the new one, never half of one."""
+    """Atomically: a crash leaves the old cursor or the new one, never half of one (or,
+    after a power loss, possibly an older or an empty one: read as 0).
+
+    Not fsynced: a cursor is written after its records are durably in the database, and a
+    cursor that lags only re-delivers records, which the database's dedupe constraints
+    absorb (the crash case above). Its fsync was the drain's second per batch, beside the
+    database commit's (issue 17 item 2); it never made the rename durable anyway (the
+    directory was not synced)."""
     ack = segment.with_name(segment.name + ACK_SUFFIX)
     temporary = ack.with_name(ack.name + ".tmp")
     fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     try:
         os.write(fd, str(offset).encode())
-        os.fsync(fd)
     finally:
         os.close(fd)
     os.replace(temporary, ack)

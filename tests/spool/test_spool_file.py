@@ -272,3 +272,35 @@ def test_issue17_wait_for_room_returns_once_the_replay_frees_some(tmp_path: Path
     spool.replay_batches(lambda batch: None, 2)
     waiter.join(30)
     assert waited == [True]
+
+
+def test_issue17_a_replayed_batch_costs_no_fsync_of_its_own(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The drain's durable step is the database's commit; its cursor only saves re-doing
+    batches the dedupe absorbs (the crash test above). Its fsync was a second per batch,
+    one more wait of the single drain thread (issue 17 item 2). A cursor written without
+    it still moves past whole batches only, and replay resumes from it."""
+    spool = Spool(tmp_path, 1_000_000)
+    spool.append_many([_payload(i) for i in range(6)])
+    synced: list[int] = []
+    real_fsync = os.fsync
+
+    def recording_fsync(fd: int) -> None:
+        synced.append(fd)
+        real_fsync(fd)
+
+    monkeypatch.setattr(spool_module.os, "fsync", recording_fsync)
+    seen: list[dict[str, Any]] = []
+
+    def two_then_fail(batch: list[Any]) -> None:
+        if len(seen) == 4:
+            raise ConnectionError("database gone")
+        seen.extend(record.payload for record in batch)
+
+    with pytest.raises(ConnectionError):
+        spool.replay_batches(two_then_fail, 2)
+    assert synced == []  # two batches replayed: no fsync (one each before)
+    [segment] = spool.segments()
+    assert [r.payload for r in read_records(segment, read_cursor(segment))] == [
+        _payload(4), _payload(5)]
+    spool.close()

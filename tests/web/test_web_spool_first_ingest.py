@@ -308,14 +308,21 @@ def test_issue17_a_delivery_the_spool_cannot_keep_is_answered_500_then_the_next_
 
 def test_issue17_the_fast_path_writes_the_record_the_outage_path_writes(stack: Stack) -> None:
     """The fast path builds its spool payload without the record dict (decision 0011): the
-    same bytes as the outage path's record (R53), so the drain reads both alike; the token
+    outage path's record (R53), so the drain reads both alike — the same bytes for ASCII
+    text, the same JSON beyond it (orjson leaves it UTF-8 where json escapes it); the token
     is never written."""
     token = _connected(stack)
     spool = _webhook_spool(stack)
-    body = _body(token, "the same bytes, \u00e9t\u00e9 \"quoted\"")
     digest = token_digest(token)
     installation_id = spool._digests[digest]
-
-    fast = spool.fast_path_record(body)
-    assert fast == encode_payload(WebhookSpool._aircall_record(installation_id, digest, body))
-    assert fast is not None and token.encode() not in fast
+    for words in ("the same bytes, \"quoted\" \\ back",
+                  "the same record, \u00e9t\u00e9 \U0001f600"):
+        body = _body(token, words)
+        fast = spool.fast_path_record(body)
+        outage = encode_payload(WebhookSpool._aircall_record(installation_id, digest, body))
+        assert fast is not None and token.encode() not in fast
+        if words.isascii():
+            assert fast == outage
+        read, read_outage = json.loads(fast), json.loads(outage)
+        assert read == read_outage | {"body": read["body"]}
+        assert json.loads(read["body"]) == json.loads(read_outage["body"])

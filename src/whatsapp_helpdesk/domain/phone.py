@@ -25,6 +25,11 @@ def to_e164(raw: str, *, default_region: str | None = None) -> str:
         # string of digits as international.
         text = "+" + text
     e164 = _parse_e164(text, default_region, raw)
+    if e164 == text and default_region is None:
+        # Already canonical (what Aircall sends): reading it again would read the same
+        # string the same way, so it is a fixed point; half the cost of an inbound message's
+        # number (issue 17 item 1).
+        return e164
     # A number can keep national "0"s as Italian-style leading zeros that its own E.164
     # form loses when read again, one per reading ("+49 0 0 2895"). Reading the E.164 form
     # until it stops changing makes the result a fixed point, so one number is always
