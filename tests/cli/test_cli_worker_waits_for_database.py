@@ -7,24 +7,16 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import time
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 from harness.outage import DatabaseOutage
+from harness.spawned import until
 
 from whatsapp_helpdesk.db.session import make_engine
 
 _OURS = ("DATABASE_URL", "PUBLIC_URL", "SECRET_KEY", "HOST", "PORT", "HUBSPOT_", "AIRCALL_",
          "SANDBOX_", "TICKET_", "REORDER_", "WORKER_", "LOG_LEVEL")
-
-
-def _until(condition: Callable[[], bool], *, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.05)
 
 
 @pytest.mark.slow(seconds=9)
@@ -42,14 +34,14 @@ def test_R53_a_worker_started_during_an_outage_waits_then_works(
             [sys.executable, "-m", "whatsapp_helpdesk.cli", "worker"], env=env, cwd=tmp_path,
             stdout=out, stderr=subprocess.STDOUT)
     try:
-        _until(lambda: log.read_text().count("worker.waiting_for_database") >= 2
-               or worker.poll() is not None, timeout=60, what="the worker's second try")
+        until(lambda: log.read_text().count("worker.waiting_for_database") >= 2
+              or worker.poll() is not None, timeout=60, what="the worker's second try", log=log)
         assert worker.poll() is None, log.read_text()[-2000:]
         assert "worker.started" not in log.read_text()
 
         outage.restore()
-        _until(lambda: "worker.started" in log.read_text() or worker.poll() is not None,
-               timeout=60, what="the worker to start once the database answers")
+        until(lambda: "worker.started" in log.read_text() or worker.poll() is not None,
+              timeout=60, what="the worker to start once the database answers", log=log)
         assert worker.poll() is None, log.read_text()[-2000:]
     finally:
         if outage.is_down:

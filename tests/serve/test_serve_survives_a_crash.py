@@ -10,9 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import os
-import re
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -21,6 +19,8 @@ from typing import Any
 
 import httpx
 import pytest
+from harness.private_postgres import free_port
+from harness.spawned import NOT_INHERITED, children
 from sqlalchemy import select
 
 from whatsapp_helpdesk.bootstrap import build_services
@@ -32,14 +32,6 @@ pytestmark = pytest.mark.slow(seconds=13)
 
 PORTAL = 4242
 SUPPORT_FR = "1001"
-NOT_INHERITED = re.compile(r"^(HUBSPOT_|AIRCALL_|DATABASE_URL|PUBLIC_URL|SECRET_KEY|HOST$|PORT$"
-                           r"|SANDBOX_|SUPERVISOR_)")
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def _wait_for(what: str, check: Any, timeout: float, log: Path) -> Any:
@@ -50,14 +42,6 @@ def _wait_for(what: str, check: Any, timeout: float, log: Path) -> Any:
             return value
         time.sleep(0.2)
     pytest.fail(f"{what} within {timeout:.0f} s\n{log.read_text()[-3000:]}", pytrace=False)
-
-
-def _children(web: str) -> dict[str, dict[str, Any]]:
-    try:
-        health = httpx.get(f"{web}/healthz", timeout=2).json()
-    except httpx.HTTPError:
-        return {}
-    return {child["name"]: child for child in health.get("children", [])}
 
 
 def _alive(pid: int) -> bool:
@@ -92,7 +76,7 @@ def _connect_support_france(settings: Settings, hubspot: str) -> None:
 
 
 def test_issue11_serve_restarts_a_sigkilled_worker_and_messages_still_flow(tmp_path) -> None:
-    web_port, hub_port, air_port = _free_port(), _free_port(), _free_port()
+    web_port, hub_port, air_port = free_port(), free_port(), free_port()
     web = f"http://127.0.0.1:{web_port}"
     hubspot, aircall = f"http://127.0.0.1:{hub_port}", f"http://127.0.0.1:{air_port}"
     database_url = f"sqlite:///{tmp_path}/demo.sqlite3"
@@ -109,13 +93,13 @@ def test_issue11_serve_restarts_a_sigkilled_worker_and_messages_still_flow(tmp_p
         _wait_for("`serve` did not start", lambda: "Stop with Ctrl-C." in log.read_text(),
                   90, log)
         first = _wait_for("/healthz did not list the worker",
-                          lambda: _children(web).get("worker"), 10, log)
+                          lambda: children(web).get("worker"), 10, log)
         assert first["restarts"] == 0 and first["running"] and _alive(first["pid"])
 
         os.kill(first["pid"], signal.SIGKILL)
         restarted = _wait_for(
             "the worker was not restarted",
-            lambda: (c := _children(web).get("worker")) and c["restarts"] == 1
+            lambda: (c := children(web).get("worker")) and c["restarts"] == 1
             and c["running"] and c, 30, log)
         assert restarted["pid"] != first["pid"] and _alive(restarted["pid"])
         assert restarted["last_exit_code"] == -signal.SIGKILL

@@ -9,49 +9,19 @@ exit. Before, `serve` migrated first and exited with a traceback: no web process
 from __future__ import annotations
 
 import os
-import re
 import signal
-import socket
 import subprocess
 import sys
-import time
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
-import httpx
 import pytest
 from harness.outage import DatabaseOutage
+from harness.private_postgres import free_port
+from harness.spawned import NOT_INHERITED, children, until
 
 from whatsapp_helpdesk.db.session import make_engine
 
-NOT_INHERITED = re.compile(r"^(HUBSPOT_|AIRCALL_|DATABASE_URL|PUBLIC_URL|SECRET_KEY|HOST$|PORT$"
-                           r"|SANDBOX_|SUPERVISOR_|WORKER_|LOG_LEVEL)")
 NOWHERE = "http://127.0.0.1:9"  # the discard port: nothing here may be called at start
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def _until(condition: Callable[[], Any], *, timeout: float, what: str, log: Path) -> Any:
-    deadline = time.monotonic() + timeout
-    while not (value := condition()):
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out waiting for {what}\n{log.read_text()[-3000:]}",
-                        pytrace=False)
-        time.sleep(0.05)
-    return value
-
-
-def _children(web: str) -> dict[str, dict[str, Any]]:
-    try:
-        health = httpx.get(f"{web}/healthz", timeout=2).json()
-    except (httpx.HTTPError, ValueError):
-        return {}
-    return {child["name"]: child for child in health.get("children", [])}
 
 
 @pytest.mark.slow(seconds=12)
@@ -61,9 +31,10 @@ def test_R53_serve_started_during_an_outage_serves_and_its_worker_waits(
     engine = make_engine(migrated_database_url)
     outage = DatabaseOutage(migrated_database_url, engine)
     outage.cut()
-    port = _free_port()
+    port = free_port()
     web = f"http://127.0.0.1:{port}"
-    env = {key: value for key, value in os.environ.items() if not NOT_INHERITED.match(key)}
+    env = {key: value for key, value in os.environ.items()
+           if not NOT_INHERITED.match(key) and not key.startswith(("WORKER_", "LOG_LEVEL"))}
     env |= {"DATABASE_URL": migrated_database_url, "PORT": str(port), "PUBLIC_URL": web,
             "SECRET_KEY": "a-long-random-value-for-this-test-only-0123456789",
             "HUBSPOT_CLIENT_ID": "client", "HUBSPOT_CLIENT_SECRET": "secret",
@@ -76,20 +47,20 @@ def test_R53_serve_started_during_an_outage_serves_and_its_worker_waits(
             [sys.executable, "-m", "whatsapp_helpdesk.cli", "serve"], cwd=tmp_path, env=env,
             stdout=sink, stderr=subprocess.STDOUT, start_new_session=True)
     try:
-        _until(lambda: "Stop with Ctrl-C." in log.read_text() or serve.poll() is not None,
+        until(lambda: "Stop with Ctrl-C." in log.read_text() or serve.poll() is not None,
                timeout=60, what="`serve` to start", log=log)
         assert serve.poll() is None, log.read_text()[-3000:]
         assert "serve.started_without_database" in log.read_text()
-        worker = _until(lambda: _children(web).get("worker"), timeout=30,
+        worker = until(lambda: children(web).get("worker"), timeout=30,
                         what="/healthz to list the worker", log=log)
-        _until(lambda: "worker.waiting_for_database" in log.read_text(), timeout=30,
+        until(lambda: "worker.waiting_for_database" in log.read_text(), timeout=30,
                what="the worker to wait for the database", log=log)
         assert worker["running"] and worker["restarts"] == 0
 
         outage.restore()
-        _until(lambda: "worker.started" in log.read_text(), timeout=60,
+        until(lambda: "worker.started" in log.read_text(), timeout=60,
                what="the worker to start once the database answers", log=log)
-        assert _children(web)["worker"]["restarts"] == 0, log.read_text()[-3000:]
+        assert children(web)["worker"]["restarts"] == 0, log.read_text()[-3000:]
     finally:
         if outage.is_down:
             outage.restore()
