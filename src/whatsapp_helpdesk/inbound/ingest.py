@@ -547,17 +547,11 @@ def _message_event(
             # After the message's publication, which makes HubSpot create or match the contact.
             now=now, after=2 * grace,
         )
-    jobs.enqueue(
-        session,
-        payloads.PublishInbound(),
-        installation_id=installation_id,
-        now=now,
-        message_id=message_id,
-        ordering_key=ordering_key,
-        ordering_at=sent_at,
-        # A short wait lets a message Aircall delivered late overtake its successors (R15).
-        delay=grace,
-    )
+    jobs.enqueue(session, payloads.PublishInbound(), installation_id=installation_id, now=now,
+                 message_id=message_id, ordering_key=ordering_key, ordering_at=sent_at,
+                 # A short wait lets a message Aircall delivered late overtake its
+                 # successors (R15).
+                 delay=grace)
     return ("stored", None)
 
 
