@@ -483,15 +483,9 @@ def _record_only(
 # --- This slice's own handlers → (outcome, detail)
 
 
-def _message_event(
-    services: InboundDeps,
-    handlers: AircallHandlers,
-    session: Session,
-    installation_id: int,
-    envelope: AircallEnvelope,
-    event: MessageEvent,
-    now: datetime,
-) -> tuple[str, str | None]:
+def _message_event(services: InboundDeps, handlers: AircallHandlers, session: Session,
+                   installation_id: int, envelope: AircallEnvelope, event: MessageEvent,
+                   now: datetime) -> tuple[str, str | None]:
     # message.sent (our own replies echoed, never published, R15) and message.status_updated
     # reached the replies slice's handlers before this.
     message = event.message
