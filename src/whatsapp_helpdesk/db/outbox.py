@@ -120,7 +120,7 @@ class QueuedWork:
 
     installation_id: int
     message_id: int | None
-    ordering_key: str | None
+    ordering_key: str | None  # one key's entries run one at a time, by ordering_at (R15)
     ordering_at: datetime
 
 
