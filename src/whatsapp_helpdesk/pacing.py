@@ -48,8 +48,8 @@ MIN_JITTER_MARGIN = 0.25
 
 @dataclass(frozen=True)
 class Limit:
-    requests: int
-    window_seconds: float
+    requests: int  # calls the provider allows in one window…
+    window_seconds: float  # …of this many seconds (HubSpot: a rolling 10 s; Aircall: 60 s)
 
     @property
     def interval(self) -> float:

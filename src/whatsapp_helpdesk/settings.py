@@ -156,10 +156,11 @@ class Settings(BaseSettings):
         "re-enables (or recreates) one Aircall disabled or deleted (R53).",
     )
     delivery_retry_hours: float = Field(
-        24, gt=0, description="How long a delivery failing with temporary errors (5xx, "
-        "timeouts) is retried, from the first of them, before it fails for good; waits asked "
-        "by a rate limit (429) never spend it; a reply also stops when WhatsApp's 24 h window "
-        "closes (R44)."
+        24, gt=0,
+        description="How long a delivery failing with temporary errors (5xx, timeouts) is "
+        "retried, from the first of them, before it fails for good; waits asked by a rate "
+        "limit (429) never spend it; a reply also stops when WhatsApp's 24 h window closes "
+        "(R44).",
     )
     # The providers' limits (R44), in this one place. HubSpot: 110 requests / 10 s per portal
     # for public apps (reference hubspot §7, usage guidelines). Aircall: per company, 120 / min

@@ -134,7 +134,18 @@ class Number(Base):
     installation: Mapped[Installation] = relationship(back_populates="numbers")
 
 
-class ChannelAccount(Base):
+class _OfANumber:
+    """The first columns of a row that belongs to one number of one installation, and is
+    deleted with either. `sort_order` keeps them first in the table, in this order."""
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, sort_order=-1)
+    installation_id: Mapped[int] = mapped_column(
+        ForeignKey("installations.id", ondelete="CASCADE"), sort_order=-1)
+    number_id: Mapped[int] = mapped_column(
+        ForeignKey("numbers.id", ondelete="CASCADE"), sort_order=-1)
+
+
+class ChannelAccount(_OfANumber, Base):
     """HubSpot's channel account for one connected number (R4: one number per account)."""
 
     __tablename__ = "channel_accounts"
@@ -151,9 +162,6 @@ class ChannelAccount(Base):
         ),
     )
 
-    id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    installation_id: Mapped[int] = mapped_column(ForeignKey("installations.id", ondelete="CASCADE"))
-    number_id: Mapped[int] = mapped_column(ForeignKey("numbers.id", ondelete="CASCADE"))
     hubspot_channel_id: Mapped[str] = mapped_column(String(32))
     hubspot_channel_account_id: Mapped[str | None] = mapped_column(String(32))
     hubspot_inbox_id: Mapped[str | None] = mapped_column(String(32))
@@ -167,15 +175,12 @@ class ChannelAccount(Base):
     number: Mapped[Number] = relationship()
 
 
-class Conversation(Base):
+class Conversation(_OfANumber, Base):
     """The exchange between one business number and one customer number."""
 
     __tablename__ = "conversations"
     __table_args__ = (UniqueConstraint("number_id", "customer_e164"),)
 
-    id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    installation_id: Mapped[int] = mapped_column(ForeignKey("installations.id", ondelete="CASCADE"))
-    number_id: Mapped[int] = mapped_column(ForeignKey("numbers.id", ondelete="CASCADE"))
     customer_e164: Mapped[str] = mapped_column(String(20))
     customer_name: Mapped[str | None] = mapped_column(String(200))
     # The company of Aircall's contact for this customer, as last queued for HubSpot (R31).

@@ -120,7 +120,7 @@ class QueuedWork:
 
     installation_id: int
     message_id: int | None
-    ordering_key: str | None
+    ordering_key: str | None  # one key's entries run one at a time, by ordering_at (R15)
     ordering_at: datetime
 
 
@@ -507,17 +507,9 @@ def with_completion(step: CompletionStep) -> bool:
     return True
 
 
-def record_attempt_on(
-    connection: Connection,
-    *,
-    outbox_id: int,
-    attempt: int,
-    started_at: datetime,
-    duration_ms: int,
-    outcome: str,
-    http_status: int | None = None,
-    detail: str | None = None,
-) -> None:
+def record_attempt_on(connection: Connection, *, outbox_id: int, attempt: int,
+                      started_at: datetime, duration_ms: int, outcome: str,
+                      http_status: int | None = None, detail: str | None = None) -> None:
     """One row of the delivery log, in the caller's transaction (`session.connection()` for a
     Session's). Core: the ORM's unit of work for one append-only row cost more CPU than the
     delivery's own statements (bench/end_to_end.py)."""

@@ -18,15 +18,15 @@ CONVERSATION_SCOPES = frozenset(
 
 @dataclass(frozen=True)
 class NumberFacts:
-    whatsapp_enabled: bool
-    connected_to_hubspot: bool
-    helpdesk_enabled: bool
+    whatsapp_enabled: bool  # (a)
+    connected_to_hubspot: bool  # (d)
+    helpdesk_enabled: bool  # (e)
 
 
 @dataclass(frozen=True)
 class InstallationFacts:
-    company_whatsapp_enabled: bool
-    granted_scopes: frozenset[str]
+    company_whatsapp_enabled: bool  # (b)
+    granted_scopes: frozenset[str]  # (c): holds CONVERSATION_SCOPES
 
 
 class WhatsAppLine(Protocol):

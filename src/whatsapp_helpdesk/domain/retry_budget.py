@@ -27,7 +27,7 @@ class RetryIn:
 
 @dataclass(frozen=True)
 class GiveUp:
-    reason: str
+    reason: str  # the entry's final error: gave_up_reason's, or the window's (R24)
 
 
 def after_temporary_failure(

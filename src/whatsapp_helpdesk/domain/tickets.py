@@ -22,7 +22,7 @@ from whatsapp_helpdesk.domain.window import window_is_open
 
 @dataclass(frozen=True)
 class Activity:
-    at: datetime
+    at: datetime  # provider timestamp (R15)
     ticket_id: int
 
 

@@ -483,15 +483,9 @@ def _record_only(
 # --- This slice's own handlers → (outcome, detail)
 
 
-def _message_event(
-    services: InboundDeps,
-    handlers: AircallHandlers,
-    session: Session,
-    installation_id: int,
-    envelope: AircallEnvelope,
-    event: MessageEvent,
-    now: datetime,
-) -> tuple[str, str | None]:
+def _message_event(services: InboundDeps, handlers: AircallHandlers, session: Session,
+                   installation_id: int, envelope: AircallEnvelope, event: MessageEvent,
+                   now: datetime) -> tuple[str, str | None]:
     # message.sent (our own replies echoed, never published, R15) and message.status_updated
     # reached the replies slice's handlers before this.
     message = event.message
@@ -547,17 +541,11 @@ def _message_event(
             # After the message's publication, which makes HubSpot create or match the contact.
             now=now, after=2 * grace,
         )
-    jobs.enqueue(
-        session,
-        payloads.PublishInbound(),
-        installation_id=installation_id,
-        now=now,
-        message_id=message_id,
-        ordering_key=ordering_key,
-        ordering_at=sent_at,
-        # A short wait lets a message Aircall delivered late overtake its successors (R15).
-        delay=grace,
-    )
+    jobs.enqueue(session, payloads.PublishInbound(), installation_id=installation_id, now=now,
+                 message_id=message_id, ordering_key=ordering_key, ordering_at=sent_at,
+                 # A short wait lets a message Aircall delivered late overtake its
+                 # successors (R15).
+                 delay=grace)
     return ("stored", None)
 
 

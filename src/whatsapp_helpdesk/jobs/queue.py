@@ -14,17 +14,9 @@ from whatsapp_helpdesk.jobs.payloads import JobPayload
 __all__ = ["QueuedWork", "enqueue", "enqueue_many"]
 
 
-def enqueue(
-    session: Session,
-    job: JobPayload,
-    *,
-    installation_id: int,
-    now: datetime,
-    message_id: int | None = None,
-    ordering_key: str | None = None,
-    ordering_at: datetime | None = None,
-    delay: timedelta = timedelta(0),
-) -> OutboxEntry:
+def enqueue(session: Session, job: JobPayload, *, installation_id: int, now: datetime,
+            message_id: int | None = None, ordering_key: str | None = None,
+            ordering_at: datetime | None = None, delay: timedelta = timedelta(0)) -> OutboxEntry:
     """Add the job in the caller's transaction (never commits). The payload was validated
     when it was built; the kind stored is the payload's `KIND`."""
     kind = getattr(type(job), "KIND", None)

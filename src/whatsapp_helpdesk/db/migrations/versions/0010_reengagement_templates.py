@@ -7,8 +7,7 @@ down_revision = '0008'
 
 
 def upgrade() -> None:
-    op.create_table(
-        'reengagement_templates',
+    op.create_table('reengagement_templates',
         sa.Column('id', sa.Integer(), nullable=False),
         sa.Column('number_id', sa.Integer(), nullable=False),
         sa.Column('template_id', sa.String(length=64), nullable=True),
