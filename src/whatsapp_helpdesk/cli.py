@@ -22,14 +22,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import httpx
-import uvicorn
-
-from whatsapp_helpdesk.settings import Settings
-
-if TYPE_CHECKING:  # imported lazily at run time: `whatsapp-helpdesk --help` stays quick
+if TYPE_CHECKING:  # imported lazily at run time: `whatsapp-helpdesk --help` stays quick, and
+    # a command imports only what it uses (the worker no web server: uvicorn)
     from whatsapp_helpdesk.bootstrap import Services
     from whatsapp_helpdesk.doctor import Finding
+    from whatsapp_helpdesk.settings import Settings
 
 
 def _configure_logging(settings: Settings) -> None:
@@ -147,6 +144,8 @@ def cmd_web(settings: Settings, _args: argparse.Namespace) -> int:
         structlog.get_logger(__name__).warning(
             "web.started_without_database", error=str(exc).splitlines()[0][:200])
     app = create_app(services)
+    import uvicorn
+
     uvicorn.run(app, **web_server_options(settings))
     return 0
 
@@ -217,6 +216,8 @@ def cmd_worker(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_sandbox(settings: Settings, _args: argparse.Namespace) -> int:
+    import uvicorn
+
     # The only place the bridge's code touches the sandbox: starting it.
     from whatsapp_helpdesk.sandbox.aircall import create_app as aircall_app
     from whatsapp_helpdesk.sandbox.hubspot import create_app as hubspot_app
@@ -290,6 +291,8 @@ def cmd_rotate_keys(settings: Settings, _args: argparse.Namespace) -> int:
 
 def cmd_replay(settings: Settings, args: argparse.Namespace) -> int:
     """POST a fixture to a running service (zulip's replay): `--token` replaces the body's."""
+    import httpx
+
     body = json.loads(Path(args.fixture).read_text())
     if args.token and isinstance(body, dict):
         body["token"] = args.token
@@ -312,6 +315,8 @@ async def install_on_sandbox(settings: Settings) -> None:
 
 
 def _wait_http(url: str, seconds: float = 30) -> None:
+    import httpx
+
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
         try:
@@ -436,6 +441,7 @@ def main(argv: list[str] | None = None) -> int:
     replay.add_argument("--url")
     replay.add_argument("--token", help="Aircall webhook token to put in the body")
     args = parser.parse_args(argv)
+    from whatsapp_helpdesk.settings import Settings
 
     try:
         settings = Settings()

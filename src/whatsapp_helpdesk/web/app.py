@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
+import functools
 import secrets
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from html import escape
 from typing import Any
 
-from fastapi import FastAPI, Request
+from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse, RedirectResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import text
 from starlette.concurrency import run_in_threadpool
+from starlette.routing import BaseRoute
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from whatsapp_helpdesk.bootstrap import Services
@@ -37,6 +39,7 @@ from whatsapp_helpdesk.web.ingest_writer import (
     AircallIngestWriter,
     SpoolAppender,
 )
+from whatsapp_helpdesk.web.request_state import services_of
 from whatsapp_helpdesk.web.security_headers import SecurityHeaders
 from whatsapp_helpdesk.web.sessions import ServerSessions, renew, revoke_installation
 from whatsapp_helpdesk.web.webhook_intake import WEBHOOKS, read_limited_body
@@ -102,8 +105,58 @@ def create_app(services: Services) -> WebApp:
             max_body=MAX_WEBHOOK_BODY, headers=headers)
     app.add_middleware(SecurityHeaders, settings=settings)  # issue 12, item 5
 
-    @app.get("/healthz")
-    async def healthz() -> JSONResponse:
+    @app.exception_handler(InputRejected)
+    async def input_rejected(request: Request, exc: InputRejected) -> HTMLResponse:
+        # Input beyond input_limits.py, found by a page: a clear 400, never a 500 (R43).
+        return _problem(f"This request cannot be accepted: {exc}")
+
+    if settings.sandbox_mode:
+        sandbox_routes.serve_on(app, services)
+    # The routes are the process's, built once; each reads this app's services from the
+    # request (web/request_state.py).
+    app.router.routes.extend(shared_routes(sandbox_mode=settings.sandbox_mode))
+    return app
+
+
+def _problem(message: str, status_code: int = 400) -> HTMLResponse:
+    return HTMLResponse(
+        "<!doctype html><html lang=en><meta charset=utf-8><title>Problem</title>"
+        "<link rel=stylesheet href='/static/style.css'><body class=plain><h1>Problem</h1>"
+        f"<p role=alert>{escape(message)}</p><p><a href='/'>Back</a></p></body></html>",
+        status_code=status_code,
+    )
+
+
+@functools.cache
+def shared_routes(*, sandbox_mode: bool) -> tuple[BaseRoute, ...]:
+    """Every route of the bridge, built once per process and mode, and shared by the apps
+    the process builds (a test process builds hundreds): FastAPI's analysis of each route's
+    signature and schemas was ~28 ms of CPU per app. Nothing here holds an app's services:
+    each handler reads them from the app that received the request."""
+    routes = APIRouter()
+    _add_routes(routes, sandbox_mode=sandbox_mode)
+    return tuple(routes.routes)
+
+
+def _callback_url(services: Services, provider: str) -> str:
+    return f"{services.settings.public_url}/oauth/{provider}/callback"
+
+
+def _to_consent_page(request: Request, provider: str,
+                     authorize_url: Callable[[str, str], str]) -> RedirectResponse:
+    # The state comes back with the callback, which checks it against the session.
+    state = secrets.token_urlsafe(24)
+    request.session[f"{provider}_state"] = state
+    return RedirectResponse(authorize_url(_callback_url(services_of(request), provider), state),
+                            status_code=303)
+
+
+def _add_routes(routes: APIRouter, *, sandbox_mode: bool) -> None:
+    @routes.get("/healthz")
+    async def healthz(request: Request) -> JSONResponse:
+        services = services_of(request)
+        webhook_spool: WebhookSpool = request.app.state.webhook_spool
+
         def check() -> bool:
             try:
                 with services.engine.connect() as connection:
@@ -115,6 +168,7 @@ def create_app(services: Services) -> WebApp:
         database_up = await run_in_threadpool(check)
         # Webhooks still kept while the database is down, in the spool (R53).
         spool = await run_in_threadpool(webhook_spool.health)
+        settings = services.settings
         health: dict[str, Any] = {
             "status": "ok" if database_up else "degraded",
             "database": "ok" if database_up else "unreachable",
@@ -126,46 +180,40 @@ def create_app(services: Services) -> WebApp:
             health["children"] = supervised["children"]
         return JSONResponse(health, status_code=200 if database_up else 503)
 
-    @app.get("/metrics")
-    async def metrics() -> PlainTextResponse:
+    @routes.get("/metrics")
+    async def metrics(request: Request) -> PlainTextResponse:
+        webhook_spool: WebhookSpool = request.app.state.webhook_spool
         await run_in_threadpool(webhook_spool.health)  # refreshes the spool's gauges
         return PlainTextResponse(generate_latest().decode(), media_type=CONTENT_TYPE_LATEST)
 
-    @app.post("/webhooks/aircall")
+    @routes.post("/webhooks/aircall")
     async def aircall_webhook(request: Request) -> JSONResponse:
         body = await read_limited_body(request, MAX_WEBHOOK_BODY)
         if body is None:
             WEBHOOKS.labels("aircall", "too_large").inc()
             return JSONResponse({"result": "too_large"}, status_code=413)
         # Group commit: answered after the commit of the batch holding it (R11).
+        ingest_writer: AircallIngestWriter = request.app.state.ingest_writer
         outcome = await ingest_writer.submit(body)
         WEBHOOKS.labels("aircall", outcome.result).inc()
         return JSONResponse(outcome.body(), status_code=outcome.status_code)
 
     # --- OAuth: HubSpot first (it names the portal), then Aircall ------------------------------
 
-    def callback_url(provider: str) -> str:
-        return f"{settings.public_url}/oauth/{provider}/callback"
-
-    def to_consent_page(request: Request, provider: str,
-                        authorize_url: Callable[[str, str], str]) -> RedirectResponse:
-        # The state comes back with the callback, which checks it against the session.
-        state = secrets.token_urlsafe(24)
-        request.session[f"{provider}_state"] = state
-        return RedirectResponse(authorize_url(callback_url(provider), state), status_code=303)
-
-    @app.get("/oauth/hubspot/install")
+    @routes.get("/oauth/hubspot/install")
     async def hubspot_install(request: Request) -> RedirectResponse:
-        return to_consent_page(request, "hubspot", services.hubspot_oauth().authorize_url)
+        return _to_consent_page(request, "hubspot",
+                                services_of(request).hubspot_oauth().authorize_url)
 
-    @app.get("/oauth/hubspot/callback")
+    @routes.get("/oauth/hubspot/callback")
     async def hubspot_callback(request: Request, code: str = "", state: str = "") -> Any:
+        services = services_of(request)
         expected = request.session.pop("hubspot_state", None)
         if not code or not expected or not secrets.compare_digest(state, expected):
             return _problem("The HubSpot authorisation could not be verified. Start again.")
         try:
             installation_id = await complete_hubspot_oauth(
-                services, code=code, redirect_uri=callback_url("hubspot"),
+                services, code=code, redirect_uri=_callback_url(services, "hubspot"),
                 installation_id=request.session.get("installation_id"),
             )
         except DeliveryError as exc:
@@ -176,14 +224,16 @@ def create_app(services: Services) -> WebApp:
         renew(request)
         return RedirectResponse("/oauth/aircall/install", status_code=303)
 
-    @app.get("/oauth/aircall/install")
+    @routes.get("/oauth/aircall/install")
     async def aircall_install(request: Request) -> Any:
         if not request.session.get("installation_id"):
             return RedirectResponse("/oauth/hubspot/install", status_code=303)
-        return to_consent_page(request, "aircall", services.aircall_oauth().authorize_url)
+        return _to_consent_page(request, "aircall",
+                                services_of(request).aircall_oauth().authorize_url)
 
-    @app.get("/oauth/aircall/callback")
+    @routes.get("/oauth/aircall/callback")
     async def aircall_callback(request: Request, code: str = "", state: str = "") -> Any:
+        services = services_of(request)
         expected = request.session.pop("aircall_state", None)
         installation_id = request.session.get("installation_id")
         if not code or not expected or not installation_id or not secrets.compare_digest(
@@ -192,7 +242,7 @@ def create_app(services: Services) -> WebApp:
             return _problem("The Aircall authorisation could not be verified. Start again.")
         try:
             await complete_aircall_oauth(
-                services, code=code, redirect_uri=callback_url("aircall"),
+                services, code=code, redirect_uri=_callback_url(services, "aircall"),
                 installation_id=installation_id,
             )
         except CompanyChange as change:
@@ -206,16 +256,11 @@ def create_app(services: Services) -> WebApp:
         # lists them as they arrive.
         return RedirectResponse("/dashboard", status_code=303)
 
-    @app.exception_handler(InputRejected)
-    async def input_rejected(request: Request, exc: InputRejected) -> HTMLResponse:
-        # Input beyond input_limits.py, found by a page: a clear 400, never a 500 (R43).
-        return _problem(f"This request cannot be accepted: {exc}")
-
-    if settings.sandbox_mode:
+    if sandbox_mode:
         # The demo's home, reset and clock: mounted only on the sandbox (issue 6).
-        app.include_router(sandbox_routes.router(services))
+        sandbox_routes.add_routes(routes)
     else:
-        @app.get("/", response_class=HTMLResponse)
+        @routes.get("/", response_class=HTMLResponse)
         async def home() -> str:
             return (
                 "<!doctype html><html lang=en><meta charset=utf-8><title>whatsapp-helpdesk"
@@ -228,18 +273,7 @@ def create_app(services: Services) -> WebApp:
                 "<li><a href='/metrics'>Metrics</a></li></ul></body></html>"
             )
 
-    app.include_router(connect_routes.router(services))
-    app.include_router(dashboard_routes.router(services))
-    app.include_router(hubspot_webhook_routes.router(services))
-    app.include_router(reinstall_routes.router(services))
-
-    return app
-
-
-def _problem(message: str, status_code: int = 400) -> HTMLResponse:
-    return HTMLResponse(
-        "<!doctype html><html lang=en><meta charset=utf-8><title>Problem</title>"
-        "<link rel=stylesheet href='/static/style.css'><body class=plain><h1>Problem</h1>"
-        f"<p role=alert>{escape(message)}</p><p><a href='/'>Back</a></p></body></html>",
-        status_code=status_code,
-    )
+    connect_routes.add_routes(routes)
+    dashboard_routes.add_routes(routes)
+    hubspot_webhook_routes.add_routes(routes)
+    reinstall_routes.add_routes(routes)

@@ -32,6 +32,7 @@ from whatsapp_helpdesk.errors import DeliveryError
 from whatsapp_helpdesk.input_limits import MAX_FORM_FIELD
 from whatsapp_helpdesk.web.csrf import CSRF_FIELD, SESSION_CSRF, csrf_valid
 from whatsapp_helpdesk.web.pages import problem
+from whatsapp_helpdesk.web.request_state import services_of
 from whatsapp_helpdesk.web.sessions import renew
 
 log = structlog.get_logger(__name__)
@@ -76,18 +77,22 @@ def start_session(request: Request, installation_id: int) -> None:
     renew(request)  # a new session id at sign-in: no session fixation
 
 
-def router(services: Services) -> APIRouter:
-    routes = APIRouter()
-    settings = services.settings
-    callback_url = f"{settings.public_url}{SIGNIN_CALLBACK}"
+def _callback_url(services: Services) -> str:
+    return f"{services.settings.public_url}{SIGNIN_CALLBACK}"
+
+
+def add_routes(routes: APIRouter) -> None:
+    """Sign-in and sign-out, on the process's shared routes (web/request_state.py)."""
 
     @routes.get("/signin")
     async def signin(request: Request, next: str = DEFAULT_NEXT) -> Response:
+        services = services_of(request)
         state = secrets.token_urlsafe(24)
         request.session[SESSION_SIGNIN_STATE] = state
         request.session[SESSION_SIGNIN_NEXT] = safe_next(next)
-        return RedirectResponse(services.hubspot_oauth().authorize_url(callback_url, state),
-                                status_code=303)
+        return RedirectResponse(
+            services.hubspot_oauth().authorize_url(_callback_url(services), state),
+            status_code=303)
 
     @routes.get(SIGNIN_CALLBACK)
     async def signin_callback(request: Request, code: str = "", state: str = "") -> Response:
@@ -98,9 +103,10 @@ def router(services: Services) -> APIRouter:
         ):
             return problem(request, "The sign-in could not be verified.",
                            "Start again from the dashboard.", status_code=400)
+        services = services_of(request)
         try:
             oauth = services.hubspot_oauth()
-            tokens = await oauth.exchange_code(code, callback_url)
+            tokens = await oauth.exchange_code(code, _callback_url(services))
             info = await oauth.token_info(tokens.access_token)
         except DeliveryError as exc:
             return problem(request, "HubSpot did not confirm who you are.", exc.message,
@@ -126,6 +132,4 @@ def router(services: Services) -> APIRouter:
                            status_code=403)
         request.session.clear()
         return RedirectResponse("/", status_code=303)
-
-    return routes
 

@@ -41,6 +41,7 @@ from whatsapp_helpdesk.input_limits import db_id, form_value
 from whatsapp_helpdesk.web.auth import sign_in_url, signed_in
 from whatsapp_helpdesk.web.csrf import CSRF_FIELD, csrf_valid
 from whatsapp_helpdesk.web.pages import problem, render
+from whatsapp_helpdesk.web.request_state import services_of
 
 # R5, in the page's words: a title, then what happened and what to do (the client's
 # messages, hubspot/client.py STAGING_TOKEN_MESSAGES, say the same for logs and tests).
@@ -121,10 +122,11 @@ def hubspot_return_url(services: Services, url: str) -> str | None:
     return None
 
 
-def router(services: Services) -> APIRouter:
-    routes = APIRouter()
+def add_routes(routes: APIRouter) -> None:
+    """The pop-up's page and form, on the process's shared routes (web/request_state.py)."""
 
-    def resolve(request: Request, asked: ConnectRequest, *, posting: bool) -> int | Response:
+    def resolve(request: Request, services: Services, asked: ConnectRequest, *,
+                posting: bool) -> int | Response:
         """The installation this pop-up acts for, or the page that says why it can't."""
         if not asked.account_token:
             return problem(
@@ -162,7 +164,7 @@ def router(services: Services) -> APIRouter:
         return target
 
     def picker(
-        request: Request, installation_id: int, asked: ConnectRequest, *,
+        request: Request, services: Services, installation_id: int, asked: ConnectRequest, *,
         error: tuple[str, str] | None = None, status_code: int = 200, chosen: int | None = None,
     ) -> Response:
         numbers: list[Candidate] = candidates(services, installation_id)
@@ -190,11 +192,12 @@ def router(services: Services) -> APIRouter:
 
     @routes.get("/connect")
     async def connect_page(request: Request) -> Response:
+        services = services_of(request)
         asked = ConnectRequest.of(request.query_params)
-        resolved = await run_in_threadpool(resolve, request, asked, posting=False)
+        resolved = await run_in_threadpool(resolve, request, services, asked, posting=False)
         if isinstance(resolved, Response):
             return resolved
-        return await run_in_threadpool(picker, request, resolved, asked)
+        return await run_in_threadpool(picker, request, services, resolved, asked)
 
     @routes.post("/connect")
     async def connect_submit(request: Request) -> Response:
@@ -203,7 +206,8 @@ def router(services: Services) -> APIRouter:
         if not csrf_valid(request, form.get(CSRF_FIELD)):
             return problem(request, "This page has expired",
                            "Reload it and pick the number again.", status_code=403, popup=True)
-        resolved = await run_in_threadpool(resolve, request, asked, posting=True)
+        services = services_of(request)
+        resolved = await run_in_threadpool(resolve, request, services, asked, posting=True)
         if isinstance(resolved, Response):
             return resolved
         installation_id = resolved
@@ -211,7 +215,7 @@ def router(services: Services) -> APIRouter:
         number_id = db_id(raw_number) if isinstance(raw_number, str) else None
         if number_id is None:
             return await run_in_threadpool(
-                picker, request, installation_id, asked,
+                picker, request, services, installation_id, asked,
                 error=("Pick a number", "Choose the WhatsApp number to connect."),
                 status_code=400,
             )
@@ -220,10 +224,10 @@ def router(services: Services) -> APIRouter:
                                  account_token=asked.account_token)
         except StagingTokenError as exc:
             return await run_in_threadpool(
-                staging_error, request, installation_id, asked, exc, number_id)
+                staging_error, request, services, installation_id, asked, exc, number_id)
         except NotConnectable as exc:
             return await run_in_threadpool(
-                picker, request, installation_id, asked,
+                picker, request, services, installation_id, asked,
                 error=("This number can't be connected", exc.message), status_code=400,
             )
         except AuthRevoked as exc:
@@ -232,7 +236,7 @@ def router(services: Services) -> APIRouter:
                            status_code=403, popup=True, installation=summary)
         except DeliveryError as exc:
             return await run_in_threadpool(
-                picker, request, installation_id, asked, chosen=number_id,
+                picker, request, services, installation_id, asked, chosen=number_id,
                 error=("HubSpot did not complete the connection",
                        f"{exc.message} Nothing was connected; try again."),
                 status_code=502,
@@ -243,15 +247,13 @@ def router(services: Services) -> APIRouter:
         return render(request, "connect_done.html", {"popup": True})
 
     def staging_error(
-        request: Request, installation_id: int, asked: ConnectRequest, exc: StagingTokenError,
-        number_id: int,
+        request: Request, services: Services, installation_id: int, asked: ConnectRequest,
+        exc: StagingTokenError, number_id: int,
     ) -> Response:
         title, detail, status_code = STAGING_ERRORS[exc.kind]
         if exc.kind == "number_exists":
             # The request is still good: another number may be picked.
-            return picker(request, installation_id, asked, error=(title, detail),
+            return picker(request, services, installation_id, asked, error=(title, detail),
                           status_code=status_code, chosen=number_id)
         return problem(request, title, detail, status_code=status_code, popup=True,
                        installation=installation_summary(services, installation_id))
-
-    return routes

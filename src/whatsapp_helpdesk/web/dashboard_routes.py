@@ -26,7 +26,8 @@ from whatsapp_helpdesk.input_limits import MAX_DB_ID
 from whatsapp_helpdesk.replies.reengagement import choices_by_number
 from whatsapp_helpdesk.web import auth, dashboard_templates
 from whatsapp_helpdesk.web.csrf import CSRF_FIELD, csrf_valid
-from whatsapp_helpdesk.web.pages import flash, problem, render, static_router
+from whatsapp_helpdesk.web.pages import add_static_routes, flash, problem, render
+from whatsapp_helpdesk.web.request_state import services_of
 from whatsapp_helpdesk.web.sessions import revoke_installation
 
 log = structlog.get_logger(__name__)
@@ -45,13 +46,15 @@ Search = Annotated[str, Query(max_length=dashboard.MAX_SEARCH)]
 COMPANY_WHATSAPP_CHOICES: Final[dict[str, bool | None]] = {"auto": None, "yes": True, "no": False}
 
 
-def router(services: Services) -> APIRouter:
-    routes = APIRouter()
-    routes.include_router(auth.router(services))
-    routes.include_router(static_router())
+def add_routes(routes: APIRouter) -> None:
+    """The dashboard, sign-in and static files, on the process's shared routes
+    (web/request_state.py)."""
+    auth.add_routes(routes)
+    add_static_routes(routes)
 
     @routes.get(DASHBOARD)
     async def dashboard_page(request: Request, page: PageNumber = 1, q: Search = "") -> Response:
+        services = services_of(request)
         installation_id = auth.signed_in(request)
         if installation_id is None:
             return RedirectResponse(auth.sign_in_url(auth.current_path(request)), status_code=303)
@@ -69,6 +72,7 @@ def router(services: Services) -> APIRouter:
         request: Request, action: Callable[[int, dict[str, str]], Awaitable[str]]
     ) -> Response:
         """The common frame of every dashboard action: session, CSRF, outcome message."""
+        services = services_of(request)
         installation_id = auth.signed_in(request)
         if installation_id is None:
             return problem(request, "Please sign in", "Your session has ended.",
@@ -78,7 +82,7 @@ def router(services: Services) -> APIRouter:
             return problem(request, "This form has expired",
                            "Nothing was changed. Reload the dashboard and try again.",
                            status_code=403, action=(DASHBOARD, "Back to the dashboard"),
-                           installation=await summary(installation_id))
+                           installation=await summary(services, installation_id))
         fields = {k: v for k, v in form.items() if isinstance(v, str)}
         try:
             message = await action(installation_id, fields)
@@ -86,14 +90,15 @@ def router(services: Services) -> APIRouter:
             # Another installation's id, or one that no longer exists: the same answer (R10).
             return problem(request, "Not found", "There is no such item in your installation.",
                            status_code=404, action=(DASHBOARD, "Back to the dashboard"),
-                           installation=await summary(installation_id))
+                           installation=await summary(services, installation_id))
         except dashboard_actions.ActionRefused as exc:
             flash(request, exc.message, kind="error")
         else:
             flash(request, message)
         return RedirectResponse(DASHBOARD, status_code=303)
 
-    async def summary(installation_id: int) -> dashboard.InstallationSummary | None:
+    async def summary(services: Services,
+                      installation_id: int) -> dashboard.InstallationSummary | None:
         """The signed-in installation's header and banner (R8: on every page)."""
         try:
             return await run_in_threadpool(dashboard.installation_summary, services,
@@ -102,7 +107,7 @@ def router(services: Services) -> APIRouter:
             return None
 
     def awaited(
-        work: Callable[..., Awaitable[str]], *args: object
+        services: Services, work: Callable[..., Awaitable[str]], *args: object
     ) -> Callable[[int, dict[str, str]], Awaitable[str]]:
         """An action for `act` that calls `work(services, installation_id, *args)`."""
         async def run(installation_id: int, fields: dict[str, str]) -> str:
@@ -111,13 +116,15 @@ def router(services: Services) -> APIRouter:
         return run
 
     def threaded(
-        work: Callable[..., str], *args: object
+        services: Services, work: Callable[..., str], *args: object
     ) -> Callable[[int, dict[str, str]], Awaitable[str]]:
         """The same for a blocking `work`, run off the event loop."""
-        return awaited(lambda *call: run_in_threadpool(work, *call), *args)
+        return awaited(services, lambda *call: run_in_threadpool(work, *call), *args)
 
     @routes.post("/dashboard/numbers/{number_id}/settings")
     async def change_setting(request: Request, number_id: DbId) -> Response:
+        services = services_of(request)
+
         async def run(installation_id: int, fields: dict[str, str]) -> str:
             setting = fields.get("setting", "")
             value = fields.get("value")
@@ -138,6 +145,8 @@ def router(services: Services) -> APIRouter:
 
     @routes.post("/dashboard/numbers/{number_id}/reconnect")
     async def reconnect_submit(request: Request, number_id: DbId) -> Response:
+        services = services_of(request)
+
         async def run(installation_id: int, fields: dict[str, str]) -> str:
             try:
                 return await reconnect.reconnect_number(services, installation_id, number_id)
@@ -154,7 +163,8 @@ def router(services: Services) -> APIRouter:
         installation_id = auth.signed_in(request)
         if installation_id is None:
             return RedirectResponse(auth.sign_in_url(auth.current_path(request)), status_code=303)
-        installation = await summary(installation_id)
+        services = services_of(request)
+        installation = await summary(services, installation_id)
         back = (DASHBOARD, "Back to the dashboard")
         try:
             view = await run_in_threadpool(
@@ -180,20 +190,24 @@ def router(services: Services) -> APIRouter:
 
     @routes.post("/dashboard/numbers/{number_id}/disconnect")
     async def disconnect(request: Request, number_id: DbId) -> Response:
-        return await act(request, awaited(dashboard_actions.disconnect_number, number_id))
+        return await act(request, awaited(services_of(request),
+                                          dashboard_actions.disconnect_number, number_id))
 
     @routes.post("/dashboard/numbers/refresh")
     async def refresh(request: Request) -> Response:
         # The dashboard's button, wired here to the connect slice that owns the refresh
         # (the dashboard slice does not import connect).
-        return await act(request, threaded(request_refresh))
+        return await act(request, threaded(services_of(request), request_refresh))
 
     @routes.post("/dashboard/numbers/{number_id}/templates/refresh")
     async def refresh_templates(request: Request, number_id: DbId) -> Response:
-        return await act(request, awaited(dashboard_templates.refresh, number_id))
+        return await act(request, awaited(services_of(request), dashboard_templates.refresh,
+                                          number_id))
 
     @routes.post("/dashboard/numbers/{number_id}/templates")
     async def choose_template(request: Request, number_id: DbId) -> Response:
+        services = services_of(request)
+
         async def run(installation_id: int, fields: dict[str, str]) -> str:
             return await run_in_threadpool(dashboard_templates.choose, services,
                                            installation_id, number_id, fields)
@@ -202,7 +216,8 @@ def router(services: Services) -> APIRouter:
 
     @routes.post("/dashboard/deliveries/{outbox_id}/retry")
     async def retry(request: Request, outbox_id: DbId) -> Response:
-        return await act(request, threaded(dashboard_actions.retry_delivery, outbox_id))
+        return await act(request, threaded(services_of(request),
+                                           dashboard_actions.retry_delivery, outbox_id))
 
     @routes.post("/dashboard/sessions/revoke")
     async def sign_out_everywhere(request: Request) -> Response:
@@ -213,13 +228,16 @@ def router(services: Services) -> APIRouter:
             return problem(request, "This form has expired",
                            "Nothing was changed. Reload the dashboard and try again.",
                            status_code=403, action=(DASHBOARD, "Back to the dashboard"))
-        count = await run_in_threadpool(revoke_installation, services.sessions, installation_id)
+        count = await run_in_threadpool(revoke_installation, services_of(request).sessions,
+                                        installation_id)
         request.session.clear()
         log.info("auth.signed_out_everywhere", installation_id=installation_id, sessions=count)
         return RedirectResponse("/", status_code=303)
 
     @routes.post("/dashboard/company-whatsapp")
     async def company_whatsapp(request: Request) -> Response:
+        services = services_of(request)
+
         async def run(installation_id: int, fields: dict[str, str]) -> str:
             choice = fields.get("choice", "")
             if choice not in COMPANY_WHATSAPP_CHOICES:
@@ -228,5 +246,3 @@ def router(services: Services) -> APIRouter:
                                            installation_id, COMPANY_WHATSAPP_CHOICES[choice])
 
         return await act(request, run)
-
-    return routes

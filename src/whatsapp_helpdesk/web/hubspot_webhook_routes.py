@@ -6,8 +6,8 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
-from whatsapp_helpdesk.bootstrap import Services
 from whatsapp_helpdesk.hubspot import SIGNATURE_HEADER, TIMESTAMP_HEADER
+from whatsapp_helpdesk.web.request_state import services_of
 from whatsapp_helpdesk.web.webhook_intake import WEBHOOKS, read_limited_body
 
 WEBHOOK_PATH = "/webhooks/hubspot"
@@ -26,8 +26,8 @@ def signed_url(public_url: str, request: Request) -> str:
     return f"{public_url}{WEBHOOK_PATH}" + (f"?{query}" if query else "")
 
 
-def router(services: Services) -> APIRouter:
-    routes = APIRouter()
+def add_routes(routes: APIRouter) -> None:
+    """HubSpot's webhook, on the process's shared routes (web/request_state.py)."""
 
     @routes.post(WEBHOOK_PATH)
     async def hubspot_webhook(request: Request) -> JSONResponse:
@@ -39,12 +39,10 @@ def router(services: Services) -> APIRouter:
         outcome = await run_in_threadpool(
             request.app.state.webhook_spool.receive_hubspot,
             method=request.method,
-            url=signed_url(services.settings.public_url, request),
+            url=signed_url(services_of(request).settings.public_url, request),
             raw_body=body,
             timestamp_header=request.headers.get(TIMESTAMP_HEADER),
             signature_header=request.headers.get(SIGNATURE_HEADER),
         )
         WEBHOOKS.labels("hubspot", outcome.result).inc()
         return JSONResponse(outcome.body(), status_code=outcome.status_code)
-
-    return routes

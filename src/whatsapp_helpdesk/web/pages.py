@@ -89,9 +89,7 @@ def problem(
     )
 
 
-def static_router() -> APIRouter:
-    routes = APIRouter()
-
+def add_static_routes(routes: APIRouter) -> None:
     @routes.get("/static/{name}", include_in_schema=False)
     async def static_file(name: str) -> Response:
         media_type = STATIC_FILES.get(name)
@@ -99,5 +97,3 @@ def static_router() -> APIRouter:
             return Response("Not found", status_code=404, media_type="text/plain")
         return FileResponse(STATIC_DIR / name, media_type=media_type,
                             headers={"Cache-Control": "public, max-age=3600"})
-
-    return routes

@@ -23,6 +23,7 @@ from whatsapp_helpdesk.errors import DeliveryError
 from whatsapp_helpdesk.web.auth import SESSION_INSTALLATION
 from whatsapp_helpdesk.web.csrf import CSRF_FIELD, csrf_valid
 from whatsapp_helpdesk.web.pages import problem, render
+from whatsapp_helpdesk.web.request_state import services_of
 from whatsapp_helpdesk.web.sessions import renew, revoke_installation
 
 SESSION_PENDING: Final = "aircall_company_change"
@@ -40,11 +41,12 @@ def ask_to_confirm(request: Request, services: Services, change: CompanyChange,
         "new_name": change.grant.company_name or f"company {change.grant.company_id}"})
 
 
-def router(services: Services) -> APIRouter:
-    routes = APIRouter()
+def add_routes(routes: APIRouter) -> None:
+    """The confirmation's form, on the process's shared routes (web/request_state.py)."""
 
     @routes.post("/oauth/aircall/confirm")
     async def confirm_company_change(request: Request) -> Response:
+        services = services_of(request)
         form = await request.form()
         if not csrf_valid(request, form.get(CSRF_FIELD)):
             return problem(request, "This form has expired",
@@ -71,5 +73,3 @@ def router(services: Services) -> APIRouter:
             "new_name": grant.company_name or f"company {grant.company_id}",
             "removed": applied.old_webhook_removed,
             "problem_detail": applied.old_webhook_problem})
-
-    return routes

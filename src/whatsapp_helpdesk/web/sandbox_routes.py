@@ -15,7 +15,7 @@ from urllib.parse import urlencode
 
 import httpx
 import structlog
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import JSONResponse, RedirectResponse, Response
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 from sqlalchemy import select
@@ -27,6 +27,7 @@ from whatsapp_helpdesk.errors import DeliveryError
 from whatsapp_helpdesk.operations.sandbox_demo import reset_demo
 from whatsapp_helpdesk.web.csrf import CSRF_FIELD, csrf_valid
 from whatsapp_helpdesk.web.pages import flash, problem, render
+from whatsapp_helpdesk.web.request_state import services_of
 
 log = structlog.get_logger(__name__)
 
@@ -95,14 +96,18 @@ class ClockMove(BaseModel):
         return self
 
 
-def router(services: Services) -> APIRouter:
+def serve_on(app: FastAPI, services: Services) -> None:
+    """What an app that serves these routes keeps of its own (the routes are the process's,
+    web/request_state.py)."""
     assert services.settings.sandbox_mode, "sandbox routes on a service with real credentials"
-    routes = APIRouter()
     # One reset at a time: a double click must not interleave two wipes and two installs.
-    resetting = asyncio.Lock()
+    app.state.sandbox_resetting = asyncio.Lock()
 
+
+def add_routes(routes: APIRouter) -> None:
     @routes.get("/")
     async def sandbox_home(request: Request) -> Response:
+        services = services_of(request)
         where, service_now = await run_in_threadpool(
             lambda: (screens(services), services.clock.now()))
         ahead = service_now - datetime.now(UTC)
@@ -119,6 +124,8 @@ def router(services: Services) -> APIRouter:
             return problem(request, "This form has expired",
                            "Nothing was reset. Reload the page and try again.", status_code=403,
                            action=("/", "Back to the sandbox home"))
+        services = services_of(request)
+        resetting: asyncio.Lock = request.app.state.sandbox_resetting
         steps: list[str] = []
 
         def progress(step: str) -> None:
@@ -148,7 +155,7 @@ def router(services: Services) -> APIRouter:
         """Called by the phone's "jump the clock" (its followers): the emulators' own body,
         `{"advance_seconds": n}` or `{"offset_seconds": n}`. JSON only, so that another
         site's page cannot move the clock with a simple form or text POST."""
-        offset = services.sandbox_clock_offset
+        offset = services_of(request).sandbox_clock_offset
         if offset is None:
             return JSONResponse({"detail": "This service runs on a clock given to it; the "
                                  "sandbox clock does not drive it."}, status_code=409)
@@ -165,5 +172,3 @@ def router(services: Services) -> APIRouter:
             offset.move, advance_seconds=move.advance_seconds or 0.0,
             offset_seconds=move.offset_seconds)
         return JSONResponse({"offset_seconds": moved})
-
-    return routes
