@@ -29,6 +29,7 @@ from whatsapp_helpdesk.sandbox.hubspot.state import (
     ChannelAccount,
     Contact,
     DeliveryIdentifier,
+    Direction,
     Message,
     MessageStatus,
     Participant,
@@ -72,7 +73,7 @@ class MessageEgg(BaseModel):
     text: str
     richText: str | None = None
     channelAccountId: str
-    messageDirection: Literal["INCOMING", "OUTGOING"]
+    messageDirection: Direction
     senders: list[ParticipantIn] = Field(min_length=1)
     recipients: list[ParticipantIn] = Field(default_factory=list)
     timestamp: str | None = None
@@ -317,7 +318,7 @@ def _store_message(
     sandbox: Sandbox,
     thread: Thread,
     *,
-    direction: Literal["INCOMING", "OUTGOING"],
+    direction: Direction,
     text: str,
     rich_text: str | None,
     attachments: list[dict[str, Any]],

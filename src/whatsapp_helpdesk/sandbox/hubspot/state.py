@@ -158,10 +158,11 @@ class StagingToken:
     user_id: int
     created_at: datetime
     expires_at: float
+    # Set by the integration's PATCH of the token, which connects it (once):
     used_at: datetime | None = None
-    account_name: str | None = None
-    delivery_identifier: DeliveryIdentifier | None = None
-    channel_account_id: str | None = None
+    account_name: str | None = None  # the PATCH's accountName
+    delivery_identifier: DeliveryIdentifier | None = None  # the PATCH's deliveryIdentifier
+    channel_account_id: str | None = None  # the account it created
 
 
 @dataclass
@@ -259,10 +260,10 @@ class Message:
     sequence: int
     rich_text: str | None = None
     attachments: list[dict[str, Any]] = field(default_factory=list)
-    status: MessageStatus | None = None
+    status: MessageStatus | None = None  # None: an agent's reply still "sending" (R23)
     in_reply_to_id: str | None = None
-    integration_idempotency_id: str | None = None
-    updated_at: datetime | None = None
+    integration_idempotency_id: str | None = None  # not shown; finds a repeated POST (R14)
+    updated_at: datetime | None = None  # the integration's last status PATCH (R23)
 
 
 @dataclass
