@@ -15,8 +15,8 @@ from whatsapp_helpdesk.sandbox.hubspot import constants
 from whatsapp_helpdesk.sandbox.hubspot.config import SandboxConfig
 from whatsapp_helpdesk.sandbox.kit.state import EmulatorState, IdSequence
 
-InboxType = Literal["INBOX", "HELP_DESK"]
-Direction = Literal["INCOMING", "OUTGOING"]
+InboxType = Literal["INBOX", "HELP_DESK"]  # PublicInbox.type
+Direction = Literal["INCOMING", "OUTGOING"]  # messageDirection of an egg, direction of a message
 
 
 @dataclass
@@ -310,12 +310,12 @@ class StoredFile:
 class SandboxState(EmulatorState[SandboxConfig]):
     config: SandboxConfig = field(default_factory=SandboxConfig)
     portals: dict[int, Portal] = field(default_factory=dict)
-    auth_codes: dict[str, AuthorizationCode] = field(default_factory=dict)
-    refresh_tokens: dict[str, RefreshToken] = field(default_factory=dict)
-    access_tokens: dict[str, AccessToken] = field(default_factory=dict)
+    auth_codes: dict[str, AuthorizationCode] = field(default_factory=dict)  # by the code
+    refresh_tokens: dict[str, RefreshToken] = field(default_factory=dict)  # by the token
+    access_tokens: dict[str, AccessToken] = field(default_factory=dict)  # by the token
     channels: dict[str, Channel] = field(default_factory=dict)
     channel_accounts: dict[str, ChannelAccount] = field(default_factory=dict)
-    staging_tokens: dict[str, StagingToken] = field(default_factory=dict)
+    staging_tokens: dict[str, StagingToken] = field(default_factory=dict)  # by accountToken
     contacts: dict[str, Contact] = field(default_factory=dict)
     tickets: dict[str, Ticket] = field(default_factory=dict)
     threads: dict[str, Thread] = field(default_factory=dict)
