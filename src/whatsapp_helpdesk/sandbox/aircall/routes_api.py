@@ -47,11 +47,16 @@ SandboxDep = Annotated[Sandbox, Depends(get_sandbox)]
 PrincipalDep = Annotated[Principal, Depends(current_principal)]
 
 
-def _company_number(sandbox: Sandbox, principal: Principal, raw_id: str) -> Number:
-    number = sandbox.state.find_number(path_id(raw_id), principal.company_id)
+async def company_number(number_id: str, sandbox: SandboxDep, principal: PrincipalDep) -> Number:
+    """The number of the path: 404 for an unknown, a deleted or another company's number
+    (async: it reads the state on the event loop, as the routes do)."""
+    number = sandbox.state.find_number(path_id(number_id), principal.company_id)
     if number is None:
         raise not_found()
     return number
+
+
+CompanyNumber = Annotated[Number, Depends(company_number)]
 
 
 @router.get("/ping")
@@ -115,24 +120,19 @@ async def list_numbers(request: Request, sandbox: SandboxDep, principal: Princip
 
 
 @router.get("/numbers/{number_id}")
-async def get_number(number_id: str, sandbox: SandboxDep, principal: PrincipalDep) -> Json:
-    number = _company_number(sandbox, principal, number_id)
+async def get_number(number: CompanyNumber, sandbox: SandboxDep) -> Json:
     return {"number": number_json(sandbox.state, number, sandbox.base_url, in_webhook=False)}
 
 
 @router.get("/numbers/{number_id}/whatsapp_status")
-async def whatsapp_status(number_id: str, sandbox: SandboxDep, principal: PrincipalDep) -> Json:
-    number = _company_number(sandbox, principal, number_id)
+async def whatsapp_status(number: CompanyNumber) -> Json:
     if number.whatsapp is None:  # our documented choice for an unknown (constants)
         raise ApiError(constants.WHATSAPP_STATUS_MISSING_STATUS, dict(constants.NOT_FOUND_BODY))
     return whatsapp_status_json(number.whatsapp)
 
 
 @router.get("/numbers/{number_id}/registration_status")
-async def registration_status(
-    number_id: str, sandbox: SandboxDep, principal: PrincipalDep
-) -> Json:
-    number = _company_number(sandbox, principal, number_id)
+async def registration_status(number: CompanyNumber) -> Json:
     if not number.sms:  # shape and absence behaviour are our choice (constants)
         raise not_found()
     return {
@@ -145,10 +145,7 @@ async def registration_status(
 
 
 @router.get("/numbers/{number_id}/templates")
-async def number_templates(
-    number_id: str, request: Request, sandbox: SandboxDep, principal: PrincipalDep
-) -> Json:
-    number = _company_number(sandbox, principal, number_id)
+async def number_templates(number: CompanyNumber, request: Request, sandbox: SandboxDep) -> Json:
     if number.whatsapp is None:
         raise not_found()
     return list_page(sandbox.state, number, dict(request.query_params))

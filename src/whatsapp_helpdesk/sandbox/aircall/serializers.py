@@ -123,16 +123,26 @@ def number_abridged(number: Number, base: str, *, in_webhook: bool) -> Json:
     return body
 
 
+def camel_json(record: object, names: tuple[str, ...]) -> Json:
+    """The attributes `names` of `record`, in that order, under their camelCase keys: the
+    shape of Aircall's WhatsApp endpoints (§A5, §A6), where the older ones use snake_case."""
+    return {_camel(name): getattr(record, name) for name in names}
+
+
+def _camel(name: str) -> str:
+    head, *rest = name.split("_")
+    return head + "".join(part.capitalize() for part in rest)
+
+
+_WHATSAPP_STATUS_SHOWN = (
+    "waba_id", "status", "can_send_message", "messaging_limit_tier", "quality_rating",
+    "business_verification_status",
+)
+
+
 def whatsapp_status_json(line: WhatsAppLine) -> Json:
     """camelCase body of `GET /v1/numbers/:id/whatsapp_status` (§A5)."""
-    return {
-        "wabaId": line.waba_id,
-        "status": line.status,
-        "canSendMessage": line.can_send_message,
-        "messagingLimitTier": line.messaging_limit_tier,
-        "qualityRating": line.quality_rating,
-        "businessVerificationStatus": line.business_verification_status,
-    }
+    return camel_json(line, _WHATSAPP_STATUS_SHOWN)
 
 
 def company_json(state: SandboxState, company: Company) -> Json:

@@ -216,14 +216,14 @@ class SandboxState(EmulatorState[SandboxConfig]):
     contacts: dict[int, Contact] = field(default_factory=dict)
     numbers: dict[int, Number] = field(default_factory=dict)
     integrations: dict[int, Integration] = field(default_factory=dict)  # by company id
-    authorization_codes: dict[str, AuthorizationCode] = field(default_factory=dict)
-    access_tokens: dict[str, AccessToken] = field(default_factory=dict)
-    webhooks: dict[str, Webhook] = field(default_factory=dict)
+    authorization_codes: dict[str, AuthorizationCode] = field(default_factory=dict)  # by the code
+    access_tokens: dict[str, AccessToken] = field(default_factory=dict)  # by the token
+    webhooks: dict[str, Webhook] = field(default_factory=dict)  # by webhook_id (UUID)
     messages: dict[str, Message] = field(default_factory=dict)
     calls: dict[int, Call] = field(default_factory=dict)
     templates: dict[int, Template] = field(default_factory=dict)
     media_by_key: dict[str, tuple[str, MediaFile]] = field(default_factory=dict)
-    rate_windows: dict[int, RateWindow] = field(default_factory=dict)
+    rate_windows: dict[int, RateWindow] = field(default_factory=dict)  # by company id
     # Every authenticated /v1 call (sandbox UNIX time, company, method and path), so
     # that a test or a benchmark can count what a company spent per window.
     api_calls: collections.deque[ApiCall] = field(

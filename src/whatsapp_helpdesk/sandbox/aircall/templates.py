@@ -9,6 +9,7 @@ from typing import Any
 from whatsapp_helpdesk.sandbox.aircall import constants
 from whatsapp_helpdesk.sandbox.aircall.constants import Json
 from whatsapp_helpdesk.sandbox.aircall.errors import ApiError, bad_request
+from whatsapp_helpdesk.sandbox.aircall.serializers import camel_json
 from whatsapp_helpdesk.sandbox.aircall.state import Number, SandboxState, Template
 
 _SLOT = re.compile(r"\{\{(\d+)\}\}")
@@ -19,16 +20,12 @@ def variable_count(template: Template) -> int:
     return len(set(_SLOT.findall(template.body)))
 
 
+_LISTED = ("id", "waba_id", "name", "category", "status", "language")
+
+
 def template_json(template: Template) -> Json:
     """The documented listing item: no body, no variables (§A6)."""
-    return {
-        "id": template.id,
-        "wabaId": template.waba_id,
-        "name": template.name,
-        "category": template.category,
-        "status": template.status,
-        "language": template.language,
-    }
+    return camel_json(template, _LISTED)
 
 
 def _query_int(query: dict[str, str], name: str, default: int) -> int:

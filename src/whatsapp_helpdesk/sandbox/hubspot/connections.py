@@ -34,10 +34,12 @@ def live_channel(sandbox: Sandbox, channel_id: str) -> Channel:
     return channel
 
 
-def portal_account(
+def channel_and_account(
     sandbox: Sandbox, portal_id: int, channel_id: str, account_id: str, *, archived: bool = True
-) -> ChannelAccount:
-    """The portal's account of this channel; other portals' accounts do not exist here."""
+) -> tuple[Channel, ChannelAccount]:
+    """The live channel, then the portal's account of it (other portals' accounts do not
+    exist here): 404 for an unknown or archived channel first, then for the account."""
+    channel = live_channel(sandbox, channel_id)
     account = sandbox.state.channel_accounts.get(account_id)
     if (
         account is None
@@ -46,7 +48,7 @@ def portal_account(
         or (account.archived and not archived)
     ):
         raise errors.not_found(f"Channel account {account_id} not found")
-    return account
+    return channel, account
 
 
 def ensure_identifier_free(

@@ -20,7 +20,7 @@ from pydantic import BaseModel, Field
 
 from whatsapp_helpdesk.sandbox.hubspot import constants, crm, errors
 from whatsapp_helpdesk.sandbox.hubspot.clock import parse_iso
-from whatsapp_helpdesk.sandbox.hubspot.connections import live_channel, portal_account
+from whatsapp_helpdesk.sandbox.hubspot.connections import channel_and_account
 from whatsapp_helpdesk.sandbox.hubspot.phone import check_delivery_identifier
 from whatsapp_helpdesk.sandbox.hubspot.runtime import Sandbox
 from whatsapp_helpdesk.sandbox.hubspot.serializers import message_json
@@ -29,6 +29,7 @@ from whatsapp_helpdesk.sandbox.hubspot.state import (
     ChannelAccount,
     Contact,
     DeliveryIdentifier,
+    Direction,
     Message,
     MessageStatus,
     Participant,
@@ -72,7 +73,7 @@ class MessageEgg(BaseModel):
     text: str
     richText: str | None = None
     channelAccountId: str
-    messageDirection: Literal["INCOMING", "OUTGOING"]
+    messageDirection: Direction
     senders: list[ParticipantIn] = Field(min_length=1)
     recipients: list[ParticipantIn] = Field(default_factory=list)
     timestamp: str | None = None
@@ -91,8 +92,7 @@ class Published:
 
 
 def publish(sandbox: Sandbox, *, portal_id: int, channel_id: str, egg: MessageEgg) -> Published:
-    channel = live_channel(sandbox, channel_id)
-    account = portal_account(sandbox, portal_id, channel.id, egg.channelAccountId)
+    channel, account = channel_and_account(sandbox, portal_id, channel_id, egg.channelAccountId)
     if not account.active:
         raise errors.validation_error(
             f"Channel account {account.id} is not active (archived or not authorized)"
@@ -318,7 +318,7 @@ def _store_message(
     sandbox: Sandbox,
     thread: Thread,
     *,
-    direction: Literal["INCOMING", "OUTGOING"],
+    direction: Direction,
     text: str,
     rich_text: str | None,
     attachments: list[dict[str, Any]],
@@ -411,9 +411,8 @@ def agent_reply(
 ) -> Message:
     """An agent answers in the ticket (R21): record the message, tell the integration."""
     thread = portal_thread(sandbox, portal_id, thread_id)
-    channel = live_channel(sandbox, thread.channel_id)
-    account = portal_account(
-        sandbox, portal_id, channel.id, reply.channelAccountId or thread.channel_account_id
+    channel, account = channel_and_account(
+        sandbox, portal_id, thread.channel_id, reply.channelAccountId or thread.channel_account_id
     )
     if not account.active:
         raise errors.validation_error(f"Channel account {account.id} is disconnected")
@@ -491,15 +490,12 @@ def _announce_outgoing(
 
 def set_status(
     sandbox: Sandbox,
+    message: Message,
     *,
-    portal_id: int,
-    channel_id: str,
-    message_id: str,
     status_type: Literal["SENT", "READ", "FAILED"],
     error_message: str | None,
 ) -> Message:
     """The integration reports the delivery outcome (R23)."""
-    message = portal_message(sandbox, portal_id, channel_id, message_id)
     message.status = MessageStatus(
         status_type, error_message if status_type == "FAILED" else None
     )

@@ -228,9 +228,8 @@ async def get_account(
     channel_id: str, account_id: str, request: Request, sandbox: SandboxDep,
     auth: PortalAuth = READ_OR_WRITE,
 ) -> Any:
-    connections.live_channel(sandbox, channel_id)
     include_archived = request.query_params.get("archived", "false").lower() == "true"
-    account = connections.portal_account(
+    _, account = connections.channel_and_account(
         sandbox, auth.portal_id, channel_id, account_id, archived=include_archived
     )
     return account_json(account)
@@ -241,8 +240,7 @@ async def patch_account(
     channel_id: str, account_id: str, request: Request, sandbox: SandboxDep,
     auth: PortalAuth = READ_OR_WRITE,
 ) -> Any:
-    connections.live_channel(sandbox, channel_id)
-    account = connections.portal_account(sandbox, auth.portal_id, channel_id, account_id)
+    _, account = connections.channel_and_account(sandbox, auth.portal_id, channel_id, account_id)
     body = await parse_body(request, AccountUpdateIn)
     connections.update_account(sandbox, account, name=body.name, authorized=body.authorized)
     return account_json(account)
@@ -296,8 +294,8 @@ async def patch_message(
     auth: PortalAuth = WRITE,
 ) -> Any:
     body = await parse_body(request, MessageUpdateIn)
-    message = messaging.set_status(
-        sandbox, portal_id=auth.portal_id, channel_id=channel_id, message_id=message_id,
-        status_type=body.statusType, error_message=body.errorMessage,
+    message = messaging.portal_message(sandbox, auth.portal_id, channel_id, message_id)
+    messaging.set_status(
+        sandbox, message, status_type=body.statusType, error_message=body.errorMessage
     )
     return message_json(message)

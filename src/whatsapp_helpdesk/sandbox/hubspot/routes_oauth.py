@@ -124,7 +124,7 @@ def _exchange_code(sandbox: Sandbox, fields: dict[str, str]) -> Response:
         scopes=list(code.scopes),
     )
     sandbox.state.refresh_tokens[refresh.token] = refresh
-    return JSONResponse(_token_response(_mint_access_token(sandbox, refresh)))
+    return _token_response(sandbox, refresh)
 
 
 def _refresh(sandbox: Sandbox, fields: dict[str, str]) -> Response:
@@ -133,7 +133,7 @@ def _refresh(sandbox: Sandbox, fields: dict[str, str]) -> Response:
         return oauth_error(
             "invalid_grant", "BAD_REFRESH_TOKEN", "missing or invalid refresh token"
         )
-    return JSONResponse(_token_response(_mint_access_token(sandbox, refresh)))
+    return _token_response(sandbox, refresh)
 
 
 def _new_token(kind: str) -> str:
@@ -153,9 +153,11 @@ def _mint_access_token(sandbox: Sandbox, refresh: RefreshToken) -> AccessToken:
     return access
 
 
-def _token_response(access: AccessToken) -> dict[str, Any]:
-    """`AccessTokenResponse`; the refresh token is long-lived and returned unchanged."""
-    return {
+def _token_response(sandbox: Sandbox, refresh: RefreshToken) -> JSONResponse:
+    """`AccessTokenResponse` with a new access token, for either grant; the refresh token is
+    long-lived and returned unchanged."""
+    access = _mint_access_token(sandbox, refresh)
+    return JSONResponse({
         "access_token": access.token,
         "refresh_token": access.refresh_token,
         "expires_in": constants.ACCESS_TOKEN_TTL_SECONDS,
@@ -164,7 +166,7 @@ def _token_response(access: AccessToken) -> dict[str, Any]:
         "hub_id": access.portal_id,
         "user_id": access.user_id,
         "scopes": access.scopes,
-    }
+    })
 
 
 @router.get("/oauth/v1/access-tokens/{token}")

@@ -10,10 +10,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol, TypeVar
+from typing import Annotated, Any, Protocol, TypeVar
 from urllib.parse import urlencode
 
-from fastapi import APIRouter, FastAPI, Request
+from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 
@@ -156,11 +156,16 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(PageNotFound, not_found)
 
 
-def _portal(sandbox: Sandbox, portal_id: int) -> Portal:
+async def _portal(portal_id: int, sandbox: SandboxDep) -> Portal:
+    """The portal of the page's path, or the page saying there is none (async: it reads the
+    state on the event loop, as the routes do)."""
     portal = sandbox.state.portals.get(portal_id)
     if portal is None:
         raise PageNotFound(f"There is no HubSpot account {portal_id}.")
     return portal
+
+
+PortalPage = Annotated[Portal, Depends(_portal)]
 
 
 def _render(request: Request, name: str, context: dict[str, Any], status: int = 200) -> Response:
@@ -186,16 +191,15 @@ async def home(request: Request, sandbox: SandboxDep) -> Response:
 
 
 @router.get("/help-desk/{portal_id}/settings/channels", response_class=HTMLResponse)
-async def channel_settings(portal_id: int, request: Request, sandbox: SandboxDep) -> Response:
-    portal = _portal(sandbox, portal_id)
+async def channel_settings(portal: PortalPage, request: Request, sandbox: SandboxDep) -> Response:
     state = sandbox.state
     accounts = sorted(
-        (a for a in state.portal_accounts(portal_id) if not a.archived), key=lambda a: int(a.id)
+        (a for a in state.portal_accounts(portal.id) if not a.archived), key=lambda a: int(a.id)
     )
     connected = state.staging_tokens.get(request.query_params.get("connected", ""))
     just_connected = (
         state.channel_accounts.get(connected.channel_account_id or "")
-        if connected is not None and connected.portal_id == portal_id else None
+        if connected is not None and connected.portal_id == portal.id else None
     )
     return _render(request, "channels.html", {
         "portal": portal,
@@ -210,13 +214,12 @@ async def channel_settings(portal_id: int, request: Request, sandbox: SandboxDep
 
 
 @router.post("/help-desk/{portal_id}/settings/channels/connect", response_class=HTMLResponse)
-async def connect_channel(portal_id: int, request: Request, sandbox: SandboxDep) -> Response:
+async def connect_channel(portal: PortalPage, request: Request, sandbox: SandboxDep) -> Response:
     """No-JS path of "Connect a channel": make the staging token, offer the pop-up link."""
-    portal = _portal(sandbox, portal_id)
     form = await request.form()
     try:
         started = connections.start_connection(
-            sandbox, portal_id=portal_id, channel_id=str(form.get("channelId", "")),
+            sandbox, portal_id=portal.id, channel_id=str(form.get("channelId", "")),
             user_id=int(str(form.get("userId") or portal.agents[0].user_id)),
         )
     except errors.HubSpotApiError as exc:
@@ -230,18 +233,16 @@ async def connect_channel(portal_id: int, request: Request, sandbox: SandboxDep)
 
 
 @router.post("/help-desk/{portal_id}/settings/channels/{account_id}/disconnect")
-async def disconnect_account(portal_id: int, account_id: str, sandbox: SandboxDep) -> Response:
-    _portal(sandbox, portal_id)
-    account = _of_portal(sandbox.state.channel_accounts, portal_id, account_id, "channel account")
+async def disconnect_account(portal: PortalPage, account_id: str, sandbox: SandboxDep) -> Response:
+    account = _of_portal(sandbox.state.channel_accounts, portal.id, account_id, "channel account")
     connections.archive_account(sandbox, account)
-    return RedirectResponse(f"/help-desk/{portal_id}/settings/channels", status_code=303)
+    return RedirectResponse(f"/help-desk/{portal.id}/settings/channels", status_code=303)
 
 
 @router.get("/help-desk/{portal_id}/tickets", response_class=HTMLResponse)
-async def ticket_list(portal_id: int, request: Request, sandbox: SandboxDep) -> Response:
-    portal = _portal(sandbox, portal_id)
+async def ticket_list(portal: PortalPage, request: Request, sandbox: SandboxDep) -> Response:
     state = sandbox.state
-    rows = [ticket_row(state, t) for t in state.portal_tickets(portal_id)]
+    rows = [ticket_row(state, t) for t in state.portal_tickets(portal.id)]
     rows.sort(key=lambda r: (r.last.message.created_at if r.last else r.ticket.created_at),
               reverse=True)
     return _render(request, "tickets.html", {"portal": portal, "section": "tickets",
@@ -269,16 +270,15 @@ def _portal_ticket(sandbox: Sandbox, portal_id: int, ticket_id: str) -> Ticket:
 
 @router.get("/help-desk/{portal_id}/tickets/{ticket_id}", response_class=HTMLResponse)
 async def ticket_view(
-    portal_id: int, ticket_id: str, request: Request, sandbox: SandboxDep
+    portal: PortalPage, ticket_id: str, request: Request, sandbox: SandboxDep
 ) -> Response:
-    portal = _portal(sandbox, portal_id)
     state = sandbox.state
-    ticket = _portal_ticket(sandbox, portal_id, ticket_id)
+    ticket = _portal_ticket(sandbox, portal.id, ticket_id)
     row = ticket_row(state, ticket)
     thread = row.thread
     messages = [message_view(state, m) for m in state.thread_messages(thread.id)] if thread else []
     channel_accounts = sorted(
-        (a for a in state.portal_accounts(portal_id)
+        (a for a in state.portal_accounts(portal.id)
          if thread is not None and a.channel_id == thread.channel_id and a.active),
         key=lambda a: int(a.id),
     )
@@ -289,10 +289,9 @@ async def ticket_view(
 
 
 @router.get("/help-desk/{portal_id}/files/{file_id}")
-async def file_link(portal_id: int, file_id: str, sandbox: SandboxDep) -> Response:
+async def file_link(portal: PortalPage, file_id: str, sandbox: SandboxDep) -> Response:
     """An attachment's link in the ticket: a short-lived signed URL to the PRIVATE file."""
-    _portal(sandbox, portal_id)
-    stored = _of_portal(sandbox.state.files, portal_id, file_id, "file")
+    stored = _of_portal(sandbox.state.files, portal.id, file_id, "file")
     url, _ = routes_files.signed_url(sandbox, stored, 300)
     return RedirectResponse(url, status_code=302)
 
@@ -332,11 +331,10 @@ async def ticket_close(portal_id: int, ticket_id: str, sandbox: SandboxDep) -> R
 
 @router.get("/help-desk/{portal_id}/contacts/{contact_id}", response_class=HTMLResponse)
 async def contact_view(
-    portal_id: int, contact_id: str, request: Request, sandbox: SandboxDep
+    portal: PortalPage, contact_id: str, request: Request, sandbox: SandboxDep
 ) -> Response:
-    portal = _portal(sandbox, portal_id)
     state = sandbox.state
-    contact = _of_portal(state.contacts, portal_id, contact_id, "contact")
+    contact = _of_portal(state.contacts, portal.id, contact_id, "contact")
     threads = [t for t in state.threads.values() if t.contact_id == contact.id]
     messages = sorted(
         (m for t in threads for m in state.thread_messages(t.id)),
@@ -350,8 +348,7 @@ async def contact_view(
 
 
 @router.get("/help-desk/{portal_id}/contacts", response_class=HTMLResponse)
-async def contact_list(portal_id: int, request: Request, sandbox: SandboxDep) -> Response:
-    portal = _portal(sandbox, portal_id)
-    contacts = sorted(sandbox.state.portal_contacts(portal_id), key=lambda c: int(c.id))
+async def contact_list(portal: PortalPage, request: Request, sandbox: SandboxDep) -> Response:
+    contacts = sorted(sandbox.state.portal_contacts(portal.id), key=lambda c: int(c.id))
     return _render(request, "contacts.html", {"portal": portal, "section": "contacts",
                                               "contacts": contacts})

@@ -15,8 +15,8 @@ from whatsapp_helpdesk.sandbox.hubspot import constants
 from whatsapp_helpdesk.sandbox.hubspot.config import SandboxConfig
 from whatsapp_helpdesk.sandbox.kit.state import EmulatorState, IdSequence
 
-InboxType = Literal["INBOX", "HELP_DESK"]
-Direction = Literal["INCOMING", "OUTGOING"]
+InboxType = Literal["INBOX", "HELP_DESK"]  # PublicInbox.type
+Direction = Literal["INCOMING", "OUTGOING"]  # messageDirection of an egg, direction of a message
 
 
 @dataclass
@@ -158,10 +158,11 @@ class StagingToken:
     user_id: int
     created_at: datetime
     expires_at: float
+    # Set by the integration's PATCH of the token, which connects it (once):
     used_at: datetime | None = None
-    account_name: str | None = None
-    delivery_identifier: DeliveryIdentifier | None = None
-    channel_account_id: str | None = None
+    account_name: str | None = None  # the PATCH's accountName
+    delivery_identifier: DeliveryIdentifier | None = None  # the PATCH's deliveryIdentifier
+    channel_account_id: str | None = None  # the account it created
 
 
 @dataclass
@@ -259,10 +260,10 @@ class Message:
     sequence: int
     rich_text: str | None = None
     attachments: list[dict[str, Any]] = field(default_factory=list)
-    status: MessageStatus | None = None
+    status: MessageStatus | None = None  # None: an agent's reply still "sending" (R23)
     in_reply_to_id: str | None = None
-    integration_idempotency_id: str | None = None
-    updated_at: datetime | None = None
+    integration_idempotency_id: str | None = None  # not shown; finds a repeated POST (R14)
+    updated_at: datetime | None = None  # the integration's last status PATCH (R23)
 
 
 @dataclass
@@ -309,12 +310,12 @@ class StoredFile:
 class SandboxState(EmulatorState[SandboxConfig]):
     config: SandboxConfig = field(default_factory=SandboxConfig)
     portals: dict[int, Portal] = field(default_factory=dict)
-    auth_codes: dict[str, AuthorizationCode] = field(default_factory=dict)
-    refresh_tokens: dict[str, RefreshToken] = field(default_factory=dict)
-    access_tokens: dict[str, AccessToken] = field(default_factory=dict)
+    auth_codes: dict[str, AuthorizationCode] = field(default_factory=dict)  # by the code
+    refresh_tokens: dict[str, RefreshToken] = field(default_factory=dict)  # by the token
+    access_tokens: dict[str, AccessToken] = field(default_factory=dict)  # by the token
     channels: dict[str, Channel] = field(default_factory=dict)
     channel_accounts: dict[str, ChannelAccount] = field(default_factory=dict)
-    staging_tokens: dict[str, StagingToken] = field(default_factory=dict)
+    staging_tokens: dict[str, StagingToken] = field(default_factory=dict)  # by accountToken
     contacts: dict[str, Contact] = field(default_factory=dict)
     tickets: dict[str, Ticket] = field(default_factory=dict)
     threads: dict[str, Thread] = field(default_factory=dict)
