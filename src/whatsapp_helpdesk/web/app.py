@@ -151,6 +151,13 @@ def _to_consent_page(request: Request, provider: str,
                             status_code=303)
 
 
+def _state_is_ours(request: Request, provider: str, state: str) -> bool:
+    """Whether the callback's `state` is the one `_to_consent_page` kept in this session. It is
+    used once: taken out of the session whatever the answer (a replayed callback fails)."""
+    expected = request.session.pop(f"{provider}_state", None)
+    return bool(expected) and secrets.compare_digest(state, expected)
+
+
 def _add_routes(routes: APIRouter, *, sandbox_mode: bool) -> None:
     @routes.get("/healthz")
     async def healthz(request: Request) -> JSONResponse:
@@ -208,8 +215,7 @@ def _add_routes(routes: APIRouter, *, sandbox_mode: bool) -> None:
     @routes.get("/oauth/hubspot/callback")
     async def hubspot_callback(request: Request, code: str = "", state: str = "") -> Any:
         services = services_of(request)
-        expected = request.session.pop("hubspot_state", None)
-        if not code or not expected or not secrets.compare_digest(state, expected):
+        if not _state_is_ours(request, "hubspot", state) or not code:
             return _problem("The HubSpot authorisation could not be verified. Start again.")
         try:
             installation_id = await complete_hubspot_oauth(
@@ -234,11 +240,8 @@ def _add_routes(routes: APIRouter, *, sandbox_mode: bool) -> None:
     @routes.get("/oauth/aircall/callback")
     async def aircall_callback(request: Request, code: str = "", state: str = "") -> Any:
         services = services_of(request)
-        expected = request.session.pop("aircall_state", None)
         installation_id = request.session.get("installation_id")
-        if not code or not expected or not installation_id or not secrets.compare_digest(
-            state, expected
-        ):
+        if not _state_is_ours(request, "aircall", state) or not code or not installation_id:
             return _problem("The Aircall authorisation could not be verified. Start again.")
         try:
             await complete_aircall_oauth(

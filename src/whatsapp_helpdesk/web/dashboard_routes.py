@@ -106,20 +106,20 @@ def add_routes(routes: APIRouter) -> None:
         except dashboard.NotFound:
             return None
 
-    def awaited(
-        services: Services, work: Callable[..., Awaitable[str]], *args: object
-    ) -> Callable[[int, dict[str, str]], Awaitable[str]]:
-        """An action for `act` that calls `work(services, installation_id, *args)`."""
+    async def act_awaiting(request: Request, work: Callable[..., Awaitable[str]],
+                           *args: object) -> Response:
+        """`act` for an action that is `work(services, installation_id, *args)`."""
+        services = services_of(request)
+
         async def run(installation_id: int, fields: dict[str, str]) -> str:
             return await work(services, installation_id, *args)
 
-        return run
+        return await act(request, run)
 
-    def threaded(
-        services: Services, work: Callable[..., str], *args: object
-    ) -> Callable[[int, dict[str, str]], Awaitable[str]]:
+    async def act_blocking(request: Request, work: Callable[..., str], *args: object) -> Response:
         """The same for a blocking `work`, run off the event loop."""
-        return awaited(services, lambda *call: run_in_threadpool(work, *call), *args)
+        return await act_awaiting(
+            request, lambda *call: run_in_threadpool(work, *call), *args)
 
     @routes.post("/dashboard/numbers/{number_id}/settings")
     async def change_setting(request: Request, number_id: DbId) -> Response:
@@ -190,19 +190,17 @@ def add_routes(routes: APIRouter) -> None:
 
     @routes.post("/dashboard/numbers/{number_id}/disconnect")
     async def disconnect(request: Request, number_id: DbId) -> Response:
-        return await act(request, awaited(services_of(request),
-                                          dashboard_actions.disconnect_number, number_id))
+        return await act_awaiting(request, dashboard_actions.disconnect_number, number_id)
 
     @routes.post("/dashboard/numbers/refresh")
     async def refresh(request: Request) -> Response:
         # The dashboard's button, wired here to the connect slice that owns the refresh
         # (the dashboard slice does not import connect).
-        return await act(request, threaded(services_of(request), request_refresh))
+        return await act_blocking(request, request_refresh)
 
     @routes.post("/dashboard/numbers/{number_id}/templates/refresh")
     async def refresh_templates(request: Request, number_id: DbId) -> Response:
-        return await act(request, awaited(services_of(request), dashboard_templates.refresh,
-                                          number_id))
+        return await act_awaiting(request, dashboard_templates.refresh, number_id)
 
     @routes.post("/dashboard/numbers/{number_id}/templates")
     async def choose_template(request: Request, number_id: DbId) -> Response:
@@ -216,8 +214,7 @@ def add_routes(routes: APIRouter) -> None:
 
     @routes.post("/dashboard/deliveries/{outbox_id}/retry")
     async def retry(request: Request, outbox_id: DbId) -> Response:
-        return await act(request, threaded(services_of(request),
-                                           dashboard_actions.retry_delivery, outbox_id))
+        return await act_blocking(request, dashboard_actions.retry_delivery, outbox_id)
 
     @routes.post("/dashboard/sessions/revoke")
     async def sign_out_everywhere(request: Request) -> Response:
