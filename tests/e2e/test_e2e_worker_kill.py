@@ -3,19 +3,20 @@
 from __future__ import annotations
 
 import os
-import signal
-import subprocess
-import sys
 import time
+from collections.abc import Callable
+from multiprocessing.process import BaseProcess
 
 import pytest
+from harness.forked import cli_processes
 from harness.stack import Stack
 
 # On SQLite and PostgreSQL (tests/conftest.py): claims and leases of killed workers.
 pytestmark = pytest.mark.both_databases
 
 
-def _worker(stack: Stack, *extra: str) -> subprocess.Popen[bytes]:
+def _worker(start: Callable[[list[str], dict[str, str]], BaseProcess], stack: Stack,
+            *extra: str) -> BaseProcess:
     settings = stack.settings
     env = {
         **os.environ,
@@ -27,8 +28,9 @@ def _worker(stack: Stack, *extra: str) -> subprocess.Popen[bytes]:
         "WORKER_CONCURRENCY": "2",
         "LOG_LEVEL": "WARNING",
     }
-    return subprocess.Popen([sys.executable, "-m", "whatsapp_helpdesk.cli", "worker", *extra],
-                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    # `whatsapp-helpdesk worker` in a process of its own, forked from a server that has
+    # imported the package once (harness/forked.py), rather than three `python -m` starts.
+    return start(["worker", *extra], env)
 
 
 @pytest.mark.slow(seconds=12)
@@ -42,7 +44,15 @@ def test_R14_sigkill_workers_mid_burst_loses_and_duplicates_nothing(stack: Stack
     for text in texts:
         stack.customer_says(text)
     stack.wait_deliveries()
-    workers = [_worker(stack), _worker(stack)]  # several processes on one database
+    with cli_processes() as start:
+        _burst_killed_then_restarted(start, stack, texts)
+    [ticket] = stack.tickets()
+    assert [m["text"] for m in ticket["messages"]] == texts
+
+
+def _burst_killed_then_restarted(start: Callable[[list[str], dict[str, str]], BaseProcess],
+                                 stack: Stack, texts: list[str]) -> None:
+    workers = [_worker(start, stack), _worker(start, stack)]  # several processes, one database
     # Kill once the burst is under way: the first message is in HubSpot, the rest in flight
     # or waiting (a fixed wait came too early on a busy machine, or too late on a fast one).
     deadline = time.monotonic() + 30
@@ -50,12 +60,11 @@ def test_R14_sigkill_workers_mid_burst_loses_and_duplicates_nothing(stack: Stack
         assert time.monotonic() < deadline, "the workers never published anything"
         time.sleep(0.05)
     for worker in workers:
-        worker.send_signal(signal.SIGKILL)
-        worker.wait()
+        worker.kill()  # SIGKILL
+        worker.join()
     published_before = sum(len(t["messages"]) for t in stack.tickets())
     assert published_before < len(texts), "the kill came too late to prove anything"
     stack.hubspot.delete("/_sandbox/faults")
-    restarted = _worker(stack, "--once")
-    assert restarted.wait(timeout=60) == 0
-    [ticket] = stack.tickets()
-    assert [m["text"] for m in ticket["messages"]] == texts
+    restarted = _worker(start, stack, "--once")
+    restarted.join(timeout=60)
+    assert restarted.exitcode == 0
