@@ -44,6 +44,7 @@ import tempfile
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 
 import httpx
@@ -253,8 +254,10 @@ def waited_for_cpu_seconds(pid: int) -> float:
     return total / 1e9
 
 
-# In --ab-niceness, past the highest niceness: Linux's SCHED_IDLE policy instead.
+# In --ab-niceness, past the highest niceness: Linux's SCHED_IDLE policy instead, and
+# SCHED_BATCH at niceness 10 (WORKER_CPU_POLICY's `idle` and `batch`).
 SCHED_IDLE_VALUE = 20
+SCHED_BATCH_VALUE = 21
 
 
 class AlternatingNiceness:
@@ -265,12 +268,16 @@ class AlternatingNiceness:
     (CAP_SYS_NICE); the bench runs as root here."""
 
     def __init__(self, worker_pid: int, web_pid: int, values: tuple[int, int],
-                 period: float) -> None:
+                 period: float, count_done: Callable[[], int] | None = None) -> None:
         self.worker_pid, self.web_pid = worker_pid, web_pid
         self.values, self.period = values, period
         self.switches: list[tuple[float, int]] = []  # (perf_counter, niceness from then on)
         self.web_waited = {value: 0.0 for value in values}  # the web's wait for a core
         self.elapsed = {value: 0.0 for value in values}
+        # The worker's side of each value: its CPU, and outbox entries done (`count_done`).
+        self.worker_cpu = {value: 0.0 for value in values}
+        self.done = {value: 0 for value in values}
+        self._count_done = count_done or (lambda: 0)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
@@ -281,20 +288,24 @@ class AlternatingNiceness:
                 if value == SCHED_IDLE_VALUE:
                     os.sched_setscheduler(tid, os.SCHED_IDLE, os.sched_param(0))
                     continue
-                if os.sched_getscheduler(tid) != os.SCHED_OTHER:
-                    os.sched_setscheduler(tid, os.SCHED_OTHER, os.sched_param(0))
-                os.setpriority(os.PRIO_PROCESS, tid, value)
+                policy = os.SCHED_BATCH if value == SCHED_BATCH_VALUE else os.SCHED_OTHER
+                if os.sched_getscheduler(tid) != policy:
+                    os.sched_setscheduler(tid, policy, os.sched_param(0))
+                os.setpriority(os.PRIO_PROCESS, tid, 10 if value == SCHED_BATCH_VALUE else value)
 
     def _run(self) -> None:
         turn = 0
         while True:
             value = self.values[turn % 2]
             self._renice(value)
+            done, cpu = self._count_done(), cpu_seconds(self.worker_pid)
             started, waited = time.perf_counter(), waited_for_cpu_seconds(self.web_pid)
             self.switches.append((started, value))
             stopped = self._stop.wait(self.period)
             self.web_waited[value] += waited_for_cpu_seconds(self.web_pid) - waited
             self.elapsed[value] += time.perf_counter() - started
+            self.worker_cpu[value] += cpu_seconds(self.worker_pid) - cpu
+            self.done[value] += self._count_done() - done
             if stopped:
                 return
             turn += 1
@@ -306,6 +317,11 @@ class AlternatingNiceness:
     def __exit__(self, *_: object) -> None:
         self._stop.set()
         self._thread.join()
+
+    def worker_figures(self, value: int) -> str:
+        elapsed = max(1e-9, self.elapsed[value])
+        return (f"; the worker {self.worker_cpu[value] / elapsed:.2f} cores, "
+                f"{self.done[value] / elapsed:.0f} outbox entries done/s")
 
     def split(self, load: Load) -> dict[int, list[float]]:
         """The answered requests' latencies by the worker's niceness when each was sent."""
@@ -656,15 +672,17 @@ def run_database(label: str, database_url: str, args: argparse.Namespace) -> dic
             unanswered += half.unanswered
             non_2xx += sum(n for s, n in half.statuses.items() if not 200 <= s < 300)
             half_loads.append(half)
+        # The side-by-side runs' rate: half the acks (item 2's point) or half the stored rate.
+        ab_rate = figures["bridge" if args.ab_rate == "acks" else "stored"] / 2
         if args.ab_niceness is not None:
             # Half the acks again, the worker's niceness switched every second: the two
             # values side by side in the same stretch of a noisy machine.
             low, high = args.ab_niceness
             half = Load(web_port, body)
             with AlternatingNiceness(processes[2].pid, processes[0].pid, (low, high),
-                                     1.0) as alternating:
-                asyncio.run(half.open_loop(figures["bridge"] / 2,
-                                           args.open_seconds or args.seconds,
+                                     1.0, lambda: outbox_states(services).get("done", 0)
+                                     ) as alternating:
+                asyncio.run(half.open_loop(ab_rate, args.open_seconds or args.seconds,
                                            args.connections))
             half_ok = sum(n for s, n in half.statuses.items() if 200 <= s < 300)
             answered_so_far += half_ok
@@ -674,17 +692,18 @@ def run_database(label: str, database_url: str, args: argparse.Namespace) -> dic
             half_loads.append(half)
             for value, latencies in alternating.split(half).items():
                 waited = alternating.web_waited[value] / max(1e-9, alternating.elapsed[value])
-                print(f"{label:10}   at {figures['bridge'] / 2:.0f}/s, worker at niceness "
+                print(f"{label:10}   at {ab_rate:.0f}/s, worker at niceness "
                       f"{value:2} (every other second): {len(latencies)} answers, p50 "
                       f"{pct(latencies, 0.5):.1f} ms p99 {pct(latencies, 0.99):.1f} ms, the web "
-                      f"waited for a core {waited:.2f} s/s", flush=True)
+                      f"waited for a core {waited:.2f} s/s"
+                      + alternating.worker_figures(value), flush=True)
         if args.ab_worker:
             # Half the acks again, the worker stopped every other second.
             half = Load(web_port, body)
-            with AlternatingPause(processes[2].pid, processes[0].pid, (0, 1),
-                                  1.0) as alternating:
-                asyncio.run(half.open_loop(figures["bridge"] / 2,
-                                           args.open_seconds or args.seconds,
+            with AlternatingPause(processes[2].pid, processes[0].pid, (0, 1), 1.0,
+                                  lambda: outbox_states(services).get("done", 0)
+                                  ) as alternating:
+                asyncio.run(half.open_loop(ab_rate, args.open_seconds or args.seconds,
                                            args.connections))
             half_ok = sum(n for s, n in half.statuses.items() if 200 <= s < 300)
             answered_so_far += half_ok
@@ -694,11 +713,11 @@ def run_database(label: str, database_url: str, args: argparse.Namespace) -> dic
             half_loads.append(half)
             for value, latencies in alternating.split(half).items():
                 waited = alternating.web_waited[value] / max(1e-9, alternating.elapsed[value])
-                print(f"{label:10}   at {figures['bridge'] / 2:.0f}/s, worker "
+                print(f"{label:10}   at {ab_rate:.0f}/s, worker "
                       f"{'stopped' if value else 'running'} (every other second): "
                       f"{len(latencies)} answers, p50 {pct(latencies, 0.5):.1f} ms p99 "
                       f"{pct(latencies, 0.99):.1f} ms, the web waited for a core "
-                      f"{waited:.2f} s/s", flush=True)
+                      f"{waited:.2f} s/s" + alternating.worker_figures(value), flush=True)
         all_batches = batch_totals(web)
         figures["batch_half"] = (all_batches[0] - saturated_batches[0]) / max(
             1.0, all_batches[1] - saturated_batches[1])
@@ -776,10 +795,13 @@ def main() -> None:
                         help="with --worker: one more run at half the acks, the worker's "
                         "niceness switched between LOW and HIGH every second, latencies by "
                         "niceness (needs root to go back to LOW; 20 stands for the SCHED_IDLE "
-                        "policy)")
+                        "policy, 21 for SCHED_BATCH at niceness 10)")
     parser.add_argument("--ab-worker", action="store_true",
                         help="with --worker: one more run at half the acks, the worker "
                         "stopped (SIGSTOP) every other second, latencies by its state")
+    parser.add_argument("--ab-rate", choices=("acks", "stored"), default="acks",
+                        help="the rate of the --ab-niceness / --ab-worker run: half the "
+                        "acknowledgement rate (default) or half the stored rate")
     parser.add_argument("--open-seconds", type=float, default=0,
                         help="length of each fixed-rate (open loop) run (default: --seconds); "
                         "past DRAIN_MAX_LAG_SECONDS (5 s) the drain runs among the acks")
