@@ -674,35 +674,22 @@ def run_database(label: str, database_url: str, args: argparse.Namespace) -> dic
             half_loads.append(half)
         # The side-by-side runs' rate: half the acks (item 2's point) or half the stored rate.
         ab_rate = figures["bridge" if args.ab_rate == "acks" else "stored"] / 2
+        # Side by side in the same stretch of a noisy machine, every other second: the
+        # worker's two niceness values / policies (--ab-niceness), or the worker running
+        # and stopped (--ab-worker).
+        alternations: list[tuple[AlternatingNiceness, Callable[[int], str]]] = []
+        count_done = lambda: outbox_states(services).get("done", 0)  # noqa: E731
         if args.ab_niceness is not None:
-            # Half the acks again, the worker's niceness switched every second: the two
-            # values side by side in the same stretch of a noisy machine.
-            low, high = args.ab_niceness
-            half = Load(web_port, body)
-            with AlternatingNiceness(processes[2].pid, processes[0].pid, (low, high),
-                                     1.0, lambda: outbox_states(services).get("done", 0)
-                                     ) as alternating:
-                asyncio.run(half.open_loop(ab_rate, args.open_seconds or args.seconds,
-                                           args.connections))
-            half_ok = sum(n for s, n in half.statuses.items() if 200 <= s < 300)
-            answered_so_far += half_ok
-            wait_stored(stored, answered_so_far)
-            unanswered += half.unanswered
-            non_2xx += sum(n for s, n in half.statuses.items() if not 200 <= s < 300)
-            half_loads.append(half)
-            for value, latencies in alternating.split(half).items():
-                waited = alternating.web_waited[value] / max(1e-9, alternating.elapsed[value])
-                print(f"{label:10}   at {ab_rate:.0f}/s, worker at niceness "
-                      f"{value:2} (every other second): {len(latencies)} answers, p50 "
-                      f"{pct(latencies, 0.5):.1f} ms p99 {pct(latencies, 0.99):.1f} ms, the web "
-                      f"waited for a core {waited:.2f} s/s"
-                      + alternating.worker_figures(value), flush=True)
+            alternations.append((AlternatingNiceness(
+                processes[2].pid, processes[0].pid, tuple(args.ab_niceness), 1.0, count_done),
+                lambda value: f"at niceness {value:2}"))
         if args.ab_worker:
-            # Half the acks again, the worker stopped every other second.
+            alternations.append((AlternatingPause(
+                processes[2].pid, processes[0].pid, (0, 1), 1.0, count_done),
+                lambda value: "stopped" if value else "running"))
+        for alternating, state in alternations:
             half = Load(web_port, body)
-            with AlternatingPause(processes[2].pid, processes[0].pid, (0, 1), 1.0,
-                                  lambda: outbox_states(services).get("done", 0)
-                                  ) as alternating:
+            with alternating:
                 asyncio.run(half.open_loop(ab_rate, args.open_seconds or args.seconds,
                                            args.connections))
             half_ok = sum(n for s, n in half.statuses.items() if 200 <= s < 300)
@@ -713,10 +700,9 @@ def run_database(label: str, database_url: str, args: argparse.Namespace) -> dic
             half_loads.append(half)
             for value, latencies in alternating.split(half).items():
                 waited = alternating.web_waited[value] / max(1e-9, alternating.elapsed[value])
-                print(f"{label:10}   at {ab_rate:.0f}/s, worker "
-                      f"{'stopped' if value else 'running'} (every other second): "
-                      f"{len(latencies)} answers, p50 {pct(latencies, 0.5):.1f} ms p99 "
-                      f"{pct(latencies, 0.99):.1f} ms, the web waited for a core "
+                print(f"{label:10}   at {ab_rate:.0f}/s, worker {state(value)} (every other "
+                      f"second): {len(latencies)} answers, p50 {pct(latencies, 0.5):.1f} ms "
+                      f"p99 {pct(latencies, 0.99):.1f} ms, the web waited for a core "
                       f"{waited:.2f} s/s" + alternating.worker_figures(value), flush=True)
         all_batches = batch_totals(web)
         figures["batch_half"] = (all_batches[0] - saturated_batches[0]) / max(

@@ -24,28 +24,26 @@ _OURS = ("DATABASE_URL", "PUBLIC_URL", "SECRET_KEY", "HOST", "PORT", "HUBSPOT_",
          "SANDBOX_", "TICKET_", "REORDER_", "WORKER_", "LOG_LEVEL", "SPOOL_")
 
 
-def _threads_niceness(pid: int) -> list[int]:
-    """The niceness of each thread of a process (Linux keeps it per thread)."""
+def _threads_stat(pid: int, field: int) -> list[int]:
+    """One numeric field (`man 5 proc`, from 1) of each thread's /proc stat."""
     values = []
     for task in Path(f"/proc/{pid}/task").iterdir():
         try:
             stat = (task / "stat").read_text()
         except FileNotFoundError:
             continue  # a thread that ended meanwhile
-        values.append(int(stat.rsplit(")", 1)[1].split()[16]))  # field 19: nice
+        values.append(int(stat.rsplit(")", 1)[1].split()[field - 3]))
     return values
+
+
+def _threads_niceness(pid: int) -> list[int]:
+    """The niceness of each thread of a process (Linux keeps it per thread)."""
+    return _threads_stat(pid, 19)
 
 
 def _threads_policy(pid: int) -> list[int]:
     """The scheduling policy of each thread of a process (os.SCHED_* values)."""
-    values = []
-    for task in Path(f"/proc/{pid}/task").iterdir():
-        try:
-            stat = (task / "stat").read_text()
-        except FileNotFoundError:
-            continue  # a thread that ended meanwhile
-        values.append(int(stat.rsplit(")", 1)[1].split()[38]))  # field 41: policy
-    return values
+    return _threads_stat(pid, 41)
 
 
 def _started_at(niceness: int) -> Callable[[], None] | None:
