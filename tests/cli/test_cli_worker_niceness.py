@@ -65,7 +65,10 @@ def _start_worker(tmp_path: Path, settings: dict[str, str],
     with log.open("w") as sink:
         worker = subprocess.Popen(
             [sys.executable, "-m", "whatsapp_helpdesk.cli", "worker"], cwd=tmp_path, env=env,
-            stdout=sink, stderr=subprocess.STDOUT, preexec_fn=preexec)
+            stdout=sink, stderr=subprocess.STDOUT, preexec_fn=preexec,
+            # A session, so a scheduling group (autogroup), of its own: under SCHED_IDLE it
+            # would otherwise run only when the test processes beside it leave the core.
+            start_new_session=True)
     # Up and working: the database migrated and the event loop's helper threads started.
     wait_for(lambda: worker.poll() is not None or len(_threads_policy(worker.pid)) > 1,
              timeout=60, what="the worker to start its threads")
@@ -112,7 +115,8 @@ def test_issue17_the_worker_runs_every_thread_at_its_niceness(
     with log.open("w") as sink:
         worker = subprocess.Popen(
             [sys.executable, "-m", "whatsapp_helpdesk.cli", "worker"], cwd=tmp_path, env=env,
-            stdout=sink, stderr=subprocess.STDOUT, preexec_fn=_started_at(started_at))
+            stdout=sink, stderr=subprocess.STDOUT, preexec_fn=_started_at(started_at),
+            start_new_session=True)  # a scheduling group of its own: see _start_worker
     try:
         # Up and working: the database migrated and the event loop's helper threads started.
         wait_for(lambda: worker.poll() is not None or len(_threads_niceness(worker.pid)) > 1,
