@@ -36,6 +36,7 @@ import contextlib
 import json
 import math
 import os
+import signal
 import statistics
 import subprocess
 import sys
@@ -43,6 +44,7 @@ import tempfile
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 
 import httpx
@@ -252,6 +254,12 @@ def waited_for_cpu_seconds(pid: int) -> float:
     return total / 1e9
 
 
+# In --ab-niceness, past the highest niceness: Linux's SCHED_IDLE policy instead, and
+# SCHED_BATCH at niceness 10 (WORKER_CPU_POLICY's `idle` and `batch`).
+SCHED_IDLE_VALUE = 20
+SCHED_BATCH_VALUE = 21
+
+
 class AlternatingNiceness:
     """The worker's threads switched between two niceness values every `period` seconds
     while a fixed-rate run goes on (`--ab-niceness`): each request is then put down to the
@@ -260,30 +268,44 @@ class AlternatingNiceness:
     (CAP_SYS_NICE); the bench runs as root here."""
 
     def __init__(self, worker_pid: int, web_pid: int, values: tuple[int, int],
-                 period: float) -> None:
+                 period: float, count_done: Callable[[], int] | None = None) -> None:
         self.worker_pid, self.web_pid = worker_pid, web_pid
         self.values, self.period = values, period
         self.switches: list[tuple[float, int]] = []  # (perf_counter, niceness from then on)
         self.web_waited = {value: 0.0 for value in values}  # the web's wait for a core
         self.elapsed = {value: 0.0 for value in values}
+        # The worker's side of each value: its CPU, and outbox entries done (`count_done`).
+        self.worker_cpu = {value: 0.0 for value in values}
+        self.done = {value: 0 for value in values}
+        self._count_done = count_done or (lambda: 0)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
     def _renice(self, value: int) -> None:
         for task in Path(f"/proc/{self.worker_pid}/task").iterdir():
             with contextlib.suppress(OSError):  # a thread gone meanwhile
-                os.setpriority(os.PRIO_PROCESS, int(task.name), value)
+                tid = int(task.name)
+                if value == SCHED_IDLE_VALUE:
+                    os.sched_setscheduler(tid, os.SCHED_IDLE, os.sched_param(0))
+                    continue
+                policy = os.SCHED_BATCH if value == SCHED_BATCH_VALUE else os.SCHED_OTHER
+                if os.sched_getscheduler(tid) != policy:
+                    os.sched_setscheduler(tid, policy, os.sched_param(0))
+                os.setpriority(os.PRIO_PROCESS, tid, 10 if value == SCHED_BATCH_VALUE else value)
 
     def _run(self) -> None:
         turn = 0
         while True:
             value = self.values[turn % 2]
             self._renice(value)
+            done, cpu = self._count_done(), cpu_seconds(self.worker_pid)
             started, waited = time.perf_counter(), waited_for_cpu_seconds(self.web_pid)
             self.switches.append((started, value))
             stopped = self._stop.wait(self.period)
             self.web_waited[value] += waited_for_cpu_seconds(self.web_pid) - waited
             self.elapsed[value] += time.perf_counter() - started
+            self.worker_cpu[value] += cpu_seconds(self.worker_pid) - cpu
+            self.done[value] += self._count_done() - done
             if stopped:
                 return
             turn += 1
@@ -296,6 +318,11 @@ class AlternatingNiceness:
         self._stop.set()
         self._thread.join()
 
+    def worker_figures(self, value: int) -> str:
+        elapsed = max(1e-9, self.elapsed[value])
+        return (f"; the worker {self.worker_cpu[value] / elapsed:.2f} cores, "
+                f"{self.done[value] / elapsed:.0f} outbox entries done/s")
+
     def split(self, load: Load) -> dict[int, list[float]]:
         """The answered requests' latencies by the worker's niceness when each was sent."""
         by_value: dict[int, list[float]] = {value: [] for value in self.values}
@@ -305,6 +332,21 @@ class AlternatingNiceness:
             if index >= 0:
                 by_value[self.switches[index][1]].append(latency)
         return by_value
+
+
+class AlternatingPause(AlternatingNiceness):
+    """`--ab-worker`: the worker stopped (SIGSTOP, value 1) and let run (SIGCONT, value 0)
+    every `period` seconds instead of reniced: what the worker's presence does to the
+    acknowledgements, side by side in the same stretch of a noisy machine. A worker
+    stopped inside a write transaction holds SQLite's lock meanwhile: the drain waits then,
+    the acknowledgements do not (they never wait on the drain below the backlog bound)."""
+
+    def _renice(self, value: int) -> None:
+        os.kill(self.worker_pid, signal.SIGSTOP if value else signal.SIGCONT)
+
+    def __exit__(self, *_: object) -> None:
+        super().__exit__()
+        os.kill(self.worker_pid, signal.SIGCONT)
 
 
 def database_backends(services: object) -> list[int]:
@@ -375,6 +417,44 @@ def drain_cpu_seconds(web: str) -> float:
     return float("nan")
 
 
+MARKER_MODE = 0o741  # the marker's fchmod, easy to find in a trace
+
+
+def trace_marker(directory: str | None, name: str, pids: dict[str, int]) -> float | None:
+    """With --latencies-out: an fchmod (mode 0741) of a file of the bench's own, seen by a
+    system-wide `perf trace -e fsync,fdatasync,fchmod`, at the perf_counter returned: the
+    origin that puts each request's sending (dumped by `dump_latencies`) on the trace's
+    time line. Beside it, which thread and file each of `pids`' threads and descriptors
+    are, to name the trace's fsyncs."""
+    if directory is None:
+        return None
+    names: dict[str, dict[str, str]] = {}
+    for role, pid in pids.items():
+        with contextlib.suppress(OSError):
+            names[role] = {
+                **{f"tid {task.name}": (task / "comm").read_text().strip()
+                   for task in Path(f"/proc/{pid}/task").iterdir()},
+                **{f"fd {fd.name}": os.readlink(fd) for fd in Path(f"/proc/{pid}/fd").iterdir()
+                   if not os.readlink(fd).startswith(("socket:", "pipe:", "anon_inode:"))}}
+    (Path(directory) / f"{name}.names").write_text(json.dumps(names, indent=1))
+    fd = os.open(Path(directory) / f"{name}.marker", os.O_CREAT | os.O_WRONLY, 0o600)
+    try:
+        at = time.perf_counter()
+        os.fchmod(fd, MARKER_MODE)
+    finally:
+        os.close(fd)
+    return at
+
+
+def dump_latencies(directory: str, name: str, origin: float, load: Load) -> None:
+    """Each answered request of a fixed-rate run: seconds from the marker to its sending,
+    and its latency (ms), one pair a line."""
+    with (Path(directory) / f"{name}.tsv").open("w") as out:
+        out.write(f"# origin {origin:.6f} (perf_counter: CLOCK_MONOTONIC, as perf's -k 1)\n")
+        for sent, latency in zip(load.sent_at, load.latencies, strict=True):
+            out.write(f"{sent - origin:.6f}\t{latency * 1000:.3f}\n")
+
+
 def pct(values: list[float], q: float) -> float:
     if not values:
         return float("nan")
@@ -397,6 +477,14 @@ def wait_http(url: str, process: subprocess.Popen[bytes]) -> None:
         except httpx.HTTPError:
             time.sleep(0.1)
     raise RuntimeError(f"{url} did not answer")
+
+
+def outbox_states(services: object) -> dict[str, int]:
+    """Outbox entries by state: the worker's delivery (entries done) and its backlog
+    (pending), read between runs."""
+    with services.engine.connect() as conn:  # type: ignore[attr-defined]
+        return {str(state): int(n) for state, n in conn.execute(text(
+            "SELECT state, count(*) FROM outbox GROUP BY state"))}
 
 
 def stored_rows(services: object) -> int:
@@ -492,6 +580,8 @@ def run_database(label: str, database_url: str, args: argparse.Namespace) -> dic
         if args.worker:
             processes.append(subprocess.Popen([*pin, str(EXE), "worker"], env=env, cwd=workdir))
 
+        trace_pids = {"bench": os.getpid(), "web": processes[0].pid, "sandboxes": sandbox.pid,
+                      **({"worker": processes[2].pid} if args.worker else {})}
         os.sched_setaffinity(0, {0})
         figures: dict[str, float] = {}
         bridge_rates, bare_rates, stored_rates = [], [], []
@@ -555,10 +645,20 @@ def run_database(label: str, database_url: str, args: argparse.Namespace) -> dic
         for point, rate in (("half", figures["bridge"] / 2),
                             ("half_sustainable", figures["stored"] / 2)):
             half = Load(web_port, body)
+            marker = trace_marker(args.latencies_out, f"{label}-{point}", trace_pids)
+            outbox_before = outbox_states(services)
             shares.start()
+            started = time.perf_counter()
             asyncio.run(half.open_loop(rate, args.open_seconds or args.seconds,
                                        args.connections))
+            elapsed = time.perf_counter() - started
             point_shares[point] = shares.stop()
+            outbox_after = outbox_states(services)
+            # The worker's side of the same seconds: publications done per second, and
+            # the outbox still pending at the end (its backlog).
+            figures[f"{point}_done_rate"] = (outbox_after.get("done", 0) - outbox_before.get(
+                "done", 0)) / elapsed
+            figures[f"{point}_outbox_pending"] = outbox_after.get("pending", 0)
             half_ok = sum(n for s, n in half.statuses.items() if 200 <= s < 300)
             figures[f"{point}_backlog"] = answered_so_far + half_ok - stored_rows(services)
             answered_so_far += half_ok
@@ -567,18 +667,30 @@ def run_database(label: str, database_url: str, args: argparse.Namespace) -> dic
             figures[f"{point}_p50"], figures[f"{point}_p99"] = pct(half.latencies, 0.5), pct(
                 half.latencies, 0.99)
             figures[f"{point}_sent"] = half.sent
+            if marker is not None:
+                dump_latencies(args.latencies_out, f"{label}-{point}", marker, half)
             unanswered += half.unanswered
             non_2xx += sum(n for s, n in half.statuses.items() if not 200 <= s < 300)
             half_loads.append(half)
+        # The side-by-side runs' rate: half the acks (item 2's point) or half the stored rate.
+        ab_rate = figures["bridge" if args.ab_rate == "acks" else "stored"] / 2
+        # Side by side in the same stretch of a noisy machine, every other second: the
+        # worker's two niceness values / policies (--ab-niceness), or the worker running
+        # and stopped (--ab-worker).
+        alternations: list[tuple[AlternatingNiceness, Callable[[int], str]]] = []
+        count_done = lambda: outbox_states(services).get("done", 0)  # noqa: E731
         if args.ab_niceness is not None:
-            # Half the acks again, the worker's niceness switched every second: the two
-            # values side by side in the same stretch of a noisy machine.
-            low, high = args.ab_niceness
+            alternations.append((AlternatingNiceness(
+                processes[2].pid, processes[0].pid, tuple(args.ab_niceness), 1.0, count_done),
+                lambda value: f"at niceness {value:2}"))
+        if args.ab_worker:
+            alternations.append((AlternatingPause(
+                processes[2].pid, processes[0].pid, (0, 1), 1.0, count_done),
+                lambda value: "stopped" if value else "running"))
+        for alternating, state in alternations:
             half = Load(web_port, body)
-            with AlternatingNiceness(processes[2].pid, processes[0].pid, (low, high),
-                                     1.0) as alternating:
-                asyncio.run(half.open_loop(figures["bridge"] / 2,
-                                           args.open_seconds or args.seconds,
+            with alternating:
+                asyncio.run(half.open_loop(ab_rate, args.open_seconds or args.seconds,
                                            args.connections))
             half_ok = sum(n for s, n in half.statuses.items() if 200 <= s < 300)
             answered_so_far += half_ok
@@ -588,10 +700,10 @@ def run_database(label: str, database_url: str, args: argparse.Namespace) -> dic
             half_loads.append(half)
             for value, latencies in alternating.split(half).items():
                 waited = alternating.web_waited[value] / max(1e-9, alternating.elapsed[value])
-                print(f"{label:10}   at {figures['bridge'] / 2:.0f}/s, worker at niceness "
-                      f"{value:2} (every other second): {len(latencies)} answers, p50 "
-                      f"{pct(latencies, 0.5):.1f} ms p99 {pct(latencies, 0.99):.1f} ms, the web "
-                      f"waited for a core {waited:.2f} s/s", flush=True)
+                print(f"{label:10}   at {ab_rate:.0f}/s, worker {state(value)} (every other "
+                      f"second): {len(latencies)} answers, p50 {pct(latencies, 0.5):.1f} ms "
+                      f"p99 {pct(latencies, 0.99):.1f} ms, the web waited for a core "
+                      f"{waited:.2f} s/s" + alternating.worker_figures(value), flush=True)
         all_batches = batch_totals(web)
         figures["batch_half"] = (all_batches[0] - saturated_batches[0]) / max(
             1.0, all_batches[1] - saturated_batches[1])
@@ -638,8 +750,9 @@ def run_database(label: str, database_url: str, args: argparse.Namespace) -> dic
               flush=True)
         for point, label_ in (("half", "half the acks"), ("half_sustainable", "half stored")):
             print(f"{label:10}   CPU at {label_}, cores: " + ", ".join(
-                f"{name} {share:.2f}" for name, share in point_shares[point].items()),
-                flush=True)
+                f"{name} {share:.2f}" for name, share in point_shares[point].items())
+                + f"; outbox entries done {figures[f'{point}_done_rate']:.0f}/s, pending at "
+                f"the end {figures[f'{point}_outbox_pending']:.0f}", flush=True)
         return figures
     finally:
         for process in processes:
@@ -667,7 +780,14 @@ def main() -> None:
     parser.add_argument("--ab-niceness", type=int, nargs=2, metavar=("LOW", "HIGH"),
                         help="with --worker: one more run at half the acks, the worker's "
                         "niceness switched between LOW and HIGH every second, latencies by "
-                        "niceness (needs root to go back to LOW)")
+                        "niceness (needs root to go back to LOW; 20 stands for the SCHED_IDLE "
+                        "policy, 21 for SCHED_BATCH at niceness 10)")
+    parser.add_argument("--ab-worker", action="store_true",
+                        help="with --worker: one more run at half the acks, the worker "
+                        "stopped (SIGSTOP) every other second, latencies by its state")
+    parser.add_argument("--ab-rate", choices=("acks", "stored"), default="acks",
+                        help="the rate of the --ab-niceness / --ab-worker run: half the "
+                        "acknowledgement rate (default) or half the stored rate")
     parser.add_argument("--open-seconds", type=float, default=0,
                         help="length of each fixed-rate (open loop) run (default: --seconds); "
                         "past DRAIN_MAX_LAG_SECONDS (5 s) the drain runs among the acks")
@@ -675,6 +795,9 @@ def main() -> None:
                         help="profile this many deliveries in-process instead of serving")
     parser.add_argument("--profile-drain", action="store_true",
                         help="with --profile: profile the drain storing them instead")
+    parser.add_argument("--latencies-out", metavar="DIR",
+                        help="write each fixed-rate run's requests (sent at, latency) to DIR, "
+                        "with an fchmod marker for `perf trace -e fsync,fdatasync,fchmod -a`")
     args = parser.parse_args()
     if args.serve_bare:
         serve_bare(args.serve_bare)

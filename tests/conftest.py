@@ -57,8 +57,11 @@ if TESTS_DIR not in sys.path:
 # The worker processes the tests start share the machine with the other test processes
 # (pytest-xdist), not with one web process of their own: at the production niceness (10,
 # issue 17 item 2) they would get a sliver of a busy CI machine and time out. A test of the
-# niceness itself sets it (tests/cli/test_cli_worker_niceness.py).
+# niceness itself sets it (tests/cli/test_cli_worker_niceness.py). Likewise the scheduling
+# policy: under SCHED_IDLE (the production default) they would run only when no test
+# process wants the core.
 os.environ.setdefault("WORKER_NICENESS", "0")
+os.environ.setdefault("WORKER_CPU_POLICY", "normal")
 
 from harness import cpu_report  # noqa: E402
 from harness.ordering import long_tests_first  # noqa: E402

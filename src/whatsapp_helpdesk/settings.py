@@ -130,6 +130,16 @@ class Settings(BaseSettings):
         "CPU first and the worker takes what they leave (issue 17 item 2): its backlog waits "
         "a little longer, the webhooks' answers less. Never raised above what the process was "
         "started with.")
+    worker_cpu_policy: Literal["normal", "batch", "idle"] = Field(
+        "idle",
+        description="Linux scheduling policy the worker process takes at start, beside its "
+        "niceness: `idle` (SCHED_IDLE: the worker runs when nothing else on its core wants to, "
+        "and a waking web process takes the core from it at once), `batch` (SCHED_BATCH: "
+        "its own wake-ups never take the core from a running process) or `normal` (as "
+        "started). At niceness 10 the kernel still owes the worker about a tenth of a core "
+        "it shares with the web, which it takes in turns of several milliseconds while "
+        "acknowledgements wait (issue 17 item 2). Never raised above what the process was "
+        "started with; ignored where the system has no such policy.")
     worker_lease_seconds: float = Field(
         60, gt=0, description="How long a worker holds a job before another may take it over "
         "(a killed worker's jobs are retried after this)."

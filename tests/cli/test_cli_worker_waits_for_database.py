@@ -27,7 +27,8 @@ def test_R53_a_worker_started_during_an_outage_waits_then_works(
     outage = DatabaseOutage(migrated_database_url, engine)
     outage.cut()
     env = {k: v for k, v in os.environ.items() if not k.upper().startswith(_OURS)}
-    env |= {"DATABASE_URL": migrated_database_url}
+    # As tests/conftest.py sets it: under SCHED_IDLE it would wait behind the test processes.
+    env |= {"DATABASE_URL": migrated_database_url, "WORKER_CPU_POLICY": "normal"}
     log = tmp_path / "worker.log"
     with log.open("w") as out:
         worker = subprocess.Popen(

@@ -40,7 +40,10 @@ def test_R53_serve_started_during_an_outage_serves_and_its_worker_waits(
             "HUBSPOT_CLIENT_ID": "client", "HUBSPOT_CLIENT_SECRET": "secret",
             "AIRCALL_CLIENT_ID": "client", "AIRCALL_CLIENT_SECRET": "secret",
             "HUBSPOT_API_BASE": NOWHERE, "HUBSPOT_AUTH_BASE": NOWHERE,
-            "AIRCALL_API_BASE": NOWHERE, "AIRCALL_AUTH_BASE": NOWHERE, "LOG_LEVEL": "INFO"}
+            "AIRCALL_API_BASE": NOWHERE, "AIRCALL_AUTH_BASE": NOWHERE, "LOG_LEVEL": "INFO",
+            # As tests/conftest.py sets it: under SCHED_IDLE its worker would wait behind
+            # the test processes.
+            "WORKER_CPU_POLICY": "normal"}
     log = tmp_path / "serve.log"
     with log.open("w") as sink:
         serve = subprocess.Popen(
