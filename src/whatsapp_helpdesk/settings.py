@@ -130,8 +130,13 @@ class Settings(BaseSettings):
         "CPU first and the worker takes what they leave (issue 17 item 2): its backlog waits "
         "a little longer, the webhooks' answers less. Never raised above what the process was "
         "started with.")
+    # `batch` by default, not `idle`: under SCHED_IDLE a worker on a core kept busy by anything
+    # else (a flood of webhooks, PostgreSQL's backends, another service) gets almost nothing
+    # and the backlog stops moving; SCHED_BATCH only stops its wake-ups from taking the core
+    # from a running web process, and niceness still guarantees it its share. `idle` is for a
+    # machine where the web's acknowledgements must always come first.
     worker_cpu_policy: Literal["normal", "batch", "idle"] = Field(
-        "idle",
+        "batch",
         description="Linux scheduling policy the worker process takes at start, beside its "
         "niceness: `idle` (SCHED_IDLE: the worker runs when nothing else on its core wants to, "
         "and a waking web process takes the core from it at once), `batch` (SCHED_BATCH: "

@@ -3,9 +3,9 @@
 `whatsapp-helpdesk worker` (and so `serve`'s worker child) lowers its own scheduling
 priority to WORKER_NICENESS (default 10) before it starts a thread, so every thread of it
 runs at that niceness; 0 leaves it as started, and a process started nicer stays so. It
-also takes the scheduling policy WORKER_CPU_POLICY (default `idle`: Linux's SCHED_IDLE, so
-that a waking web process takes the core from it at once; `batch`: SCHED_BATCH; `normal`:
-as started), never a more favoured one than it was started under.
+also takes the scheduling policy WORKER_CPU_POLICY (default `batch`: Linux's SCHED_BATCH, so
+that its own wake-ups never take the core from a running web process; `idle`: SCHED_IDLE, a
+waking web process takes the core from it at once; `normal`: as started), never a more favoured one than it was started under.
 """
 
 from __future__ import annotations
@@ -79,11 +79,11 @@ def _start_worker(tmp_path: Path, settings: dict[str, str],
 @pytest.mark.skipif(not hasattr(os, "SCHED_IDLE") or not Path("/proc/self/task").is_dir(),
                     reason="Linux's scheduling policies, read from /proc")
 @pytest.mark.parametrize(("setting", "started_under", "expected"), [
-    (None, "SCHED_OTHER", "SCHED_IDLE"),  # the default
-    ("batch", "SCHED_OTHER", "SCHED_BATCH"),
+    (None, "SCHED_OTHER", "SCHED_BATCH"),  # the default
+    ("idle", "SCHED_OTHER", "SCHED_IDLE"),
     ("normal", "SCHED_OTHER", "SCHED_OTHER"),  # as started
     ("batch", "SCHED_IDLE", "SCHED_IDLE"),  # never raised
-], ids=["default", "batch", "normal", "never-raised"])
+], ids=["default", "idle", "normal", "never-raised"])
 def test_issue17_the_worker_runs_every_thread_under_its_policy(
         tmp_path: Path, setting: str | None, started_under: str, expected: str) -> None:
     worker = _start_worker(
