@@ -5,7 +5,8 @@ priority to WORKER_NICENESS (default 10) before it starts a thread, so every thr
 runs at that niceness; 0 leaves it as started, and a process started nicer stays so. It
 also takes the scheduling policy WORKER_CPU_POLICY (default `batch`: Linux's SCHED_BATCH, so
 that its own wake-ups never take the core from a running web process; `idle`: SCHED_IDLE, a
-waking web process takes the core from it at once; `normal`: as started), never a more favoured one than it was started under.
+waking web process takes the core from it at once; `normal`: as started), never a more
+favoured one than it was started under.
 """
 
 from __future__ import annotations

@@ -116,3 +116,37 @@ def test_R44_a_worker_serves_installations_in_turn(
     asyncio.run(main())
     services.engine.dispose()
     assert served == [1, 2, 1, 2, 1, 1]
+
+
+def test_a_slot_that_goes_idle_after_stop_does_not_wait_out_its_back_off(
+    tmp_path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """stop() wakes the waiting slots with the same pulse as found work; a slot that finishes
+    an entry right after clears it. A slot whose claim was still running then went on to wait
+    its whole back-off (60 s in test_idle_slots_wake_up_for_a_burst under the suite's load)."""
+    services = build_services(Settings(database_url=f"sqlite:///{tmp_path}/w.db",
+                                       _env_file=None))
+    upgrade(services.engine)
+    claims: list[asyncio.Event] = []
+
+    async def held_claim(*, after_idle: bool = True) -> bool:
+        slot_claim = asyncio.Event()
+        claims.append(slot_claim)
+        await slot_claim.wait()
+        return slot_claim is claims[1]  # the second slot's claim "found work", the first's not
+
+    async def main() -> None:
+        worker = Worker(services, concurrency=2, poll_interval=0.05)
+        monkeypatch.setattr(worker, "work_once", held_claim)
+        monkeypatch.setattr(worker, "_idle_wait", lambda _slot, _rounds: 60.0)
+        working = asyncio.create_task(worker.run())
+        while len(claims) < 2:
+            await asyncio.sleep(0.01)
+        worker.stop()
+        claims[1].set()  # finishes its entry: the pulse is set and cleared
+        await asyncio.sleep(0.05)
+        claims[0].set()  # finds nothing after stop(): must not wait 60 s
+        await asyncio.wait_for(working, 10)
+
+    asyncio.run(main())
+    services.engine.dispose()

@@ -207,6 +207,10 @@ class Worker:
                 self._work_found.set()  # wakes the waiting slots…
                 self._work_found.clear()  # …once: this is a pulse, not a state
                 continue
+            if self._stopping.is_set():
+                # stop()'s pulse may already have been cleared by a slot that finished an
+                # entry meanwhile: waiting now would sit out the whole back-off.
+                break
             idle_rounds += 1
             wait = self._idle_wait(slot, idle_rounds)
             # Work held back by a full bucket is due again sooner than an idle back-off.
