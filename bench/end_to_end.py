@@ -26,6 +26,9 @@ one `worker`, configured by environment variables only. For each database:
      the outbox has been empty for 2 s, so that the previous phase's tail is not counted.
      A reply is several jobs (send_reply, then the SENT and DELIVERED reports to HubSpot),
      all counted in "per reply".
+     The idle worker's polls are part of that figure: "net of idle" also subtracts the
+     idle rate of step 2 over the phase's length (an upper bound of their share: a busy
+     worker polls less), i.e. what a publication or a reply costs on its own;
   5. the memory of the worker and web processes: their peak resident set (VmHWM of
      /proc/<pid>/status) when the last phase is over, i.e. under the run's highest load.
 
@@ -154,6 +157,12 @@ class Phase:
     @property
     def cpu_ms_per_item(self) -> float:
         return 1000 * self.worker_cpu_s / max(1, self.sent)
+
+    def net_cpu_ms_per_item(self, idle_cpu_ms_per_s: float) -> float:
+        """`cpu_ms_per_item` without the idle worker's polls over the phase (at most all
+        of its CPU)."""
+        idle_s = min(self.worker_cpu_s, idle_cpu_ms_per_s / 1000 * self.seconds)
+        return 1000 * (self.worker_cpu_s - idle_s) / max(1, self.sent)
 
 
 class Stack:
@@ -354,10 +363,13 @@ def run_database(name: str, database_url: str, args: argparse.Namespace, ports: 
             inbound = stack.inbound(rate, count, f"{name} {rate}/s")
             replies = stack.replies(rate, count, f"{name} {rate}/s")
             result.steps.append((inbound, replies))
+            idle = result.idle_cpu_ms_per_s
             print(f"  {name} {rate:g}/s: in p50 {percentile(inbound.latencies_ms, .5):.0f} ms,"
-                  f" {inbound.cpu_ms_per_item:.1f} CPU ms/publication; reply p50 "
+                  f" {inbound.cpu_ms_per_item:.1f} CPU ms/publication "
+                  f"({inbound.net_cpu_ms_per_item(idle):.1f} net of idle); reply p50 "
                   f"{percentile(replies.latencies_ms, .5):.0f} ms, "
-                  f"{replies.cpu_ms_per_item:.1f} CPU ms/reply", file=sys.stderr)
+                  f"{replies.cpu_ms_per_item:.1f} CPU ms/reply "
+                  f"({replies.net_cpu_ms_per_item(idle):.1f})", file=sys.stderr)
         result.max_rss_mib = {child: max_rss_mib(children.procs[child].pid)
                               for child in ("worker", "web")}
         codes = children.stop("worker")
@@ -380,8 +392,10 @@ def print_results(results: list[Result], args: argparse.Namespace) -> None:
           f"poll every {1000 * args.poll:.0f} ms (latencies are upper bounds by that much); "
           f"{os.cpu_count()} CPUs, shared")
     print("database    rate/s  customer->help desk ms p50  p99  lost | agent->phone ms p50"
-          "  p99  lost | worker CPU ms: /publication  /reply | sandbox CPU ms/msg in, out")
+          "  p99  lost | worker CPU ms: /publication  /reply | net of idle: /publication"
+          "  /reply | sandbox CPU ms/msg in, out")
     for result in results:
+        idle = result.idle_cpu_ms_per_s
         for inbound, reply in result.steps:
             print(f"{result.database:10s}  {inbound.rate:6g}  "
                   f"{percentile(inbound.latencies_ms, .5):27.0f} "
@@ -389,10 +403,13 @@ def print_results(results: list[Result], args: argparse.Namespace) -> None:
                   f"{percentile(reply.latencies_ms, .5):19.0f} "
                   f"{percentile(reply.latencies_ms, .99):4.0f}  {reply.lost:4d} | "
                   f"{inbound.cpu_ms_per_item:27.1f} {reply.cpu_ms_per_item:7.1f} | "
+                  f"{inbound.net_cpu_ms_per_item(idle):26.1f} "
+                  f"{reply.net_cpu_ms_per_item(idle):7.1f} | "
                   f"{1000 * inbound.sandbox_cpu_s / inbound.sent:22.1f}, "
                   f"{1000 * reply.sandbox_cpu_s / reply.sent:.1f}")
         print(f"{result.database:10s}  idle worker: {result.idle_cpu_ms_per_s:.1f} CPU ms per "
-              "second (polling; included in the per-message figures above)")
+              "second (polling; included in the per-message figures above, subtracted over each "
+              "phase's length in \"net of idle\")")
         print(f"{result.database:10s}  peak memory (VmHWM): worker "
               f"{result.max_rss_mib.get('worker', 0):.1f} MiB, web "
               f"{result.max_rss_mib.get('web', 0):.1f} MiB")
