@@ -137,6 +137,11 @@ def write_cursor(segment: Path, offset: int) -> None:
     os.replace(temporary, ack)
 
 
+# How long the spool's size as last read from the files (plus what this process appended
+# since) stands in for reading the directory again on an append (issue 17 item 1).
+PENDING_REREAD_SECONDS = 1.0
+
+
 def _fsync_directory(directory: Path) -> None:
     # A new file's directory entry is durable only once the directory itself is synced.
     fd = os.open(directory, os.O_RDONLY)
@@ -160,6 +165,10 @@ class Spool:
         self._sealed: list[tuple[Path, int]] = []  # own segments awaiting replay, fd held
         self._unreplayed = 0  # records of this process's segments not replayed yet
         self._replayed = threading.Condition(self._lock)  # notified as _unreplayed falls
+        # pending_bytes() as last read, plus what this process appended since (never less
+        # than what this process's view of the files holds: replay only lowers it).
+        self._pending_estimate = 0
+        self._pending_read_at = float("-inf")  # time.monotonic() of that read
 
     # --- writing -------------------------------------------------------------------------
 
@@ -179,17 +188,34 @@ class Spool:
         now = self._clock()
         records = b"".join(frame_record(payload, now) for payload in payloads)
         with self._lock:
-            if self.pending_bytes() + len(records) > self.max_bytes:
+            if not self._has_room(len(records)):
                 raise SpoolFull(f"the spool holds its maximum of {self.max_bytes} bytes")
             if self._active is None:
                 self._active = self._new_segment()
             _, fd = self._active
             view = memoryview(records)
-            while view:
-                written = os.write(fd, view)
-                view = view[written:]
-            os.fsync(fd)
+            try:
+                while view:
+                    written = os.write(fd, view)
+                    view = view[written:]
+                os.fsync(fd)
+            finally:
+                self._pending_estimate += len(records) - len(view)
             self._unreplayed += len(payloads)
+
+    def _has_room(self, size: int) -> bool:
+        """Whether `size` more bytes fit under `max_bytes` (caller holds `_lock`). The files
+        are read (`pending_bytes`: a directory listing, a stat and a cursor read per segment,
+        each a system call that releases the GIL) at most once a second, and whenever the
+        estimate says "full": the estimate only over-counts this process's side (replay
+        lowers the real figure), so a refusal is always checked against the files; what
+        other processes appended within the last second is what it may miss."""
+        now = time.monotonic()
+        if (now - self._pending_read_at >= PENDING_REREAD_SECONDS
+                or self._pending_estimate + size > self.max_bytes):
+            self._pending_estimate = self.pending_bytes()
+            self._pending_read_at = now
+        return self._pending_estimate + size <= self.max_bytes
 
     def unreplayed(self) -> int:
         """Records this process appended that are not replayed yet (its own backlog: no
