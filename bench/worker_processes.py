@@ -128,6 +128,10 @@ def child_env(database_url: str, ports: Ports, web_port: int) -> dict[str, str]:
         REORDER_GRACE_SECONDS="0",  # publish at once: the grace delay is not throughput
         LOG_LEVEL="WARNING",
         WORKER_CONCURRENCY=str(SLOTS),
+        # The sandbox's limit is lifted (run_round): our own pacing under HubSpot's 110 / 10 s
+        # would otherwise make every K publish at ~11/s, the limit and not the workers
+        # (bench/pacing.py measures the pacing).
+        CLIENT_PACING="false",
     )
     return env
 
@@ -294,9 +298,14 @@ def load_messages(ports: Ports, database: str, workers: int, messages: int,
     failed = [d for d in deliveries["deliveries"] if d.get("outcome") != "success"]
     if failed:
         raise RuntimeError(f"{len(failed)} webhook deliveries did not succeed: {failed[:3]}")
-    with psycopg.connect(libpq_url(database)) as conn:
-        stored = conn.execute("SELECT count(*) FROM outbox WHERE state = 'pending' "
-                              "AND kind = %s", (PUBLISH_INBOUND,)).fetchone()[0]
+    # A 2xx means "spooled" (decision 0011): the web's drain queues the publications a moment
+    # later, so the count is awaited, not read once.
+    deadline = time.monotonic() + 60
+    with psycopg.connect(libpq_url(database), autocommit=True) as conn:
+        while (stored := conn.execute(
+                "SELECT count(*) FROM outbox WHERE state = 'pending' AND kind = %s",
+                (PUBLISH_INBOUND,)).fetchone()[0]) < messages and time.monotonic() < deadline:
+            time.sleep(0.05)
     if stored != messages:
         raise RuntimeError(f"{stored} publications queued for {messages} messages")
 
@@ -451,8 +460,11 @@ def verify(result: Round, database: str, ports: Ports) -> None:
                                      "WHERE direction = 'inbound' GROUP BY status").fetchall())
         if statuses != {"published": n}:
             result.problems.append(f"message statuses {statuses}, expected {n} published")
+        # The publications only: the install also queues its read of the numbers
+        # (refresh_numbers, issue 17 item 7), which is not what this checks.
         entries = conn.execute("SELECT kind, state, count(*), max(attempts) FROM outbox "
-                               "GROUP BY kind, state").fetchall()
+                               "WHERE kind = %s GROUP BY kind, state",
+                               (PUBLISH_INBOUND,)).fetchall()
         if entries != [(PUBLISH_INBOUND, "done", n, 1)]:
             result.problems.append(f"outbox (kind, state, count, max attempts) {entries}")
         attempts = dict(conn.execute("SELECT outcome, count(*) FROM delivery_attempts "
