@@ -183,27 +183,9 @@ def _migrated_once_the_database_answers(
             wait = min(wait * 2, DATABASE_WAIT_MAX_SECONDS)
 
 
-def lower_priority(niceness: int, policy: str = "normal") -> None:
-    """Take at least this niceness and, where the system has it, this scheduling policy
-    (WORKER_CPU_POLICY), before any thread starts (Linux keeps both per thread and new
-    threads inherit them): what shares a core with this process (the web's
-    acknowledgements) runs first. Never raised: an unprivileged process could not undo it,
-    and a process started under a policy of its own (real time, or lower) keeps it."""
-    current = os.getpriority(os.PRIO_PROCESS, 0)
-    if niceness > current:
-        os.setpriority(os.PRIO_PROCESS, 0, niceness)
-    # From the most to the least favoured of the policies a normal process may take.
-    order = [getattr(os, name, None) for name in ("SCHED_OTHER", "SCHED_BATCH", "SCHED_IDLE")]
-    wanted = {"batch": order[1], "idle": order[2]}.get(policy)
-    if wanted is None or None in order:
-        return
-    started_under = os.sched_getscheduler(0)
-    if started_under in order and order.index(started_under) < order.index(wanted):
-        os.sched_setscheduler(0, wanted, os.sched_param(0))
-
-
 def cmd_worker(settings: Settings, args: argparse.Namespace) -> int:
     from whatsapp_helpdesk.bootstrap import build_services
+    from whatsapp_helpdesk.scheduling import lower_priority
     from whatsapp_helpdesk.worker.runner import Worker
 
     lower_priority(settings.worker_niceness, settings.worker_cpu_policy)

@@ -7,7 +7,6 @@ Everything talks over loopback HTTP exactly as in production; only the compositi
 from __future__ import annotations
 
 import asyncio
-import functools
 import socket
 import threading
 import time
@@ -20,16 +19,13 @@ from typing import Any, Protocol, TypeVar
 import httpx
 import pytest
 import uvicorn
-from alembic.script import ScriptDirectory
-from sqlalchemy import Engine, text
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import DBAPIError
 
 from harness.pacing import FAST_AIRCALL_BUCKET
 from whatsapp_helpdesk.bootstrap import Services, build_services
 from whatsapp_helpdesk.cli import install_on_sandbox
 from whatsapp_helpdesk.connect.popup import connect_number
-from whatsapp_helpdesk.db.migrate import alembic_config, upgrade
+from whatsapp_helpdesk.db.migrate import upgrade
 from whatsapp_helpdesk.sandbox.aircall import create_app as aircall_app
 from whatsapp_helpdesk.sandbox.hubspot import create_app as hubspot_app
 from whatsapp_helpdesk.settings import Settings
@@ -233,22 +229,6 @@ def stack_keywords(item: pytest.Item) -> dict[str, Any]:
         for key, value in FAST_AIRCALL_BUCKET.items():
             keywords.setdefault(key, value)
     return keywords
-
-
-@functools.cache
-def _head_revision() -> str | None:
-    return ScriptDirectory.from_config(alembic_config("sqlite://")).get_current_head()
-
-
-def _at_head(engine: Engine) -> bool:
-    """Whether the database is already at the newest migration (a copy of the template):
-    then `upgrade`, which loads Alembic's environment and every script, would only say so."""
-    try:
-        with engine.connect() as connection:
-            current = connection.execute(text("SELECT version_num FROM alembic_version"))
-            return current.scalar() == _head_revision()
-    except DBAPIError:  # no such table: a fresh, empty database
-        return False
 
 
 class DatabaseCopies(Protocol):
@@ -520,8 +500,7 @@ def _running_bridge(settings: Settings, web_sock: socket.socket, *,
     """The bridge served on `web_sock`, installed (for real, with the bridge up) if
     `install`, else already."""
     services = build_services(settings)
-    if not _at_head(services.engine):
-        upgrade(services.engine)
+    upgrade(services.engine)  # returns at once on a copy of the template (db/migrate.at_head)
     web_app = bridge_app(services)
     web_server = Served(web_sock, web_app).start()
     clients = [httpx.Client(base_url=u, timeout=10) for u in (

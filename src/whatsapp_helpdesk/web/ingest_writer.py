@@ -16,7 +16,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import os
 import queue
 import threading
 import time
@@ -28,6 +27,7 @@ from prometheus_client import Histogram
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from whatsapp_helpdesk.inbound.ingest import Outcome
+from whatsapp_helpdesk.scheduling import lower_priority
 from whatsapp_helpdesk.web.webhook_intake import BATCH_SIZE, WEBHOOKS
 
 T = TypeVar("T")
@@ -206,7 +206,13 @@ class SpoolAppender:
             thread.join(timeout=30)
 
     def _run(self) -> None:
-        _without_wakeup_preemption()
+        # SCHED_BATCH: woken (a hand-over, its fsync done), this thread waits for the running
+        # one's time slice instead of preempting it. On the web process's one core, waking it
+        # preempted the event loop inside `Condition.notify` while the loop held the GIL, and
+        # the appender, scheduled, could only wait for that GIL: two context switches per
+        # group for nothing (12-26 % of the loop's GIL-held samples, docs/performance.md).
+        # Its share of the CPU is unchanged.
+        lower_priority(0, "batch")
         while True:
             with self._ready:
                 while not self._handed and not self._stopping:
@@ -233,17 +239,6 @@ class SpoolAppender:
         for loop, answered in futures.items():
             with contextlib.suppress(RuntimeError):  # the server stopped: its loop is gone
                 loop.call_soon_threadsafe(_settle_all, answered, result)
-
-
-def _without_wakeup_preemption() -> None:
-    """The calling thread under SCHED_BATCH (Linux; elsewhere a no-op): woken (a hand-over,
-    its fsync done), it waits for the running thread's time slice or its next wait instead
-    of preempting it. On the web process's one core, waking the appender preempted the
-    event loop inside `Condition.notify` while it held the GIL, and the appender, scheduled,
-    could only wait for that GIL: two context switches per group for nothing (12-26 % of the
-    loop's GIL-held samples, docs/performance.md). Its share of the CPU is unchanged."""
-    with contextlib.suppress(AttributeError, OSError):  # not Linux / not allowed
-        os.sched_setscheduler(0, os.SCHED_BATCH, os.sched_param(0))
 
 
 def _settle_all(futures: list[asyncio.Future[Outcome]], result: Outcome | Exception) -> None:
